@@ -1,0 +1,219 @@
+"""Elementwise activations phi of the hidden layers (and of the output in eq. (8)).
+
+Each activation writes into preallocated arrays so that a training step
+allocates nothing. ``forward(z, out)`` computes phi(z); ``derivative(z, h, out,
+work)`` writes phi'(z) into ``out``, given ``h = phi(z)`` from the forward pass
+(cheaper than recomputing for sigmoid, tanh, relu and softplus). ``work`` is a
+scratch array of the same shape that the derivative may overwrite; ``out`` may
+be a strided view (the column of ones of ``h[l]`` is excluded by slicing).
+
+Every formula is written so that |z| = 1000 overflows nowhere, in float32 or
+float64: exponentials only ever see non-positive arguments, or go through
+``logaddexp``/``tanh``, which saturate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+Array = np.ndarray
+
+_LEAKY_SLOPE = 0.01
+_GELU_C = float(np.sqrt(2.0 / np.pi))  # tanh approximation of GELU (Hendrycks & Gimpel)
+_GELU_A = 0.044715
+
+
+@dataclass(frozen=True)
+class Activation:
+    """A hidden activation phi with its derivative.
+
+    Attributes
+    ----------
+    name : str
+        Registry name, as used by the CLI and written to model files.
+    forward : callable
+        ``forward(z, out)`` writes phi(z) into ``out``.
+    derivative : callable
+        ``derivative(z, h, out, work)`` writes phi'(z) into ``out``.
+    init : str
+        The default weight initialization for layers followed by this activation.
+    """
+
+    name: str
+    forward: Callable[[Array, Array], None]
+    derivative: Callable[[Array, Array, Array, Array], None]
+    init: str
+
+    def __call__(self, z: Array) -> Array:
+        """phi(z) as a new array (for explanations and tests, not the training loop)."""
+        out = np.empty_like(z)
+        self.forward(z, out)
+        return out
+
+    def prime(self, z: Array) -> Array:
+        """phi'(z) as a new array (for explanations and tests)."""
+        h, out, work = self(z), np.empty_like(z), np.empty_like(z)
+        self.derivative(z, h, out, work)
+        return out
+
+
+# --- identity ---------------------------------------------------------------
+def _identity(z, out):
+    np.copyto(out, z)
+
+
+def _identity_d(z, h, out, work):
+    out.fill(1)
+
+
+# --- sigmoid: 1/(1+e^-z) = (1 + tanh(z/2)) / 2, which never overflows ---------
+def _sigmoid(z, out):
+    np.multiply(z, 0.5, out=out)
+    np.tanh(out, out=out)
+    out += 1
+    out *= 0.5
+
+
+def _sigmoid_d(z, h, out, work):
+    # sigma' = sigma (1 - sigma), from the stored output
+    np.subtract(1, h, out=out)
+    out *= h
+
+
+# --- tanh -------------------------------------------------------------------
+def _tanh(z, out):
+    np.tanh(z, out=out)
+
+
+def _tanh_d(z, h, out, work):
+    np.multiply(h, h, out=out)
+    np.subtract(1, out, out=out)
+
+
+# --- relu -------------------------------------------------------------------
+def _relu(z, out):
+    np.maximum(z, 0, out=out)
+
+
+def _relu_d(z, h, out, work):
+    # the derivative at the kink z = 0 is taken as 0
+    np.greater(z, 0, out=out)
+
+
+# --- leaky relu: max(z, a z) for 0 < a < 1 ------------------------------------
+def _leaky_relu(z, out):
+    np.multiply(z, _LEAKY_SLOPE, out=out)
+    np.maximum(out, z, out=out)
+
+
+def _leaky_relu_d(z, h, out, work):
+    np.greater(z, 0, out=out)
+    out *= 1 - _LEAKY_SLOPE
+    out += _LEAKY_SLOPE
+
+
+# --- elu (alpha = 1): z for z > 0, e^z - 1 otherwise --------------------------
+def _elu(z, out):
+    np.minimum(z, 0, out=out)  # e^z only ever sees z <= 0
+    np.expm1(out, out=out)
+    np.maximum(out, z, out=out)  # e^z - 1 >= z for all z, with equality at 0
+
+
+def _elu_d(z, h, out, work):
+    # 1 for z > 0, e^z = h + 1 otherwise
+    np.minimum(h, 0, out=out)
+    out += 1
+
+
+# --- softplus: log(1 + e^z) ---------------------------------------------------
+def _softplus(z, out):
+    np.logaddexp(0, z, out=out)
+
+
+def _softplus_d(z, h, out, work):
+    # softplus' = sigma(z) = 1 - e^{-h}, accurate at both ends through expm1
+    np.negative(h, out=out)
+    np.expm1(out, out=out)
+    np.negative(out, out=out)
+
+
+# --- gelu, tanh approximation: z/2 (1 + tanh(c (z + a z^3))) -----------------
+def _gelu_tanh_arg(z, out):
+    np.multiply(z, z, out=out)
+    out *= _GELU_A
+    out += 1
+    out *= z
+    out *= _GELU_C
+
+
+def _gelu_w(z, out):
+    # w = z/2 c (1 + 3 a z^2), the z-dependent factor of the derivative
+    np.multiply(z, z, out=out)
+    out *= 3 * _GELU_A
+    out += 1
+    out *= z
+    out *= 0.5 * _GELU_C
+
+
+def _gelu(z, out):
+    _gelu_tanh_arg(z, out)
+    np.tanh(out, out=out)
+    out += 1
+    out *= z
+    out *= 0.5
+
+
+def _gelu_d(z, h, out, work):
+    # phi' = (1 + t) (w (1 - t) + 1/2),  t = tanh(c (z + a z^3)),
+    # w = z/2 c (1 + 3 a z^2); expanded as a polynomial in t so that two buffers suffice:
+    # phi' = (1/2 + w) + t (1/2 - w t)
+    _gelu_tanh_arg(z, out)
+    np.tanh(out, out=out)  # out = t
+    _gelu_w(z, work)
+    np.multiply(work, out, out=work)  # work = w t  (w is recomputed below)
+    np.subtract(0.5, work, out=work)  # work = 1/2 - w t
+    out *= work  # out = t (1/2 - w t)
+    out += 0.5
+    _gelu_w(z, work)
+    out += work
+
+
+ACTIVATIONS: dict[str, Activation] = {
+    a.name: a
+    for a in (
+        Activation("identity", _identity, _identity_d, "glorot_uniform"),
+        Activation("sigmoid", _sigmoid, _sigmoid_d, "glorot_uniform"),
+        Activation("tanh", _tanh, _tanh_d, "glorot_uniform"),
+        Activation("relu", _relu, _relu_d, "he_uniform"),
+        Activation("leaky_relu", _leaky_relu, _leaky_relu_d, "he_uniform"),
+        Activation("elu", _elu, _elu_d, "he_uniform"),
+        Activation("softplus", _softplus, _softplus_d, "glorot_uniform"),
+        Activation("gelu", _gelu, _gelu_d, "he_uniform"),
+    )
+}
+"""Every activation by name: the one list shared by the API, the CLI and model files."""
+
+_ALIASES = {"logistic": "sigmoid", "linear": "identity"}
+
+
+def get_activation(name: str | Activation) -> Activation:
+    """Look up an activation by name (``logistic`` and ``linear`` are accepted aliases).
+
+    Raises
+    ------
+    ValueError
+        If the name is unknown; the message lists the valid names.
+    """
+    if isinstance(name, Activation):
+        return name
+    if not isinstance(name, str):
+        raise TypeError(f"activation: expected a name (str), found {type(name).__name__}")
+    key = _ALIASES.get(name.lower(), name.lower())
+    if key not in ACTIVATIONS:
+        raise ValueError(
+            f"activation: unknown name {name!r}; expected one of {', '.join(ACTIVATIONS)}"
+        )
+    return ACTIVATIONS[key]

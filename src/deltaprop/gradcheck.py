@@ -1,0 +1,127 @@
+"""Gradient checking: backpropagation against central finite differences, in float64."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .network import Network, as_rng
+
+Array = np.ndarray
+
+
+@dataclass
+class GradcheckResult:
+    """Per-layer agreement between backpropagation and finite differences.
+
+    Attributes
+    ----------
+    errors : dict of int to float
+        For each layer l, the largest relative error over the checked entries of W[l].
+    tolerance : float
+        The threshold of the verdict.
+    passed : bool
+        True when every layer's error is below ``tolerance``.
+    n_checked : dict of int to int
+        How many entries of each W[l] were checked.
+    """
+
+    errors: dict[int, float]
+    tolerance: float
+    n_checked: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return all(e < self.tolerance for e in self.errors.values())
+
+    @property
+    def max_error(self) -> float:
+        return max(self.errors.values())
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def report(self) -> str:
+        """One line per layer, then the verdict."""
+        lines = [
+            f"layer {l}: max relative error {e:.3e} over {self.n_checked.get(l, 0)} weights"
+            for l, e in self.errors.items()
+        ]
+        verdict = "PASSED" if self.passed else "FAILED"
+        lines.append(f"{verdict}: max {self.max_error:.3e} (tolerance {self.tolerance:.0e})")
+        return "\n".join(lines)
+
+
+def relative_error(analytic: Array, numeric: Array, floor: float = 1e-6) -> Array:
+    """|a - n| / max(|a|, |n|, floor), elementwise.
+
+    The floor keeps entries whose gradient is zero, or nearly so (a dead relu, a
+    saturated unit), from dividing rounding noise (about 1e-13 here) by rounding
+    noise: entries below the floor are judged by their absolute error instead.
+    """
+    return np.abs(analytic - numeric) / np.maximum(np.maximum(np.abs(analytic), np.abs(numeric)), floor)
+
+
+def gradcheck(
+    net: Network,
+    X,
+    y,
+    eps: float = 1e-4,
+    tolerance: float = 1e-6,
+    max_per_layer: int | None = None,
+    seed: int | np.random.Generator | None = 0,
+) -> GradcheckResult:
+    """Compare backpropagation's gradient with central finite differences.
+
+    Works on a float64 copy of ``net`` (the network itself is not changed):
+    each checked weight w gets the fourth-order central difference
+    ``(8 (J(w+e) - J(w-e)) - (J(w+2e) - J(w-2e))) / (12 e)``, where J is the
+    network's criterion (the mean negative log-likelihood). Its truncation error is
+    O(e^4), so e = 1e-4 keeps both truncation and rounding near 1e-12. Piecewise
+    activations (the relu family, elu) must keep every z at least 2e away from 0
+    for the check to be meaningful.
+
+    Parameters
+    ----------
+    net : Network
+    X, y : array-like
+        A (small) batch and its targets.
+    eps : float
+        The finite-difference step.
+    tolerance : float
+        The verdict: passed when every layer's max relative error is below it.
+    max_per_layer : int or None
+        Check at most this many randomly chosen weights per layer (all when None).
+    seed : int or Generator
+        Chooses the weights when ``max_per_layer`` is set.
+
+    Returns
+    -------
+    GradcheckResult
+    """
+    net64 = net.copy(dtype=np.float64)
+    X64 = net64.check_X(X)
+    _, G = net64.loss_and_gradients(X64, y)
+    rng = as_rng(seed)
+    errors, counts = {}, {}
+    for l in range(1, net64.n_layers + 1):
+        W = net64.W[l]
+        flat_idx = np.arange(W.size)
+        if max_per_layer is not None and W.size > max_per_layer:
+            flat_idx = rng.choice(W.size, size=max_per_layer, replace=False)
+        numeric = np.empty(len(flat_idx))
+        Wf = W.reshape(-1)  # a view: writes reach theta
+        for k, i in enumerate(flat_idx):
+            old = Wf[i]
+            J = {}
+            for step in (-2, -1, 1, 2):
+                Wf[i] = old + step * eps
+                J[step] = net64.loss(X64, y)
+            Wf[i] = old
+            # the fourth-order central difference: its truncation error is O(eps^4),
+            # so eps can be large enough that rounding in J stays far below tolerance
+            numeric[k] = (8 * (J[1] - J[-1]) - (J[2] - J[-2])) / (12 * eps)
+        errors[l] = float(relative_error(G[l].reshape(-1)[flat_idx], numeric).max())
+        counts[l] = len(flat_idx)
+    return GradcheckResult(errors, tolerance, counts)

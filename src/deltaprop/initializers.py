@@ -1,0 +1,60 @@
+"""Weight initialization: Glorot/Xavier, He and LeCun, uniform or normal; bias rows zero.
+
+Weights are drawn in float64 from a :class:`numpy.random.Generator` and then cast,
+so a float32 and a float64 network built from the same seed start from the same
+numbers (up to rounding), and the same seed always gives bit-identical weights.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+Array = np.ndarray
+
+
+def _uniform(limit_sq):
+    return lambda rng, fan_in, fan_out: rng.uniform(
+        -math.sqrt(limit_sq(fan_in, fan_out)), math.sqrt(limit_sq(fan_in, fan_out)),
+        size=(fan_in, fan_out),
+    )
+
+
+def _normal(var):
+    return lambda rng, fan_in, fan_out: rng.normal(
+        0.0, math.sqrt(var(fan_in, fan_out)), size=(fan_in, fan_out)
+    )
+
+
+# uniform on [-a, a] has variance a^2 / 3, so each pair below has the same variance
+INITIALIZERS = {
+    "glorot_uniform": _uniform(lambda i, o: 6.0 / (i + o)),
+    "glorot_normal": _normal(lambda i, o: 2.0 / (i + o)),
+    "he_uniform": _uniform(lambda i, o: 6.0 / i),
+    "he_normal": _normal(lambda i, o: 2.0 / i),
+    "lecun_uniform": _uniform(lambda i, o: 3.0 / i),
+    "lecun_normal": _normal(lambda i, o: 1.0 / i),
+}
+"""Initializers by name; each maps ``(rng, fan_in, fan_out)`` to a float64 weight matrix."""
+
+_ALIASES = {"xavier_uniform": "glorot_uniform", "xavier_normal": "glorot_normal",
+            "glorot": "glorot_uniform", "xavier": "glorot_uniform", "he": "he_uniform",
+            "lecun": "lecun_normal"}
+
+
+def check_init(name: str) -> str:
+    """Return the canonical initializer name, or raise a ValueError listing the valid ones."""
+    if not isinstance(name, str):
+        raise TypeError(f"init: expected a name (str), found {type(name).__name__}")
+    key = _ALIASES.get(name.lower(), name.lower())
+    if key not in INITIALIZERS:
+        raise ValueError(f"init: unknown name {name!r}; expected one of {', '.join(INITIALIZERS)}")
+    return key
+
+
+def init_weights(W: Array, name: str, rng: np.random.Generator) -> None:
+    """Fill an augmented weight matrix in place (eq. (11)): weights drawn, bias row zero."""
+    fan_in, fan_out = W.shape[0] - 1, W.shape[1]
+    W[:-1] = INITIALIZERS[check_init(name)](rng, fan_in, fan_out)
+    W[-1] = 0

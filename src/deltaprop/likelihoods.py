@@ -1,0 +1,333 @@
+"""Output likelihoods: the training criterion of eq. (1) and the output delta of eqs. (7)-(8).
+
+The lecture trains by maximum likelihood, so the output activation ``o`` and the
+loss come in pairs, one per distribution of y given x. For the canonical pairs
+(Bernoulli/sigmoid, Categorical/softmax, Gaussian/identity, Poisson/exp) eq. (8)
+simplifies to ``delta = o - y``, and the loss is computed from the logits ``z``
+(log-sum-exp, log-sigmoid), so no probability of 0 or 1 ever reaches a log.
+
+:class:`GeneralOutput` is eq. (8) as written, for any elementwise output
+activation paired with a loss on ``o``: ``delta = grad_o J * o'(z)``; the
+textbook sigmoid-output, squared-error network is ``"sigmoid+squared_error"``.
+
+Targets are encoded once, before training, into a float matrix ``T`` of shape
+``(N, K)`` (one-hot rows for Categorical), so that a batch's loss and delta need
+only elementwise work and dot products on preallocated buffers.
+
+Conventions
+-----------
+``loss_and_delta(z, T, o, delta, work)`` returns the **sum** over the batch of
+``-log p(y|x)`` (constants that do not depend on the weights, such as
+``log y!`` for Poisson or ``log(2 pi)/2`` for Gaussian, are left out), writes
+``o`` and writes ``delta = dJ/dz`` for that sum. The network divides by the
+batch size: see :mod:`deltaprop.network` for the one place where J is defined.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .activations import Activation, get_activation
+
+Array = np.ndarray
+
+
+def _as_numeric(y, name: str = "y") -> Array:
+    y = np.asarray(y)
+    if y.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{name}: expected numeric targets, found dtype {y.dtype}; "
+            "encode class labels as integers 0..K-1 first"
+        )
+    if y.size == 0:
+        raise ValueError(f"{name}: expected at least one target, found an empty array")
+    if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+        raise ValueError(f"{name}: expected finite values, found NaN or inf")
+    return y
+
+
+def _as_matrix(y: Array, n_outputs: int, name: str) -> Array:
+    """Targets of shape (N,) for one output, or (N, K)."""
+    if y.ndim == 1 and n_outputs == 1:
+        return y.reshape(-1, 1)
+    if y.ndim == 2 and y.shape[1] == n_outputs:
+        return y
+    raise ValueError(
+        f"{name}: expected shape (N, {n_outputs})"
+        + (" or (N,)" if n_outputs == 1 else "")
+        + f" for {n_outputs} output(s), found {y.shape}"
+    )
+
+
+class Likelihood:
+    """Interface shared by every output family (documentation and common helpers)."""
+
+    name: str = ""
+    task: str = "regression"  # "classification" or "regression": which metric to report
+
+    def output(self, z: Array, out: Array) -> None:
+        """Write the output o(z), the mean of p(y|x), into ``out``."""
+        raise NotImplementedError
+
+    def loss_and_delta(self, z: Array, T: Array, o: Array, delta: Array, work: Array) -> float:
+        """Write o and delta = dJ/dz; return J summed over the rows."""
+        raise NotImplementedError
+
+    def encode_targets(self, y, n_outputs: int, dtype) -> Array:
+        """Validate y and return the target matrix T of shape (N, n_outputs)."""
+        raise NotImplementedError
+
+    def predict_labels(self, o: Array) -> Array:
+        """Point prediction from the output: the class for classification, else o."""
+        return o
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+
+class Categorical(Likelihood):
+    """One of K classes: softmax output, cross-entropy loss, delta = o - onehot(y)."""
+
+    name = "categorical"
+    task = "classification"
+
+    def output(self, z, out):
+        np.subtract(z, z.max(axis=1, keepdims=True), out=out)
+        np.exp(out, out=out)
+        out /= out.sum(axis=1, keepdims=True)
+
+    def loss_and_delta(self, z, T, o, delta, work):
+        # log-sum-exp: log sum_k e^{z_k} = m + log sum_k e^{z_k - m}, m = max_k z_k
+        row = work[:, :1]
+        np.max(z, axis=1, keepdims=True, out=row)
+        np.subtract(z, row, out=o)
+        total = float(row.sum())
+        np.exp(o, out=o)
+        np.sum(o, axis=1, keepdims=True, out=row)
+        o /= row
+        np.log(row, out=row)
+        total += float(row.sum()) - float(np.vdot(T, z))
+        np.subtract(o, T, out=delta)
+        return total
+
+    def encode_targets(self, y, n_outputs, dtype):
+        y = _as_numeric(y)
+        if y.ndim == 2 and y.shape[1] == 1 and n_outputs > 1:
+            y = y[:, 0]
+        if y.ndim == 1:
+            if y.dtype.kind == "f" and not np.all(y == np.round(y)):
+                raise ValueError("y: expected integer class indices, found non-integer values")
+            lo, hi = int(y.min()), int(y.max())
+            if lo < 0 or hi >= n_outputs:
+                raise ValueError(
+                    f"y: expected class indices in 0..{n_outputs - 1} for {n_outputs} outputs, "
+                    f"found values from {lo} to {hi}"
+                )
+            T = np.zeros((y.shape[0], n_outputs), dtype=dtype)
+            T[np.arange(y.shape[0]), y.astype(np.intp)] = 1
+            return T
+        y = _as_matrix(y, n_outputs, "y")
+        if np.any(y < 0) or not np.allclose(y.sum(axis=1), 1, atol=1e-4):
+            raise ValueError(
+                "y: expected one-hot (or probability) rows that are non-negative and sum to 1"
+            )
+        return np.ascontiguousarray(y, dtype=dtype)
+
+    def predict_labels(self, o):
+        return np.argmax(o, axis=1)
+
+
+class Bernoulli(Likelihood):
+    """0/1 targets, one or several (multilabel): sigmoid output, binary cross-entropy."""
+
+    name = "bernoulli"
+    task = "classification"
+
+    def output(self, z, out):
+        # sigma(z) = exp(z - softplus(z)), accurate for large |z| at both ends
+        np.logaddexp(0, z, out=out)
+        np.subtract(z, out, out=out)
+        np.exp(out, out=out)
+
+    def loss_and_delta(self, z, T, o, delta, work):
+        # -log p = softplus(z) - y z   (the log-sigmoid form of binary cross-entropy)
+        np.logaddexp(0, z, out=delta)
+        total = float(delta.sum()) - float(np.vdot(T, z))
+        np.subtract(z, delta, out=o)
+        np.exp(o, out=o)
+        np.subtract(o, T, out=delta)
+        return total
+
+    def encode_targets(self, y, n_outputs, dtype):
+        y = _as_matrix(_as_numeric(y), n_outputs, "y")
+        if not np.all((y == 0) | (y == 1)):
+            bad = y[(y != 0) & (y != 1)].flat[0]
+            raise ValueError(f"y: expected 0/1 targets for the bernoulli likelihood, found {bad}")
+        return np.ascontiguousarray(y, dtype=dtype)
+
+    def predict_labels(self, o):
+        labels = (o > 0.5).astype(np.intp)
+        return labels[:, 0] if labels.shape[1] == 1 else labels
+
+
+class Gaussian(Likelihood):
+    """Real targets (one or several): identity output, squared error / 2 (unit variance)."""
+
+    name = "gaussian"
+
+    def output(self, z, out):
+        np.copyto(out, z)
+
+    def loss_and_delta(self, z, T, o, delta, work):
+        np.copyto(o, z)
+        np.subtract(o, T, out=delta)
+        return 0.5 * float(np.vdot(delta, delta))
+
+    def encode_targets(self, y, n_outputs, dtype):
+        y = _as_matrix(_as_numeric(y), n_outputs, "y")
+        return np.ascontiguousarray(y, dtype=dtype)
+
+
+class Poisson(Likelihood):
+    """Non-negative counts: exp output, loss o - y log o = e^z - y z."""
+
+    name = "poisson"
+
+    def output(self, z, out):
+        with np.errstate(over="ignore"):  # an overflowing rate is caught as divergence
+            np.exp(z, out=out)
+
+    def loss_and_delta(self, z, T, o, delta, work):
+        self.output(z, o)
+        total = float(o.sum()) - float(np.vdot(T, z))
+        np.subtract(o, T, out=delta)
+        return total
+
+    def encode_targets(self, y, n_outputs, dtype):
+        y = _as_matrix(_as_numeric(y), n_outputs, "y")
+        if np.any(y < 0):
+            raise ValueError(
+                f"y: expected non-negative counts for the poisson likelihood, found {y.min()}"
+            )
+        return np.ascontiguousarray(y, dtype=dtype)
+
+
+# --- the general route of eq. (8): any elementwise o paired with a loss on o ----------
+@dataclass(frozen=True)
+class OutputLoss:
+    """A loss J(y, o) written on the output o, with the targets it accepts."""
+
+    name: str
+    task: str
+    targets_in_unit_interval: bool
+
+
+LOSSES: dict[str, OutputLoss] = {
+    "squared_error": OutputLoss("squared_error", "regression", False),
+    "binary_cross_entropy": OutputLoss("binary_cross_entropy", "classification", True),
+}
+
+
+class GeneralOutput(Likelihood):
+    """Eq. (8) as written: delta = grad_o J (.) o'(z) for an elementwise output activation.
+
+    Parameters
+    ----------
+    activation : str or Activation
+        The output activation o, any name of :data:`deltaprop.ACTIVATIONS`.
+    loss : str
+        ``"squared_error"`` (J = 1/2 sum (o - y)^2) or ``"binary_cross_entropy"``
+        (J = -sum y log o + (1 - y) log(1 - o), for outputs in (0, 1)).
+    """
+
+    def __init__(self, activation: str | Activation, loss: str):
+        self.activation = get_activation(activation)
+        if loss not in LOSSES:
+            raise ValueError(f"loss: unknown name {loss!r}; expected one of {', '.join(LOSSES)}")
+        self.loss = LOSSES[loss]
+        self.name = f"{self.activation.name}+{self.loss.name}"
+        self.task = self.loss.task
+
+    def output(self, z, out):
+        self.activation.forward(z, out)
+
+    def loss_and_delta(self, z, T, o, delta, work):
+        self.activation.forward(z, o)
+        self.activation.derivative(z, o, delta, work)  # delta = o'(z) for now
+        if self.loss.name == "squared_error":
+            np.subtract(o, T, out=work)  # grad_o J = o - y
+            total = 0.5 * float(np.vdot(work, work))
+            delta *= work
+            return total
+        with np.errstate(divide="ignore", invalid="ignore"):  # log 0 = -inf is divergence
+            np.log(o, out=work)
+            total = -float(np.vdot(T, work))
+            np.negative(o, out=work)
+            np.log1p(work, out=work)  # log(1 - o)
+            total -= float(work.sum()) - float(np.vdot(T, work))
+            # grad_o J = (o - y) / (o (1 - o))
+            np.subtract(o, T, out=work)
+            delta *= work
+            np.subtract(1, o, out=work)
+            work *= o
+            delta /= work
+        return total
+
+    def encode_targets(self, y, n_outputs, dtype):
+        y = _as_matrix(_as_numeric(y), n_outputs, "y")
+        if self.loss.targets_in_unit_interval and (np.any(y < 0) or np.any(y > 1)):
+            raise ValueError(f"y: expected targets in [0, 1] for {self.loss.name}")
+        return np.ascontiguousarray(y, dtype=dtype)
+
+    def predict_labels(self, o):
+        if self.task != "classification":
+            return o
+        labels = (o > 0.5).astype(np.intp)
+        return labels[:, 0] if labels.shape[1] == 1 else labels
+
+
+LIKELIHOODS: dict[str, type[Likelihood]] = {
+    c.name: c for c in (Bernoulli, Categorical, Gaussian, Poisson)
+}
+"""The canonical likelihoods by name. Names ``"<activation>+<loss>"`` (for example
+``"sigmoid+squared_error"``) build a :class:`GeneralOutput`."""
+
+_ALIASES = {"softmax": "categorical", "sigmoid": "bernoulli", "logistic": "bernoulli",
+            "identity": "gaussian", "exp": "poisson", "squared_error": "gaussian"}
+
+
+def likelihood_names() -> list[str]:
+    """Every valid likelihood name: the canonical ones, then each general pairing."""
+    from .activations import ACTIVATIONS
+
+    return list(LIKELIHOODS) + [f"{a}+{l}" for l in LOSSES for a in ACTIVATIONS]
+
+
+def get_likelihood(name: str | Likelihood) -> Likelihood:
+    """Look up a likelihood by name.
+
+    Raises
+    ------
+    ValueError
+        If the name is unknown; the message lists the valid names.
+    """
+    if isinstance(name, Likelihood):
+        return name
+    if not isinstance(name, str):
+        raise TypeError(f"likelihood: expected a name (str), found {type(name).__name__}")
+    key = name.lower()
+    key = _ALIASES.get(key, key)
+    if key in LIKELIHOODS:
+        return LIKELIHOODS[key]()
+    if "+" in key:
+        act, _, loss = key.partition("+")
+        try:
+            return GeneralOutput(act, loss)
+        except ValueError:
+            pass
+    raise ValueError(
+        f"likelihood: unknown name {name!r}; expected one of {', '.join(LIKELIHOODS)}, "
+        f"or '<activation>+<loss>' with a loss in {', '.join(LOSSES)} (e.g. 'sigmoid+squared_error')"
+    )
