@@ -252,8 +252,9 @@ class Network:
         return total / b
 
     # -- the public API on plain arrays --------------------------------------------
-    def check_X(self, X, name: str = "X") -> Array:
-        """Validate inputs and return them as a C-contiguous array of the network's dtype."""
+    def check_X(self, X, name: str = "X", convert: bool = True) -> Array:
+        """Validate inputs and return them as a C-contiguous array of the network's dtype
+        (or as they are, with ``convert=False``, to spare a copy of a large data set)."""
         X = np.asarray(X)
         if X.dtype.kind not in "biuf":
             raise TypeError(f"{name}: expected numeric values, found dtype {X.dtype}")
@@ -270,10 +271,12 @@ class Network:
             raise ValueError(
                 f"{name}: expected {self.sizes[0]} features (sizes[0]), found {X.shape[1]}"
             )
-        X = np.ascontiguousarray(X, dtype=self.dtype)
-        if not np.all(np.isfinite(X)):
-            raise ValueError(f"{name}: expected finite values, found NaN or inf")
-        return X
+        # a float64 sum is finite exactly when every entry is (short of absurd magnitudes),
+        # and it needs no array of the data's size
+        if X.dtype.kind == "f" and not np.isfinite(np.sum(X, dtype=np.float64)):
+            bad = np.argwhere(~np.isfinite(X))[0]
+            raise ValueError(f"{name}: expected finite values, found {X[tuple(bad)]} at row {bad[0]}, column {bad[1]}")
+        return np.ascontiguousarray(X, dtype=self.dtype) if convert else X
 
     def encode_targets(self, y, n_samples: int | None = None) -> Array:
         """Validate y for this network's likelihood and return the target matrix T."""

@@ -1,0 +1,144 @@
+"""Learning-rate schedules: the mu of eq. (10) as a function of the epoch.
+
+A schedule maps ``(base_learning_rate, epoch, total_epochs)`` to the learning
+rate of that epoch (epochs count from 0). :class:`ReduceOnPlateau` also watches
+the monitored loss through :meth:`Schedule.observe`; its state goes into
+checkpoints through ``state_dict``.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+class Schedule:
+    """Base class: a constant learning rate."""
+
+    name = "constant"
+
+    def __call__(self, base: float, epoch: int, total_epochs: int) -> float:
+        return base
+
+    def observe(self, loss: float) -> None:
+        """Called after each epoch with the monitored loss (validation loss when there is one)."""
+
+    def state_dict(self) -> dict:
+        return dict(vars(self))
+
+    def load_state_dict(self, state: dict) -> None:
+        vars(self).update(state)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+        return f"{type(self).__name__}({args})"
+
+
+Constant = Schedule
+
+
+class StepDecay(Schedule):
+    """mu_e = mu gamma^floor(e / step_size)."""
+
+    name = "step"
+
+    def __init__(self, step_size: int = 10, gamma: float = 0.5):
+        self.step_size, self.gamma = int(step_size), float(gamma)
+        if self.step_size < 1 or not 0 < self.gamma <= 1:
+            raise ValueError(f"step schedule: expected step_size >= 1 and 0 < gamma <= 1, found {step_size}, {gamma}")
+
+    def __call__(self, base, epoch, total_epochs):
+        return base * self.gamma ** (epoch // self.step_size)
+
+
+class Exponential(Schedule):
+    """mu_e = mu gamma^e."""
+
+    name = "exponential"
+
+    def __init__(self, gamma: float = 0.95):
+        self.gamma = float(gamma)
+        if not 0 < self.gamma <= 1:
+            raise ValueError(f"exponential schedule: expected 0 < gamma <= 1, found {gamma}")
+
+    def __call__(self, base, epoch, total_epochs):
+        return base * self.gamma ** epoch
+
+
+class InverseTime(Schedule):
+    """mu_e = mu / (1 + decay e)."""
+
+    name = "inverse_time"
+
+    def __init__(self, decay: float = 0.1):
+        self.decay = float(decay)
+        if self.decay < 0:
+            raise ValueError(f"inverse_time schedule: expected decay >= 0, found {decay}")
+
+    def __call__(self, base, epoch, total_epochs):
+        return base / (1 + self.decay * epoch)
+
+
+class Cosine(Schedule):
+    """Linear warm-up over ``warmup`` epochs, then cosine annealing to ``min_lr``.
+
+    mu_e = mu (e + 1) / warmup during warm-up; afterwards
+    mu_e = min_lr + (mu - min_lr) (1 + cos(pi p)) / 2 with p = (e - warmup) / (E - warmup).
+    """
+
+    name = "cosine"
+
+    def __init__(self, warmup: int = 0, min_lr: float = 0.0):
+        self.warmup, self.min_lr = int(warmup), float(min_lr)
+        if self.warmup < 0 or self.min_lr < 0:
+            raise ValueError(f"cosine schedule: expected warmup >= 0 and min_lr >= 0, found {warmup}, {min_lr}")
+
+    def __call__(self, base, epoch, total_epochs):
+        if epoch < self.warmup:
+            return base * (epoch + 1) / self.warmup
+        span = max(total_epochs - self.warmup, 1)
+        p = min((epoch - self.warmup) / span, 1.0)
+        return self.min_lr + (base - self.min_lr) * 0.5 * (1 + math.cos(math.pi * p))
+
+
+class ReduceOnPlateau(Schedule):
+    """Multiply the learning rate by ``factor`` when the monitored loss has not improved
+    by more than ``min_delta`` for ``patience`` epochs; never below ``min_lr``."""
+
+    name = "plateau"
+
+    def __init__(self, factor: float = 0.5, patience: int = 5, min_delta: float = 1e-4,
+                 min_lr: float = 0.0):
+        self.factor, self.patience = float(factor), int(patience)
+        self.min_delta, self.min_lr = float(min_delta), float(min_lr)
+        if not 0 < self.factor < 1 or self.patience < 0:
+            raise ValueError(f"plateau schedule: expected 0 < factor < 1 and patience >= 0, found {factor}, {patience}")
+        self.scale, self.best, self.bad_epochs = 1.0, math.inf, 0
+
+    def __call__(self, base, epoch, total_epochs):
+        return max(base * self.scale, self.min_lr)
+
+    def observe(self, loss):
+        if loss < self.best - self.min_delta:
+            self.best, self.bad_epochs = float(loss), 0
+            return
+        self.bad_epochs += 1
+        if self.bad_epochs > self.patience:
+            self.scale *= self.factor
+            self.bad_epochs = 0
+
+
+SCHEDULES: dict[str, type[Schedule]] = {
+    c.name: c for c in (Schedule, StepDecay, Exponential, InverseTime, Cosine, ReduceOnPlateau)
+}
+"""Every schedule by name, shared by the API, the CLI and checkpoints."""
+
+
+def get_schedule(spec) -> Schedule:
+    """A schedule from an instance, None (constant) or a name (default settings)."""
+    if spec is None:
+        return Schedule()
+    if isinstance(spec, Schedule):
+        return spec
+    if isinstance(spec, str) and spec.lower() in SCHEDULES:
+        return SCHEDULES[spec.lower()]()
+    raise ValueError(f"schedule: unknown name {spec!r}; expected one of {', '.join(SCHEDULES)}")

@@ -1,0 +1,600 @@
+"""Training: eq. (10) repeated "until the gradient is zero", and what makes it work in practice.
+
+:func:`train` runs mini-batch gradient descent (full-batch when ``batch_size`` is
+None: the lecture's eq. (10) exactly; online when it is 1) with any optimizer of
+:mod:`deltaprop.optimizers`, a learning-rate schedule, L2 weight decay (never on
+the bias rows), inverted dropout, gradient-norm clipping and max-norm
+constraints; it stops on max epochs, a gradient-norm tolerance, early stopping
+or a callback, and says which. It never returns NaN weights: a loss or gradient
+that stops being finite raises :class:`DivergenceError` with the last finite
+weights kept. With ``checkpoint=`` it writes its whole state atomically, and
+``resume=`` continues bit-identically.
+
+The per-batch loop allocates nothing: the batch is gathered straight into the
+network's input buffer, whose column of ones was written once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from .network import Network, as_rng
+from .optimizers import Optimizer, get_optimizer
+from .schedules import Schedule, get_schedule
+
+Array = np.ndarray
+
+
+class DivergenceError(RuntimeError):
+    """The loss or the gradient stopped being finite; the network keeps the last finite weights."""
+
+    def __init__(self, message: str, epoch: int, batch: int, history: "History"):
+        super().__init__(message)
+        self.epoch, self.batch, self.history = epoch, batch, history
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`train`: raised between two batches, after the checkpoint (if any)."""
+
+    def __init__(self, history: "History", checkpoint: str | None):
+        super().__init__("training interrupted")
+        self.history, self.checkpoint = history, checkpoint
+
+
+@dataclass
+class History:
+    """What happened, epoch by epoch.
+
+    Attributes
+    ----------
+    loss : list of float
+        Training loss J of each epoch: the running mean of its batch losses
+        (under dropout when dropout is on; the L2 penalty is not included).
+    val_loss, val_metric : list of float
+        On the validation data, after each epoch (NaN when there is none).
+    metric : str
+        ``"accuracy"`` for classification, ``"r2"`` for regression.
+    grad_norm : list of float
+        Root mean square over the epoch's batches of ||grad J||: with full-batch
+        training, exactly the norm of the gradient of the lecture's criterion.
+    learning_rate : list of float
+    time : list of float
+        Wall time of each epoch, seconds (the one field that is not reproducible).
+    stop_reason : str
+    best_epoch : int or None
+        The epoch whose weights were restored by early stopping.
+    """
+
+    loss: list = field(default_factory=list)
+    val_loss: list = field(default_factory=list)
+    val_metric: list = field(default_factory=list)
+    metric: str = "accuracy"
+    grad_norm: list = field(default_factory=list)
+    learning_rate: list = field(default_factory=list)
+    time: list = field(default_factory=list)
+    stop_reason: str = ""
+    best_epoch: int | None = None
+
+    _per_epoch = ("loss", "val_loss", "val_metric", "grad_norm", "learning_rate", "time")
+
+    @property
+    def epochs(self) -> int:
+        return len(self.loss)
+
+    def record(self, epoch: int) -> dict:
+        """Epoch ``epoch`` (0-based) as one flat dict (one line of ``--log``)."""
+        out = {"epoch": epoch + 1}
+        for k in self._per_epoch:
+            out[k] = getattr(self, k)[epoch]
+        out[f"val_{self.metric}"] = out.pop("val_metric")
+        return out
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in (*self._per_epoch, "metric", "stop_reason", "best_epoch")}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "History":
+        return cls(**d)
+
+
+class Callback(Protocol):
+    """What :func:`train` calls after each epoch; returning True stops training.
+
+    A callback may also have ``stop_reason`` (read when it stops training),
+    ``on_train_end(net)``, and ``state_dict()``/``load_state_dict()`` (saved in checkpoints).
+    """
+
+    def on_epoch_end(self, epoch: int, history: History, net: Network) -> bool | None: ...
+
+
+class EarlyStopping:
+    """Stop when the monitored loss has not improved by ``min_delta`` for ``patience`` epochs.
+
+    Monitors the validation loss when there is validation data, else the training
+    loss. With ``restore_best``, the network ends with the weights of its best epoch.
+    """
+
+    def __init__(self, patience: int = 10, min_delta: float = 0.0, restore_best: bool = True):
+        if int(patience) < 1:
+            raise ValueError(f"patience: expected an integer >= 1, found {patience!r}")
+        if not min_delta >= 0:
+            raise ValueError(f"min_delta: expected a number >= 0, found {min_delta!r}")
+        self.patience, self.min_delta, self.restore_best = int(patience), float(min_delta), restore_best
+        self.best, self.best_epoch, self.wait = math.inf, None, 0
+        self.best_theta: Array | None = None
+        self.stop_reason = ""
+
+    def on_epoch_end(self, epoch, history, net):
+        val = history.val_loss[-1]
+        monitored = history.loss[-1] if math.isnan(val) else val
+        if monitored < self.best - self.min_delta:
+            self.best, self.best_epoch, self.wait = float(monitored), epoch, 0
+            if self.restore_best:
+                if self.best_theta is None:
+                    self.best_theta = np.empty_like(net.theta)
+                np.copyto(self.best_theta, net.theta)
+            return False
+        self.wait += 1
+        if self.wait >= self.patience:
+            what = "training" if math.isnan(val) else "validation"
+            self.stop_reason = (f"early stopping: no {what} loss improvement for {self.patience} epochs "
+                                f"(best at epoch {self.best_epoch + 1})")
+            return True
+        return False
+
+    def on_train_end(self, net, history):
+        if self.restore_best and self.best_theta is not None:
+            np.copyto(net.theta, self.best_theta)
+            history.best_epoch = self.best_epoch + 1
+
+    def state_dict(self):
+        arrays = {} if self.best_theta is None else {"best_theta": self.best_theta}
+        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait}, arrays
+
+    def load_state_dict(self, scalars, arrays):
+        self.best, self.best_epoch, self.wait = scalars["best"], scalars["best_epoch"], scalars["wait"]
+        self.best_theta = arrays.get("best_theta")
+
+
+# --- evaluation --------------------------------------------------------------------
+def metric_value(net: Network, o: Array, T: Array) -> float:
+    """Accuracy (classification) or R^2 averaged over outputs (regression)."""
+    if net.likelihood.task == "classification":
+        if net.likelihood.name == "categorical":
+            return float(np.mean(np.argmax(o, axis=1) == np.argmax(T, axis=1)))
+        return float(np.mean((o > 0.5) == (T > 0.5)))
+    ss_res = ((T - o) ** 2).sum(axis=0)
+    ss_tot = ((T - T.mean(axis=0)) ** 2).sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = np.where(ss_tot > 0, 1 - ss_res / np.where(ss_tot > 0, ss_tot, 1), 0.0)
+    return float(r2.mean())
+
+
+def evaluate(net: Network, X: Array, T: Array) -> tuple[float, float]:
+    """(J, metric) on validated inputs X and encoded targets T, in chunks."""
+    L, total = net.n_layers, 0.0
+    o = np.empty_like(T)
+    for ws, start, b in net._batches(X):
+        net.forward_pass(ws, b)
+        ws.T[:b] = T[start:start + b]
+        total += net.likelihood.loss_and_delta(ws.z[L][:b], ws.T[:b], ws.o[:b], ws.delta[L][:b], ws.work[:b])
+        o[start:start + b] = ws.o[:b]
+    return total / X.shape[0], metric_value(net, o, T)
+
+
+def split_validation(T: Array, fraction: float, rng: np.random.Generator, stratify: bool):
+    """Indices (train, validation), with ``fraction`` of the rows held out, per class when stratified."""
+    n = T.shape[0]
+    if stratify:
+        labels = np.argmax(T, axis=1) if T.shape[1] > 1 else T[:, 0]
+        val = []
+        for c in np.unique(labels):
+            idx = rng.permutation(np.flatnonzero(labels == c))
+            val.append(idx[: int(round(fraction * len(idx)))])
+        val = np.sort(np.concatenate(val))
+    else:
+        val = np.sort(rng.permutation(n)[: int(round(fraction * n))])
+    if len(val) == 0 or len(val) == n:
+        raise ValueError(f"validation: a fraction of {fraction} of {n} samples leaves an empty set")
+    mask = np.ones(n, dtype=bool)
+    mask[val] = False
+    return np.flatnonzero(mask), val
+
+
+# --- the trainer -------------------------------------------------------------------
+class _Trainer:
+    """The state of one training run, so that it can be checkpointed between any two batches."""
+
+    def __init__(self, net: Network, X, y, *, optimizer, epochs, batch_size, validation, schedule,
+                 l2, dropout, clip_norm, max_norm, grad_tol, early_stopping, callbacks, shuffle, seed):
+        self.net = net
+        X = net.check_X(X, convert=False)
+        T = net.encode_targets(y, X.shape[0])
+        if isinstance(seed, np.random.Generator):
+            self.rng = seed
+        else:
+            if seed is None:
+                seed = int(np.random.SeedSequence().entropy % 2**63)
+            self.rng = as_rng(seed)
+        self.initial_rng_state = self.rng.bit_generator.state
+        self.epochs = _check_int("epochs", epochs, 1)
+        self.l2 = _check_float("l2", l2, 0.0)
+        self.dropout = _check_float("dropout", dropout, 0.0)
+        if self.dropout >= 1:
+            raise ValueError(f"dropout: expected a rate in [0, 1), found {dropout}")
+        self.clip_norm = None if clip_norm is None else _check_float("clip_norm", clip_norm, 0.0, strict=True)
+        self.max_norm = None if max_norm is None else _check_float("max_norm", max_norm, 0.0, strict=True)
+        self.grad_tol = None if grad_tol is None else _check_float("grad_tol", grad_tol, 0.0, strict=True)
+        self.shuffle = bool(shuffle)
+        self.data_shape = [int(X.shape[0]), int(X.shape[1]), int(T.shape[1])]
+
+        # validation data: given, or a held-out fraction (stratified for classification)
+        self.Xv = self.Tv = None
+        if isinstance(validation, (float, np.floating)) and not isinstance(validation, bool):
+            if not 0 < validation < 1:
+                raise ValueError(f"validation: expected a fraction in (0, 1), found {validation}")
+            train_idx, val_idx = split_validation(
+                T, float(validation), self.rng, net.likelihood.task == "classification")
+            self.Xv, self.Tv = net.check_X(X[val_idx]), T[val_idx]
+            X, T = X[train_idx], T[train_idx]
+        elif validation is not None:
+            try:
+                Xv, yv = validation
+            except (TypeError, ValueError):
+                raise TypeError("validation: expected a fraction or a pair (X_val, y_val)") from None
+            self.Xv = net.check_X(Xv, "validation X")
+            self.Tv = net.encode_targets(yv, self.Xv.shape[0])
+
+        N = X.shape[0]
+        self.N = N
+        B = N if batch_size is None else _check_int("batch_size", batch_size, 1)
+        self.B = min(B, N)
+        self.n_batches = -(-N // self.B)
+        self.ws = net.workspace(self.B)
+        self.T = T
+        if self.n_batches == 1:
+            # full batch: the data is the input buffer, gathered once
+            self.X = None
+            self.ws.h[0][:, :-1] = X
+            self.ws.T[...] = T
+        else:
+            # one copy of the data with the column of ones, so a batch is a contiguous gather
+            self.X = np.empty((N, X.shape[1] + 1), dtype=net.dtype)
+            self.X[:, :-1] = X
+            self.X[:, -1] = 1
+
+        self.optimizer: Optimizer = get_optimizer(optimizer).bind(net.theta, net.weight_rows())
+        self.base_lr = self.optimizer.learning_rate
+        self.schedule: Schedule = get_schedule(schedule)
+        self.callbacks = list(callbacks)
+        if early_stopping is not None and early_stopping is not False:
+            if not isinstance(early_stopping, EarlyStopping):
+                early_stopping = EarlyStopping(patience=early_stopping)
+            self.callbacks.insert(0, early_stopping)
+
+        L = net.n_layers
+        self.masks = None
+        if self.dropout > 0 and L > 1:
+            self.masks = [None] + [np.empty((self.B, net.sizes[l]), dtype=net.dtype) for l in range(1, L)]
+        self.l2_work = [np.empty_like(W) for W in net.weight_rows()] if self.l2 > 0 else None
+        self.col_norms = [np.empty(W.shape[1], dtype=net.dtype) for W in net.weight_rows()] if self.max_norm else None
+        self.last_good = np.empty_like(net.theta)
+
+        self.history = History(metric="accuracy" if net.likelihood.task == "classification" else "r2")
+        # position: the next epoch and batch, and the running sums of the epoch in progress
+        self.epoch, self.batch = 0, 0
+        self.perm = np.arange(N)
+        self.loss_sum = self.g2_sum = 0.0
+        self.epoch_time = 0.0
+        self.interrupted = False
+
+    # -- one batch ---------------------------------------------------------------------
+    def _step(self, b: int, idx: Array | None) -> None:
+        net, ws = self.net, self.ws
+        if idx is not None:
+            np.take(self.X, idx, axis=0, out=ws.h[0][:b], mode="clip")
+            np.take(self.T, idx, axis=0, out=ws.T[:b], mode="clip")
+        if self.masks is not None:
+            keep = 1.0 - self.dropout
+            for mask in self.masks[1:]:
+                m = mask[:b]
+                self.rng.random(out=m, dtype=net.dtype)
+                np.less(m, keep, out=m)  # inverted dropout: keep with probability 1 - p ...
+                m *= 1.0 / keep  # ... and scale so that no rescaling is needed at prediction
+        net.forward_pass(ws, b, self.masks)
+        J = net.backward_pass(ws, b, dphi_ready=self.masks is not None)
+        if self.l2_work is not None:
+            # J + l2/2 sum ||W[l][:-1]||^2: the bias rows are never decayed
+            for l, work in enumerate(self.l2_work, start=1):
+                np.multiply(net.W[l][:-1], self.l2, out=work)
+                net.G[l][:-1] += work
+        g2 = float(np.vdot(net.grad, net.grad))
+        if not (math.isfinite(J) and math.isfinite(g2)):
+            self._diverged(J)
+        if self.clip_norm is not None and g2 > self.clip_norm ** 2:
+            net.grad *= self.clip_norm / math.sqrt(g2)
+        self.optimizer.step(net.theta, net.grad)  # eq. (10) or a refinement of it
+        if self.max_norm is not None:
+            for W, norms in zip(net.weight_rows(), self.col_norms):
+                np.einsum("ij,ij->j", W, W, out=norms)
+                np.sqrt(norms, out=norms)
+                np.maximum(norms, self.max_norm, out=norms)
+                np.divide(self.max_norm, norms, out=norms)
+                W *= norms
+        self.loss_sum += J * b
+        self.g2_sum += g2
+
+    def _diverged(self, J):
+        net = self.net
+        if not np.all(np.isfinite(net.theta)):
+            np.copyto(net.theta, self.last_good)
+        self.history.stop_reason = "diverged"
+        raise DivergenceError(
+            f"training diverged at epoch {self.epoch + 1}, batch {self.batch + 1}: the loss is {J} "
+            f"with learning rate {self.optimizer.learning_rate:g}; try a smaller learning rate "
+            "(or gradient clipping). The network keeps its last finite weights.",
+            self.epoch + 1, self.batch + 1, self.history)
+
+    # -- epochs ------------------------------------------------------------------------
+    def run(self, checkpoint: str | None, checkpoint_every: int) -> History:
+        net, h = self.net, self.history
+        stop = ""
+        while self.epoch < self.epochs and not stop:
+            if self.batch == 0:
+                lr = self.schedule(self.base_lr, self.epoch, self.epochs)
+                self.optimizer.learning_rate = lr
+                if self.shuffle and self.X is not None:
+                    self.perm = self.rng.permutation(self.N)
+                np.copyto(self.last_good, net.theta)
+            t0 = time.perf_counter()
+            while self.batch < self.n_batches:
+                start = self.batch * self.B
+                b = min(self.B, self.N - start)
+                self._step(b, None if self.X is None else self.perm[start:start + b])
+                self.batch += 1
+                if self.interrupted:
+                    self.epoch_time += time.perf_counter() - t0
+                    if checkpoint:
+                        self.save(checkpoint)
+                    raise TrainingInterrupted(h, checkpoint)
+            if not np.all(np.isfinite(net.theta)):
+                self._diverged(float("nan"))
+            stop = self._end_epoch(time.perf_counter() - t0)
+            if checkpoint and (self.epoch % checkpoint_every == 0 or stop or self.epoch == self.epochs):
+                self.save(checkpoint)
+        h.stop_reason = stop or f"reached the maximum of {self.epochs} epochs"
+        for cb in self.callbacks:
+            if hasattr(cb, "on_train_end"):
+                cb.on_train_end(net, h)
+        return h
+
+    def _end_epoch(self, seconds: float) -> str:
+        net, h = self.net, self.history
+        h.loss.append(self.loss_sum / self.N)
+        h.grad_norm.append(math.sqrt(self.g2_sum / self.n_batches))
+        h.learning_rate.append(self.optimizer.learning_rate)
+        if self.Xv is not None:
+            vl, vm = evaluate(net, self.Xv, self.Tv)
+        else:
+            vl = vm = float("nan")
+        h.val_loss.append(vl)
+        h.val_metric.append(vm)
+        h.time.append(self.epoch_time + seconds)
+        epoch = self.epoch
+        self.epoch, self.batch = self.epoch + 1, 0
+        self.loss_sum = self.g2_sum = self.epoch_time = 0.0
+        self.schedule.observe(h.loss[-1] if math.isnan(vl) else vl)
+        stop = ""
+        if self.grad_tol is not None and h.grad_norm[-1] < self.grad_tol:
+            stop = f"gradient norm {h.grad_norm[-1]:.3g} below the tolerance {self.grad_tol:g}"
+        for cb in self.callbacks:
+            if cb.on_epoch_end(epoch, h, net) and not stop:
+                stop = getattr(cb, "stop_reason", "") or f"stopped by {type(cb).__name__}"
+        return stop
+
+    # -- checkpoints -------------------------------------------------------------------
+    def _stateful(self):
+        items = [("schedule", self.schedule)]
+        items += [(f"callback{i}", cb) for i, cb in enumerate(self.callbacks) if hasattr(cb, "state_dict")]
+        return items
+
+    def save(self, path: str) -> None:
+        from .serialization import CHECKPOINT_FORMAT, FORMAT_VERSION, _json_safe, network_config, write_safetensors
+
+        opt_scalars, opt_arrays = self.optimizer.state_dict()
+        tensors = {"theta": self.net.theta, "last_good": self.last_good, "perm": self.perm}
+        tensors.update({f"optimizer.{k}": v for k, v in opt_arrays.items()})
+        states = {}
+        for key, obj in self._stateful():
+            st = obj.state_dict()
+            if isinstance(st, tuple):
+                st, arrays = st
+                tensors.update({f"{key}.{k}": v for k, v in arrays.items()})
+            states[key] = st
+        state = {
+            "epoch": self.epoch, "batch": self.batch, "loss_sum": self.loss_sum, "g2_sum": self.g2_sum,
+            "epoch_time": self.epoch_time, "B": self.B, "data_shape": self.data_shape,
+            "rng": self.rng.bit_generator.state, "initial_rng": self.initial_rng_state,
+            "optimizer": {"name": self.optimizer.name, **opt_scalars}, "base_lr": self.base_lr,
+            "states": states, "history": self.history.to_dict(),
+        }
+        header = {"format": CHECKPOINT_FORMAT, "format_version": FORMAT_VERSION,
+                  "config": json.dumps(_json_safe(network_config(self.net))),
+                  "state": json.dumps(_json_safe(state))}
+        write_safetensors(path, tensors, header)
+
+    def restore(self, path: str) -> None:
+        from .serialization import CHECKPOINT_FORMAT, ModelFileError, read_safetensors
+
+        tensors, header = read_safetensors(path, "checkpoint")
+        source = f"checkpoint {str(path)!r}"
+        if header.get("format") != CHECKPOINT_FORMAT:
+            raise ModelFileError(f"{source} is not a deltaprop checkpoint")
+        try:
+            config, state = json.loads(header["config"]), json.loads(header["state"])
+        except (KeyError, json.JSONDecodeError):
+            raise ModelFileError(f"{source}: its header is incomplete or not valid JSON") from None
+        net = self.net
+        mine = {"sizes": net.sizes, "activations": net.activation_names,
+                "likelihood": net.likelihood.name, "dtype": np.dtype(net.dtype).name}
+        theirs = {k: config.get(k) for k in mine}
+        if mine != theirs:
+            raise ValueError(f"resume: {source} was written for a different network: {theirs}, not {mine}")
+        if state["data_shape"] != self.data_shape:
+            raise ValueError(
+                f"resume: {source} was written for data of shape (N, D, K) = {tuple(state['data_shape'])}, "
+                f"found {tuple(self.data_shape)}")
+        if state["B"] != self.B:
+            raise ValueError(f"resume: {source} used batch size {state['B']}, found {self.B}")
+        if state["optimizer"]["name"] != self.optimizer.name:
+            raise ValueError(f"resume: {source} used optimizer {state['optimizer']['name']!r}, "
+                             f"found {self.optimizer.name!r}")
+        if state["initial_rng"] != self.initial_rng_state:
+            # the validation split depends on the seed: redo it as the first run did
+            raise ValueError(f"resume: {source} was started with another seed; pass the same seed")
+        if tensors["theta"].shape != net.theta.shape or tensors["theta"].dtype != net.theta.dtype:
+            raise ModelFileError(f"{source}: its parameters do not fit the network")
+        np.copyto(net.theta, tensors["theta"])
+        np.copyto(self.last_good, tensors["last_good"])
+        self.perm = tensors["perm"].copy()
+        opt = dict(state["optimizer"])
+        opt.pop("name")
+        self.optimizer.load_state_dict(opt, {k[len("optimizer."):]: v for k, v in tensors.items()
+                                             if k.startswith("optimizer.")})
+        self.base_lr = state["base_lr"]
+        for key, obj in self._stateful():
+            if key in state["states"]:
+                arrays = {k[len(key) + 1:]: v.copy() for k, v in tensors.items() if k.startswith(key + ".")}
+                st = state["states"][key]
+                if isinstance(obj.state_dict(), tuple):
+                    obj.load_state_dict(st, arrays)
+                else:
+                    obj.load_state_dict(st)
+        self.rng.bit_generator.state = state["rng"]
+        self.epoch, self.batch = state["epoch"], state["batch"]
+        self.loss_sum, self.g2_sum, self.epoch_time = state["loss_sum"], state["g2_sum"], state["epoch_time"]
+        self.history = History.from_dict(state["history"])
+
+
+def train(
+    net: Network,
+    X,
+    y,
+    optimizer: str | Optimizer = "adam",
+    epochs: int = 100,
+    batch_size: int | None = 32,
+    validation=None,
+    schedule: str | Schedule | None = None,
+    l2: float = 0.0,
+    dropout: float = 0.0,
+    clip_norm: float | None = None,
+    max_norm: float | None = None,
+    grad_tol: float | None = None,
+    early_stopping: int | EarlyStopping | None = None,
+    callbacks: Sequence[Callback] = (),
+    shuffle: bool = True,
+    seed: int | np.random.Generator | None = None,
+    checkpoint: str | None = None,
+    checkpoint_every: int = 1,
+    resume: str | None = None,
+) -> History:
+    """Train ``net`` in place by backpropagation and gradient descent.
+
+    Parameters
+    ----------
+    net : Network
+    X : array-like of shape (n_samples, D_0)
+    y : array-like
+        Targets for the network's likelihood (class indices or one-hot, 0/1, reals, counts).
+    optimizer : str or Optimizer, default "adam"
+        An optimizer object (``deltaprop.SGD(learning_rate=0.1)``) or a name with
+        default settings (``sgd``, ``momentum``, ``nesterov``, ``adagrad``, ``rmsprop``,
+        ``adam``, ``adamw``).
+    epochs : int
+        The maximum number of passes over the data.
+    batch_size : int or None, default 32
+        None for full-batch gradient descent (eq. (10) on the whole criterion), 1 for
+        online learning. The last, shorter batch of an epoch is used, not dropped.
+    validation : float or (X_val, y_val), optional
+        Validation data, or the fraction of (X, y) to hold out (stratified by class
+        for classification).
+    schedule : str or Schedule, optional
+        Learning-rate schedule: ``constant``, ``step``, ``exponential``,
+        ``inverse_time``, ``cosine``, ``plateau`` or an object.
+    l2 : float
+        L2 weight decay lambda: J + lambda/2 sum ||W[l][:-1]||^2 (bias rows never decayed).
+    dropout : float
+        Inverted-dropout rate on the hidden layers (off at prediction).
+    clip_norm : float, optional
+        Rescale the gradient when its norm exceeds this.
+    max_norm : float, optional
+        Rescale each unit's incoming weight vector to at most this norm after every step.
+    grad_tol : float, optional
+        Stop when the epoch's gradient norm (see :class:`History`) falls below it:
+        the lecture's "until the gradient is zero".
+    early_stopping : int or EarlyStopping, optional
+        Patience in epochs (or an object), monitoring the validation loss; restores
+        the best weights.
+    callbacks : sequence of Callback
+        Objects with ``on_epoch_end(epoch, history, net)``; returning True stops.
+    shuffle : bool
+        Reshuffle the samples every epoch (mini-batch training).
+    seed : int or Generator, optional
+        Drives shuffling, dropout and the validation split; the same seed gives
+        bit-identical weights and history on the same machine.
+    checkpoint : str, optional
+        Path of a checkpoint written atomically every ``checkpoint_every`` epochs, at
+        the end, and on Ctrl-C.
+    resume : str, optional
+        A checkpoint to continue from, bit-identically.
+
+    Returns
+    -------
+    History
+
+    Raises
+    ------
+    DivergenceError
+        When the loss or gradient stops being finite (the last finite weights are kept).
+    TrainingInterrupted
+        On Ctrl-C, between two batches, after writing the checkpoint.
+    """
+    trainer = _Trainer(net, X, y, optimizer=optimizer, epochs=epochs, batch_size=batch_size,
+                       validation=validation, schedule=schedule, l2=l2, dropout=dropout,
+                       clip_norm=clip_norm, max_norm=max_norm, grad_tol=grad_tol,
+                       early_stopping=early_stopping, callbacks=callbacks, shuffle=shuffle, seed=seed)
+    if resume is not None:
+        trainer.restore(resume)
+    checkpoint_every = _check_int("checkpoint_every", checkpoint_every, 1)
+    if threading.current_thread() is not threading.main_thread():
+        return trainer.run(checkpoint, checkpoint_every)
+
+    def on_sigint(signum, frame):  # finish the batch in progress, then stop cleanly
+        trainer.interrupted = True
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        return trainer.run(checkpoint, checkpoint_every)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _check_int(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name}: expected an integer >= {minimum}, found {value!r}")
+    return int(value)
+
+
+def _check_float(name, value, minimum, strict=False):
+    ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < minimum or (strict and value == minimum):
+        raise ValueError(f"{name}: expected a number {'>' if strict else '>='} {minimum}, found {value!r}")
+    return float(value)
