@@ -1,0 +1,34 @@
+import numpy as np
+import pytest
+
+from deltaprop.network import Workspace
+
+LIKELIHOOD_NAMES = ["categorical", "bernoulli", "gaussian", "poisson",
+                    "sigmoid+squared_error", "sigmoid+binary_cross_entropy", "tanh+squared_error"]
+KINKED = {"relu", "leaky_relu", "elu"}
+
+
+def make_targets(likelihood, n, K, rng):
+    """Targets that fit each likelihood, for n samples and K outputs."""
+    if likelihood == "categorical":
+        return rng.integers(0, K, n)
+    if likelihood in ("bernoulli", "sigmoid+binary_cross_entropy"):
+        return rng.integers(0, 2, (n, K))
+    if likelihood == "poisson":
+        return rng.poisson(2.0, (n, K))
+    if likelihood == "sigmoid+squared_error":
+        return rng.random((n, K))
+    return rng.normal(size=(n, K))
+
+
+def min_abs_hidden_z(net, X):
+    ws = Workspace(net.sizes, X.shape[0], net.dtype)
+    ws.h[0][:, :-1] = X
+    net.forward_pass(ws, X.shape[0])
+    zs = [np.abs(ws.z[l]).min() for l in range(1, net.n_layers)]
+    return min(zs) if zs else np.inf
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)

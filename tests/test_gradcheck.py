@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+
+import deltaprop as dp
+from conftest import KINKED, LIKELIHOOD_NAMES, make_targets, min_abs_hidden_z
+
+DEPTHS = {0: [3, 2], 1: [3, 4, 2], 2: [3, 4, 5, 2], 3: [3, 5, 4, 3, 2]}
+
+
+def well_posed_case(activation, likelihood, sizes):
+    """A float64 network and a batch, with every hidden z away from a kink."""
+    for seed in range(50):
+        rng = np.random.default_rng(seed)
+        net = dp.Network(sizes, activation=activation, likelihood=likelihood, seed=seed, dtype="float64")
+        X = rng.normal(size=(5, sizes[0]))
+        if activation not in KINKED or min_abs_hidden_z(net, X) > 1e-2:
+            return net, X, make_targets(likelihood, 5, sizes[-1], rng)
+    raise AssertionError("no kink-free case found")
+
+
+# with no hidden layer the activation plays no part: that depth is run once
+CASES = [(a, d) for a in dp.ACTIVATIONS for d in sorted(DEPTHS) if d > 0 or a == "identity"]
+
+
+@pytest.mark.parametrize("likelihood", LIKELIHOOD_NAMES)
+@pytest.mark.parametrize("activation,depth", CASES)
+def test_backprop_matches_finite_differences(activation, likelihood, depth):
+    net, X, y = well_posed_case(activation, likelihood, DEPTHS[depth])
+    result = dp.gradcheck(net, X, y)
+    assert result.passed, result.report()
+    assert result.max_error < 1e-6
+    assert set(result.errors) == set(range(1, depth + 2))
+
+
+def test_gradcheck_detects_a_wrong_gradient(monkeypatch):
+    net, X, y = well_posed_case("tanh", "categorical", [3, 4, 2])
+    real_copy, real_backward = dp.Network.copy, dp.Network.backward_pass
+
+    def broken_backward(self, ws, b, dphi_ready=False):
+        J = real_backward(self, ws, b, dphi_ready)
+        self.G[1][0, 0] *= 1.01  # a 1% error in one weight of layer 1
+        return J
+
+    def copy_with_bug(self, dtype=None):
+        new = real_copy(self, dtype)
+        new.backward_pass = broken_backward.__get__(new)
+        return new
+
+    monkeypatch.setattr(dp.Network, "copy", copy_with_bug)
+    result = dp.gradcheck(net, X, y)
+    assert not result.passed
+    assert result.errors[1] > 1e-3 and result.errors[2] < 1e-6
+    assert "FAILED" in result.report()
+
+
+def test_gradcheck_works_on_float32_networks_in_float64():
+    net = dp.Network([3, 4, 2], activation="tanh", seed=0)  # float32
+    X = np.random.default_rng(0).normal(size=(4, 3))
+    result = dp.gradcheck(net, X, [0, 1, 1, 0])
+    assert result.passed and net.theta.dtype == np.float32
+
+
+def test_gradcheck_subsample():
+    net = dp.Network([6, 8, 3], activation="sigmoid", seed=1, dtype="float64")
+    X = np.random.default_rng(1).normal(size=(4, 6))
+    result = dp.gradcheck(net, X, [0, 1, 2, 0], max_per_layer=5)
+    assert result.n_checked == {1: 5, 2: 5} and result.passed
