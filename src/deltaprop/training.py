@@ -345,6 +345,11 @@ class _Trainer:
 
     # -- epochs ------------------------------------------------------------------------
     def run(self, checkpoint: str | None, checkpoint_every: int) -> History:
+        # overflow on the way to divergence is caught explicitly (DivergenceError), not warned about
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self._run(checkpoint, checkpoint_every)
+
+    def _run(self, checkpoint, checkpoint_every):
         net, h = self.net, self.history
         stop = ""
         while self.epoch < self.epochs and not stop:

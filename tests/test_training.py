@@ -1,0 +1,276 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+
+import deltaprop as dp
+
+XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
+XOR_y = np.array([0, 1, 1, 0])
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return train_test_split(X / 16.0, y, test_size=0.25, random_state=0, stratify=y)
+
+
+def test_xor_by_full_batch_gradient_descent():
+    net = dp.Network([2, 2, 1], activation="sigmoid", likelihood="bernoulli", seed=3, dtype="float64")
+    h = dp.train(net, XOR_X, XOR_y, optimizer=dp.SGD(learning_rate=2.0), epochs=5000, batch_size=None)
+    assert np.array_equal(net.predict_labels(XOR_X), XOR_y)
+    assert h.loss[-1] < 0.01 and h.loss[-1] < h.loss[0]
+
+
+def test_textbook_sigmoid_squared_error_network_learns_xor():
+    net = dp.Network([2, 3, 1], activation="sigmoid", likelihood="sigmoid+squared_error", seed=1, dtype="float64")
+    dp.train(net, XOR_X, XOR_y, optimizer=dp.SGD(learning_rate=5.0), epochs=4000, batch_size=None)
+    assert np.array_equal(np.round(net.forward(XOR_X)[:, 0]), XOR_y)
+
+
+def test_grad_tol_stops_full_batch_training():
+    net = dp.Network([2, 2, 1], activation="tanh", likelihood="bernoulli", seed=3, dtype="float64")
+    h = dp.train(net, XOR_X, XOR_y, optimizer=dp.SGD(learning_rate=1.0), epochs=100_000,
+                 batch_size=None, grad_tol=1e-3)
+    assert h.stop_reason.startswith("gradient norm") and h.grad_norm[-1] < 1e-3
+    _, G = net.loss_and_gradients(XOR_X, XOR_y)
+    assert np.sqrt(sum((g**2).sum() for g in G[1:])) == pytest.approx(
+        h.grad_norm[-1], rel=0.2)  # recorded before the last step
+
+
+def test_digits_with_adam(digits):
+    Xtr, Xte, ytr, yte = digits
+    net = dp.Network([64, 128, 10], seed=0)
+    t0 = time.perf_counter()
+    h = dp.train(net, Xtr, ytr, optimizer=dp.Adam(learning_rate=1e-3), epochs=40, batch_size=32,
+                 validation=0.1, seed=0)
+    assert time.perf_counter() - t0 < 30
+    assert (net.predict_labels(Xte) == yte).mean() >= 0.97
+    assert h.metric == "accuracy" and h.val_metric[-1] > 0.9
+    assert len(h.loss) == len(h.val_loss) == len(h.grad_norm) == len(h.learning_rate) == len(h.time) == 40
+
+
+def test_regression_beats_a_linear_baseline():
+    """A noisy sine: the network's held-out error is far below the best straight line's."""
+    rng = np.random.default_rng(0)
+    Xs = rng.uniform(-3, 3, size=(400, 1))
+    ys = np.sin(Xs[:, 0]) + 0.1 * rng.normal(size=400)
+    Xtr, Xte, ytr, yte = Xs[:300], Xs[300:], ys[:300], ys[300:]
+    net = dp.Network([1, 32, 1], activation="tanh", likelihood="gaussian", seed=0)
+    h = dp.train(net, Xtr, ytr, epochs=300, batch_size=32, seed=0, optimizer=dp.Adam(learning_rate=0.01),
+                 validation=0.2)
+    mse_net = np.mean((net.forward(Xte)[:, 0] - yte) ** 2)
+    w = np.linalg.lstsq(np.c_[Xtr, np.ones(300)], ytr, rcond=None)[0]
+    mse_lin = np.mean((np.c_[Xte, np.ones(100)] @ w - yte) ** 2)
+    assert mse_net < 0.2 * mse_lin
+    assert h.metric == "r2" and h.val_metric[-1] > 0.9
+
+
+@pytest.mark.parametrize("optimizer", list(dp.OPTIMIZERS))
+def test_every_optimizer_lowers_the_loss(optimizer, digits):
+    Xtr, _, ytr, _ = digits
+    net = dp.Network([64, 32, 10], seed=0)
+    h = dp.train(net, Xtr[:500], ytr[:500], optimizer=optimizer, epochs=5, batch_size=50, seed=0)
+    assert h.loss[-1] < h.loss[0]
+
+
+def test_divergence_stops_with_a_clear_error_and_finite_weights(digits):
+    Xtr, _, ytr, _ = digits
+    net = dp.Network([64, 32, 10], seed=0)
+    with pytest.raises(dp.DivergenceError, match="diverged at epoch .* smaller learning rate") as e:
+        dp.train(net, Xtr * 100, ytr, optimizer=dp.SGD(learning_rate=1e6), epochs=20, batch_size=64, seed=0)
+    assert np.all(np.isfinite(net.theta))
+    assert e.value.epoch >= 1 and e.value.history.stop_reason == "diverged"
+
+
+def test_same_seed_bit_identical_and_global_state_untouched(digits):
+    Xtr, _, ytr, _ = digits
+    np.random.seed(1)
+    before = np.random.get_state()[1].copy()
+    runs = []
+    for _ in range(2):
+        net = dp.Network([64, 32, 10], seed=0)
+        h = dp.train(net, Xtr, ytr, epochs=3, batch_size=64, dropout=0.2, validation=0.2, seed=7)
+        runs.append((net.theta.tobytes(), h.loss, h.val_loss))
+    assert runs[0] == runs[1]
+    assert np.array_equal(np.random.get_state()[1], before)
+
+
+def test_regularizers(digits):
+    Xtr, _, ytr, _ = digits
+    base = dp.Network([64, 32, 10], seed=0)
+    decayed = base.copy()
+    dp.train(base, Xtr, ytr, optimizer="sgd", epochs=3, seed=0)
+    dp.train(decayed, Xtr, ytr, optimizer="sgd", epochs=3, seed=0, l2=0.5)
+    assert np.linalg.norm(decayed.W[1][:-1]) < np.linalg.norm(base.W[1][:-1])
+    clipped = dp.Network([64, 32, 10], seed=0)
+    dp.train(clipped, Xtr, ytr, epochs=2, seed=0, max_norm=0.5, clip_norm=1.0)
+    assert np.linalg.norm(clipped.W[1][:-1], axis=0).max() <= 0.5 + 1e-5
+    dropped = dp.Network([64, 32, 10], seed=0)
+    h = dp.train(dropped, Xtr, ytr, epochs=5, seed=0, dropout=0.5)
+    assert h.loss[-1] < h.loss[0]
+
+
+def test_l2_never_touches_bias_rows():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(8, 3)), rng.integers(0, 2, 8)
+    plain = dp.Network([3, 4, 2], activation="tanh", seed=0, dtype="float64")
+    plain.W[1][-1], plain.W[2][-1] = 0.7, -0.3
+    decayed = plain.copy()
+    dp.train(plain, X, y, optimizer=dp.SGD(learning_rate=0.1), epochs=1, batch_size=None)
+    dp.train(decayed, X, y, optimizer=dp.SGD(learning_rate=0.1), epochs=1, batch_size=None, l2=0.5)
+    for l in (1, 2):
+        np.testing.assert_array_equal(decayed.W[l][-1], plain.W[l][-1])  # bias rows: no decay
+        # weight rows: one step of eq. (10) on J + l2/2 ||W||^2 shrinks them by mu * l2 * W
+        start = dp.Network([3, 4, 2], activation="tanh", seed=0, dtype="float64").W[l][:-1]
+        np.testing.assert_allclose(decayed.W[l][:-1], plain.W[l][:-1] - 0.1 * 0.5 * start, atol=1e-12)
+
+
+def test_early_stopping_restores_the_best_weights(digits):
+    Xtr, Xte, ytr, yte = digits
+    net = dp.Network([64, 64, 10], seed=0)
+    es = dp.EarlyStopping(patience=3)
+    h = dp.train(net, Xtr, ytr, epochs=500, validation=(Xte, yte), early_stopping=es, seed=0,
+                 optimizer=dp.Adam(learning_rate=0.01))
+    assert h.stop_reason.startswith("early stopping") and h.epochs < 500
+    best = int(np.argmin(h.val_loss))
+    assert h.best_epoch == best + 1
+    assert net.loss(Xte, yte) == pytest.approx(h.val_loss[best], rel=1e-5)
+
+
+def test_callbacks_can_stop_training():
+    class StopAt:
+        stop_reason = "enough"
+
+        def on_epoch_end(self, epoch, history, net):
+            return epoch == 2
+
+    net = dp.Network([2, 2, 1], likelihood="bernoulli", seed=0)
+    h = dp.train(net, XOR_X, XOR_y, epochs=50, callbacks=[StopAt()])
+    assert h.epochs == 3 and h.stop_reason == "enough"
+
+
+def test_online_and_short_last_batch():
+    net = dp.Network([2, 3, 1], likelihood="bernoulli", seed=0)
+    h = dp.train(net, XOR_X, XOR_y, epochs=2, batch_size=1, optimizer="sgd", seed=0)
+    assert h.epochs == 2
+    net = dp.Network([2, 3, 1], likelihood="bernoulli", seed=0)
+    dp.train(net, XOR_X[:3], XOR_y[:3], epochs=1, batch_size=2, optimizer="sgd", seed=0, shuffle=False)
+    # by hand: a batch of 2 then one of 1, the short batch used, not dropped
+    ref = dp.Network([2, 3, 1], likelihood="bernoulli", seed=0)
+    for rows in ([0, 1], [2]):
+        ref.loss_and_gradients(XOR_X[rows], XOR_y[rows])
+        ref.theta -= 0.1 * ref.grad
+    np.testing.assert_allclose(net.theta, ref.theta, rtol=1e-6)
+
+
+def test_bad_training_arguments():
+    net = dp.Network([2, 2, 1], likelihood="bernoulli", seed=0)
+    for kwargs, match in [({"epochs": 0}, "epochs: expected an integer >= 1"),
+                          ({"batch_size": 0}, "batch_size"),
+                          ({"dropout": 1.0}, "dropout"),
+                          ({"validation": 1.5}, "validation: expected a fraction"),
+                          ({"optimizer": "lbfgs"}, "optimizer: unknown name"),
+                          ({"schedule": "linear"}, "schedule: unknown name")]:
+        with pytest.raises(ValueError, match=match):
+            dp.train(net, XOR_X, XOR_y, **kwargs)
+
+
+# --- checkpoints and exact resume ----------------------------------------------------
+def _run(tmp_path, epochs, **kw):
+    X, y = load_digits(return_X_y=True)
+    net = dp.Network([64, 32, 10], seed=0)
+    h = dp.train(net, X[:600] / 16, y[:600], epochs=epochs, batch_size=64, dropout=0.1, validation=0.2,
+                 schedule=dp.ReduceOnPlateau(patience=1), early_stopping=dp.EarlyStopping(patience=50),
+                 optimizer="adam", seed=11, **kw)
+    return net, h
+
+
+def _same(h1, h2):
+    d1, d2 = h1.to_dict(), h2.to_dict()
+    d1.pop("time"), d2.pop("time")
+    return d1 == d2
+
+
+def test_resume_is_bit_identical(tmp_path):
+    full_net, full_h = _run(tmp_path, 8)
+    ckpt = str(tmp_path / "run.ckpt")
+    _run(tmp_path, 3, checkpoint=ckpt)
+    net, h = _run(tmp_path, 8, resume=ckpt)
+    assert net.theta.tobytes() == full_net.theta.tobytes()
+    assert _same(h, full_h)
+
+
+def test_resume_refuses_another_architecture_or_data(tmp_path):
+    ckpt = str(tmp_path / "run.ckpt")
+    _run(tmp_path, 1, checkpoint=ckpt)
+    X, y = load_digits(return_X_y=True)
+    with pytest.raises(ValueError, match="different network"):
+        dp.train(dp.Network([64, 16, 10], seed=0), X[:600], y[:600], batch_size=64, validation=0.2,
+                 seed=11, resume=ckpt)
+    with pytest.raises(ValueError, match="data of shape"):
+        dp.train(dp.Network([64, 32, 10], seed=0), X[:500], y[:500], batch_size=64, validation=0.2,
+                 seed=11, resume=ckpt)
+    with pytest.raises(dp.ModelFileError, match="does not exist"):
+        dp.train(dp.Network([64, 32, 10], seed=0), X[:600], y[:600], resume=str(tmp_path / "nope.ckpt"))
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, {tests!r})
+    from test_training import _run
+
+    class Slow:
+        def on_epoch_end(self, epoch, history, net):
+            time.sleep(0.3)
+
+    _run(None, 40, checkpoint={ckpt!r}, callbacks=[Slow()])
+""")
+
+
+def test_resume_after_sigkill(tmp_path):
+    ckpt = tmp_path / "killed.ckpt"
+    script = KILL_SCRIPT.format(tests=os.path.dirname(__file__), ckpt=str(ckpt))
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if ckpt.exists():
+                from deltaprop.serialization import read_safetensors
+                epoch = json.loads(read_safetensors(ckpt, "checkpoint")[1]["state"])["epoch"]
+                if epoch >= 3:
+                    break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    net, h = _run(tmp_path, 12, resume=str(ckpt))
+    full_net, full_h = _run(tmp_path, 12)
+    assert net.theta.tobytes() == full_net.theta.tobytes()
+    assert _same(h, full_h)
+
+
+def test_interrupt_mid_epoch_saves_a_resumable_checkpoint(tmp_path):
+    ckpt = str(tmp_path / "int.ckpt")
+
+    class InterruptOnce:
+        def on_epoch_end(self, epoch, history, net):
+            if epoch == 1:
+                os.kill(os.getpid(), signal.SIGINT)  # handled between two batches
+
+    with pytest.raises(dp.TrainingInterrupted):
+        _run(tmp_path, 6, checkpoint=ckpt, callbacks=[InterruptOnce()])
+    net, h = _run(tmp_path, 6, resume=ckpt)
+    full_net, full_h = _run(tmp_path, 6)
+    assert net.theta.tobytes() == full_net.theta.tobytes()
+    assert _same(h, full_h)
