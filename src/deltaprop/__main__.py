@@ -1,0 +1,7 @@
+"""``python -m deltaprop`` works like the ``deltaprop`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

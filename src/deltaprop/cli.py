@@ -1,0 +1,510 @@
+"""The ``deltaprop`` command: train, evaluate, predict, gradcheck, info and export.
+
+Every failure the user can cause (a missing file, a malformed CSV, a model file
+that fails validation, an unknown option value) prints one line on stderr and
+exits with status 2, with no traceback and no partial output file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class CLIError(Exception):
+    """A problem to report in one line (exit status 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not usage + message
+        raise CLIError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def _fmt():
+    return lambda prog: argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
+
+
+# --- shared pieces ------------------------------------------------------------------
+def _load_model(path):
+    from .serialization import load
+
+    return load(path)
+
+
+def _prepare_inputs(net, X, what="--data"):
+    """Check the feature count against the model and apply its saved standardization."""
+    from .datasets import Standardizer
+
+    if X.ndim != 2 or X.shape[1] != net.sizes[0]:
+        raise CLIError(f"{what}: the model expects {net.sizes[0]} features, the data has "
+                       f"{X.shape[1] if X.ndim == 2 else X.shape}")
+    std = net.metadata.get("standardize")
+    return Standardizer.from_dict(std).transform(X) if std else X
+
+
+def _labels_for_model(net, ds):
+    """The data's targets as the model's class indices (re-encoded through its labels)."""
+    from .datasets import encode_labels
+
+    if net.likelihood.task != "classification" or net.classes is None:
+        return ds.y
+    original = np.asarray(ds.classes, dtype=object)[ds.y] if ds.classes is not None else ds.y
+    y, _ = encode_labels(original, net.classes)
+    return y
+
+
+def _infer_likelihood(ds) -> str:
+    if ds.task == "regression":
+        return "gaussian"
+    return "bernoulli" if len(ds.classes) == 2 else "categorical"
+
+
+def _targets_for(likelihood, y, n_classes):
+    """Class indices as the likelihood wants them (bernoulli: a 0/1 column)."""
+    if likelihood == "bernoulli" and n_classes == 2:
+        return y.reshape(-1, 1)
+    return y
+
+
+# --- train --------------------------------------------------------------------------
+def cmd_train(args) -> int:
+    from sklearn.model_selection import train_test_split
+
+    from . import __version__
+    from .datasets import Standardizer, load_dataset
+    from .network import Network
+    from .optimizers import get_optimizer
+    from .plotting import plot_decision_regions, plot_learning_curves
+    from .progress import JsonLog, Progress
+    from .schedules import get_schedule
+    from .training import TrainingInterrupted, train
+
+    ds = load_dataset(args.data, args.target, seed=args.seed)
+    likelihood = args.likelihood or _infer_likelihood(ds)
+    classification = ds.task == "classification"
+    K = (1 if len(ds.classes) == 2 and likelihood == "bernoulli" else len(ds.classes)) if classification else \
+        (1 if ds.y.ndim == 1 else ds.y.shape[1])
+    optimizer = get_optimizer(args.optimizer, **({"learning_rate": args.lr} if args.lr else {}))
+    schedule = get_schedule(args.schedule)
+
+    if ds.X_test is not None:
+        Xtr, Xte, ytr, yte = ds.X, ds.X_test, ds.y, ds.y_test
+    else:
+        if not 0 < args.test_fraction < 1:
+            raise CLIError(f"--test-fraction: expected a fraction in (0, 1), found {args.test_fraction}")
+        Xtr, Xte, ytr, yte = train_test_split(
+            ds.X, ds.y, test_size=args.test_fraction, random_state=args.seed,
+            stratify=ds.y if classification else None)
+    scaler = Standardizer.fit(Xtr) if args.standardize else None
+    if scaler is not None:
+        Xtr, Xte = scaler.transform(Xtr), scaler.transform(Xte)
+
+    sizes = [Xtr.shape[1], *args.hidden, K]
+    net = Network(sizes, activation=args.activation, likelihood=likelihood, seed=args.seed, dtype=args.dtype)
+    if classification:
+        net.classes = ds.classes
+    net.metadata = {
+        "data": args.data, "standardize": scaler.to_dict() if scaler else None,
+        "test_fraction": args.test_fraction if ds.X_test is None else None, "seed": args.seed,
+        "target": args.target, "feature_names": ds.feature_names,
+        "optimizer": repr(optimizer), "schedule": repr(schedule), "batch_size": args.batch_size,
+        "trained_with": f"deltaprop {__version__}",
+    }
+    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
+    what = f"{len(ds.classes)} classes" if classification else f"{K} real target(s)"
+    say(f"data: {ds.name}, {len(Xtr)} training and {len(Xte)} test samples, {Xtr.shape[1]} features, {what}")
+    say(f"network: {'-'.join(map(str, sizes))} ({args.activation}, {net.likelihood.name}), "
+        f"{net.n_params:,} parameters, {np.dtype(net.dtype).name}; optimizer {optimizer!r}")
+
+    progress = Progress(args.epochs, quiet=args.quiet)
+    log = JsonLog(args.log) if args.log else None
+    callbacks = [progress] + ([log] if log else [])
+    t0 = time.perf_counter()
+    try:
+        history = train(
+            net, Xtr, _targets_for(likelihood, ytr, len(ds.classes or [])), optimizer=optimizer,
+            epochs=args.epochs, batch_size=args.batch_size or None, validation=args.validation_fraction or None,
+            schedule=schedule, l2=args.l2, dropout=args.dropout,
+            early_stopping=args.early_stopping or None, callbacks=callbacks, seed=args.seed,
+            checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume)
+    except TrainingInterrupted as e:
+        progress.close()
+        where = (f"checkpoint saved to {e.checkpoint}; continue with --resume {e.checkpoint}"
+                 if e.checkpoint else "nothing saved (use --checkpoint to keep progress)")
+        print(f"deltaprop: interrupted after {e.history.epochs} epochs; {where}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        progress.close()
+        if log:
+            log.close()
+    seconds = time.perf_counter() - t0
+
+    o = net.forward(Xte)
+    yte_t = _targets_for(likelihood, yte, len(ds.classes or []))
+    if classification:
+        score = float(np.mean(net.likelihood.predict_labels(o).reshape(yte.shape) == yte))
+        metric = "accuracy"
+    else:
+        from sklearn.metrics import r2_score
+
+        score, metric = float(r2_score(yte_t, o.reshape(np.shape(yte_t)))), "R^2"
+    net.metadata.update({"epochs": history.epochs, "stop_reason": history.stop_reason,
+                         f"test_{'accuracy' if classification else 'r2'}": score,
+                         "train_seconds": round(seconds, 3)})
+    net.save(args.out)
+    say(f"stopped: {history.stop_reason}, after {history.epochs} epochs in {seconds:.1f} s")
+    say(f"test {metric}: {score:.4f} ({len(Xte)} samples)")
+    say(f"model: {args.out}")
+    if args.plot:
+        plot_learning_curves(history, args.plot, title=f"{ds.name}: {'-'.join(map(str, sizes))}")
+        say(f"plot: {args.plot}")
+        if Xtr.shape[1] == 2 and classification:
+            regions = str(Path(args.plot).with_name(Path(args.plot).stem + "_regions.png"))
+            plot_decision_regions(lambda G: net.likelihood.predict_labels(net.forward(G)).reshape(-1),
+                                  np.r_[Xtr, Xte], np.r_[ytr, yte], regions, title=ds.name)
+            say(f"decision regions: {regions}")
+    return 0
+
+
+# --- evaluate -----------------------------------------------------------------------
+def cmd_evaluate(args) -> int:
+    from sklearn import metrics
+
+    from .datasets import load_dataset
+    from .plotting import plot_confusion_matrix
+
+    net = _load_model(args.model)
+    ds = load_dataset(args.data, args.target, seed=net.metadata.get("seed", 0) or 0)
+    X, y = (ds.X_test, ds.y_test) if ds.X_test is not None else (ds.X, ds.y)
+    if ds.X_test is None and args.held_out:
+        frac = net.metadata.get("test_fraction")
+        if not frac:
+            raise CLIError("--held-out: the model does not record a test fraction")
+        from sklearn.model_selection import train_test_split
+
+        _, X, _, y = train_test_split(ds.X, ds.y, test_size=frac, random_state=net.metadata.get("seed", 0),
+                                      stratify=ds.y if ds.task == "classification" else None)
+        ds.X, ds.y = X, y
+    X = _prepare_inputs(net, X)
+    o = net.forward(X)
+    if net.likelihood.task == "classification":
+        if ds.task != "classification":
+            raise CLIError(f"--data: the model is a classifier, but {ds.name} has real-valued targets")
+        ds.y = y
+        y = _labels_for_model(net, ds)
+        pred = net.likelihood.predict_labels(o).reshape(-1)
+        labels = [str(c) for c in (net.classes or range(net.sizes[-1]))]
+        idx = list(range(len(labels)))
+        print(f"accuracy: {np.mean(pred == y):.4f} ({len(y)} samples)")
+        print(metrics.classification_report(y, pred, labels=idx, target_names=labels, digits=4, zero_division=0))
+        cm = metrics.confusion_matrix(y, pred, labels=idx)
+        width = max(len(s) for s in labels + [str(cm.max())]) + 1
+        print("confusion matrix (rows: true, columns: predicted)")
+        print(" " * width + "".join(s.rjust(width) for s in labels))
+        for s, row in zip(labels, cm):
+            print(s.rjust(width) + "".join(str(v).rjust(width) for v in row))
+        if args.plot:
+            plot_confusion_matrix(cm, labels, args.plot)
+            print(f"plot: {args.plot}")
+    else:
+        y = np.asarray(y, dtype=np.float64).reshape(o.shape)
+        print(f"R^2: {metrics.r2_score(y, o):.4f}")
+        print(f"RMSE: {math.sqrt(metrics.mean_squared_error(y, o)):.4f} ({len(y)} samples)")
+    return 0
+
+
+# --- predict ------------------------------------------------------------------------
+def cmd_predict(args) -> int:
+    import csv
+    import io
+
+    from .datasets import DataError, read_csv, read_features
+    from .serialization import atomic_write
+
+    net = _load_model(args.model)
+    path = Path(args.input)
+    target = net.metadata.get("target")
+    if path.suffix == ".csv" and path.exists():
+        X, _, names = read_csv(path, "")
+        if X.shape[1] == net.sizes[0] + 1:  # the file still holds the target column: drop it
+            try:
+                X, _, names = read_csv(path, target)
+            except DataError:
+                pass
+    else:
+        X = read_features(path)
+    X = _prepare_inputs(net, np.asarray(X, dtype=np.float64), "INPUT")
+    o = net.forward(X)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    if net.likelihood.task == "classification":
+        pred = net.likelihood.predict_labels(o).reshape(-1)
+        classes = net.classes or list(range(max(net.sizes[-1], 2)))
+        header = ["prediction"]
+        if args.proba:
+            if o.shape[1] == 1:  # bernoulli: p(class 1)
+                o = np.c_[1 - o[:, 0], o[:, 0]]
+            header += [f"p_{c}" for c in classes]
+        writer.writerow(header)
+        for i, p in enumerate(pred):
+            writer.writerow([classes[p]] + ([f"{v:.6g}" for v in o[i]] if args.proba else []))
+    else:
+        writer.writerow(["prediction"] if o.shape[1] == 1 else [f"prediction_{k}" for k in range(o.shape[1])])
+        for row in o:
+            writer.writerow([f"{v:.8g}" for v in row])
+    if args.out:
+        atomic_write(args.out, lambda f: f.write(buf.getvalue().encode()))
+        print(f"predictions: {args.out} ({len(o)} rows)")
+    else:
+        sys.stdout.write(buf.getvalue())
+    return 0
+
+
+# --- gradcheck ----------------------------------------------------------------------
+def cmd_gradcheck(args) -> int:
+    from .gradcheck import gradcheck
+    from .network import Network
+
+    rng = np.random.default_rng(args.seed)
+    if args.model:
+        net = _load_model(args.model)
+        max_per_layer = args.max_per_layer or 30
+    else:
+        net = Network([args.inputs, *args.hidden, args.outputs], activation=args.activation,
+                      likelihood=args.likelihood, seed=args.seed, dtype="float64")
+        max_per_layer = args.max_per_layer
+    n, K = args.samples, net.sizes[-1]
+    X = rng.normal(size=(n, net.sizes[0]))
+    name = net.likelihood.name
+    if name == "categorical":
+        y = rng.integers(0, K, n)
+    elif name == "bernoulli" or name.endswith("binary_cross_entropy"):
+        y = rng.integers(0, 2, (n, K))
+    elif name == "poisson":
+        y = rng.poisson(1.0, (n, K))
+    else:
+        y = rng.normal(size=(n, K))
+    print(f"gradcheck: {'-'.join(map(str, net.sizes))} network ({', '.join(sorted(set(net.activation_names))) or 'no hidden layer'}, "
+          f"{name}), {n} random samples, float64, fourth-order central differences")
+    result = gradcheck(net, X, y, max_per_layer=max_per_layer, seed=args.seed)
+    print(result.report())
+    return 0 if result.passed else 1
+
+
+# --- info ---------------------------------------------------------------------------
+def cmd_info(args) -> int:
+    net = _load_model(args.model)
+    print(f"model: {args.model}")
+    print(f"architecture: {'-'.join(map(str, net.sizes))}")
+    print(f"hidden activations: {', '.join(net.activation_names) or '(none)'}")
+    print(f"likelihood: {net.likelihood.name}")
+    print(f"parameters: {net.n_params:,} ({np.dtype(net.dtype).name})")
+    for l in range(1, net.n_layers + 1):
+        print(f"  W[{l}]: {net.W[l].shape[0]} x {net.W[l].shape[1]} (bias as the last row)")
+    if net.classes is not None:
+        print(f"classes: {', '.join(map(str, net.classes))}")
+    for k, v in net.metadata.items():
+        if k in ("standardize", "feature_names") or v is None:
+            continue
+        print(f"{k}: {v}")
+    if net.metadata.get("standardize"):
+        print("inputs: standardized with the training data's mean and std (applied by predict and evaluate)")
+    return 0
+
+
+# --- export -------------------------------------------------------------------------
+def cmd_export(args) -> int:
+    try:
+        from .export import to_onnx
+    except ImportError:  # pragma: no cover - onnx is an optional extra
+        raise CLIError("export needs the onnx package: pip install 'deltaprop[onnx]'") from None
+    net = _load_model(args.model)
+    std = net.metadata.get("standardize")
+    to_onnx(net, args.onnx, **({"mean": std["mean"], "std": std["std"]} if std else {}))
+    print(f"ONNX model: {args.onnx} (input X: N x {net.sizes[0]}, output o: N x {net.sizes[-1]})")
+    return 0
+
+
+# --- the parser ---------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+    from .activations import ACTIVATIONS
+    from .datasets import BUILTIN_NAMES
+    from .likelihoods import likelihood_names
+    from .optimizers import OPTIMIZERS
+    from .schedules import SCHEDULES
+
+    p = _Parser(prog="deltaprop", formatter_class=_fmt(),
+                description="Feedforward networks trained by backpropagation, from first principles.",
+                epilog="examples:\n  deltaprop train\n  deltaprop train --data moons --hidden 32 32 --plot moons.png\n"
+                       "  deltaprop evaluate deltaprop-model.safetensors --data digits\n"
+                       "  deltaprop gradcheck --hidden 5 4 --activation tanh")
+    p.add_argument("--version", action="version", version=f"deltaprop {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    t = sub.add_parser("train", help="train a network (on the digits data set by default)", formatter_class=_fmt(),
+                       epilog="examples:\n  deltaprop train\n  deltaprop train --data iris --hidden 16 --epochs 200\n"
+                              "  deltaprop train --data data.csv --target label --hidden 128 64 --dropout 0.2\n"
+                              "  deltaprop train --data mnist/ --hidden 256 128 --epochs 20 --batch-size 128\n"
+                              "  deltaprop train --checkpoint run.ckpt   (Ctrl-C, then add --resume run.ckpt)")
+    t.add_argument("--data", default="digits", metavar="SOURCE",
+                   help=f"built-in ({', '.join(BUILTIN_NAMES)}), .csv, .npz, .npy, an MNIST IDX folder or "
+                        "mnist.pkl.gz (default: digits)")
+    t.add_argument("--target", help="CSV target column (default: the last), or the targets' .npy file")
+    t.add_argument("--hidden", type=int, nargs="*", default=[128, 64], metavar="WIDTH",
+                   help="hidden layer widths (default: 128 64)")
+    t.add_argument("--activation", default="relu", choices=list(ACTIVATIONS), metavar="NAME",
+                   help=f"hidden activation: {', '.join(ACTIVATIONS)} (default: relu)")
+    t.add_argument("--likelihood", metavar="NAME", type=_choice(likelihood_names(), "--likelihood"),
+                   help="categorical, bernoulli, gaussian, poisson or ACTIVATION+LOSS (default: from the target)")
+    t.add_argument("--optimizer", default="adam", choices=list(OPTIMIZERS), metavar="NAME",
+                   help=f"{', '.join(OPTIMIZERS)} (default: adam)")
+    t.add_argument("--lr", type=_positive_float("--lr"), help="learning rate mu (default: the optimizer's)")
+    t.add_argument("--batch-size", type=_int_at_least(0, "--batch-size"), default=32,
+                   help="mini-batch size; 0 for full-batch gradient descent (default: 32)")
+    t.add_argument("--epochs", type=_int_at_least(1, "--epochs"), default=100, help="maximum epochs (default: 100)")
+    t.add_argument("--schedule", default="constant", choices=list(SCHEDULES), metavar="NAME",
+                   help=f"learning-rate schedule: {', '.join(SCHEDULES)} (default: constant)")
+    t.add_argument("--l2", type=_non_negative_float("--l2"), default=0.0, help="L2 weight decay (default: 0)")
+    t.add_argument("--dropout", type=_non_negative_float("--dropout"), default=0.0, help="dropout rate (default: 0)")
+    t.add_argument("--early-stopping", type=_int_at_least(0, "--early-stopping"), default=10, metavar="PATIENCE",
+                   help="stop after PATIENCE epochs without validation improvement; 0 turns it off (default: 10)")
+    t.add_argument("--validation-fraction", type=_non_negative_float("--validation-fraction"), default=0.1,
+                   help="fraction of the training data held out for validation (default: 0.1)")
+    t.add_argument("--test-fraction", type=_non_negative_float("--test-fraction"), default=0.2,
+                   help="fraction held out for the final test (default: 0.2; MNIST has its own)")
+    t.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=True,
+                   help="standardize features with the training mean and std (default: on)")
+    t.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    t.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    t.add_argument("--out", default="deltaprop-model.safetensors", help="model file (default: %(default)s)")
+    t.add_argument("--plot", default="deltaprop-curves.png",
+                   help="learning-curve PNG (default: %(default)s); '' for none")
+    t.add_argument("--checkpoint", help="checkpoint file, written every --checkpoint-every epochs and on Ctrl-C")
+    t.add_argument("--checkpoint-every", type=_int_at_least(1, "--checkpoint-every"), default=1)
+    t.add_argument("--resume", help="continue bit-identically from this checkpoint")
+    t.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    t.add_argument("--log", help="write one JSON line per epoch to this file")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="accuracy, per-class precision/recall and confusion matrix, or R^2/RMSE",
+                       formatter_class=_fmt(),
+                       epilog="examples:\n  deltaprop evaluate deltaprop-model.safetensors --data digits --held-out\n"
+                              "  deltaprop evaluate model.safetensors --data test.csv --target label --plot cm.png")
+    e.add_argument("model")
+    e.add_argument("--data", required=True, metavar="SOURCE")
+    e.add_argument("--target")
+    e.add_argument("--held-out", action="store_true", help="only the test split recorded at training time")
+    e.add_argument("--plot", help="confusion-matrix PNG")
+    e.set_defaults(func=cmd_evaluate)
+
+    r = sub.add_parser("predict", help="predict from a CSV or .npy of features", formatter_class=_fmt(),
+                       epilog="examples:\n  deltaprop predict model.safetensors inputs.csv --out preds.csv --proba")
+    r.add_argument("model")
+    r.add_argument("input", help="CSV (with a header) or .npy of features")
+    r.add_argument("--out", help="CSV to write (default: standard output)")
+    r.add_argument("--proba", action="store_true", help="add class probabilities")
+    r.set_defaults(func=cmd_predict)
+
+    g = sub.add_parser("gradcheck", help="backpropagation against finite differences, layer by layer",
+                       formatter_class=_fmt(),
+                       epilog="examples:\n  deltaprop gradcheck\n  deltaprop gradcheck --hidden 6 5 --activation gelu "
+                              "--likelihood sigmoid+squared_error\n  deltaprop gradcheck --model model.safetensors")
+    g.add_argument("--model", help="check a saved model instead of a new one")
+    g.add_argument("--inputs", type=_int_at_least(1, "--inputs"), default=4)
+    g.add_argument("--hidden", type=int, nargs="*", default=[5, 4])
+    g.add_argument("--outputs", type=_int_at_least(1, "--outputs"), default=3)
+    g.add_argument("--activation", default="tanh", choices=list(ACTIVATIONS), metavar="NAME")
+    g.add_argument("--likelihood", default="categorical", type=_choice(likelihood_names(), "--likelihood"))
+    g.add_argument("--samples", type=_int_at_least(1, "--samples"), default=8)
+    g.add_argument("--max-per-layer", type=_int_at_least(1, "--max-per-layer"))
+    g.add_argument("--seed", type=int, default=0)
+    g.set_defaults(func=cmd_gradcheck)
+
+    i = sub.add_parser("info", help="architecture, parameter count and training metadata of a model",
+                       formatter_class=_fmt(), epilog="example:\n  deltaprop info deltaprop-model.safetensors")
+    i.add_argument("model")
+    i.set_defaults(func=cmd_info)
+
+    x = sub.add_parser("export", help="export a model to ONNX", formatter_class=_fmt(),
+                       epilog="example:\n  deltaprop export deltaprop-model.safetensors --onnx model.onnx")
+    x.add_argument("model")
+    x.add_argument("--onnx", required=True, help="the .onnx file to write")
+    x.set_defaults(func=cmd_export)
+    return p
+
+
+def _choice(names, option):
+    def parse(value):
+        if value.lower() not in names:
+            shown = [n for n in names if "+" not in n]
+            raise argparse.ArgumentTypeError(
+                f"unknown value {value!r}; expected one of {', '.join(shown)} or ACTIVATION+LOSS")
+        return value.lower()
+    return parse
+
+
+def _number(option, ok, expected, cast=float):
+    def parse(value):
+        try:
+            v = cast(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, found {value!r}") from None
+        if not ok(v):
+            raise argparse.ArgumentTypeError(f"expected {expected}, found {value!r}")
+        return v
+    return parse
+
+
+def _positive_float(option):
+    return _number(option, lambda v: math.isfinite(v) and v > 0, "a positive number")
+
+
+def _non_negative_float(option):
+    return _number(option, lambda v: math.isfinite(v) and v >= 0, "a number >= 0")
+
+
+def _int_at_least(minimum, option):
+    return _number(option, lambda v: v >= minimum, f"an integer >= {minimum}", int)
+
+
+def main(argv=None) -> int:
+    """Run the command line; return the exit status."""
+    from .datasets import DataError
+    from .serialization import ModelFileError
+    from .training import DivergenceError
+
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except (CLIError, DataError, ModelFileError, DivergenceError, ValueError, TypeError) as e:
+        print(f"deltaprop: error: {_one_line(e)}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:  # the reader went away (e.g. | head): not an error of ours
+        sys.stdout = open(os.devnull, "w")
+        return 0
+    except OSError as e:
+        where = f" {e.filename}" if getattr(e, "filename", None) else ""
+        print(f"deltaprop: error:{where} {e.strerror or e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("deltaprop: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _one_line(e) -> str:
+    return " ".join(str(e).split())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,362 @@
+"""Data sets for the command line: built-in names, CSV, NumPy files, MNIST (IDX and mnist.pkl.gz).
+
+Every loader validates what it reads and names the problem (file, row, column)
+in a :class:`DataError`. Nothing is ever downloaded: the built-in sets ship with
+scikit-learn or are generated.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import pickle
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+Array = np.ndarray
+
+
+class DataError(ValueError):
+    """A data source that is missing, unreadable or malformed."""
+
+
+@dataclass
+class Dataset:
+    """Features, targets and what is known about them.
+
+    ``X_test``/``y_test`` are set when the source has its own test split (MNIST).
+    ``classes`` holds the original labels when y was encoded as 0..K-1.
+    """
+
+    name: str
+    X: Array
+    y: Array
+    task: str  # "classification" or "regression"
+    classes: list | None = None
+    feature_names: list | None = None
+    X_test: Array | None = None
+    y_test: Array | None = None
+
+
+# --- built-in sets ------------------------------------------------------------------
+def _sklearn(loader):
+    def load(seed):
+        X, y = loader(return_X_y=True)
+        return X.astype(np.float64), y
+    return load
+
+
+def _xor(seed, n=400):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-1, 1, size=(n, 2))
+    return X, ((X[:, 0] > 0) ^ (X[:, 1] > 0)).astype(np.int64)
+
+
+def _moons(seed, n=500):
+    from sklearn.datasets import make_moons
+    return make_moons(n_samples=n, noise=0.2, random_state=seed)
+
+
+def _circles(seed, n=500):
+    from sklearn.datasets import make_circles
+    return make_circles(n_samples=n, noise=0.08, factor=0.5, random_state=seed)
+
+
+def _spirals(seed, n=600, turns=1.5):
+    """Two interleaved spirals, the classic hard case for a small network."""
+    rng = np.random.default_rng(seed)
+    k = n // 2
+    t = np.sqrt(rng.uniform(0, 1, k)) * turns * 2 * np.pi
+    arm = np.c_[t * np.cos(t), t * np.sin(t)] / (turns * 2 * np.pi)
+    X = np.r_[arm, -arm] + rng.normal(scale=0.02, size=(2 * k, 2))
+    return X, np.r_[np.zeros(k, np.int64), np.ones(k, np.int64)]
+
+
+def _sine(seed, n=500):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-np.pi, np.pi, size=(n, 1))
+    return X, np.sin(X[:, 0]) + 0.1 * rng.normal(size=n)
+
+
+def _builtins():
+    from sklearn import datasets as sk
+
+    return {
+        "digits": (_sklearn(sk.load_digits), "classification"),
+        "iris": (_sklearn(sk.load_iris), "classification"),
+        "wine": (_sklearn(sk.load_wine), "classification"),
+        "breast-cancer": (_sklearn(sk.load_breast_cancer), "classification"),
+        "diabetes": (_sklearn(sk.load_diabetes), "regression"),
+        "xor": (_xor, "classification"),
+        "moons": (_moons, "classification"),
+        "circles": (_circles, "classification"),
+        "spirals": (_spirals, "classification"),
+        "sine": (_sine, "regression"),
+    }
+
+
+BUILTIN_NAMES = ["digits", "iris", "wine", "breast-cancer", "diabetes",
+                 "xor", "moons", "circles", "spirals", "sine"]
+
+
+# --- targets ------------------------------------------------------------------------
+def infer_task(y: Array) -> str:
+    """Classification for labels (strings, booleans, or few distinct integers), else regression."""
+    if y.dtype.kind in "OUSb":
+        return "classification"
+    if y.dtype.kind in "iu" or (y.dtype.kind == "f" and np.all(y == np.round(y))):
+        n_unique = len(np.unique(y))
+        if n_unique <= max(2, min(100, len(y) // 5)):
+            return "classification"
+    return "regression"
+
+
+def encode_labels(y: Array, classes: list | None = None) -> tuple[Array, list]:
+    """Map labels to 0..K-1; with ``classes`` given, labels outside it are an error."""
+    if classes is None:
+        classes = np.unique(y).tolist()
+    lookup = {c: i for i, c in enumerate(classes)}
+    keys = [v.item() if hasattr(v, "item") else v for v in y]
+    unknown = sorted({str(k) for k in keys if k not in lookup})
+    if unknown:
+        raise DataError(f"labels {', '.join(unknown[:5])} are not among the model's classes {classes}")
+    return np.array([lookup[k] for k in keys], dtype=np.int64), classes
+
+
+def _labels_from_strings(values: list[str]) -> Array:
+    """Numbers when every value is numeric, else the strings themselves."""
+    try:
+        return np.array([float(v) for v in values])
+    except ValueError:
+        return np.array(values, dtype=object)
+
+
+# --- files --------------------------------------------------------------------------
+def read_csv(path: Path, target: str | None) -> tuple[Array, Array | None, list[str]]:
+    """A CSV with a header row: numeric features, and the ``target`` column (default: the last).
+
+    With ``target=""`` every column is a feature (for prediction inputs).
+    """
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.reader(f))
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a text CSV file") from None
+    rows = [r for r in rows if r]
+    if len(rows) < 2:
+        raise DataError(f"{path}: expected a header row and at least one data row")
+    header = [h.strip() for h in rows[0]]
+    if target == "":
+        t = None
+    elif target is None:
+        t = len(header) - 1
+    elif target in header:
+        t = header.index(target)
+    else:
+        raise DataError(f"{path}: no column named {target!r}; the columns are {', '.join(header)}")
+    X = np.empty((len(rows) - 1, len(header) - (t is not None)))
+    labels = []
+    for i, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise DataError(f"{path}: row {i} has {len(row)} fields, the header has {len(header)}")
+        j = 0
+        for c, value in enumerate(row):
+            if c == t:
+                labels.append(value.strip())
+                continue
+            try:
+                X[i - 2, j] = float(value)
+            except ValueError:
+                raise DataError(
+                    f"{path}: row {i}, column {header[c]!r}: expected a number, found {value!r}") from None
+            j += 1
+    feature_names = [h for c, h in enumerate(header) if c != t]
+    return X, (_labels_from_strings(labels) if t is not None else None), feature_names
+
+
+def _read_idx(path: Path) -> Array:
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError) as e:
+        raise DataError(f"{path}: cannot be read as IDX ({e})") from None
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        raise DataError(f"{path}: not an IDX file of unsigned bytes (bad magic number)")
+    ndim = data[3]
+    dims = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
+    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if body.size != int(np.prod(dims)):
+        raise DataError(f"{path}: header says {dims} but holds {body.size} values (truncated?)")
+    return body.reshape(dims)
+
+
+def _find(folder: Path, stem: str) -> Path:
+    for name in (stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
+        if (folder / name).exists():
+            return folder / name
+    raise DataError(f"{folder}: no {stem} (or {stem}.gz): an IDX folder holds the four MNIST files")
+
+
+def read_idx_folder(folder: Path) -> tuple[Array, Array, Array, Array]:
+    """MNIST or Fashion-MNIST in the standard IDX format: pixels scaled to [0, 1]."""
+    parts = []
+    for split in ("train", "t10k"):
+        images = _read_idx(_find(folder, f"{split}-images-idx3-ubyte"))
+        labels = _read_idx(_find(folder, f"{split}-labels-idx1-ubyte"))
+        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+            raise DataError(f"{folder}: {split} images and labels do not match")
+        parts += [images.reshape(len(images), -1).astype(np.float32) / 255, labels.astype(np.int64)]
+    return tuple(parts)
+
+
+class _ArraysOnly(pickle.Unpickler):
+    """An unpickler that rebuilds NumPy arrays and tuples, and nothing else."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+               ("numpy._core.multiarray", "scalar")}
+
+    def find_class(self, module, name):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise DataError(f"mnist.pkl.gz: refuses to load {module}.{name} (only NumPy arrays are allowed)")
+
+
+def read_mnist_pkl(path: Path) -> tuple[Array, Array, Array, Array]:
+    """The ``mnist.pkl.gz`` format ((train, validation, test) pairs), read without running code.
+
+    Its training and validation parts together are the 60,000 training images.
+    """
+    try:
+        with gzip.open(path, "rb") as f:
+            parts = _ArraysOnly(io.BytesIO(f.read()), encoding="latin1").load()
+        (a, ya), (b, yb), (c, yc) = parts
+    except DataError:
+        raise
+    except Exception as e:  # a malformed pickle can fail in many ways; none runs code here
+        raise DataError(f"{path}: not a valid mnist.pkl.gz file ({type(e).__name__}: {e})") from None
+    X = np.concatenate([a, b]).astype(np.float32, copy=False)
+    return X, np.concatenate([ya, yb]).astype(np.int64), c.astype(np.float32, copy=False), yc.astype(np.int64)
+
+
+def read_features(path: str | Path) -> Array:
+    """Inputs for prediction: a CSV of features only (with a header) or a .npy array."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    if path.suffix == ".npy":
+        return _load_npy(path)
+    X, _, _ = read_csv(path, "")
+    return X
+
+
+def _load_npy(path: Path) -> Array:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise DataError(f"{path}: not a readable .npy array ({e})") from None
+
+
+def load_dataset(spec: str = "digits", target: str | None = None, seed: int = 0) -> Dataset:
+    """Load a data set by built-in name or path.
+
+    Parameters
+    ----------
+    spec : str
+        A built-in name (``digits``, ``iris``, ``wine``, ``breast-cancer``, ``diabetes``,
+        ``xor``, ``moons``, ``circles``, ``spirals``, ``sine``), a ``.csv`` file, a
+        ``.npz`` file with arrays ``X`` and ``y``, a ``.npy`` file of features (with
+        ``target`` naming the ``.npy`` file of targets), a folder of MNIST IDX files,
+        or an ``mnist.pkl.gz`` file.
+    target : str, optional
+        The CSV target column (default: the last), or the targets' ``.npy`` file.
+    seed : int
+        For the generated sets.
+    """
+    builtins = _builtins()
+    if spec in builtins:
+        loader, task = builtins[spec]
+        X, y = loader(seed)
+        return _finish(Dataset(spec, np.asarray(X, dtype=np.float64), np.asarray(y), task))
+    path = Path(spec)
+    if not path.exists():
+        raise DataError(
+            f"--data {spec!r}: no such file or folder, and not a built-in name ({', '.join(BUILTIN_NAMES)})")
+    if path.is_dir():
+        X, y, Xt, yt = read_idx_folder(path)
+        return _finish(Dataset(path.name, X, y, "classification", X_test=Xt, y_test=yt))
+    name = path.name.lower()
+    if name.endswith(".pkl.gz"):
+        X, y, Xt, yt = read_mnist_pkl(path)
+        return _finish(Dataset(path.name, X, y, "classification", X_test=Xt, y_test=yt))
+    if name.endswith(".npz"):
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if "X" not in z or "y" not in z:
+                    raise DataError(f"{path}: expected arrays named 'X' and 'y', found {', '.join(z.files)}")
+                X, y = z["X"], z["y"]
+        except (ValueError, OSError) as e:
+            raise DataError(f"{path}: not a readable .npz file ({e})") from None
+        return _finish(Dataset(path.name, X, y, infer_task(y)))
+    if name.endswith(".npy"):
+        if target is None or not target.endswith(".npy"):
+            raise DataError(f"{path}: a .npy feature file needs --target pointing to the targets' .npy file")
+        if not Path(target).exists():
+            raise DataError(f"--target {target!r}: no such file")
+        X, y = _load_npy(path), _load_npy(Path(target))
+        return _finish(Dataset(path.name, X, y, infer_task(y)))
+    if name.endswith(".csv") or name.endswith(".txt"):
+        X, y, features = read_csv(path, target)
+        return _finish(Dataset(path.name, X, y, infer_task(y), feature_names=features))
+    raise DataError(f"--data {spec!r}: unknown format; expected a .csv, .npz, .npy, mnist.pkl.gz or an IDX folder")
+
+
+def _finish(ds: Dataset) -> Dataset:
+    """Check shapes and values, and encode class labels as 0..K-1."""
+    X, y = np.asarray(ds.X), np.asarray(ds.y)
+    if X.ndim != 2 or X.shape[0] == 0:
+        raise DataError(f"{ds.name}: expected features of shape (n_samples, n_features), found {X.shape}")
+    if X.dtype.kind not in "biuf":
+        raise DataError(f"{ds.name}: expected numeric features, found {X.dtype}")
+    if y.shape[0] != X.shape[0]:
+        raise DataError(f"{ds.name}: {X.shape[0]} rows of features but {y.shape[0]} targets")
+    if not np.all(np.isfinite(X)):
+        raise DataError(f"{ds.name}: the features contain NaN or inf")
+    ds.X = X
+    if ds.task == "classification":
+        ds.y, ds.classes = encode_labels(y.ravel() if y.ndim > 1 and y.shape[1] == 1 else y)
+        if ds.y_test is not None:
+            ds.y_test, _ = encode_labels(ds.y_test, ds.classes)
+    else:
+        if y.dtype.kind not in "biuf":
+            raise DataError(f"{ds.name}: regression targets must be numbers, found {y.dtype}")
+        ds.y = y.astype(np.float64)
+    return ds
+
+
+@dataclass
+class Standardizer:
+    """Per-feature (x - mean) / std, fitted on training data and saved with the model."""
+
+    mean: Array
+    std: Array
+
+    @classmethod
+    def fit(cls, X: Array) -> "Standardizer":
+        std = X.std(axis=0)
+        return cls(X.mean(axis=0), np.where(std > 0, std, 1.0))
+
+    def transform(self, X: Array) -> Array:
+        return (X - self.mean) / self.std
+
+    def to_dict(self) -> dict:
+        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Standardizer":
+        return cls(np.asarray(d["mean"], dtype=np.float64), np.asarray(d["std"], dtype=np.float64))
