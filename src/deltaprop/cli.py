@@ -115,7 +115,7 @@ def cmd_train(args) -> int:
     net.metadata = {
         "data": args.data, "standardize": scaler.to_dict() if scaler else None,
         "test_fraction": args.test_fraction if ds.X_test is None else None, "seed": args.seed,
-        "target": args.target, "feature_names": ds.feature_names,
+        "target": ds.target_name or args.target, "feature_names": ds.feature_names,
         "optimizer": repr(optimizer), "schedule": repr(schedule), "batch_size": args.batch_size,
         "trained_with": f"deltaprop {__version__}",
     }
@@ -227,19 +227,15 @@ def cmd_predict(args) -> int:
     import csv
     import io
 
-    from .datasets import DataError, read_csv, read_features
+    from .datasets import csv_header, read_csv, read_features
     from .serialization import atomic_write
 
     net = _load_model(args.model)
     path = Path(args.input)
     target = net.metadata.get("target")
     if path.suffix == ".csv" and path.exists():
-        X, _, names = read_csv(path, "")
-        if X.shape[1] == net.sizes[0] + 1:  # the file still holds the target column: drop it
-            try:
-                X, _, names = read_csv(path, target)
-            except DataError:
-                pass
+        # a CSV that still holds the training target column: that column is not a feature
+        X, _, _ = read_csv(path, target if target and target in csv_header(path) else "")
     else:
         X = read_features(path)
     X = _prepare_inputs(net, np.asarray(X, dtype=np.float64), "INPUT")

@@ -38,6 +38,7 @@ class Dataset:
     task: str  # "classification" or "regression"
     classes: list | None = None
     feature_names: list | None = None
+    target_name: str | None = None
     X_test: Array | None = None
     y_test: Array | None = None
 
@@ -125,6 +126,12 @@ def encode_labels(y: Array, classes: list | None = None) -> tuple[Array, list]:
     if unknown:
         raise DataError(f"labels {', '.join(unknown[:5])} are not among the model's classes {classes}")
     return np.array([lookup[k] for k in keys], dtype=np.int64), classes
+
+
+def csv_header(path: Path) -> list[str]:
+    """The stripped names of a CSV file's first row."""
+    with open(path, newline="") as f:
+        return [h.strip() for h in next(csv.reader(f), [])]
 
 
 def _labels_from_strings(values: list[str]) -> Array:
@@ -312,7 +319,9 @@ def load_dataset(spec: str = "digits", target: str | None = None, seed: int = 0)
         return _finish(Dataset(path.name, X, y, infer_task(y)))
     if name.endswith(".csv") or name.endswith(".txt"):
         X, y, features = read_csv(path, target)
-        return _finish(Dataset(path.name, X, y, infer_task(y), feature_names=features))
+        header = csv_header(path)
+        target_name = next(h for h in header if h not in features) if len(header) > len(features) else None
+        return _finish(Dataset(path.name, X, y, infer_task(y), feature_names=features, target_name=target_name))
     raise DataError(f"--data {spec!r}: unknown format; expected a .csv, .npz, .npy, mnist.pkl.gz or an IDX folder")
 
 

@@ -1,0 +1,287 @@
+"""The command line, run as a subprocess the way a person runs it."""
+
+import csv
+import gzip
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import deltaprop as dp
+
+ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
+
+
+def cli(*args, cwd, check=None, timeout=300):
+    proc = subprocess.run([sys.executable, "-m", "deltaprop", *map(str, args)], cwd=cwd, env=ENV,
+                          capture_output=True, text=True, timeout=timeout)
+    if check is not None:
+        assert proc.returncode == check, proc.stdout + proc.stderr
+    return proc
+
+
+def assert_clean_error(proc, *fragments):
+    """Exit status 2, one line on stderr, no traceback."""
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("deltaprop: error:") and "Traceback" not in proc.stderr
+    for f in fragments:
+        assert f in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """`deltaprop train` with no arguments, once for the module."""
+    d = tmp_path_factory.mktemp("default")
+    proc = cli("train", "--log", "history.jsonl", cwd=d, check=0)
+    return d, proc
+
+
+def test_default_train(trained):
+    d, proc = trained
+    assert (d / "deltaprop-model.safetensors").exists() and (d / "deltaprop-curves.png").exists()
+    acc = float(proc.stdout.split("test accuracy: ")[1].split()[0])
+    assert acc >= 0.95
+    assert "stopped:" in proc.stdout and "epochs in" in proc.stdout
+    assert "epoch 1/100" in proc.stderr  # plain progress lines when not on a terminal
+    lines = (d / "history.jsonl").read_text().splitlines()
+    assert json.loads(lines[0])["epoch"] == 1 and "val_accuracy" in json.loads(lines[0])
+    assert (d / "deltaprop-curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    model = dp.load(d / "deltaprop-model.safetensors")
+    assert model.metadata["test_accuracy"] == pytest.approx(acc, abs=1e-4)
+
+
+def test_info_and_evaluate(trained):
+    d, _ = trained
+    info = cli("info", "deltaprop-model.safetensors", cwd=d, check=0).stdout
+    assert "architecture: 64-128-64-10" in info and "parameters: 17,226" in info
+    ev = cli("evaluate", "deltaprop-model.safetensors", "--data", "digits", "--held-out", "--plot", "cm.png",
+             cwd=d, check=0).stdout
+    assert "accuracy:" in ev and "precision" in ev and "confusion matrix" in ev
+    assert float(ev.split("accuracy: ")[1].split()[0]) >= 0.95
+    assert (d / "cm.png").exists()
+
+
+def test_predict_csv_and_npy(trained):
+    d, _ = trained
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    np.save(d / "x.npy", X[:20])
+    with open(d / "x.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow([f"p{i}" for i in range(64)])
+        w.writerows(X[:20])
+    cli("predict", "deltaprop-model.safetensors", "x.csv", "--out", "p.csv", "--proba", cwd=d, check=0)
+    rows = list(csv.reader(open(d / "p.csv")))
+    assert rows[0][:2] == ["prediction", "p_0"] and len(rows) == 21 and len(rows[0]) == 11
+    assert np.mean([int(r[0]) for r in rows[1:]] == y[:20]) >= 0.9
+    out = cli("predict", "deltaprop-model.safetensors", "x.npy", cwd=d, check=0).stdout.split()
+    assert out[0] == "prediction" and out[1:] == [r[0] for r in rows[1:]]
+
+
+def test_export_onnx_matches(trained):
+    ort = pytest.importorskip("onnxruntime")
+    d, _ = trained
+    cli("export", "deltaprop-model.safetensors", "--onnx", "m.onnx", cwd=d, check=0)
+    from sklearn.datasets import load_digits
+
+    from deltaprop.datasets import Standardizer
+
+    X = load_digits().data[:50]
+    net = dp.load(d / "deltaprop-model.safetensors")
+    want = net.forward(Standardizer.from_dict(net.metadata["standardize"]).transform(X))
+    got = ort.InferenceSession(str(d / "m.onnx")).run(None, {"X": X.astype(np.float32)})[0]
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+@pytest.mark.parametrize("activation,likelihood", [
+    ("gelu", "gaussian"), ("elu", "bernoulli"), ("leaky_relu", "poisson"), ("softplus", "categorical"),
+    ("sigmoid", "sigmoid+squared_error"), ("tanh", "categorical")])
+def test_export_every_activation_and_output(tmp_path, activation, likelihood):
+    ort = pytest.importorskip("onnxruntime")
+    from deltaprop.export import to_onnx
+
+    net = dp.Network([5, 7, 6, 3], activation=activation, likelihood=likelihood, seed=2)
+    to_onnx(net, tmp_path / "m.onnx")
+    X = np.random.default_rng(0).normal(size=(9, 5)).astype(np.float32)
+    got = ort.InferenceSession(str(tmp_path / "m.onnx")).run(None, {"X": X})[0]
+    np.testing.assert_allclose(got, net.forward(X), atol=1e-5)
+
+
+def test_gradcheck_command(tmp_path):
+    out = cli("gradcheck", "--hidden", "5", "4", "--activation", "gelu", "--likelihood", "sigmoid+squared_error",
+              cwd=tmp_path, check=0).stdout
+    assert "layer 3: max relative error" in out and "PASSED" in out
+
+
+# --- data sources --------------------------------------------------------------------
+def write_idx(path, array):
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    data = header + array.astype(np.uint8).tobytes()
+    (gzip.open if str(path).endswith(".gz") else open)(path, "wb").write(data)
+
+
+def make_idx_folder(folder, gz):
+    rng = np.random.default_rng(0)
+    folder.mkdir()
+    suffix = ".gz" if gz else ""
+    for split, n in (("train", 300), ("t10k", 100)):
+        labels = rng.integers(0, 3, n)
+        images = rng.integers(0, 30, (n, 6, 6))
+        for k in range(3):  # a class-dependent bright block, so it can be learned
+            images[labels == k, 2 * k:2 * k + 2, :] += 200
+        write_idx(folder / f"{split}-images-idx3-ubyte{suffix}", images)
+        write_idx(folder / f"{split}-labels-idx1-ubyte{suffix}", labels)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_idx_folder(tmp_path, gz):
+    make_idx_folder(tmp_path / "mnist", gz)
+    out = cli("train", "--data", "mnist", "--hidden", "16", "--epochs", "20", "--quiet", "--plot", "",
+              cwd=tmp_path, check=0)
+    model = dp.load(tmp_path / "deltaprop-model.safetensors")
+    assert model.sizes == [36, 16, 3] and model.metadata["test_accuracy"] > 0.9
+    assert out.stdout == ""
+
+
+def test_mnist_pkl_gz(tmp_path):
+    import pickle
+
+    rng = np.random.default_rng(0)
+    parts = []
+    for n in (200, 50, 80):
+        y = rng.integers(0, 2, n)
+        X = rng.random((n, 16)).astype(np.float32) * 0.2
+        X[y == 1, :8] += 0.8
+        parts.append((X, y.astype(np.int64)))
+    with gzip.open(tmp_path / "mnist.pkl.gz", "wb") as f:
+        pickle.dump(tuple(parts), f)
+    cli("train", "--data", "mnist.pkl.gz", "--hidden", "8", "--epochs", "10", "--plot", "", cwd=tmp_path, check=0)
+    model = dp.load(tmp_path / "deltaprop-model.safetensors")
+    assert model.metadata["test_accuracy"] > 0.9 and model.likelihood.name == "bernoulli"
+
+
+def test_mnist_pkl_gz_refuses_code(tmp_path):
+    import pickle
+
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    with gzip.open(tmp_path / "evil.pkl.gz", "wb") as f:
+        pickle.dump(Evil(), f)
+    proc = cli("train", "--data", "evil.pkl.gz", cwd=tmp_path)
+    assert_clean_error(proc, "refuses to load")
+    assert not marker.exists()
+
+
+def test_csv_with_string_labels_npz_and_npy(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(150, 3))
+    names = np.array(["setosa", "versicolor", "virginica"])[(X[:, 0] > -0.4).astype(int) + (X[:, 0] > 0.4)]
+    with open(tmp_path / "d.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["a", "species", "b", "c"])
+        for x, n in zip(X, names):
+            w.writerow([x[0], n, x[1], x[2]])
+    cli("train", "--data", "d.csv", "--target", "species", "--hidden", "16", "--epochs", "60", "--plot", "",
+        cwd=tmp_path, check=0)
+    model = dp.load(tmp_path / "deltaprop-model.safetensors")
+    assert model.classes == ["setosa", "versicolor", "virginica"]
+    pred = cli("predict", "deltaprop-model.safetensors", "d.csv", cwd=tmp_path, check=0).stdout.split()[1:]
+    assert np.mean(np.array(pred) == names) > 0.85
+    np.savez(tmp_path / "r.npz", X=X, y=X[:, 0] * 2 + 1)
+    cli("train", "--data", "r.npz", "--hidden", "8", "--epochs", "30", "--plot", "", "--out", "r.safetensors",
+        cwd=tmp_path, check=0)
+    assert dp.load(tmp_path / "r.safetensors").likelihood.name == "gaussian"
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", (X[:, 1] > 0).astype(int))
+    cli("train", "--data", "X.npy", "--target", "y.npy", "--hidden", "4", "--epochs", "5", "--plot", "",
+        "--out", "n.safetensors", cwd=tmp_path, check=0)
+    ev = cli("evaluate", "r.safetensors", "--data", "r.npz", cwd=tmp_path, check=0).stdout
+    assert "R^2:" in ev and "RMSE:" in ev
+
+
+def test_generated_2d_sets_plot_decision_regions(tmp_path):
+    out = cli("train", "--data", "moons", "--hidden", "16", "16", "--epochs", "30", "--plot", "moons.png",
+              cwd=tmp_path, check=0).stdout
+    assert (tmp_path / "moons_regions.png").exists() and "decision regions" in out
+
+
+# --- errors: one line, exit 2, no traceback, nothing left behind ----------------------
+def test_error_cases(tmp_path, trained):
+    d, _ = trained
+    (tmp_path / "ragged.csv").write_text("a,b,y\n1,2,0\n3,4\n")
+    (tmp_path / "text.csv").write_text("a,b,y\n1,2,0\n3,x,1\n")
+    (tmp_path / "bad.safetensors").write_bytes(b"\x80\x04not a model at all")
+    model = str(d / "deltaprop-model.safetensors")
+    np.save(tmp_path / "wrong.npy", np.zeros((3, 5)))
+    cases = [
+        (["train", "--data", "missing.csv"], ["no such file"]),
+        (["train", "--data", "ragged.csv"], ["row 3 has 2 fields"]),
+        (["train", "--data", "text.csv"], ["row 3, column 'b'", "'x'"]),
+        (["train", "--data", "text.csv", "--target", "label"], ["no column named 'label'"]),
+        (["train", "--optimizer", "lbfgs"], ["--optimizer", "lbfgs"]),
+        (["train", "--likelihood", "cauchy"], ["--likelihood", "cauchy"]),
+        (["train", "--lr", "-1"], ["--lr", "positive"]),
+        (["predict", model, "wrong.npy"], ["expects 64 features", "has 5"]),
+        (["info", "bad.safetensors"], ["not a safetensors file"]),
+        (["evaluate", "missing.safetensors", "--data", "digits"], ["does not exist"]),
+        (["frobnicate"], ["invalid choice"]),
+    ]
+    for args, fragments in cases:
+        before = set(os.listdir(tmp_path))
+        proc = cli(*args, "--out", "o.file", cwd=tmp_path) if args[0] == "train" else cli(*args, cwd=tmp_path)
+        assert_clean_error(proc, *fragments)
+        assert set(os.listdir(tmp_path)) == before, f"{args} left files behind"
+
+
+def test_help_everywhere(tmp_path):
+    for cmd in ([], ["train"], ["evaluate"], ["predict"], ["gradcheck"], ["info"], ["export"]):
+        out = cli(*cmd, "--help", cwd=tmp_path, check=0).stdout
+        assert "example" in out
+
+
+# --- interruption, resume and the terminal -------------------------------------------
+def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tmp_path):
+    args = ["train", "--data", "digits", "--epochs", "400", "--early-stopping", "0", "--batch-size", "8",
+            "--checkpoint", "run.ckpt", "--plot", ""]
+    proc = subprocess.Popen([sys.executable, "-m", "deltaprop", *args], cwd=tmp_path, env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not (tmp_path / "run.ckpt").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "checkpoint saved to run.ckpt" in err and "Traceback" not in err
+    resumed = cli(*args[:-4], "--epochs", "3", "--resume", "run.ckpt", "--plot", "", cwd=tmp_path)
+    # the checkpoint holds more than 3 epochs only if the run was slow to interrupt
+    assert resumed.returncode in (0, 2), resumed.stderr
+    done = cli(*args[:3], "--epochs", "400", "--early-stopping", "0", "--batch-size", "8",
+               "--resume", "run.ckpt", "--plot", "", "--quiet", cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert dp.load(tmp_path / "deltaprop-model.safetensors").metadata["epochs"] == 400
+
+
+def test_progress_bar_on_a_terminal(tmp_path):
+    pexpect = pytest.importorskip("pexpect")
+    child = pexpect.spawn(sys.executable, ["-m", "deltaprop", "train", "--epochs", "15", "--plot", ""],
+                          cwd=str(tmp_path), env=ENV, encoding="utf-8", timeout=120, dimensions=(24, 160))
+    child.expect("training:")
+    child.expect(r"\d+/15 \[")  # tqdm's counter and its elapsed<ETA bracket
+    child.expect("test accuracy")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
