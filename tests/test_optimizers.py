@@ -9,9 +9,9 @@ THETA0 = np.array([1.0, -2.0, 0.5])
 GRADS = [np.array([0.1, -0.3, 2.0]), np.array([-0.2, 0.4, 1.0]), np.array([0.3, 0.0, -1.0])]
 
 
-def run(opt, weight_views=None):
+def run(opt, blocks=None):
     theta = THETA0.copy()
-    opt.bind(theta, weight_views)
+    opt.bind(theta, blocks)
     out = []
     for g in GRADS:
         opt.step(theta, g.copy())
@@ -28,8 +28,8 @@ def expected(update):
     return out
 
 
-def check(opt, update, weight_views=None):
-    for got, want in zip(run(opt, weight_views), expected(update)):
+def check(opt, update, blocks=None):
+    for got, want in zip(run(opt, blocks), expected(update)):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
 
 
@@ -81,11 +81,13 @@ def test_adam_first_step_is_lr_times_sign():
 
 def test_adam():
     check(dp.Adam(learning_rate=0.01), adam_update(0.01))
+    # block by block (as the training loop does, layer by layer) is the same update
+    check(dp.Adam(learning_rate=0.01), adam_update(0.01), blocks=[(slice(0, 1), 1), (slice(1, 3), 2)])
 
 
 def test_adamw_decays_weights_only():
     theta = THETA0.copy()
-    views = [theta[:2]]  # pretend the last entry is a bias
+    blocks = [(slice(0, 3), 2)]  # one layer: two weights, then a bias
     opt = dp.AdamW(learning_rate=0.01, weight_decay=0.1)
     adam = adam_update(0.01)
 
@@ -94,7 +96,7 @@ def test_adamw_decays_weights_only():
         th[:2] *= 1 - 0.01 * 0.1
         return adam(th, g, t, s)
 
-    opt.bind(theta, views)
+    opt.bind(theta, blocks)
     for got_g, want in zip(GRADS, expected(upd)):
         opt.step(theta, got_g.copy())
         np.testing.assert_allclose(theta, want, rtol=1e-12)
@@ -106,7 +108,7 @@ def test_state_roundtrip_and_no_allocation(name):
 
     opt = dp.optimizers.get_optimizer(name)
     theta = np.ones(10_000, dtype=np.float32)
-    opt.bind(theta, [theta[:5000]])
+    opt.bind(theta, [(slice(0, 6000), 5000), (slice(6000, 10_000), 3000)])
     g = np.full_like(theta, 0.1)
     opt.step(theta, g.copy())
     tracemalloc.start()

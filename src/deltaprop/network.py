@@ -181,6 +181,15 @@ class Network:
         """Views of every ``W[l]`` without its bias row (what weight decay acts on)."""
         return [self.W[l][:-1] for l in range(1, self.n_layers + 1)]
 
+    def blocks(self) -> list[tuple[slice, int]]:
+        """Where each layer lies in ``theta``: ``(slice, n_weights)`` for l = 1..L, the
+        first ``n_weights`` entries being weights and the last row the bias."""
+        out, start = [], 0
+        for W in self.W[1:]:
+            out.append((slice(start, start + W.size), W.size - W.shape[1]))
+            start += W.size
+        return out
+
     def copy(self, dtype=None) -> "Network":
         """A deep copy, optionally in another dtype (gradcheck uses a float64 copy)."""
         new = Network.__new__(Network)
@@ -228,18 +237,29 @@ class Network:
                     dphi *= mask
                     a *= mask
 
-    def backward_pass(self, ws: Workspace, b: int, dphi_ready: bool = False) -> float:
-        """Backpropagation on the first b rows, targets in ``ws.T``.
+    def output_delta(self, ws: Workspace, b: int, scale: float = 1.0) -> float:
+        """Eqs. (7)-(8) on the first b rows: writes ``delta[L]`` and returns J, the mean
+        of -log p(y|x) over the rows (targets in ``ws.T``).
 
-        Writes the mean gradient into ``grad`` (``G[l]`` views) and returns the
-        loss J, the mean of -log p(y|x) over the b rows.
+        ``delta[L]`` is scaled by ``scale / b``: 1/b because J is the mean over the
+        batch (see the module docstring), and ``scale`` so that plain SGD can ask for
+        ``-learning_rate`` times the gradient at the cost of scaling this small array
+        instead of every weight.
         """
         L = self.n_layers
         delta = ws.delta[L][:b]
         total = self.likelihood.loss_and_delta(ws.z[L][:b], ws.T[:b], ws.o[:b], delta, ws.work[:b])
-        delta *= 1.0 / b  # J is the mean over the batch (see the module docstring)
-        for l in range(L, 0, -1):
-            # eq. (9): grad W = h delta^T, summed over the batch; last row = eq. (12)
+        delta *= scale / b
+        return total / b
+
+    def backpropagate(self, ws: Workspace, b: int, dphi_ready: bool = False, after_layer=None) -> None:
+        """From ``delta[L]`` down: every ``G[l]`` (eq. (9)) and ``delta[l-1]``.
+
+        ``after_layer(l)``, if given, is called once ``W[l]`` is no longer needed by
+        the pass, so an optimizer may update layer l while it is still in cache.
+        """
+        for l in range(self.n_layers, 0, -1):
+            # eq. (9): grad W = h delta^T, summed over the batch; its last row is eq. (12)
             np.matmul(ws.h[l - 1][:b].T, ws.delta[l][:b], out=self.G[l])
             if l > 1:
                 below = ws.delta[l - 1][:b]
@@ -249,7 +269,15 @@ class Network:
                 # hidden-layer recursion: delta[l-1] = phi'(z[l-1]) * (delta[l] W[l][:-1]^T)
                 np.matmul(ws.delta[l][:b], self.W[l][:-1].T, out=below)
                 below *= dphi
-        return total / b
+            if after_layer is not None:
+                after_layer(l)
+
+    def backward_pass(self, ws: Workspace, b: int, dphi_ready: bool = False, scale: float = 1.0) -> float:
+        """Backpropagation on the first b rows (after :meth:`forward_pass`): writes
+        ``scale`` times the mean gradient into ``grad`` and returns the loss J."""
+        J = self.output_delta(ws, b, scale)
+        self.backpropagate(ws, b, dphi_ready)
+        return J
 
     # -- the public API on plain arrays --------------------------------------------
     def check_X(self, X, name: str = "X", convert: bool = True) -> Array:

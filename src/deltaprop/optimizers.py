@@ -19,37 +19,60 @@ Array = np.ndarray
 class Optimizer:
     """Base class: a learning rate, a step counter ``t`` and preallocated state arrays.
 
-    Subclasses name their state arrays in ``_state`` and implement ``_step``.
+    Subclasses name their state arrays in ``_state`` and implement ``_update`` on
+    one block of parameters. Every rule is elementwise, so a step can be taken
+    block by block: the training loop updates layer l as soon as backpropagation
+    is done with it, while its weights and gradient are still in cache.
     """
 
     name = ""
     _state: tuple[str, ...] = ()
     _uses_work = False
+    folds_learning_rate = False  # True: the gradient arrives as -learning_rate * grad
 
     def __init__(self, learning_rate: float):
         self.learning_rate = _positive("learning_rate", learning_rate)
         self.t = 0
-        self._decay_views: list[Array] = []
+        self._blocks: list[tuple[slice, int]] = []
 
-    def bind(self, theta: Array, weight_views: list[Array] | None = None) -> "Optimizer":
+    def bind(self, theta: Array, blocks: list[tuple[slice, int]] | None = None) -> "Optimizer":
         """Allocate the state for parameters shaped like ``theta`` (zeros).
 
-        ``weight_views`` are the views of ``theta`` that decoupled weight decay acts
-        on (the weight rows, never the bias rows).
+        ``blocks`` splits ``theta`` into layers: ``(slice, n_weights)`` per layer, the
+        first ``n_weights`` entries of a block being weights and the rest biases (the
+        augmented W[l] of eq. (11), flattened). Decoupled weight decay (AdamW) acts on
+        weights only. By default the whole of theta is one block of weights.
         """
         for name in self._state:
             setattr(self, name, np.zeros_like(theta))
         self.work = np.empty_like(theta) if self._uses_work else None
-        self._decay_views = list(weight_views or [])
+        self._blocks = list(blocks) if blocks else [(slice(0, theta.size), theta.size)]
         self.t = 0
         return self
 
+    @property
+    def n_blocks(self) -> int:
+        return len(self._blocks)
+
+    def begin_step(self) -> None:
+        """Count a step (before its blocks are updated)."""
+        self.t += 1
+
+    def update_block(self, theta: Array, grad: Array, k: int) -> None:
+        """Update block k of ``theta`` in place from the same block of ``grad``."""
+        sl, n_weights = self._blocks[k]
+        state = {name: getattr(self, name)[sl] for name in self._state}
+        if self.work is not None:
+            state["work"] = self.work[sl]
+        self._update(theta[sl], grad[sl], self.learning_rate, state, n_weights)
+
     def step(self, theta: Array, grad: Array) -> None:
         """One update of ``theta`` in place; ``grad`` may be overwritten."""
-        self.t += 1
-        self._step(theta, grad, self.learning_rate)
+        self.begin_step()
+        for k in range(len(self._blocks)):
+            self.update_block(theta, grad, k)
 
-    def _step(self, theta, grad, lr):
+    def _update(self, theta, grad, lr, state, n_weights):
         raise NotImplementedError
 
     def hyperparameters(self) -> dict:
@@ -76,16 +99,26 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """Plain gradient descent, eq. (10): theta <- theta - mu g."""
+    """Plain gradient descent, eq. (10): theta <- theta - mu g.
+
+    In training, the backward pass delivers ``-mu g`` directly (the factor costs
+    nothing there, see ``Network.backward_pass``), and the update is one addition.
+    """
 
     name = "sgd"
+    folds_learning_rate = True
 
     def __init__(self, learning_rate: float = 0.1):
         super().__init__(learning_rate)
 
-    def _step(self, theta, grad, lr):
+    def _update(self, theta, grad, lr, state, n_weights):
         grad *= lr
         theta -= grad
+
+    def apply_block(self, theta: Array, step: Array, k: int) -> None:
+        """theta <- theta + step on block k, where step = -mu g came from the backward pass."""
+        sl = self._blocks[k][0]
+        theta[sl] += step[sl]
 
 
 class Momentum(SGD):
@@ -93,13 +126,14 @@ class Momentum(SGD):
 
     name = "momentum"
     _state = ("velocity",)
+    folds_learning_rate = False
 
     def __init__(self, learning_rate: float = 0.01, momentum: float = 0.9):
         super().__init__(learning_rate)
         self.momentum = _fraction("momentum", momentum)
 
-    def _step(self, theta, grad, lr):
-        v = self.velocity
+    def _update(self, theta, grad, lr, state, n_weights):
+        v = state["velocity"]
         v *= self.momentum
         grad *= lr
         v -= grad
@@ -111,8 +145,8 @@ class Nesterov(Momentum):
 
     name = "nesterov"
 
-    def _step(self, theta, grad, lr):
-        v = self.velocity
+    def _update(self, theta, grad, lr, state, n_weights):
+        v = state["velocity"]
         v *= self.momentum
         grad *= lr
         v -= grad
@@ -132,15 +166,16 @@ class AdaGrad(Optimizer):
         super().__init__(learning_rate)
         self.eps = _positive("eps", eps)
 
-    def _accumulate(self, grad):
-        np.multiply(grad, grad, out=self.work)
-        self.sum_sq += self.work
+    def _accumulate(self, grad, s, work):
+        np.multiply(grad, grad, out=work)
+        s += work
 
-    def _step(self, theta, grad, lr):
-        self._accumulate(grad)
-        np.sqrt(self.sum_sq, out=self.work)
-        self.work += self.eps
-        grad /= self.work
+    def _update(self, theta, grad, lr, state, n_weights):
+        s, work = state["sum_sq"], state["work"]
+        self._accumulate(grad, s, work)
+        np.sqrt(s, out=work)
+        work += self.eps
+        grad /= work
         grad *= lr
         theta -= grad
 
@@ -154,11 +189,11 @@ class RMSProp(AdaGrad):
         super().__init__(learning_rate, eps)
         self.rho = _fraction("rho", rho)
 
-    def _accumulate(self, grad):
-        np.multiply(grad, grad, out=self.work)
-        self.work *= 1 - self.rho
-        self.sum_sq *= self.rho
-        self.sum_sq += self.work
+    def _accumulate(self, grad, s, work):
+        np.multiply(grad, grad, out=work)
+        work *= 1 - self.rho
+        s *= self.rho
+        s += work
 
 
 class Adam(Optimizer):
@@ -181,20 +216,20 @@ class Adam(Optimizer):
         self.beta2 = _fraction("beta2", beta2)
         self.eps = _positive("eps", eps)
 
-    def _step(self, theta, grad, lr):
-        b1, b2, w = self.beta1, self.beta2, self.work
-        self.m *= b1
+    def _update(self, theta, grad, lr, state, n_weights):
+        b1, b2, m, v, w = self.beta1, self.beta2, state["m"], state["v"], state["work"]
+        m *= b1
         np.multiply(grad, 1 - b1, out=w)
-        self.m += w
-        self.v *= b2
+        m += w
+        v *= b2
         np.multiply(grad, grad, out=w)
         w *= 1 - b2
-        self.v += w
+        v += w
         c2 = math.sqrt(1 - b2 ** self.t)
         step = lr * c2 / (1 - b1 ** self.t)
-        np.sqrt(self.v, out=w)
+        np.sqrt(v, out=w)
         w += self.eps * c2
-        np.divide(self.m, w, out=w)
+        np.divide(m, w, out=w)
         w *= step
         theta -= w
 
@@ -213,11 +248,9 @@ class AdamW(Adam):
         super().__init__(learning_rate, beta1, beta2, eps)
         self.weight_decay = _non_negative("weight_decay", weight_decay)
 
-    def _step(self, theta, grad, lr):
-        shrink = 1 - lr * self.weight_decay
-        for W in self._decay_views:
-            W *= shrink
-        super()._step(theta, grad, lr)
+    def _update(self, theta, grad, lr, state, n_weights):
+        theta[:n_weights] *= 1 - lr * self.weight_decay
+        super()._update(theta, grad, lr, state, n_weights)
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {

@@ -271,7 +271,7 @@ class _Trainer:
             self.X[:, :-1] = X
             self.X[:, -1] = 1
 
-        self.optimizer: Optimizer = get_optimizer(optimizer).bind(net.theta, net.weight_rows())
+        self.optimizer: Optimizer = get_optimizer(optimizer).bind(net.theta, net.blocks())
         self.base_lr = self.optimizer.learning_rate
         self.schedule: Schedule = get_schedule(schedule)
         self.callbacks = list(callbacks)
@@ -298,7 +298,7 @@ class _Trainer:
 
     # -- one batch ---------------------------------------------------------------------
     def _step(self, b: int, idx: Array | None) -> None:
-        net, ws = self.net, self.ws
+        net, ws, opt = self.net, self.ws, self.optimizer
         if idx is not None:
             np.take(self.X, idx, axis=0, out=ws.h[0][:b], mode="clip")
             np.take(self.T, idx, axis=0, out=ws.T[:b], mode="clip")
@@ -310,18 +310,25 @@ class _Trainer:
                 np.less(m, keep, out=m)  # inverted dropout: keep with probability 1 - p ...
                 m *= 1.0 / keep  # ... and scale so that no rescaling is needed at prediction
         net.forward_pass(ws, b, self.masks)
-        J = net.backward_pass(ws, b, dphi_ready=self.masks is not None)
-        if self.l2_work is not None:
-            # J + l2/2 sum ||W[l][:-1]||^2: the bias rows are never decayed
-            for l, work in enumerate(self.l2_work, start=1):
-                np.multiply(net.W[l][:-1], self.l2, out=work)
-                net.G[l][:-1] += work
-        g2 = float(np.vdot(net.grad, net.grad))
-        if not (math.isfinite(J) and math.isfinite(g2)):
+        # plain SGD gets -mu grad J from the backward pass (see Network.output_delta)
+        self.scale = -opt.learning_rate if opt.folds_learning_rate else 1.0
+        J = net.output_delta(ws, b, self.scale)
+        if not math.isfinite(J):
+            self._diverged(J)  # before any update: the weights stay the last finite ones
+        self.g2 = 0.0
+        opt.begin_step()
+        # without clipping, which needs the whole gradient first, each layer is updated as
+        # soon as backpropagation is done with it
+        net.backpropagate(ws, b, dphi_ready=self.masks is not None,
+                          after_layer=self._update_layer if self.clip_norm is None else self._regularize_layer)
+        g2 = self.g2 / (self.scale * self.scale)
+        if not math.isfinite(g2):
             self._diverged(J)
-        if self.clip_norm is not None and g2 > self.clip_norm ** 2:
-            net.grad *= self.clip_norm / math.sqrt(g2)
-        self.optimizer.step(net.theta, net.grad)  # eq. (10) or a refinement of it
+        if self.clip_norm is not None:
+            if g2 > self.clip_norm ** 2:
+                net.grad *= self.clip_norm / math.sqrt(g2)
+            for k in range(opt.n_blocks):
+                self._apply(k)
         if self.max_norm is not None:
             for W, norms in zip(net.weight_rows(), self.col_norms):
                 np.einsum("ij,ij->j", W, W, out=norms)
@@ -331,6 +338,30 @@ class _Trainer:
                 W *= norms
         self.loss_sum += J * b
         self.g2_sum += g2
+
+    def _regularize_layer(self, l: int) -> None:
+        """L2 decay into G[l] (never the bias row), and G[l]'s share of the squared norm."""
+        net = self.net
+        G = net.G[l]
+        if self.l2_work is not None:
+            # J + l2/2 sum ||W[l][:-1]||^2, as scaled as the rest of the gradient
+            work = self.l2_work[l - 1]
+            np.multiply(net.W[l][:-1], self.scale * self.l2, out=work)
+            G[:-1] += work
+        flat = G.reshape(-1)
+        self.g2 += float(np.dot(flat, flat))
+
+    def _update_layer(self, l: int) -> None:
+        self._regularize_layer(l)
+        self._apply(l - 1)
+
+    def _apply(self, k: int) -> None:
+        """The optimizer's update of layer k + 1 (eq. (10), or a refinement of it)."""
+        net, opt = self.net, self.optimizer
+        if opt.folds_learning_rate:
+            opt.apply_block(net.theta, net.grad, k)  # theta <- theta + (-mu grad J)
+        else:
+            opt.update_block(net.theta, net.grad, k)
 
     def _diverged(self, J):
         net = self.net
