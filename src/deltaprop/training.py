@@ -63,8 +63,9 @@ class History:
     metric : str
         ``"accuracy"`` for classification, ``"r2"`` for regression.
     grad_norm : list of float
-        Root mean square over the epoch's batches of ||grad J||: with full-batch
-        training, exactly the norm of the gradient of the lecture's criterion.
+        ||grad J|| on the epoch's last batch (taken there only, to keep a pass over
+        the weights out of every step): with full-batch training, exactly the norm
+        of the gradient of the lecture's criterion.
     learning_rate : list of float
     time : list of float
         Wall time of each epoch, seconds (the one field that is not reproducible).
@@ -266,10 +267,10 @@ class _Trainer:
             self.ws.h[0][:, :-1] = X
             self.ws.T[...] = T
         else:
-            # one copy of the data with the column of ones, so a batch is a contiguous gather
-            self.X = np.empty((N, X.shape[1] + 1), dtype=net.dtype)
-            self.X[:, :-1] = X
-            self.X[:, -1] = 1
+            # the data in the training dtype (no copy when it already is), gathered batch by
+            # batch into a contiguous staging buffer and from there next to the column of ones
+            self.X = np.ascontiguousarray(X, dtype=net.dtype)
+            self.stage = np.empty((self.B, X.shape[1]), dtype=net.dtype)
 
         self.optimizer: Optimizer = get_optimizer(optimizer).bind(net.theta, net.blocks())
         self.base_lr = self.optimizer.learning_rate
@@ -292,7 +293,7 @@ class _Trainer:
         # position: the next epoch and batch, and the running sums of the epoch in progress
         self.epoch, self.batch = 0, 0
         self.perm = np.arange(N)
-        self.loss_sum = self.g2_sum = 0.0
+        self.loss_sum = self.last_g2 = 0.0
         self.epoch_time = 0.0
         self.interrupted = False
 
@@ -300,7 +301,8 @@ class _Trainer:
     def _step(self, b: int, idx: Array | None) -> None:
         net, ws, opt = self.net, self.ws, self.optimizer
         if idx is not None:
-            np.take(self.X, idx, axis=0, out=ws.h[0][:b], mode="clip")
+            np.take(self.X, idx, axis=0, out=self.stage[:b], mode="clip")
+            np.copyto(ws.h[0][:b, :-1], self.stage[:b])  # np.take would buffer a strided out
             np.take(self.T, idx, axis=0, out=ws.T[:b], mode="clip")
         if self.masks is not None:
             keep = 1.0 - self.dropout
@@ -316,13 +318,14 @@ class _Trainer:
         if not math.isfinite(J):
             self._diverged(J)  # before any update: the weights stay the last finite ones
         self.g2 = 0.0
+        self.need_norm = self.clip_norm is not None or self.batch == self.n_batches - 1
         opt.begin_step()
         # without clipping, which needs the whole gradient first, each layer is updated as
         # soon as backpropagation is done with it
         net.backpropagate(ws, b, dphi_ready=self.masks is not None,
                           after_layer=self._update_layer if self.clip_norm is None else self._regularize_layer)
         g2 = self.g2 / (self.scale * self.scale)
-        if not math.isfinite(g2):
+        if not math.isfinite(g2):  # (a gradient overflowing with a finite loss)
             self._diverged(J)
         if self.clip_norm is not None:
             if g2 > self.clip_norm ** 2:
@@ -337,7 +340,7 @@ class _Trainer:
                 np.divide(self.max_norm, norms, out=norms)
                 W *= norms
         self.loss_sum += J * b
-        self.g2_sum += g2
+        self.last_g2 = g2
 
     def _regularize_layer(self, l: int) -> None:
         """L2 decay into G[l] (never the bias row), and G[l]'s share of the squared norm."""
@@ -348,8 +351,9 @@ class _Trainer:
             work = self.l2_work[l - 1]
             np.multiply(net.W[l][:-1], self.scale * self.l2, out=work)
             G[:-1] += work
-        flat = G.reshape(-1)
-        self.g2 += float(np.dot(flat, flat))
+        if self.need_norm:
+            flat = G.reshape(-1)
+            self.g2 += float(np.dot(flat, flat))
 
     def _update_layer(self, l: int) -> None:
         self._regularize_layer(l)
@@ -415,7 +419,7 @@ class _Trainer:
     def _end_epoch(self, seconds: float) -> str:
         net, h = self.net, self.history
         h.loss.append(self.loss_sum / self.N)
-        h.grad_norm.append(math.sqrt(self.g2_sum / self.n_batches))
+        h.grad_norm.append(math.sqrt(self.last_g2))
         h.learning_rate.append(self.optimizer.learning_rate)
         if self.Xv is not None:
             vl, vm = evaluate(net, self.Xv, self.Tv)
@@ -426,7 +430,7 @@ class _Trainer:
         h.time.append(self.epoch_time + seconds)
         epoch = self.epoch
         self.epoch, self.batch = self.epoch + 1, 0
-        self.loss_sum = self.g2_sum = self.epoch_time = 0.0
+        self.loss_sum = self.last_g2 = self.epoch_time = 0.0
         self.schedule.observe(h.loss[-1] if math.isnan(vl) else vl)
         stop = ""
         if self.grad_tol is not None and h.grad_norm[-1] < self.grad_tol:
@@ -456,7 +460,7 @@ class _Trainer:
                 tensors.update({f"{key}.{k}": v for k, v in arrays.items()})
             states[key] = st
         state = {
-            "epoch": self.epoch, "batch": self.batch, "loss_sum": self.loss_sum, "g2_sum": self.g2_sum,
+            "epoch": self.epoch, "batch": self.batch, "loss_sum": self.loss_sum, "last_g2": self.last_g2,
             "epoch_time": self.epoch_time, "B": self.B, "data_shape": self.data_shape,
             "rng": self.rng.bit_generator.state, "initial_rng": self.initial_rng_state,
             "optimizer": {"name": self.optimizer.name, **opt_scalars}, "base_lr": self.base_lr,
@@ -516,7 +520,7 @@ class _Trainer:
                     obj.load_state_dict(st)
         self.rng.bit_generator.state = state["rng"]
         self.epoch, self.batch = state["epoch"], state["batch"]
-        self.loss_sum, self.g2_sum, self.epoch_time = state["loss_sum"], state["g2_sum"], state["epoch_time"]
+        self.loss_sum, self.last_g2, self.epoch_time = state["loss_sum"], state["last_g2"], state["epoch_time"]
         self.history = History.from_dict(state["history"])
 
 
