@@ -77,10 +77,13 @@ class Deltaprop:
 
         self.dp = dp
         self.net = dp.Network(config["sizes"], activation="relu", likelihood="categorical", seed=0)
-        opt = dp.SGD(config["lr"]) if config["optimizer"] == "sgd" else dp.Adam(config["lr"])
+        opt = {"sgd": lambda: dp.SGD(config["lr"]), "adam": lambda: dp.Adam(config["lr"]),
+               "nesterov": lambda: dp.Nesterov(config["lr"], momentum=0.9)}[config["optimizer"]]()
+        decay = config.get("decay")
         # the trainer behind deltaprop.train, driven one epoch at a time
         self.trainer = _Trainer(self.net, X, y, optimizer=opt, epochs=10**6, batch_size=config["batch"],
-                                validation=None, schedule=None, l2=0.0, dropout=0.0, clip_norm=None,
+                                validation=None, schedule=dp.Exponential(decay) if decay else None,
+                                l2=0.0, dropout=0.0, clip_norm=None,
                                 max_norm=None, grad_tol=None, early_stopping=None, callbacks=(),
                                 shuffle=True, seed=0)
 
@@ -110,9 +113,13 @@ class Torch:
         self.X, self.y = torch.from_numpy(X), torch.from_numpy(y.astype(np.int64))
         self.B = min(config["batch"], len(X))
         self.full = self.B == len(X)
-        params = self.model.parameters()
-        self.opt = (torch.optim.SGD(params, lr=config["lr"]) if config["optimizer"] == "sgd"
-                    else torch.optim.Adam(params, lr=config["lr"]))
+        params, lr = self.model.parameters(), config["lr"]
+        self.opt = {"sgd": lambda: torch.optim.SGD(params, lr=lr),
+                    "adam": lambda: torch.optim.Adam(params, lr=lr),
+                    "nesterov": lambda: torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True),
+                    }[config["optimizer"]]()
+        self.schedule = (torch.optim.lr_scheduler.ExponentialLR(self.opt, config["decay"])
+                         if config.get("decay") else None)
         self.loss = torch.nn.CrossEntropyLoss()
 
     def epoch(self):
@@ -126,6 +133,8 @@ class Torch:
             loss = self.loss(model(xb), yb)
             loss.backward()
             opt.step()
+        if self.schedule is not None:
+            self.schedule.step()
 
     def predict(self, X):
         with self.torch.no_grad():
@@ -164,20 +173,30 @@ class Jax:
             return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), t[:, None], axis=1))
 
         grad_fn = jax.grad(loss_fn)
+        self.lr, self.decay, self.epochs_done = lr, config.get("decay"), 0
         if config["optimizer"] == "sgd":
             self.state = None
 
             @jax.jit
-            def step(params, state, X, Y, idx):
+            def step(params, state, X, Y, idx, lr):
                 g = grad_fn(params, X[idx], Y[idx])
                 return jax.tree_util.tree_map(lambda p, q: p - lr * q, params, g), state
+        elif config["optimizer"] == "nesterov":  # v <- 0.9 v - lr g; p <- p + 0.9 v - lr g
+            self.state = jax.tree_util.tree_map(jnp.zeros_like, params)
+
+            @jax.jit
+            def step(params, state, X, Y, idx, lr):
+                g = grad_fn(params, X[idx], Y[idx])
+                v = jax.tree_util.tree_map(lambda a, b: 0.9 * a - lr * b, state, g)
+                params = jax.tree_util.tree_map(lambda p, a, b: p + 0.9 * a - lr * b, params, v, g)
+                return params, v
         else:
             b1, b2, eps = 0.9, 0.999, 1e-8
             zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
             self.state = (zeros, zeros, jnp.zeros((), jnp.float32))
 
             @jax.jit
-            def step(params, state, X, Y, idx):
+            def step(params, state, X, Y, idx, lr):
                 m, v, t = state
                 g = grad_fn(params, X[idx], Y[idx])
                 t = t + 1
@@ -195,10 +214,12 @@ class Jax:
         n = self.X.shape[0]
         perm = np.arange(n) if self.B == n else self.rng.permutation(n)
         params, state = self.params, self.state
+        lr = self.jnp.float32(self.lr * (self.decay ** self.epochs_done if self.decay else 1.0))
         for start in range(0, n, self.B):
-            params, state = self.step(params, state, self.X, self.y, perm[start:start + self.B])
+            params, state = self.step(params, state, self.X, self.y, perm[start:start + self.B], lr)
         self.jax.block_until_ready(params)
         self.params, self.state = params, state
+        self.epochs_done += 1
 
     def predict(self, X):
         return np.asarray(self.predict_fn(self.params, self.jnp.asarray(X)))
@@ -210,17 +231,24 @@ class Sklearn:
 
         self.X, self.y = X, y
         self.classes = np.unique(y)
+        nesterov = config["optimizer"] == "nesterov"
+        self.lr, self.decay, self.epochs_done = config["lr"], config.get("decay"), 0
         self.model = MLPClassifier(
-            hidden_layer_sizes=tuple(config["sizes"][1:-1]), activation="relu", solver=config["optimizer"],
-            learning_rate_init=config["lr"], batch_size=min(config["batch"], len(X)), alpha=0.0,
-            momentum=0.0, nesterovs_momentum=False, shuffle=True, random_state=0)
+            hidden_layer_sizes=tuple(config["sizes"][1:-1]), activation="relu",
+            solver="sgd" if nesterov else config["optimizer"], learning_rate_init=config["lr"],
+            batch_size=min(config["batch"], len(X)), alpha=0.0, momentum=0.9 if nesterov else 0.0,
+            nesterovs_momentum=nesterov, shuffle=True, random_state=0)
 
     def epoch(self):
         import warnings
 
+        if self.decay and self.epochs_done:  # sklearn has no per-epoch exponential schedule:
+            # set the learning rate of its (private) optimizer object between epochs
+            self.model._optimizer.learning_rate = self.lr * self.decay ** self.epochs_done
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.model.partial_fit(self.X, self.y, classes=self.classes)
+        self.epochs_done += 1
 
     def predict(self, X):
         return self.model.predict(X)

@@ -345,7 +345,15 @@ class Network:
 
     def predict_labels(self, X) -> Array:
         """Point predictions: class indices (categorical), 0/1 (bernoulli), else o."""
-        return self.likelihood.predict_labels(self.forward(X))
+        if self.likelihood.name != "categorical":
+            return self.likelihood.predict_labels(self.forward(X))
+        # softmax is monotone: the most probable class is the largest logit
+        X = self.check_X(X)
+        labels = np.empty(X.shape[0], dtype=np.intp)
+        for ws, start, b in self._batches(X):
+            self.forward_pass(ws, b)
+            np.argmax(ws.z[self.n_layers][:b], axis=1, out=labels[start:start + b])
+        return labels
 
     def loss(self, X, y) -> float:
         """J: the mean over the rows of -log p(y|x), eq. (1) divided by n_samples."""

@@ -1,0 +1,26 @@
+"""The benchmark harness on a tiny configuration, so that it cannot silently break."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_benchmark_runs_on_digits(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--data", "digits", "--reps", "1", "--threads", "1",
+         "--contenders", "floor", "deltaprop", "sklearn", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "digits-latest.json").read_text())
+    assert report["machine"]["cores"] >= 1 and "numpy" in report["machine"]["versions"]
+    (config,) = report["configs"]
+    rows = config["results"]
+    assert set(rows) == {"floor", "deltaprop", "sklearn"}
+    dp = rows["deltaprop"]
+    assert dp["epoch_s"] > 0 and dp["x_floor"] > 0 and dp["x_sklearn"] > 0 and dp["gflops"] > 0
+    assert 0.5 < dp["test_accuracy"] <= 1.0
+    md = (tmp_path / "digits-latest.md").read_text()
+    assert "| deltaprop |" in md and "Machine:" in md and report["command"] in md
