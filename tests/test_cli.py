@@ -117,6 +117,13 @@ def test_export_every_activation_and_output(tmp_path, activation, likelihood):
     np.testing.assert_allclose(got, net.forward(X), atol=1e-5)
 
 
+def test_explain_command(tmp_path):
+    out = cli("explain", "--sizes", "2", "2", "1", "--x", "1", "2", "--y", "1", "--lr", "0.5",
+              cwd=tmp_path, check=0).stdout
+    assert "delta[2] = o - y (eqs. 7-8)" in out and "J after the step" in out and "PASSED" in out
+    assert_clean_error(cli("explain", "--sizes", "3", "2", "--x", "1", cwd=tmp_path), "--x: expected 3 numbers")
+
+
 def test_gradcheck_command(tmp_path):
     out = cli("gradcheck", "--hidden", "5", "4", "--activation", "gelu", "--likelihood", "sigmoid+squared_error",
               cwd=tmp_path, check=0).stdout
@@ -248,7 +255,7 @@ def test_error_cases(tmp_path, trained):
 
 
 def test_help_everywhere(tmp_path):
-    for cmd in ([], ["train"], ["evaluate"], ["predict"], ["gradcheck"], ["info"], ["export"]):
+    for cmd in ([], ["train"], ["evaluate"], ["predict"], ["gradcheck"], ["explain"], ["info"], ["export"]):
         out = cli(*cmd, "--help", cwd=tmp_path, check=0).stdout
         assert "example" in out
 

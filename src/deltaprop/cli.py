@@ -296,6 +296,27 @@ def cmd_gradcheck(args) -> int:
     return 0 if result.passed else 1
 
 
+# --- explain ------------------------------------------------------------------------
+def cmd_explain(args) -> int:
+    from .explain import explain_step
+    from .network import Network
+
+    net = Network(args.sizes, activation=args.activation, likelihood=args.likelihood, seed=args.seed,
+                  dtype="float64")
+    rng = np.random.default_rng(args.seed)
+    x = np.array(args.x, dtype=np.float64) if args.x else rng.normal(size=net.sizes[0])
+    if len(x) != net.sizes[0]:
+        raise CLIError(f"--x: expected {net.sizes[0]} numbers (sizes[0]), found {len(x)}")
+    if args.y is not None:
+        y = args.y if len(args.y) > 1 else args.y[0]
+    elif net.likelihood.name == "categorical":
+        y = int(rng.integers(0, net.sizes[-1]))
+    else:
+        y = rng.integers(0, 2, net.sizes[-1]).astype(float)
+    print(explain_step(net, x, y, args.lr))
+    return 0
+
+
 # --- info ---------------------------------------------------------------------------
 def cmd_info(args) -> int:
     net = _load_model(args.model)
@@ -426,6 +447,19 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-per-layer", type=_int_at_least(1, "--max-per-layer"))
     g.add_argument("--seed", type=int, default=0)
     g.set_defaults(func=cmd_gradcheck)
+
+    xp = sub.add_parser("explain", help="one update step of a small network, number by number",
+                        formatter_class=_fmt(),
+                        epilog="examples:\n  deltaprop explain\n  deltaprop explain --sizes 2 2 1 --x 1 2 --y 1 --lr 0.5\n"
+                               "  deltaprop explain --sizes 3 4 2 --activation tanh --likelihood categorical --y 1")
+    xp.add_argument("--sizes", type=int, nargs="+", default=[2, 2, 1], help="layer widths (default: 2 2 1)")
+    xp.add_argument("--activation", default="sigmoid", choices=list(ACTIVATIONS), metavar="NAME")
+    xp.add_argument("--likelihood", default="bernoulli", type=_choice(likelihood_names(), "--likelihood"))
+    xp.add_argument("--x", type=float, nargs="+", help="the input (default: random)")
+    xp.add_argument("--y", type=float, nargs="+", help="the target (default: random)")
+    xp.add_argument("--lr", type=_positive_float("--lr"), default=0.5, help="mu of eq. (10) (default: 0.5)")
+    xp.add_argument("--seed", type=int, default=0)
+    xp.set_defaults(func=cmd_explain)
 
     i = sub.add_parser("info", help="architecture, parameter count and training metadata of a model",
                        formatter_class=_fmt(), epilog="example:\n  deltaprop info deltaprop-model.safetensors")

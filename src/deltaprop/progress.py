@@ -37,6 +37,8 @@ class Progress:
             return False
         line = _describe(history, epoch)
         if self.bar is not None:
+            # a summary line per epoch above the bar, the bar itself with the ETA
+            self.bar.write(f"epoch {epoch + 1}/{self.epochs}  {line}  {history.time[epoch] * 1000:.0f} ms")
             self.bar.set_postfix_str(line, refresh=False)
             self.bar.update(1)
         else:
