@@ -88,10 +88,12 @@ class Deltaprop:
                                 shuffle=True, seed=0)
 
     def epoch(self):
+        from deltaprop.training import _blas_limit
+
         t = self.trainer
         t.epochs = t.epoch + 1
-        with np.errstate(over="ignore", invalid="ignore"):
-            t._run(None, 1)
+        with _blas_limit(None, self.net, t.B), np.errstate(over="ignore", invalid="ignore"):
+            t._run(None, 1)  # what deltaprop.train does for one epoch
 
     def predict(self, X):
         return self.net.predict_labels(X)
