@@ -274,3 +274,24 @@ def test_interrupt_mid_epoch_saves_a_resumable_checkpoint(tmp_path):
     full_net, full_h = _run(tmp_path, 6)
     assert net.theta.tobytes() == full_net.theta.tobytes()
     assert _same(h, full_h)
+
+
+def test_blas_threads_limited_during_training_and_restored():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+
+    before = blas_threads()
+    seen = []
+
+    class Probe:
+        def on_epoch_end(self, epoch, history, net):
+            seen.append(blas_threads())
+
+    net = dp.Network([2, 3, 1], likelihood="bernoulli", seed=0)
+    dp.train(net, XOR_X, XOR_y, epochs=1, batch_size=2, callbacks=[Probe()])  # tiny products: 1 thread
+    assert seen[0] and all(n == 1 for n in seen[0])
+    assert blas_threads() == before
+    with pytest.raises(ValueError, match="blas_threads"):
+        dp.train(net, XOR_X, XOR_y, epochs=1, blas_threads=0)
