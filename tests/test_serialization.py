@@ -67,14 +67,19 @@ def test_flipped_header_bytes(tmp_path, net):
         dp.load(path)
 
 
+def tamper_config(path, **changes):
+    """Rewrite fields of the config in a model file's header, keeping its tensors."""
+    data, n, header = header_of(path)
+    config = json.loads(header["__metadata__"]["config"])
+    config.update(changes)
+    header["__metadata__"]["config"] = json.dumps(config)
+    rewrite(path, header, data, n)
+
+
 def test_header_claiming_wrong_shapes(tmp_path, net):
     path = tmp_path / "m.safetensors"
     net.save(path)
-    data, n, header = header_of(path)
-    config = json.loads(header["__metadata__"]["config"])
-    config["sizes"] = [4, 7, 5, 3]
-    header["__metadata__"]["config"] = json.dumps(config)
-    rewrite(path, header, data, n)
+    tamper_config(path, sizes=[4, 7, 5, 3])
     with pytest.raises(ModelFileError, match=r"W.1 has shape \(5, 6\), but sizes \[4, 7, 5, 3\] need \(5, 7\)"):
         dp.load(path)
 
@@ -82,11 +87,7 @@ def test_header_claiming_wrong_shapes(tmp_path, net):
 def test_unknown_names_in_header(tmp_path, net):
     path = tmp_path / "m.safetensors"
     net.save(path)
-    data, n, header = header_of(path)
-    config = json.loads(header["__metadata__"]["config"])
-    config["activations"] = ["tanh", "os.system"]
-    header["__metadata__"]["config"] = json.dumps(config)
-    rewrite(path, header, data, n)
+    tamper_config(path, activations=["tanh", "os.system"])
     with pytest.raises(ModelFileError, match="activation: unknown name 'os.system'"):
         dp.load(path)
 

@@ -19,6 +19,8 @@ from typing import Callable
 
 import numpy as np
 
+from .registry import lookup
+
 Array = np.ndarray
 
 _LEAKY_SLOPE = 0.01
@@ -209,11 +211,4 @@ def get_activation(name: str | Activation) -> Activation:
     """
     if isinstance(name, Activation):
         return name
-    if not isinstance(name, str):
-        raise TypeError(f"activation: expected a name (str), found {type(name).__name__}")
-    key = _ALIASES.get(name.lower(), name.lower())
-    if key not in ACTIVATIONS:
-        raise ValueError(
-            f"activation: unknown name {name!r}; expected one of {', '.join(ACTIVATIONS)}"
-        )
-    return ACTIVATIONS[key]
+    return ACTIVATIONS[lookup("activation", ACTIVATIONS, name, _ALIASES)]

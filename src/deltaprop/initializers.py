@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from .registry import lookup
+
 Array = np.ndarray
 
 
@@ -45,12 +47,7 @@ _ALIASES = {"xavier_uniform": "glorot_uniform", "xavier_normal": "glorot_normal"
 
 def check_init(name: str) -> str:
     """Return the canonical initializer name, or raise a ValueError listing the valid ones."""
-    if not isinstance(name, str):
-        raise TypeError(f"init: expected a name (str), found {type(name).__name__}")
-    key = _ALIASES.get(name.lower(), name.lower())
-    if key not in INITIALIZERS:
-        raise ValueError(f"init: unknown name {name!r}; expected one of {', '.join(INITIALIZERS)}")
-    return key
+    return lookup("init", INITIALIZERS, name, _ALIASES)
 
 
 def init_weights(W: Array, name: str, rng: np.random.Generator) -> None:

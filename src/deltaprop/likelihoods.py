@@ -317,8 +317,7 @@ def get_likelihood(name: str | Likelihood) -> Likelihood:
         return name
     if not isinstance(name, str):
         raise TypeError(f"likelihood: expected a name (str), found {type(name).__name__}")
-    key = name.lower()
-    key = _ALIASES.get(key, key)
+    key = _ALIASES.get(name.lower(), name.lower())
     if key in LIKELIHOODS:
         return LIKELIHOODS[key]()
     if "+" in key:

@@ -13,6 +13,8 @@ import math
 
 import numpy as np
 
+from .registry import lookup
+
 Array = np.ndarray
 
 
@@ -296,12 +298,7 @@ def get_optimizer(spec, **kwargs) -> Optimizer:
     """
     if isinstance(spec, Optimizer):
         return spec
-    if not isinstance(spec, str):
-        raise TypeError(f"optimizer: expected an Optimizer or a name, found {type(spec).__name__}")
-    key = spec.lower()
-    if key not in OPTIMIZERS:
-        raise ValueError(f"optimizer: unknown name {spec!r}; expected one of {', '.join(OPTIMIZERS)}")
-    return OPTIMIZERS[key](**kwargs)
+    return OPTIMIZERS[lookup("optimizer", OPTIMIZERS, spec)](**kwargs)
 
 
 def _positive(name, value):

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 
+from .registry import lookup
+
 
 class Schedule:
     """Base class: a constant learning rate."""
@@ -139,6 +141,4 @@ def get_schedule(spec) -> Schedule:
         return Schedule()
     if isinstance(spec, Schedule):
         return spec
-    if isinstance(spec, str) and spec.lower() in SCHEDULES:
-        return SCHEDULES[spec.lower()]()
-    raise ValueError(f"schedule: unknown name {spec!r}; expected one of {', '.join(SCHEDULES)}")
+    return SCHEDULES[lookup("schedule", SCHEDULES, spec)]()
