@@ -51,6 +51,16 @@ def _prepare_inputs(net, X, what="--data"):
     return Standardizer.from_dict(std).transform(X) if std else X
 
 
+def _outputs(net, X):
+    """The model's outputs o on prepared inputs, in the units of the original targets
+    (a Gaussian model trained on standardized targets is mapped back)."""
+    from .datasets import Standardizer
+
+    o = net.forward(X)
+    scale = net.metadata.get("target_standardize")
+    return Standardizer.from_dict(scale).inverse_transform(o) if scale else o
+
+
 def _labels_for_model(net, ds):
     """The data's targets as the model's class indices (re-encoded through its labels)."""
     from .datasets import encode_labels
@@ -107,6 +117,12 @@ def cmd_train(args) -> int:
     scaler = Standardizer.fit(Xtr) if args.standardize else None
     if scaler is not None:
         Xtr, Xte = scaler.transform(Xtr), scaler.transform(Xte)
+    # Gaussian targets are standardized too (the likelihood has unit variance); counts,
+    # classes and [0, 1] targets keep their meaning
+    y_scaler = None
+    if args.standardize and likelihood == "gaussian":
+        y_scaler = Standardizer.fit(ytr.reshape(len(ytr), -1))
+        ytr = y_scaler.transform(ytr.reshape(len(ytr), -1)).reshape(ytr.shape)
 
     sizes = [Xtr.shape[1], *args.hidden, K]
     net = Network(sizes, activation=args.activation, likelihood=likelihood, seed=args.seed, dtype=args.dtype)
@@ -114,6 +130,7 @@ def cmd_train(args) -> int:
         net.classes = ds.classes
     net.metadata = {
         "data": args.data, "standardize": scaler.to_dict() if scaler else None,
+        "target_standardize": y_scaler.to_dict() if y_scaler else None,
         "test_fraction": args.test_fraction if ds.X_test is None else None, "seed": args.seed,
         "target": ds.target_name or args.target, "feature_names": ds.feature_names,
         "optimizer": repr(optimizer), "schedule": repr(schedule), "batch_size": args.batch_size,
@@ -148,7 +165,7 @@ def cmd_train(args) -> int:
             log.close()
     seconds = time.perf_counter() - t0
 
-    o = net.forward(Xte)
+    o = _outputs(net, Xte)
     yte_t = _targets_for(likelihood, yte, len(ds.classes or []))
     if classification:
         score = float(np.mean(net.likelihood.predict_labels(o).reshape(yte.shape) == yte))
@@ -195,7 +212,7 @@ def cmd_evaluate(args) -> int:
                                       stratify=ds.y if ds.task == "classification" else None)
         ds.X, ds.y = X, y
     X = _prepare_inputs(net, X)
-    o = net.forward(X)
+    o = _outputs(net, X)
     if net.likelihood.task == "classification":
         if ds.task != "classification":
             raise CLIError(f"--data: the model is a classifier, but {ds.name} has real-valued targets")
@@ -239,7 +256,7 @@ def cmd_predict(args) -> int:
     else:
         X = read_features(path)
     X = _prepare_inputs(net, np.asarray(X, dtype=np.float64), "INPUT")
-    o = net.forward(X)
+    o = _outputs(net, X)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     if net.likelihood.task == "classification":
@@ -330,7 +347,7 @@ def cmd_info(args) -> int:
     if net.classes is not None:
         print(f"classes: {', '.join(map(str, net.classes))}")
     for k, v in net.metadata.items():
-        if k in ("standardize", "feature_names") or v is None:
+        if k in ("standardize", "target_standardize", "feature_names") or v is None:
             continue
         print(f"{k}: {v}")
     if net.metadata.get("standardize"):
@@ -345,8 +362,9 @@ def cmd_export(args) -> int:
     except ImportError:  # pragma: no cover - onnx is an optional extra
         raise CLIError("export needs the onnx package: pip install 'deltaprop[onnx]'") from None
     net = _load_model(args.model)
-    std = net.metadata.get("standardize")
-    to_onnx(net, args.onnx, **({"mean": std["mean"], "std": std["std"]} if std else {}))
+    std, out = net.metadata.get("standardize"), net.metadata.get("target_standardize")
+    to_onnx(net, args.onnx, **({"mean": std["mean"], "std": std["std"]} if std else {}),
+            **({"out_mean": out["mean"], "out_std": out["std"]} if out else {}))
     print(f"ONNX model: {args.onnx} (input X: N x {net.sizes[0]}, output o: N x {net.sizes[-1]})")
     return 0
 

@@ -363,6 +363,9 @@ class Standardizer:
     def transform(self, X: Array) -> Array:
         return (X - self.mean) / self.std
 
+    def inverse_transform(self, Z: Array) -> Array:
+        return Z * self.std + self.mean
+
     def to_dict(self) -> dict:
         return {"mean": self.mean.tolist(), "std": self.std.tolist()}
 

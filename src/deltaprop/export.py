@@ -17,7 +17,7 @@ OPSET = 17
 _GELU_C = float(np.sqrt(2.0 / np.pi))
 
 
-def to_onnx(net: Network, path, mean=None, std=None) -> None:
+def to_onnx(net: Network, path, mean=None, std=None, out_mean=None, out_std=None) -> None:
     """Write ``net`` (in float32) as an ONNX model with input ``X`` and output ``o``.
 
     Parameters
@@ -26,6 +26,8 @@ def to_onnx(net: Network, path, mean=None, std=None) -> None:
     path : str or Path
     mean, std : array-like, optional
         Per-feature standardization applied to ``X`` before the first layer.
+    out_mean, out_std : array-like, optional
+        For a model of standardized targets: ``o * out_std + out_mean`` at the end.
     """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -81,6 +83,8 @@ def to_onnx(net: Network, path, mean=None, std=None) -> None:
         out = node("Identity", [h])
     else:
         out = activation(net.likelihood.activation.name, h)
+    if out_mean is not None:
+        out = node("Add", [node("Mul", [out, const(out_std, "out_std")]), const(out_mean, "out_mean")])
     nodes.append(helper.make_node("Identity", [out], ["o"]))
 
     graph = helper.make_graph(
