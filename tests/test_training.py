@@ -36,6 +36,17 @@ def test_textbook_sigmoid_squared_error_network_learns_xor():
     assert np.array_equal(np.round(net.forward(XOR_X)[:, 0]), XOR_y)
 
 
+def test_full_batch_data_survives_validation_of_the_same_size():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(64, 3)), rng.integers(0, 2, 64)
+    Xv, yv = rng.normal(size=(64, 3)), rng.integers(0, 2, 64)
+    a = dp.Network([3, 4, 2], activation="tanh", seed=0, dtype="float64")
+    b = a.copy()
+    dp.train(a, X, y, optimizer="sgd", epochs=3, batch_size=None, validation=(Xv, yv))
+    dp.train(b, X, y, optimizer="sgd", epochs=3, batch_size=None)
+    np.testing.assert_array_equal(a.theta, b.theta)  # validating did not change what was trained on
+
+
 def test_grad_tol_stops_full_batch_training():
     net = dp.Network([2, 2, 1], activation="tanh", likelihood="bernoulli", seed=3, dtype="float64")
     h = dp.train(net, XOR_X, XOR_y, optimizer=dp.SGD(learning_rate=1.0), epochs=100_000,

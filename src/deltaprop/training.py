@@ -26,7 +26,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from .network import Network, as_rng
+from .network import Network, Workspace, as_rng
 from .optimizers import Optimizer, get_optimizer
 from .schedules import Schedule, get_schedule
 
@@ -259,7 +259,9 @@ class _Trainer:
         B = N if batch_size is None else _check_int("batch_size", batch_size, 1)
         self.B = min(B, N)
         self.n_batches = -(-N // self.B)
-        self.ws = net.workspace(self.B)
+        # the trainer's own buffers, not the network's cache that forward() and evaluate()
+        # use: full-batch data is gathered into them once and must stay
+        self.ws = Workspace(net.sizes, self.B, net.dtype)
         self.T = T
         if self.n_batches == 1:
             # full batch: the data is the input buffer, gathered once
