@@ -310,10 +310,12 @@ def markdown(report) -> str:
              "BLAS: " + "; ".join(f"{b['internal_api']} {b['version']} ({b['architecture']})" for b in m["blas"]) + "  ",
              "Versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()), "",
              "Epoch times are medians over repetitions; each ratio is the median of the ratios between "
-             "neighbouring runs (x_floor: time / GEMM floor; below 1 in x_torch etc. means deltaprop is faster). "
+             "neighbouring runs: x floor is a contender's time over the GEMM floor's, x deltaprop its time "
+             "over deltaprop's (above 1: slower than deltaprop). "
              "The GEMM floor runs the products of one step (z = h W per layer, h^T delta per layer, "
              "delta W^T below the top layer) and nothing else. train MB: peak resident memory during "
-             "training above the worker's memory with the data loaded.", ""]
+             "training above the worker's memory with the data loaded (the floor's includes its own "
+             "augmented copy of the data).", ""]
     for r in report["configs"]:
         lines += [f"## ({r['config']}) {r['label']}: {r['threads']} thread(s), {r['samples']} samples, "
                   f"{r['reps']} repetitions", "",
