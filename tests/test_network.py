@@ -6,7 +6,6 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import deltaprop as dp
-from deltaprop.network import Workspace
 
 
 def sigmoid(x):
