@@ -287,8 +287,9 @@ class _Trainer:
         self.masks = None
         if self.dropout > 0 and L > 1:
             self.masks = [None] + [np.empty((self.B, net.sizes[l]), dtype=net.dtype) for l in range(1, L)]
-        self.l2_work = [np.empty_like(W) for W in net.weight_rows()] if self.l2 > 0 else None
-        self.col_norms = [np.empty(W.shape[1], dtype=net.dtype) for W in net.weight_rows()] if self.max_norm else None
+        self.weight_rows = net.weight_rows()
+        self.l2_work = [np.empty_like(W) for W in self.weight_rows] if self.l2 > 0 else None
+        self.col_norms = [np.empty(W.shape[1], dtype=net.dtype) for W in self.weight_rows] if self.max_norm else None
         self.last_good = np.empty_like(net.theta)
 
         self.history = History(metric="accuracy" if net.likelihood.task == "classification" else "r2")
@@ -335,7 +336,7 @@ class _Trainer:
             for k in range(opt.n_blocks):
                 self._apply(k)
         if self.max_norm is not None:
-            for W, norms in zip(net.weight_rows(), self.col_norms):
+            for W, norms in zip(self.weight_rows, self.col_norms):
                 np.einsum("ij,ij->j", W, W, out=norms)
                 np.sqrt(norms, out=norms)
                 np.maximum(norms, self.max_norm, out=norms)
