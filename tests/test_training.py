@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
@@ -306,3 +307,17 @@ def test_blas_threads_limited_during_training_and_restored():
     assert blas_threads() == before
     with pytest.raises(ValueError, match="blas_threads"):
         dp.train(net, XOR_X, XOR_y, epochs=1, blas_threads=0)
+
+
+@settings(max_examples=20, deadline=None)
+@given(sizes=st.lists(st.integers(1, 6), min_size=1, max_size=3), n=st.integers(1, 30),
+       batch=st.one_of(st.none(), st.integers(1, 40)), optimizer=st.sampled_from(list(dp.OPTIMIZERS)),
+       activation=st.sampled_from(list(dp.ACTIVATIONS)), seed=st.integers(0, 100))
+def test_training_any_architecture_keeps_finite_weights_and_full_history(sizes, n, batch, optimizer,
+                                                                        activation, seed):
+    rng = np.random.default_rng(seed)
+    net = dp.Network([3, *sizes, 2], activation=activation, seed=seed)
+    X, y = rng.normal(size=(n, 3)), rng.integers(0, 2, n)
+    h = dp.train(net, X, y, optimizer=optimizer, epochs=3, batch_size=batch, seed=seed)
+    assert h.epochs == 3 and np.all(np.isfinite(net.theta))
+    assert all(np.isfinite(v) for v in h.loss + h.grad_norm)
