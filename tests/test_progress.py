@@ -1,0 +1,24 @@
+import io
+import json
+
+import numpy as np
+
+import deltaprop as dp
+from deltaprop.progress import JsonLog, Progress
+
+
+def test_plain_lines_quiet_and_json_log(tmp_path):
+    X = np.random.default_rng(0).normal(size=(40, 2))
+    y = (X[:, 0] > 0).astype(int)
+    stream, silent = io.StringIO(), io.StringIO()
+    log = JsonLog(tmp_path / "h.jsonl")
+    h = dp.train(dp.Network([2, 4, 2], seed=0), X, y, epochs=3, seed=0,
+                 callbacks=[Progress(3, stream=stream), Progress(3, quiet=True, stream=silent), log])
+    log.close()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 3 and lines[0].startswith("epoch 1/3  loss ") and lines[-1].endswith(" ms")
+    assert silent.getvalue() == ""
+    records = [json.loads(line) for line in (tmp_path / "h.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2, 3]
+    assert records[0]["val_loss"] is None  # no validation data: null, not NaN (which is not JSON)
+    assert records[2]["loss"] == h.loss[2]
