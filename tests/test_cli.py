@@ -221,6 +221,14 @@ def test_csv_with_string_labels_npz_and_npy(tmp_path):
     assert float(ev.split("R^2: ")[1].split()[0]) > 0.9  # targets standardized, predictions mapped back
 
 
+def test_optimizer_and_schedule_settings(tmp_path):
+    cli("train", "--optimizer", "nesterov:momentum=0.8", "--lr", "0.02", "--schedule", "cosine:warmup=2,min_lr=0.001",
+        "--epochs", "5", "--plot", "", "--quiet", cwd=tmp_path, check=0)
+    meta = dp.load(tmp_path / "deltaprop-model.safetensors").metadata
+    assert meta["optimizer"] == "Nesterov(learning_rate=0.02, momentum=0.8)"
+    assert meta["schedule"] == "Cosine(warmup=2, min_lr=0.001)"
+
+
 def test_generated_2d_sets_plot_decision_regions(tmp_path):
     out = cli("train", "--data", "moons", "--hidden", "16", "16", "--epochs", "30", "--plot", "moons.png",
               cwd=tmp_path, check=0).stdout
@@ -243,6 +251,9 @@ def test_error_cases(tmp_path, trained):
         (["train", "--optimizer", "lbfgs"], ["--optimizer", "lbfgs"]),
         (["train", "--likelihood", "cauchy"], ["--likelihood", "cauchy"]),
         (["train", "--lr", "-1"], ["--lr", "positive"]),
+        (["train", "--schedule", "step:size=3"], ["not a setting of step", "step_size, gamma"]),
+        (["train", "--optimizer", "adam:beta1=x"], ["beta1: expected a number"]),
+        (["train", "--schedule", "cosine:warmup=-1"], ["warmup >= 0"]),
         (["predict", model, "wrong.npy"], ["expects 64 features", "has 5"]),
         (["info", "bad.safetensors"], ["not a safetensors file"]),
         (["evaluate", "missing.safetensors", "--data", "digits"], ["does not exist"]),

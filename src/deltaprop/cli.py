@@ -95,7 +95,7 @@ def cmd_train(args) -> int:
     from .optimizers import get_optimizer
     from .plotting import plot_decision_regions, plot_learning_curves
     from .progress import JsonLog, Progress
-    from .schedules import get_schedule
+    from .schedules import SCHEDULES
     from .training import TrainingInterrupted, train
 
     ds = load_dataset(args.data, args.target, seed=args.seed)
@@ -103,8 +103,10 @@ def cmd_train(args) -> int:
     classification = ds.task == "classification"
     K = (1 if len(ds.classes) == 2 and likelihood == "bernoulli" else len(ds.classes)) if classification else \
         (1 if ds.y.ndim == 1 else ds.y.shape[1])
-    optimizer = get_optimizer(args.optimizer, **({"learning_rate": args.lr} if args.lr else {}))
-    schedule = get_schedule(args.schedule)
+    name, settings = args.optimizer
+    optimizer = get_optimizer(name, **settings, **({"learning_rate": args.lr} if args.lr else {}))
+    name, settings = args.schedule
+    schedule = SCHEDULES[name](**settings)
 
     if ds.X_test is not None:
         Xtr, Xte, ytr, yte = ds.X, ds.X_test, ds.y, ds.y_test
@@ -402,14 +404,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"hidden activation: {', '.join(ACTIVATIONS)} (default: relu)")
     t.add_argument("--likelihood", metavar="NAME", type=_choice(likelihood_names(), "--likelihood"),
                    help="categorical, bernoulli, gaussian, poisson or ACTIVATION+LOSS (default: from the target)")
-    t.add_argument("--optimizer", default="adam", choices=list(OPTIMIZERS), metavar="NAME",
-                   help=f"{', '.join(OPTIMIZERS)} (default: adam)")
+    t.add_argument("--optimizer", default="adam", type=_with_settings(OPTIMIZERS, "--optimizer"),
+                   metavar="NAME[:K=V,...]",
+                   help=f"{', '.join(OPTIMIZERS)}, with settings if wanted, e.g. momentum:momentum=0.95 "
+                        "or adamw:weight_decay=0.05 (default: adam)")
     t.add_argument("--lr", type=_positive_float("--lr"), help="learning rate mu (default: the optimizer's)")
     t.add_argument("--batch-size", type=_int_at_least(0, "--batch-size"), default=32,
                    help="mini-batch size; 0 for full-batch gradient descent (default: 32)")
     t.add_argument("--epochs", type=_int_at_least(1, "--epochs"), default=100, help="maximum epochs (default: 100)")
-    t.add_argument("--schedule", default="constant", choices=list(SCHEDULES), metavar="NAME",
-                   help=f"learning-rate schedule: {', '.join(SCHEDULES)} (default: constant)")
+    t.add_argument("--schedule", default="constant", type=_with_settings(SCHEDULES, "--schedule"),
+                   metavar="NAME[:K=V,...]",
+                   help=f"learning-rate schedule: {', '.join(SCHEDULES)}, with settings if wanted, e.g. "
+                        "step:step_size=20,gamma=0.5 or cosine:warmup=5 (default: constant)")
     t.add_argument("--l2", type=_non_negative_float("--l2"), default=0.0, help="L2 weight decay (default: 0)")
     t.add_argument("--dropout", type=_non_negative_float("--dropout"), default=0.0, help="dropout rate (default: 0)")
     t.add_argument("--early-stopping", type=_int_at_least(0, "--early-stopping"), default=10, metavar="PATIENCE",
@@ -490,6 +496,30 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--onnx", required=True, help="the .onnx file to write")
     x.set_defaults(func=cmd_export)
     return p
+
+
+def _with_settings(registry, option):
+    """NAME or NAME:key=value,... -> (name, {key: number}), checked against the class's arguments."""
+    import inspect
+
+    def parse(value):
+        name, _, rest = value.partition(":")
+        name = name.lower()
+        if name not in registry:
+            raise argparse.ArgumentTypeError(f"unknown value {name!r}; expected one of {', '.join(registry)}")
+        allowed = [p for p in inspect.signature(registry[name]).parameters if p != "self"]
+        settings = {}
+        for item in filter(None, rest.split(",")):
+            key, eq, number = item.partition("=")
+            if not eq or key not in allowed:
+                raise argparse.ArgumentTypeError(
+                    f"{item!r} is not a setting of {name}; it takes {', '.join(allowed) or 'none'}")
+            try:
+                settings[key] = int(number) if number.lstrip("-").isdigit() else float(number)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"{key}: expected a number, found {number!r}") from None
+        return name, settings
+    return parse
 
 
 def _choice(names, option):
