@@ -7,7 +7,8 @@ from .network import Network
 from .optimizers import OPTIMIZERS, SGD, AdaGrad, Adam, AdamW, Momentum, Nesterov, Optimizer, RMSProp
 from .schedules import SCHEDULES, Constant, Cosine, Exponential, InverseTime, ReduceOnPlateau, StepDecay
 from .serialization import ModelFileError, load
-from .training import DivergenceError, EarlyStopping, History, TrainingInterrupted, train
+from .callbacks import Callback, EarlyStopping, History
+from .training import DivergenceError, TrainingInterrupted, train
 
 __version__ = "0.1.0"
 
@@ -17,6 +18,7 @@ __all__ = [
     "AdaGrad",
     "Adam",
     "AdamW",
+    "Callback",
     "Constant",
     "Cosine",
     "DivergenceError",

@@ -16,16 +16,15 @@ network's input buffer, whose column of ones was written once.
 
 from __future__ import annotations
 
-import json
 import math
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Sequence
 
 import numpy as np
 
+from .callbacks import Callback, EarlyStopping, History
 from .network import Network, Workspace, as_rng
 from .optimizers import Optimizer, get_optimizer
 from .schedules import Schedule, get_schedule
@@ -47,122 +46,6 @@ class TrainingInterrupted(KeyboardInterrupt):
     def __init__(self, history: "History", checkpoint: str | None):
         super().__init__("training interrupted")
         self.history, self.checkpoint = history, checkpoint
-
-
-@dataclass
-class History:
-    """What happened, epoch by epoch.
-
-    Attributes
-    ----------
-    loss : list of float
-        Training loss J of each epoch: the running mean of its batch losses
-        (under dropout when dropout is on; the L2 penalty is not included).
-    val_loss, val_metric : list of float
-        On the validation data, after each epoch (NaN when there is none).
-    metric : str
-        ``"accuracy"`` for classification, ``"r2"`` for regression.
-    grad_norm : list of float
-        ||grad J|| on the epoch's last batch (taken there only, to keep a pass over
-        the weights out of every step): with full-batch training, exactly the norm
-        of the gradient of the lecture's criterion.
-    learning_rate : list of float
-    time : list of float
-        Wall time of each epoch, seconds (the one field that is not reproducible).
-    stop_reason : str
-    best_epoch : int or None
-        The epoch whose weights were restored by early stopping.
-    """
-
-    loss: list = field(default_factory=list)
-    val_loss: list = field(default_factory=list)
-    val_metric: list = field(default_factory=list)
-    metric: str = "accuracy"
-    grad_norm: list = field(default_factory=list)
-    learning_rate: list = field(default_factory=list)
-    time: list = field(default_factory=list)
-    stop_reason: str = ""
-    best_epoch: int | None = None
-
-    _per_epoch = ("loss", "val_loss", "val_metric", "grad_norm", "learning_rate", "time")
-
-    @property
-    def epochs(self) -> int:
-        return len(self.loss)
-
-    def record(self, epoch: int) -> dict:
-        """Epoch ``epoch`` (0-based) as one flat dict (one line of ``--log``)."""
-        out = {"epoch": epoch + 1}
-        for k in self._per_epoch:
-            out[k] = getattr(self, k)[epoch]
-        out[f"val_{self.metric}"] = out.pop("val_metric")
-        return out
-
-    def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in (*self._per_epoch, "metric", "stop_reason", "best_epoch")}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "History":
-        return cls(**d)
-
-
-class Callback(Protocol):
-    """What :func:`train` calls after each epoch; returning True stops training.
-
-    A callback may also have ``stop_reason`` (read when it stops training),
-    ``on_train_end(net)``, and ``state_dict()``/``load_state_dict()`` (saved in checkpoints).
-    """
-
-    def on_epoch_end(self, epoch: int, history: History, net: Network) -> bool | None: ...
-
-
-class EarlyStopping:
-    """Stop when the monitored loss has not improved by ``min_delta`` for ``patience`` epochs.
-
-    Monitors the validation loss when there is validation data, else the training
-    loss. With ``restore_best``, the network ends with the weights of its best epoch.
-    """
-
-    def __init__(self, patience: int = 10, min_delta: float = 0.0, restore_best: bool = True):
-        if int(patience) < 1:
-            raise ValueError(f"patience: expected an integer >= 1, found {patience!r}")
-        if not min_delta >= 0:
-            raise ValueError(f"min_delta: expected a number >= 0, found {min_delta!r}")
-        self.patience, self.min_delta, self.restore_best = int(patience), float(min_delta), restore_best
-        self.best, self.best_epoch, self.wait = math.inf, None, 0
-        self.best_theta: Array | None = None
-        self.stop_reason = ""
-
-    def on_epoch_end(self, epoch, history, net):
-        val = history.val_loss[-1]
-        monitored = history.loss[-1] if math.isnan(val) else val
-        if monitored < self.best - self.min_delta:
-            self.best, self.best_epoch, self.wait = float(monitored), epoch, 0
-            if self.restore_best:
-                if self.best_theta is None:
-                    self.best_theta = np.empty_like(net.theta)
-                np.copyto(self.best_theta, net.theta)
-            return False
-        self.wait += 1
-        if self.wait >= self.patience:
-            what = "training" if math.isnan(val) else "validation"
-            self.stop_reason = (f"early stopping: no {what} loss improvement for {self.patience} epochs "
-                                f"(best at epoch {self.best_epoch + 1})")
-            return True
-        return False
-
-    def on_train_end(self, net, history):
-        if self.restore_best and self.best_theta is not None:
-            np.copyto(net.theta, self.best_theta)
-            history.best_epoch = self.best_epoch + 1
-
-    def state_dict(self):
-        arrays = {} if self.best_theta is None else {"best_theta": self.best_theta}
-        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait}, arrays
-
-    def load_state_dict(self, scalars, arrays):
-        self.best, self.best_epoch, self.wait = scalars["best"], scalars["best_epoch"], scalars["wait"]
-        self.best_theta = arrays.get("best_theta")
 
 
 # --- evaluation --------------------------------------------------------------------
@@ -443,88 +326,16 @@ class _Trainer:
                 stop = getattr(cb, "stop_reason", "") or f"stopped by {type(cb).__name__}"
         return stop
 
-    # -- checkpoints -------------------------------------------------------------------
-    def _stateful(self):
-        items = [("schedule", self.schedule)]
-        items += [(f"callback{i}", cb) for i, cb in enumerate(self.callbacks) if hasattr(cb, "state_dict")]
-        return items
-
+    # -- checkpoints (see deltaprop.checkpoints) ------------------------------------------
     def save(self, path: str) -> None:
-        from .serialization import CHECKPOINT_FORMAT, FORMAT_VERSION, _json_safe, network_config, write_safetensors
+        from .checkpoints import save_checkpoint
 
-        opt_scalars, opt_arrays = self.optimizer.state_dict()
-        tensors = {"theta": self.net.theta, "last_good": self.last_good, "perm": self.perm}
-        tensors.update({f"optimizer.{k}": v for k, v in opt_arrays.items()})
-        states = {}
-        for key, obj in self._stateful():
-            st = obj.state_dict()
-            if isinstance(st, tuple):
-                st, arrays = st
-                tensors.update({f"{key}.{k}": v for k, v in arrays.items()})
-            states[key] = st
-        state = {
-            "epoch": self.epoch, "batch": self.batch, "loss_sum": self.loss_sum, "last_g2": self.last_g2,
-            "epoch_time": self.epoch_time, "B": self.B, "data_shape": self.data_shape,
-            "rng": self.rng.bit_generator.state, "initial_rng": self.initial_rng_state,
-            "optimizer": {"name": self.optimizer.name, **opt_scalars}, "base_lr": self.base_lr,
-            "states": states, "history": self.history.to_dict(),
-        }
-        header = {"format": CHECKPOINT_FORMAT, "format_version": FORMAT_VERSION,
-                  "config": json.dumps(_json_safe(network_config(self.net))),
-                  "state": json.dumps(_json_safe(state))}
-        write_safetensors(path, tensors, header)
+        save_checkpoint(self, path)
 
     def restore(self, path: str) -> None:
-        from .serialization import CHECKPOINT_FORMAT, ModelFileError, read_safetensors
+        from .checkpoints import restore_checkpoint
 
-        tensors, header = read_safetensors(path, "checkpoint")
-        source = f"checkpoint {str(path)!r}"
-        if header.get("format") != CHECKPOINT_FORMAT:
-            raise ModelFileError(f"{source} is not a deltaprop checkpoint")
-        try:
-            config, state = json.loads(header["config"]), json.loads(header["state"])
-        except (KeyError, json.JSONDecodeError):
-            raise ModelFileError(f"{source}: its header is incomplete or not valid JSON") from None
-        net = self.net
-        mine = {"sizes": net.sizes, "activations": net.activation_names,
-                "likelihood": net.likelihood.name, "dtype": np.dtype(net.dtype).name}
-        theirs = {k: config.get(k) for k in mine}
-        if mine != theirs:
-            raise ValueError(f"resume: {source} was written for a different network: {theirs}, not {mine}")
-        if state["data_shape"] != self.data_shape:
-            raise ValueError(
-                f"resume: {source} was written for data of shape (N, D, K) = {tuple(state['data_shape'])}, "
-                f"found {tuple(self.data_shape)}")
-        if state["B"] != self.B:
-            raise ValueError(f"resume: {source} used batch size {state['B']}, found {self.B}")
-        if state["optimizer"]["name"] != self.optimizer.name:
-            raise ValueError(f"resume: {source} used optimizer {state['optimizer']['name']!r}, "
-                             f"found {self.optimizer.name!r}")
-        if state["initial_rng"] != self.initial_rng_state:
-            # the validation split depends on the seed: redo it as the first run did
-            raise ValueError(f"resume: {source} was started with another seed; pass the same seed")
-        if tensors["theta"].shape != net.theta.shape or tensors["theta"].dtype != net.theta.dtype:
-            raise ModelFileError(f"{source}: its parameters do not fit the network")
-        np.copyto(net.theta, tensors["theta"])
-        np.copyto(self.last_good, tensors["last_good"])
-        self.perm = tensors["perm"].copy()
-        opt = dict(state["optimizer"])
-        opt.pop("name")
-        self.optimizer.load_state_dict(opt, {k[len("optimizer."):]: v for k, v in tensors.items()
-                                             if k.startswith("optimizer.")})
-        self.base_lr = state["base_lr"]
-        for key, obj in self._stateful():
-            if key in state["states"]:
-                arrays = {k[len(key) + 1:]: v.copy() for k, v in tensors.items() if k.startswith(key + ".")}
-                st = state["states"][key]
-                if isinstance(obj.state_dict(), tuple):
-                    obj.load_state_dict(st, arrays)
-                else:
-                    obj.load_state_dict(st)
-        self.rng.bit_generator.state = state["rng"]
-        self.epoch, self.batch = state["epoch"], state["batch"]
-        self.loss_sum, self.last_g2, self.epoch_time = state["loss_sum"], state["last_g2"], state["epoch_time"]
-        self.history = History.from_dict(state["history"])
+        restore_checkpoint(self, path)
 
 
 def train(

@@ -1,0 +1,130 @@
+"""What a training run reports and how it can be steered from outside: the per-epoch
+:class:`History`, the :class:`Callback` protocol, and :class:`EarlyStopping`."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from .network import Network
+
+Array = np.ndarray
+
+
+@dataclass
+class History:
+    """What happened, epoch by epoch.
+
+    Attributes
+    ----------
+    loss : list of float
+        Training loss J of each epoch: the running mean of its batch losses
+        (under dropout when dropout is on; the L2 penalty is not included).
+    val_loss, val_metric : list of float
+        On the validation data, after each epoch (NaN when there is none).
+    metric : str
+        ``"accuracy"`` for classification, ``"r2"`` for regression.
+    grad_norm : list of float
+        ||grad J|| on the epoch's last batch (taken there only, to keep a pass over
+        the weights out of every step): with full-batch training, exactly the norm
+        of the gradient of the lecture's criterion.
+    learning_rate : list of float
+    time : list of float
+        Wall time of each epoch, seconds (the one field that is not reproducible).
+    stop_reason : str
+    best_epoch : int or None
+        The epoch whose weights were restored by early stopping.
+    """
+
+    loss: list = field(default_factory=list)
+    val_loss: list = field(default_factory=list)
+    val_metric: list = field(default_factory=list)
+    metric: str = "accuracy"
+    grad_norm: list = field(default_factory=list)
+    learning_rate: list = field(default_factory=list)
+    time: list = field(default_factory=list)
+    stop_reason: str = ""
+    best_epoch: int | None = None
+
+    _per_epoch = ("loss", "val_loss", "val_metric", "grad_norm", "learning_rate", "time")
+
+    @property
+    def epochs(self) -> int:
+        return len(self.loss)
+
+    def record(self, epoch: int) -> dict:
+        """Epoch ``epoch`` (0-based) as one flat dict (one line of ``--log``)."""
+        out = {"epoch": epoch + 1}
+        for k in self._per_epoch:
+            out[k] = getattr(self, k)[epoch]
+        out[f"val_{self.metric}"] = out.pop("val_metric")
+        return out
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in (*self._per_epoch, "metric", "stop_reason", "best_epoch")}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "History":
+        return cls(**d)
+
+
+class Callback(Protocol):
+    """What :func:`train` calls after each epoch; returning True stops training.
+
+    A callback may also have ``stop_reason`` (read when it stops training),
+    ``on_train_end(net)``, and ``state_dict()``/``load_state_dict()`` (saved in checkpoints).
+    """
+
+    def on_epoch_end(self, epoch: int, history: History, net: Network) -> bool | None: ...
+
+
+class EarlyStopping:
+    """Stop when the monitored loss has not improved by ``min_delta`` for ``patience`` epochs.
+
+    Monitors the validation loss when there is validation data, else the training
+    loss. With ``restore_best``, the network ends with the weights of its best epoch.
+    """
+
+    def __init__(self, patience: int = 10, min_delta: float = 0.0, restore_best: bool = True):
+        if int(patience) < 1:
+            raise ValueError(f"patience: expected an integer >= 1, found {patience!r}")
+        if not min_delta >= 0:
+            raise ValueError(f"min_delta: expected a number >= 0, found {min_delta!r}")
+        self.patience, self.min_delta, self.restore_best = int(patience), float(min_delta), restore_best
+        self.best, self.best_epoch, self.wait = math.inf, None, 0
+        self.best_theta: Array | None = None
+        self.stop_reason = ""
+
+    def on_epoch_end(self, epoch, history, net):
+        val = history.val_loss[-1]
+        monitored = history.loss[-1] if math.isnan(val) else val
+        if monitored < self.best - self.min_delta:
+            self.best, self.best_epoch, self.wait = float(monitored), epoch, 0
+            if self.restore_best:
+                if self.best_theta is None:
+                    self.best_theta = np.empty_like(net.theta)
+                np.copyto(self.best_theta, net.theta)
+            return False
+        self.wait += 1
+        if self.wait >= self.patience:
+            what = "training" if math.isnan(val) else "validation"
+            self.stop_reason = (f"early stopping: no {what} loss improvement for {self.patience} epochs "
+                                f"(best at epoch {self.best_epoch + 1})")
+            return True
+        return False
+
+    def on_train_end(self, net, history):
+        if self.restore_best and self.best_theta is not None:
+            np.copyto(net.theta, self.best_theta)
+            history.best_epoch = self.best_epoch + 1
+
+    def state_dict(self):
+        arrays = {} if self.best_theta is None else {"best_theta": self.best_theta}
+        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait}, arrays
+
+    def load_state_dict(self, scalars, arrays):
+        self.best, self.best_epoch, self.wait = scalars["best"], scalars["best_epoch"], scalars["wait"]
+        self.best_theta = arrays.get("best_theta")
