@@ -92,8 +92,8 @@ class Deltaprop:
 
         t = self.trainer
         t.epochs = t.epoch + 1
-        with _blas_limit(None, self.net, t.B), np.errstate(over="ignore", invalid="ignore"):
-            t._run(None, 1)  # what deltaprop.train does for one epoch
+        with _blas_limit(None, self.net, t.B):  # what deltaprop.train does, one epoch at a time
+            t.run(None, 1)
 
     def predict(self, X):
         return self.net.predict_labels(X)

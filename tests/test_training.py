@@ -321,3 +321,31 @@ def test_training_any_architecture_keeps_finite_weights_and_full_history(sizes, 
     h = dp.train(net, X, y, optimizer=optimizer, epochs=3, batch_size=batch, seed=seed)
     assert h.epochs == 3 and np.all(np.isfinite(net.theta))
     assert all(np.isfinite(v) for v in h.loss + h.grad_norm)
+
+
+@pytest.mark.parametrize("optimizer,kwargs", [("sgd", {}), ("adam", {"dropout": 0.2, "l2": 1e-3}),
+                                              ("momentum", {"clip_norm": 1.0, "max_norm": 3.0})])
+def test_a_training_batch_allocates_no_arrays(optimizer, kwargs):
+    """What the module docstring claims: after the first batch, no buffer of a batch's or a
+    layer's size is allocated (NumPy's fixed ufunc buffer and small view objects aside)."""
+    import tracemalloc
+
+    from deltaprop.training import _Trainer
+
+    rng = np.random.default_rng(0)
+    X, y = rng.random((2048, 100), dtype=np.float32), rng.integers(0, 10, 2048)
+    net = dp.Network([100, 256, 128, 10], seed=0)
+    opts = dict(optimizer=optimizer, epochs=1, batch_size=512, validation=None, schedule=None, l2=0.0,
+                dropout=0.0, clip_norm=None, max_norm=None, grad_tol=None, early_stopping=None, callbacks=(),
+                shuffle=True, seed=0)
+    trainer = _Trainer(net, X, y, **{**opts, **kwargs})
+    trainer.perm = rng.permutation(2048)
+    trainer._step(512, trainer.perm[:512])
+    tracemalloc.start()
+    for k in (1, 2, 3):
+        trainer.batch = k
+        trainer._step(512, trainer.perm[512 * k:512 * (k + 1)])
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    smallest_layer_buffer = 512 * 128 * 4
+    assert peak < smallest_layer_buffer / 2, f"{peak} bytes allocated in three batches"

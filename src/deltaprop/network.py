@@ -358,15 +358,19 @@ class Network:
     def loss(self, X, y) -> float:
         """J: the mean over the rows of -log p(y|x), eq. (1) divided by n_samples."""
         X = self.check_X(X)
-        T = self.encode_targets(y, X.shape[0])
-        total = 0.0
+        return self.loss_and_outputs(X, self.encode_targets(y, X.shape[0]))[0]
+
+    def loss_and_outputs(self, X: Array, T: Array) -> tuple[float, Array]:
+        """J and the outputs o on inputs already checked (:meth:`check_X`) and targets
+        already encoded (:meth:`encode_targets`), in chunks."""
+        L, total = self.n_layers, 0.0
+        o = np.empty_like(T)
         for ws, start, b in self._batches(X):
             self.forward_pass(ws, b)
             ws.T[:b] = T[start:start + b]
-            total += self.likelihood.loss_and_delta(
-                ws.z[self.n_layers][:b], ws.T[:b], ws.o[:b], ws.delta[self.n_layers][:b], ws.work[:b]
-            )
-        return total / X.shape[0]
+            total += self.likelihood.loss_and_delta(ws.z[L][:b], ws.T[:b], o[start:start + b],
+                                                    ws.delta[L][:b], ws.work[:b])
+        return total / X.shape[0], o
 
     def loss_and_gradients(self, X, y) -> tuple[float, list]:
         """J and its gradient with respect to every W[l] (copies), on the whole of X."""

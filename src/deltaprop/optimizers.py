@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from .registry import lookup
+from .validation import check_float
 
 Array = np.ndarray
 
@@ -34,7 +35,7 @@ class Optimizer:
     flush_every = 32  # steps between flushes of subnormal state values to zero
 
     def __init__(self, learning_rate: float):
-        self.learning_rate = _positive("learning_rate", learning_rate)
+        self.learning_rate = check_float("learning_rate", learning_rate, 0.0, strict=True)
         self.t = 0
         self._blocks: list[tuple[slice, int]] = []
 
@@ -151,7 +152,7 @@ class Momentum(SGD):
 
     def __init__(self, learning_rate: float = 0.01, momentum: float = 0.9):
         super().__init__(learning_rate)
-        self.momentum = _fraction("momentum", momentum)
+        self.momentum = check_float("momentum", momentum, 0.0, below=1.0)
 
     def _update(self, theta, grad, lr, state, n_weights):
         v = state["velocity"]
@@ -185,7 +186,7 @@ class AdaGrad(Optimizer):
 
     def __init__(self, learning_rate: float = 0.01, eps: float = 1e-8):
         super().__init__(learning_rate)
-        self.eps = _positive("eps", eps)
+        self.eps = check_float("eps", eps, 0.0, strict=True)
 
     def _accumulate(self, grad, s, work):
         np.multiply(grad, grad, out=work)
@@ -208,7 +209,7 @@ class RMSProp(AdaGrad):
 
     def __init__(self, learning_rate: float = 1e-3, rho: float = 0.9, eps: float = 1e-8):
         super().__init__(learning_rate, eps)
-        self.rho = _fraction("rho", rho)
+        self.rho = check_float("rho", rho, 0.0, below=1.0)
 
     def _accumulate(self, grad, s, work):
         np.multiply(grad, grad, out=work)
@@ -237,9 +238,9 @@ class Adam(Optimizer):
     def __init__(self, learning_rate: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999,
                  eps: float = 1e-8):
         super().__init__(learning_rate)
-        self.beta1 = _fraction("beta1", beta1)
-        self.beta2 = _fraction("beta2", beta2)
-        self.eps = _positive("eps", eps)
+        self.beta1 = check_float("beta1", beta1, 0.0, below=1.0)
+        self.beta2 = check_float("beta2", beta2, 0.0, below=1.0)
+        self.eps = check_float("eps", eps, 0.0, strict=True)
 
     def _update(self, theta, grad, lr, state, n_weights):
         b1, b2, M, V, w = self.beta1, self.beta2, state["m"], state["v"], state["work"]
@@ -258,10 +259,6 @@ class Adam(Optimizer):
         np.divide(M, w, out=w)
         theta -= w
 
-    def moments(self) -> tuple[Array, Array]:
-        """The paper's m and v (new arrays)."""
-        return self.m * (1 - self.beta1), self.v * (1 - self.beta2)
-
 
 class AdamW(Adam):
     """AdamW (Loshchilov & Hutter): Adam with decoupled weight decay on the weight rows.
@@ -275,7 +272,7 @@ class AdamW(Adam):
     def __init__(self, learning_rate: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999,
                  eps: float = 1e-8, weight_decay: float = 0.01):
         super().__init__(learning_rate, beta1, beta2, eps)
-        self.weight_decay = _non_negative("weight_decay", weight_decay)
+        self.weight_decay = check_float("weight_decay", weight_decay, 0.0)
 
     def _update(self, theta, grad, lr, state, n_weights):
         theta[:n_weights] *= 1 - lr * self.weight_decay
@@ -299,21 +296,3 @@ def get_optimizer(spec, **kwargs) -> Optimizer:
     if isinstance(spec, Optimizer):
         return spec
     return OPTIMIZERS[lookup("optimizer", OPTIMIZERS, spec)](**kwargs)
-
-
-def _positive(name, value):
-    if not (isinstance(value, (int, float, np.floating)) and math.isfinite(value) and value > 0):
-        raise ValueError(f"{name}: expected a positive number, found {value!r}")
-    return float(value)
-
-
-def _non_negative(name, value):
-    if not (isinstance(value, (int, float, np.floating)) and math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name}: expected a non-negative number, found {value!r}")
-    return float(value)
-
-
-def _fraction(name, value):
-    if not (isinstance(value, (int, float, np.floating)) and 0 <= value < 1):
-        raise ValueError(f"{name}: expected a number in [0, 1), found {value!r}")
-    return float(value)

@@ -28,6 +28,7 @@ from .callbacks import Callback, EarlyStopping, History
 from .network import Network, Workspace, as_rng
 from .optimizers import Optimizer, get_optimizer
 from .schedules import Schedule, get_schedule
+from .validation import check_float, check_int
 
 Array = np.ndarray
 
@@ -63,15 +64,9 @@ def metric_value(net: Network, o: Array, T: Array) -> float:
 
 
 def evaluate(net: Network, X: Array, T: Array) -> tuple[float, float]:
-    """(J, metric) on validated inputs X and encoded targets T, in chunks."""
-    L, total = net.n_layers, 0.0
-    o = np.empty_like(T)
-    for ws, start, b in net._batches(X):
-        net.forward_pass(ws, b)
-        ws.T[:b] = T[start:start + b]
-        total += net.likelihood.loss_and_delta(ws.z[L][:b], ws.T[:b], ws.o[:b], ws.delta[L][:b], ws.work[:b])
-        o[start:start + b] = ws.o[:b]
-    return total / X.shape[0], metric_value(net, o, T)
+    """(J, metric) on validated inputs X and encoded targets T."""
+    J, o = net.loss_and_outputs(X, T)
+    return J, metric_value(net, o, T)
 
 
 def split_validation(T: Array, fraction: float, rng: np.random.Generator, stratify: bool):
@@ -109,14 +104,12 @@ class _Trainer:
                 seed = int(np.random.SeedSequence().entropy % 2**63)
             self.rng = as_rng(seed)
         self.initial_rng_state = self.rng.bit_generator.state
-        self.epochs = _check_int("epochs", epochs, 1)
-        self.l2 = _check_float("l2", l2, 0.0)
-        self.dropout = _check_float("dropout", dropout, 0.0)
-        if self.dropout >= 1:
-            raise ValueError(f"dropout: expected a rate in [0, 1), found {dropout}")
-        self.clip_norm = None if clip_norm is None else _check_float("clip_norm", clip_norm, 0.0, strict=True)
-        self.max_norm = None if max_norm is None else _check_float("max_norm", max_norm, 0.0, strict=True)
-        self.grad_tol = None if grad_tol is None else _check_float("grad_tol", grad_tol, 0.0, strict=True)
+        self.epochs = check_int("epochs", epochs, 1)
+        self.l2 = check_float("l2", l2, 0.0)
+        self.dropout = check_float("dropout", dropout, 0.0, below=1.0)
+        self.clip_norm = None if clip_norm is None else check_float("clip_norm", clip_norm, 0.0, strict=True)
+        self.max_norm = None if max_norm is None else check_float("max_norm", max_norm, 0.0, strict=True)
+        self.grad_tol = None if grad_tol is None else check_float("grad_tol", grad_tol, 0.0, strict=True)
         self.shuffle = bool(shuffle)
         self.data_shape = [int(X.shape[0]), int(X.shape[1]), int(T.shape[1])]
 
@@ -139,7 +132,7 @@ class _Trainer:
 
         N = X.shape[0]
         self.N = N
-        B = N if batch_size is None else _check_int("batch_size", batch_size, 1)
+        B = N if batch_size is None else check_int("batch_size", batch_size, 1)
         self.B = min(B, N)
         self.n_batches = -(-N // self.B)
         # the trainer's own buffers, not the network's cache that forward() and evaluate()
@@ -434,7 +427,7 @@ def train(
                        early_stopping=early_stopping, callbacks=callbacks, shuffle=shuffle, seed=seed)
     if resume is not None:
         trainer.restore(resume)
-    checkpoint_every = _check_int("checkpoint_every", checkpoint_every, 1)
+    checkpoint_every = check_int("checkpoint_every", checkpoint_every, 1)
     with _blas_limit(blas_threads, net, trainer.B):
         if threading.current_thread() is not threading.main_thread():
             return trainer.run(checkpoint, checkpoint_every)
@@ -449,7 +442,9 @@ def train(
             signal.signal(signal.SIGINT, previous)
 
 
-_SMALL_PRODUCT = 10_000_000  # multiply-adds; below it one BLAS thread was faster (benchmarks/)
+# multiply-adds; on the 2-core development machine one BLAS thread was faster below it
+# (784-256-128-10: batch 32, 0.85 s against 1.02 s an epoch; batch 64 and up, two threads won)
+_SMALL_PRODUCT = 10_000_000
 
 
 def _blas_limit(blas_threads, net: Network, B: int):
@@ -460,7 +455,7 @@ def _blas_limit(blas_threads, net: Network, B: int):
         largest = max(B * (net.sizes[l - 1] + 1) * net.sizes[l] for l in range(1, net.n_layers + 1))
         blas_threads = 1 if largest < _SMALL_PRODUCT else None
     else:
-        blas_threads = _check_int("blas_threads", blas_threads, 1)
+        blas_threads = check_int("blas_threads", blas_threads, 1)
     if blas_threads is None:
         return contextlib.nullcontext()
     try:
@@ -468,16 +463,3 @@ def _blas_limit(blas_threads, net: Network, B: int):
     except ImportError:  # the core needs only NumPy: without threadpoolctl, leave BLAS as it is
         return contextlib.nullcontext()
     return threadpool_limits(limits=blas_threads, user_api="blas")
-
-
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name}: expected an integer >= {minimum}, found {value!r}")
-    return int(value)
-
-
-def _check_float(name, value, minimum, strict=False):
-    ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < minimum or (strict and value == minimum):
-        raise ValueError(f"{name}: expected a number {'>' if strict else '>='} {minimum}, found {value!r}")
-    return float(value)

@@ -1,0 +1,30 @@
+"""Checks of numeric arguments at the API boundary, with errors that name the argument."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def check_int(name: str, value, minimum: int) -> int:
+    """An integer >= ``minimum`` (bools refused), or a ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name}: expected an integer >= {minimum}, found {value!r}")
+    return int(value)
+
+
+def check_float(name: str, value, minimum: float, strict: bool = False, below: float | None = None) -> float:
+    """A finite number >= ``minimum`` (> with ``strict``) and < ``below`` if given."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+        and math.isfinite(value) and (value > minimum if strict else value >= minimum) \
+        and (below is None or value < below)
+    if not ok:
+        if below is not None:
+            expected = f"a number in [{minimum:g}, {below:g})"
+        elif minimum == 0:
+            expected = "a positive number" if strict else "a non-negative number"
+        else:
+            expected = f"a number {'>' if strict else '>='} {minimum:g}"
+        raise ValueError(f"{name}: expected {expected}, found {value!r}")
+    return float(value)
