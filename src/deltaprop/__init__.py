@@ -1,51 +1,41 @@
-"""deltaprop: feedforward networks trained by backpropagation, from first principles on NumPy."""
+"""deltaprop: feedforward networks trained by backpropagation, from first principles on NumPy.
 
-from .activations import ACTIVATIONS, Activation, get_activation
-from .gradcheck import GradcheckResult, gradcheck
-from .likelihoods import LIKELIHOODS, GeneralOutput, Likelihood, get_likelihood
-from .network import Network
-from .optimizers import OPTIMIZERS, SGD, AdaGrad, Adam, AdamW, Momentum, Nesterov, Optimizer, RMSProp
-from .schedules import SCHEDULES, Constant, Cosine, Exponential, InverseTime, ReduceOnPlateau, StepDecay
-from .serialization import ModelFileError, load
-from .callbacks import Callback, EarlyStopping, History
-from .training import DivergenceError, TrainingInterrupted, train
+The pieces, each with one job (see the README's layout section):
 
-__version__ = "0.1.0"
+- :class:`Network` (``core``): architecture and the flat parameters ``theta``;
+  the passes of eqs. (3)-(12) are in ``core.engine``, the criterion J and its
+  gradient in :class:`Objective`.
+- optimizers and schedules (``optim``): settings, with state kept apart.
+- :func:`train` / :class:`Trainer` (``training``): the loop, returning a
+  :class:`TrainState` to continue from; :func:`fit` goes from raw data to a
+  :class:`Model`, the saved predictor (preprocessing + network + output mapping).
+- :func:`gradcheck` and :func:`explain_step` (``diagnostics``).
+"""
+
+from .core.activations import ACTIVATIONS, Activation, get_activation
+from .core.likelihoods import LIKELIHOODS, GeneralOutput, Likelihood, get_likelihood
+from .core.network import Network
+from .core.objective import Objective
+from .data.preprocessing import Standardizer
+from .diagnostics.explain import explain_step
+from .diagnostics.gradcheck import GradcheckResult, gradcheck
+from .io.files import ModelFileError
+from .model import Model, load
+from .optim.optimizers import (OPTIMIZERS, SGD, AdaGrad, Adam, AdamW, Momentum, Nesterov, Optimizer,
+                               OptimizerState, RMSProp)
+from .optim.schedules import SCHEDULES, Constant, Cosine, Exponential, InverseTime, ReduceOnPlateau, StepDecay
+from .training.callbacks import Callback, EarlyStopping, History
+from .training.checkpoints import load_checkpoint
+from .training.fit import fit
+from .training.loop import DivergenceError, TrainState, Trainer, TrainingInterrupted, train
+
+__version__ = "0.2.0"
 
 __all__ = [
-    "ACTIVATIONS",
-    "Activation",
-    "AdaGrad",
-    "Adam",
-    "AdamW",
-    "Callback",
-    "Constant",
-    "Cosine",
-    "DivergenceError",
-    "EarlyStopping",
-    "Exponential",
-    "History",
-    "InverseTime",
-    "ModelFileError",
-    "Momentum",
-    "Nesterov",
-    "OPTIMIZERS",
-    "Optimizer",
-    "RMSProp",
-    "ReduceOnPlateau",
-    "SCHEDULES",
-    "SGD",
-    "StepDecay",
-    "TrainingInterrupted",
-    "load",
-    "train",
-    "GeneralOutput",
-    "GradcheckResult",
-    "LIKELIHOODS",
-    "Likelihood",
-    "Network",
-    "__version__",
-    "get_activation",
-    "get_likelihood",
-    "gradcheck",
+    "ACTIVATIONS", "Activation", "AdaGrad", "Adam", "AdamW", "Callback", "Constant", "Cosine",
+    "DivergenceError", "EarlyStopping", "Exponential", "GeneralOutput", "GradcheckResult", "History",
+    "InverseTime", "LIKELIHOODS", "Likelihood", "Model", "ModelFileError", "Momentum", "Nesterov", "Network",
+    "OPTIMIZERS", "Objective", "Optimizer", "OptimizerState", "RMSProp", "ReduceOnPlateau", "SCHEDULES", "SGD",
+    "Standardizer", "StepDecay", "TrainState", "Trainer", "TrainingInterrupted", "__version__", "explain_step",
+    "fit", "get_activation", "get_likelihood", "gradcheck", "load", "load_checkpoint", "train",
 ]

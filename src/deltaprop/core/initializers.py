@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from .registry import lookup
+from ..registry import lookup
 
 Array = np.ndarray
 

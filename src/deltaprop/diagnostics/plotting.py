@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from .serialization import atomic_write
+from ..io.files import atomic_write
 
 
 def _figure(ncols: int, width: float = 4.2, height: float = 3.4):

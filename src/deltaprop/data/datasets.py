@@ -1,4 +1,4 @@
-"""Data sets for the command line: built-in names, CSV, NumPy files, MNIST (IDX and mnist.pkl.gz).
+"""Data sets: built-in names, CSV, NumPy files, MNIST (IDX and mnist.pkl.gz).
 
 Every loader validates what it reads and names the problem (file, row, column)
 in a :class:`DataError`. Nothing is ever downloaded: the built-in sets ship with
@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .preprocessing import infer_task
+
 Array = np.ndarray
 
 
@@ -28,8 +30,9 @@ class DataError(ValueError):
 class Dataset:
     """Features, targets and what is known about them.
 
+    ``y`` holds the targets as the source has them (class labels keep their type);
     ``X_test``/``y_test`` are set when the source has its own test split (MNIST).
-    ``classes`` holds the original labels when y was encoded as 0..K-1.
+    ``classes`` lists the distinct labels of a classification set.
     """
 
     name: str
@@ -104,30 +107,6 @@ BUILTIN_NAMES = ["digits", "iris", "wine", "breast-cancer", "diabetes",
                  "xor", "moons", "circles", "spirals", "sine"]
 
 
-# --- targets ------------------------------------------------------------------------
-def infer_task(y: Array) -> str:
-    """Classification for labels (strings, booleans, or few distinct integers), else regression."""
-    if y.dtype.kind in "OUSb":
-        return "classification"
-    if y.dtype.kind in "iu" or (y.dtype.kind == "f" and np.all(y == np.round(y))):
-        n_unique = len(np.unique(y))
-        if n_unique <= max(2, min(100, len(y) // 5)):
-            return "classification"
-    return "regression"
-
-
-def encode_labels(y: Array, classes: list | None = None) -> tuple[Array, list]:
-    """Map labels to 0..K-1; with ``classes`` given, labels outside it are an error."""
-    if classes is None:
-        classes = np.unique(y).tolist()
-    lookup = {c: i for i, c in enumerate(classes)}
-    keys = [v.item() if hasattr(v, "item") else v for v in y]
-    unknown = sorted({str(k) for k in keys if k not in lookup})
-    if unknown:
-        raise DataError(f"labels {', '.join(unknown[:5])} are not among the model's classes {classes}")
-    return np.array([lookup[k] for k in keys], dtype=np.int64), classes
-
-
 def csv_header(path: Path) -> list[str]:
     """The stripped names of a CSV file's first row."""
     with open(path, newline="") as f:
@@ -135,11 +114,13 @@ def csv_header(path: Path) -> list[str]:
 
 
 def _labels_from_strings(values: list[str]) -> Array:
-    """Numbers when every value is numeric, else the strings themselves."""
+    """Integers when every value is one, else numbers when every value is numeric, else
+    the strings themselves."""
     try:
-        return np.array([float(v) for v in values])
+        numbers = np.array([float(v) for v in values])
     except ValueError:
-        return np.array(values, dtype=object)
+        return np.array(values)
+    return numbers.astype(np.int64) if np.all(numbers == np.round(numbers)) else numbers
 
 
 # --- files --------------------------------------------------------------------------
@@ -326,7 +307,7 @@ def load_dataset(spec: str = "digits", target: str | None = None, seed: int = 0)
 
 
 def _finish(ds: Dataset) -> Dataset:
-    """Check shapes and values, and encode class labels as 0..K-1."""
+    """Check shapes and values; list the classes of a classification set."""
     X, y = np.asarray(ds.X), np.asarray(ds.y)
     if X.ndim != 2 or X.shape[0] == 0:
         raise DataError(f"{ds.name}: expected features of shape (n_samples, n_features), found {X.shape}")
@@ -336,39 +317,11 @@ def _finish(ds: Dataset) -> Dataset:
         raise DataError(f"{ds.name}: {X.shape[0]} rows of features but {y.shape[0]} targets")
     if not np.all(np.isfinite(X)):
         raise DataError(f"{ds.name}: the features contain NaN or inf")
-    ds.X = X
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    ds.X, ds.y = X, y
     if ds.task == "classification":
-        ds.y, ds.classes = encode_labels(y.ravel() if y.ndim > 1 and y.shape[1] == 1 else y)
-        if ds.y_test is not None:
-            ds.y_test, _ = encode_labels(ds.y_test, ds.classes)
-    else:
-        if y.dtype.kind not in "biuf":
-            raise DataError(f"{ds.name}: regression targets must be numbers, found {y.dtype}")
-        ds.y = y.astype(np.float64)
+        ds.classes = np.unique(y).tolist() if y.ndim == 1 else None
+    elif y.dtype.kind not in "biuf":
+        raise DataError(f"{ds.name}: regression targets must be numbers, found {y.dtype}")
     return ds
-
-
-@dataclass
-class Standardizer:
-    """Per-feature (x - mean) / std, fitted on training data and saved with the model."""
-
-    mean: Array
-    std: Array
-
-    @classmethod
-    def fit(cls, X: Array) -> "Standardizer":
-        std = X.std(axis=0)
-        return cls(X.mean(axis=0), np.where(std > 0, std, 1.0))
-
-    def transform(self, X: Array) -> Array:
-        return (X - self.mean) / self.std
-
-    def inverse_transform(self, Z: Array) -> Array:
-        return Z * self.std + self.mean
-
-    def to_dict(self) -> dict:
-        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Standardizer":
-        return cls(np.asarray(d["mean"], dtype=np.float64), np.asarray(d["std"], dtype=np.float64))

@@ -1,4 +1,9 @@
-"""Gradient checking: backpropagation against central finite differences, in float64."""
+"""Gradient checking: backpropagation against central finite differences, in float64.
+
+What is checked is the gradient the training loop uses, that of
+:meth:`Objective.value_and_grad <deltaprop.core.objective.Objective.value_and_grad>`:
+the mean (or sample-weighted) negative log-likelihood plus the L2 penalty.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .network import Network, as_rng
+from ..core.network import Network, as_rng
+from ..core.objective import Objective
 
 Array = np.ndarray
 
@@ -71,6 +77,9 @@ def gradcheck(
     net: Network,
     X,
     y,
+    *,
+    sample_weight=None,
+    l2: float = 0.0,
     eps: float = 1e-3,
     tolerance: float = 1e-6,
     max_per_layer: int | None = None,
@@ -81,7 +90,8 @@ def gradcheck(
     Works on a float64 copy of ``net`` (the network itself is not changed):
     each checked weight w gets the fourth-order central difference
     ``(8 (J(w+e) - J(w-e)) - (J(w+2e) - J(w-2e))) / (12 e)``, where J is the
-    network's criterion (the mean negative log-likelihood). Its truncation error is
+    objective (the mean, or weighted mean, negative log-likelihood plus the L2
+    penalty). Its truncation error is
     O(e^4), so e = 1e-3 keeps truncation near 1e-12 and rounding near 1e-13. Piecewise
     activations (the relu family, elu) must keep every z at least 2e away from 0
     for the check to be meaningful.
@@ -91,6 +101,9 @@ def gradcheck(
     net : Network
     X, y : array-like
         A (small) batch and its targets.
+    sample_weight : array-like of shape (n_samples,), optional
+    l2 : float
+        The L2 penalty of the objective.
     eps : float
         The finite-difference step.
     tolerance : float
@@ -106,7 +119,12 @@ def gradcheck(
     """
     net64 = net.copy(dtype=np.float64)
     X64 = net64.check_X(X)
-    _, G = net64.loss_and_gradients(X64, y)
+    T = net64.encode_targets(y, X64.shape[0])
+    batch = (X64, T) if sample_weight is None else (X64, T, np.asarray(sample_weight, dtype=np.float64))
+    objective = Objective(net64, l2=l2)
+    theta = net64.theta
+    objective.value_and_grad(theta, batch)
+    G = [None] + [g.copy() for g in objective.G[1:]]
     rng = as_rng(seed)
     errors, counts = {}, {}
     for l in range(1, net64.n_layers + 1):
@@ -121,7 +139,7 @@ def gradcheck(
             J = {}
             for step in (-2, -1, 1, 2):
                 Wf[i] = old + step * eps
-                J[step] = net64.loss(X64, y)
+                J[step] = objective.value(theta, batch)
             Wf[i] = old
             # the fourth-order central difference: its truncation error is O(eps^4),
             # so eps can be large enough that rounding in J stays far below tolerance

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from .registry import lookup
+from ..registry import lookup
 
 
 class Schedule:

@@ -1,15 +1,15 @@
 """What a training run reports and how it can be steered from outside: the per-epoch
-:class:`History`, the :class:`Callback` protocol, and :class:`EarlyStopping`."""
+:class:`History`, the :class:`Callback` base class, and :class:`EarlyStopping`."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import numpy as np
 
-from .network import Network
+from ..validation import check_float, check_int
+
 
 Array = np.ndarray
 
@@ -21,10 +21,12 @@ class History:
     Attributes
     ----------
     loss : list of float
-        Training loss J of each epoch: the running mean of its batch losses
-        (under dropout when dropout is on; the L2 penalty is not included).
+        Training criterion J of each epoch: the running mean of its batch values,
+        **including the L2 penalty** (as scikit-learn's ``loss_``; see
+        :mod:`deltaprop.core.objective`), under dropout when dropout is on.
     val_loss, val_metric : list of float
-        On the validation data, after each epoch (NaN when there is none).
+        On the validation data, after each epoch (NaN when there is none); the
+        validation loss is the mean negative log-likelihood alone.
     metric : str
         ``"accuracy"`` for classification, ``"r2"`` for regression.
     grad_norm : list of float
@@ -71,29 +73,62 @@ class History:
         return cls(**d)
 
 
-class Callback(Protocol):
-    """What :func:`train` calls after each epoch; returning True stops training.
+class Callback:
+    """Hooks that :func:`deltaprop.train` calls; override the ones you need.
 
-    A callback may also have ``stop_reason`` (read when it stops training),
-    ``on_train_end(net)``, and ``state_dict()``/``load_state_dict()`` (saved in checkpoints).
+    In the order they are called::
+
+        on_train_begin(net, state)            # state: the TrainState the run starts from
+        on_epoch_begin(epoch, net, state)     # epoch counts from 0
+        on_batch_begin(batch, net, state)     # batch index within the epoch
+        on_batch_end(batch, loss, net, state) # loss: J on that batch
+        on_epoch_end(epoch, history, net)     # return True to stop training
+        on_train_end(net, history)
+
+    A callback that stops training may set ``stop_reason``. One with
+    ``state_dict()``/``load_state_dict(scalars, arrays)`` has its state saved in the
+    :class:`TrainState` and in checkpoints, so that a continued run goes on where
+    it was. Objects with only some of these methods (no subclassing) work too.
     """
 
-    def on_epoch_end(self, epoch: int, history: History, net: Network) -> bool | None: ...
+    def on_train_begin(self, net, state) -> None:
+        pass
+
+    def on_epoch_begin(self, epoch: int, net, state) -> None:
+        pass
+
+    def on_batch_begin(self, batch: int, net, state) -> None:
+        pass
+
+    def on_batch_end(self, batch: int, loss: float, net, state) -> None:
+        pass
+
+    def on_epoch_end(self, epoch: int, history: History, net) -> bool | None:
+        return None
+
+    def on_train_end(self, net, history: History) -> None:
+        pass
 
 
-class EarlyStopping:
+class EarlyStopping(Callback):
     """Stop when the monitored loss has not improved by ``min_delta`` for ``patience`` epochs.
 
     Monitors the validation loss when there is validation data, else the training
     loss. With ``restore_best``, the network ends with the weights of its best epoch.
+    Its record (best loss, best weights, epochs waited) starts clean at every
+    :meth:`on_train_begin`; a continued run restores it from the TrainState.
     """
 
     def __init__(self, patience: int = 10, min_delta: float = 0.0, restore_best: bool = True):
-        if int(patience) < 1:
-            raise ValueError(f"patience: expected an integer >= 1, found {patience!r}")
-        if not min_delta >= 0:
-            raise ValueError(f"min_delta: expected a number >= 0, found {min_delta!r}")
-        self.patience, self.min_delta, self.restore_best = int(patience), float(min_delta), restore_best
+        self.patience = check_int("patience", patience, 1)
+        self.min_delta = check_float("min_delta", min_delta, 0.0)
+        self.restore_best = bool(restore_best)
+        self.on_train_begin(None, None)
+
+    def settings(self) -> dict:
+        return {"patience": self.patience, "min_delta": self.min_delta, "restore_best": self.restore_best}
+
+    def on_train_begin(self, net, state):
         self.best, self.best_epoch, self.wait = math.inf, None, 0
         self.best_theta: Array | None = None
         self.stop_reason = ""
@@ -127,4 +162,4 @@ class EarlyStopping:
 
     def load_state_dict(self, scalars, arrays):
         self.best, self.best_epoch, self.wait = scalars["best"], scalars["best_epoch"], scalars["wait"]
-        self.best_theta = arrays.get("best_theta")
+        self.best_theta = arrays["best_theta"].copy() if "best_theta" in arrays else None

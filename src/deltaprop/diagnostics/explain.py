@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..core.engine import Workspace, backward, forward, output_delta, views
+from ..core.network import Network
 from .gradcheck import gradcheck
-from .network import Network, Workspace
 
 
 def _fmt(a) -> str:
@@ -36,30 +37,31 @@ def explain_step(net: Network, x, y, learning_rate: float) -> str:
     L, out = net.n_layers, []
     say = out.append
     ws = Workspace(net.sizes, 1, np.float64)
-    ws.h[0][:, :-1] = X
-    ws.T[...] = T
+    ws.X[...] = X
+    grad = np.zeros_like(net.theta)
+    G = views(grad, net.shapes)
     say(f"network {'-'.join(map(str, net.sizes))}, hidden activation "
         f"{', '.join(net.activation_names) or '(none)'}, likelihood {net.likelihood.name}, mu = {learning_rate}")
     for l in range(1, L + 1):
         say(f"W[{l}] (eq. 11: weights of unit j in column j, bias as the last row):\n{_fmt(net.W[l])}")
     say("\nforward pass (eq. 3)")
     say(f"h[0] = [x, 1] =\n{_fmt(ws.h[0])}")
-    net.forward_pass(ws, 1)
+    forward(net, ws, 1)
     for l in range(1, L + 1):
         say(f"z[{l}] = W[{l}]^T h[{l - 1}] =\n{_fmt(ws.z[l])}")
         if l < L:
             say(f"h[{l}] = [{net.activations[l].name}(z[{l}]), 1] =\n{_fmt(ws.h[l])}")
-    J = net.output_delta(ws, 1)
+    J = output_delta(net, ws, 1, T)
     say(f"o = output of the {net.likelihood.name} likelihood =\n{_fmt(ws.o)}")
     say(f"y =\n{_fmt(T)}")
     say(f"J = -log p(y|x) (eq. 1, one sample) = {J:.6f}")
     say("\nbackward pass")
     rule = "o - y" if "+" not in net.likelihood.name else "grad_o J (.) o'(z)"
     say(f"delta[{L}] = {rule} (eqs. 7-8) =\n{_fmt(ws.delta[L])}")
-    net.backpropagate(ws, 1)
+    backward(net, ws, 1, G)
     for l in range(L, 0, -1):
         say(f"grad W[{l}] = h[{l - 1}] delta[{l}]^T (eq. 9; its last row is the bias gradient, "
-            f"eq. 12, = delta[{l}]) =\n{_fmt(net.G[l])}")
+            f"eq. 12, = delta[{l}]) =\n{_fmt(G[l])}")
         if l > 1:
             say(f"delta[{l - 1}] = phi'(z[{l - 1}]) (.) (W[{l}] without its bias row) delta[{l}] =\n"
                 f"{_fmt(ws.delta[l - 1])}")
@@ -67,10 +69,10 @@ def explain_step(net: Network, x, y, learning_rate: float) -> str:
     say(f"\ngradient check against finite differences: max relative error {check.max_error:.2e} "
         f"({'PASSED' if check.passed else 'FAILED'})")
     say(f"\nupdate (eq. 10): W <- W - mu grad W, with mu = {learning_rate}")
-    net.theta -= learning_rate * net.grad
+    net.theta -= learning_rate * grad
     for l in range(1, L + 1):
         say(f"W[{l}] =\n{_fmt(net.W[l])}")
-    net.forward_pass(ws, 1)
-    J_after = net.output_delta(ws, 1)
+    forward(net, ws, 1)
+    J_after = output_delta(net, ws, 1, T)
     say(f"J after the step = {J_after:.6f} ({'lower' if J_after < J else 'not lower'} than {J:.6f})")
     return "\n".join(out)

@@ -16,11 +16,12 @@ only elementwise work and dot products on preallocated buffers.
 
 Conventions
 -----------
-``loss_and_delta(z, T, o, delta, work)`` returns the **sum** over the batch of
-``-log p(y|x)`` (constants that do not depend on the weights, such as
-``log y!`` for Poisson or ``log(2 pi)/2`` for Gaussian, are left out), writes
-``o`` and writes ``delta = dJ/dz`` for that sum. The network divides by the
-batch size: see :mod:`deltaprop.network` for the one place where J is defined.
+``loss_and_delta(z, T, o, delta, work, nll)`` writes ``-log p(y_i|x_i)`` of each
+row into the column ``nll`` (constants that do not depend on the weights, such as
+``log y!`` for Poisson or ``log(2 pi)/2`` for Gaussian, are left out), writes ``o``,
+and writes ``delta = d(-log p)/dz`` row by row; ``work`` is scratch. The engine
+averages (or weights) the rows: see :mod:`deltaprop.core.objective` for the one
+place where J is defined.
 """
 
 from __future__ import annotations
@@ -71,17 +72,22 @@ class Likelihood:
         """Write the output o(z), the mean of p(y|x), into ``out``."""
         raise NotImplementedError
 
-    def loss_and_delta(self, z: Array, T: Array, o: Array, delta: Array, work: Array) -> float:
-        """Write o and delta = dJ/dz; return J summed over the rows."""
+    def loss_and_delta(self, z: Array, T: Array, o: Array, delta: Array, work: Array, nll: Array) -> None:
+        """Write o, delta = d(-log p)/dz and the rows' -log p (column ``nll``, shape (b, 1))."""
         raise NotImplementedError
 
     def encode_targets(self, y, n_outputs: int, dtype) -> Array:
         """Validate y and return the target matrix T of shape (N, n_outputs)."""
         raise NotImplementedError
 
-    def predict_labels(self, o: Array) -> Array:
-        """Point prediction from the output: the class for classification, else o."""
+    def predict(self, o: Array) -> Array:
+        """Point prediction from the output: class indices (categorical), 0/1 (bernoulli,
+        one column per label; a 1-D array for one output), else o itself."""
         return o
+
+    def onnx(self, g, z: str) -> str:
+        """The output o(z) as ONNX nodes (see :mod:`deltaprop.io.onnx`)."""
+        raise NotImplementedError
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
@@ -98,19 +104,21 @@ class Categorical(Likelihood):
         np.exp(out, out=out)
         out /= out.sum(axis=1, keepdims=True)
 
-    def loss_and_delta(self, z, T, o, delta, work):
-        # log-sum-exp: log sum_k e^{z_k} = m + log sum_k e^{z_k - m}, m = max_k z_k
+    def loss_and_delta(self, z, T, o, delta, work, nll):
+        # -log p = log sum_k e^{z_k} - T.z, with log-sum-exp = m + log sum_k e^{z_k - m}, m = max_k z_k
+        np.multiply(T, z, out=work)
+        np.sum(work, axis=1, keepdims=True, out=nll)
+        np.negative(nll, out=nll)
         row = work[:, :1]
         np.max(z, axis=1, keepdims=True, out=row)
         np.subtract(z, row, out=o)
-        total = float(row.sum())
+        nll += row
         np.exp(o, out=o)
         np.sum(o, axis=1, keepdims=True, out=row)
         o /= row
         np.log(row, out=row)
-        total += float(row.sum()) - float(np.vdot(T, z))
+        nll += row
         np.subtract(o, T, out=delta)
-        return total
 
     def encode_targets(self, y, n_outputs, dtype):
         y = _as_numeric(y)
@@ -135,8 +143,11 @@ class Categorical(Likelihood):
             )
         return np.ascontiguousarray(y, dtype=dtype)
 
-    def predict_labels(self, o):
+    def predict(self, o):
         return np.argmax(o, axis=1)
+
+    def onnx(self, g, z):
+        return g.node("Softmax", [z], axis=1)
 
 
 class Bernoulli(Likelihood):
@@ -151,14 +162,15 @@ class Bernoulli(Likelihood):
         np.subtract(z, out, out=out)
         np.exp(out, out=out)
 
-    def loss_and_delta(self, z, T, o, delta, work):
+    def loss_and_delta(self, z, T, o, delta, work, nll):
         # -log p = softplus(z) - y z   (the log-sigmoid form of binary cross-entropy)
-        np.logaddexp(0, z, out=delta)
-        total = float(delta.sum()) - float(np.vdot(T, z))
-        np.subtract(z, delta, out=o)
+        np.logaddexp(0, z, out=work)
+        np.subtract(z, work, out=o)
         np.exp(o, out=o)
+        np.multiply(T, z, out=delta)
+        work -= delta
+        np.sum(work, axis=1, keepdims=True, out=nll)
         np.subtract(o, T, out=delta)
-        return total
 
     def encode_targets(self, y, n_outputs, dtype):
         y = _as_matrix(_as_numeric(y), n_outputs, "y")
@@ -167,9 +179,17 @@ class Bernoulli(Likelihood):
             raise ValueError(f"y: expected 0/1 targets for the bernoulli likelihood, found {bad}")
         return np.ascontiguousarray(y, dtype=dtype)
 
-    def predict_labels(self, o):
-        labels = (o > 0.5).astype(np.intp)
-        return labels[:, 0] if labels.shape[1] == 1 else labels
+    def predict(self, o):
+        return _threshold(o)
+
+    def onnx(self, g, z):
+        return g.node("Sigmoid", [z])
+
+
+def _threshold(o: Array) -> Array:
+    """0/1 decisions at o = 0.5, one column per output (1-D for one output)."""
+    labels = (o > 0.5).astype(np.intp)
+    return labels[:, 0] if labels.shape[1] == 1 else labels
 
 
 class Gaussian(Likelihood):
@@ -180,10 +200,15 @@ class Gaussian(Likelihood):
     def output(self, z, out):
         np.copyto(out, z)
 
-    def loss_and_delta(self, z, T, o, delta, work):
+    def loss_and_delta(self, z, T, o, delta, work, nll):
         np.copyto(o, z)
         np.subtract(o, T, out=delta)
-        return 0.5 * float(np.vdot(delta, delta))
+        np.multiply(delta, delta, out=work)
+        np.sum(work, axis=1, keepdims=True, out=nll)
+        nll *= 0.5
+
+    def onnx(self, g, z):
+        return g.node("Identity", [z])
 
     def encode_targets(self, y, n_outputs, dtype):
         y = _as_matrix(_as_numeric(y), n_outputs, "y")
@@ -199,11 +224,15 @@ class Poisson(Likelihood):
         with np.errstate(over="ignore"):  # an overflowing rate is caught as divergence
             np.exp(z, out=out)
 
-    def loss_and_delta(self, z, T, o, delta, work):
+    def loss_and_delta(self, z, T, o, delta, work, nll):
         self.output(z, o)
-        total = float(o.sum()) - float(np.vdot(T, z))
+        np.multiply(T, z, out=work)
+        np.subtract(o, work, out=work)  # e^z - y z
+        np.sum(work, axis=1, keepdims=True, out=nll)
         np.subtract(o, T, out=delta)
-        return total
+
+    def onnx(self, g, z):
+        return g.node("Exp", [z])
 
     def encode_targets(self, y, n_outputs, dtype):
         y = _as_matrix(_as_numeric(y), n_outputs, "y")
@@ -253,27 +282,33 @@ class GeneralOutput(Likelihood):
     def output(self, z, out):
         self.activation.forward(z, out)
 
-    def loss_and_delta(self, z, T, o, delta, work):
+    def loss_and_delta(self, z, T, o, delta, work, nll):
         self.activation.forward(z, o)
-        self.activation.derivative(z, o, delta, work)  # delta = o'(z) for now
         if self.loss.name == "squared_error":
+            self.activation.derivative(z, o, delta, work)  # delta = o'(z) for now
             np.subtract(o, T, out=work)  # grad_o J = o - y
-            total = 0.5 * float(np.vdot(work, work))
             delta *= work
-            return total
+            work *= work
+            np.sum(work, axis=1, keepdims=True, out=nll)
+            nll *= 0.5
+            return
         with np.errstate(divide="ignore", invalid="ignore"):  # log 0 = -inf is divergence
+            # -log p = -(y log o + (1 - y) log(1 - o)) = -(y (log o - log(1 - o)) + log(1 - o))
             np.log(o, out=work)
-            total = -float(np.vdot(T, work))
-            np.negative(o, out=work)
-            np.log1p(work, out=work)  # log(1 - o)
-            total -= float(work.sum()) - float(np.vdot(T, work))
+            np.negative(o, out=delta)
+            np.log1p(delta, out=delta)
+            work -= delta
+            work *= T
+            work += delta
+            np.sum(work, axis=1, keepdims=True, out=nll)
+            np.negative(nll, out=nll)
             # grad_o J = (o - y) / (o (1 - o))
+            self.activation.derivative(z, o, delta, work)
             np.subtract(o, T, out=work)
             delta *= work
             np.subtract(1, o, out=work)
             work *= o
             delta /= work
-        return total
 
     def encode_targets(self, y, n_outputs, dtype):
         y = _as_matrix(_as_numeric(y), n_outputs, "y")
@@ -281,11 +316,11 @@ class GeneralOutput(Likelihood):
             raise ValueError(f"y: expected targets in [0, 1] for {self.loss.name}")
         return np.ascontiguousarray(y, dtype=dtype)
 
-    def predict_labels(self, o):
-        if self.task != "classification":
-            return o
-        labels = (o > 0.5).astype(np.intp)
-        return labels[:, 0] if labels.shape[1] == 1 else labels
+    def predict(self, o):
+        return _threshold(o) if self.task == "classification" else o
+
+    def onnx(self, g, z):
+        return self.activation.onnx(g, z)
 
 
 LIKELIHOODS: dict[str, type[Likelihood]] = {

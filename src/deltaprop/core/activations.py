@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from .registry import lookup
+from ..registry import lookup
 
 Array = np.ndarray
 
@@ -42,12 +42,16 @@ class Activation:
         ``derivative(z, h, out, work)`` writes phi'(z) into ``out``.
     init : str
         The default weight initialization for layers followed by this activation.
+    onnx : callable
+        ``onnx(g, x)`` adds phi(x) to an ONNX graph under construction and returns
+        the name of its output (``g`` is :class:`deltaprop.io.onnx.GraphBuilder`).
     """
 
     name: str
     forward: Callable[[Array, Array], None]
     derivative: Callable[[Array, Array, Array, Array], None]
     init: str
+    onnx: Callable = None
 
     def __call__(self, z: Array) -> Array:
         """phi(z) as a new array (for explanations and tests, not the training loop)."""
@@ -183,17 +187,29 @@ def _gelu_d(z, h, out, work):
     out += work
 
 
+def _gelu_onnx(g, x):
+    # z/2 (1 + tanh(c (z + a z^3))), from primitives (ONNX's Gelu needs opset 20)
+    cube = g.node("Mul", [g.node("Mul", [x, x]), x])
+    inner = g.node("Add", [x, g.node("Mul", [cube, g.const(_GELU_A)])])
+    t = g.node("Tanh", [g.node("Mul", [inner, g.const(_GELU_C)])])
+    return g.node("Mul", [g.node("Mul", [x, g.const(0.5)]), g.node("Add", [t, g.const(1.0)])])
+
+
+def _op(name, **attrs):
+    return lambda g, x: g.node(name, [x], **attrs)
+
+
 ACTIVATIONS: dict[str, Activation] = {
     a.name: a
     for a in (
-        Activation("identity", _identity, _identity_d, "glorot_uniform"),
-        Activation("sigmoid", _sigmoid, _sigmoid_d, "glorot_uniform"),
-        Activation("tanh", _tanh, _tanh_d, "glorot_uniform"),
-        Activation("relu", _relu, _relu_d, "he_uniform"),
-        Activation("leaky_relu", _leaky_relu, _leaky_relu_d, "he_uniform"),
-        Activation("elu", _elu, _elu_d, "he_uniform"),
-        Activation("softplus", _softplus, _softplus_d, "glorot_uniform"),
-        Activation("gelu", _gelu, _gelu_d, "he_uniform"),
+        Activation("identity", _identity, _identity_d, "glorot_uniform", _op("Identity")),
+        Activation("sigmoid", _sigmoid, _sigmoid_d, "glorot_uniform", _op("Sigmoid")),
+        Activation("tanh", _tanh, _tanh_d, "glorot_uniform", _op("Tanh")),
+        Activation("relu", _relu, _relu_d, "he_uniform", _op("Relu")),
+        Activation("leaky_relu", _leaky_relu, _leaky_relu_d, "he_uniform", _op("LeakyRelu", alpha=_LEAKY_SLOPE)),
+        Activation("elu", _elu, _elu_d, "he_uniform", _op("Elu", alpha=1.0)),
+        Activation("softplus", _softplus, _softplus_d, "glorot_uniform", _op("Softplus")),
+        Activation("gelu", _gelu, _gelu_d, "he_uniform", _gelu_onnx),
     )
 }
 """Every activation by name: the one list shared by the API, the CLI and model files."""

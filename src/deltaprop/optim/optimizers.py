@@ -1,104 +1,140 @@
 """Optimizers: eq. (10), ``theta <- theta - mu grad J``, and the refinements that make it work.
 
-Each optimizer updates the flat parameter vector ``theta`` in place, from the flat
-gradient ``grad`` (which it may overwrite: the training loop recomputes it every
-step). Its state is allocated once, in :meth:`Optimizer.bind`, and a step
-allocates nothing. They are sorted by complexity; state starts at zero, so the
-first step needs no special case.
+An optimizer object holds **settings** only (its learning rate and constants) and
+is never changed by training. What changes from step to step (the step count,
+the moments, the learning rate a schedule set for this epoch) lives in an
+:class:`OptimizerState` made by :meth:`Optimizer.init_state`, preallocated like
+``theta``, so a step allocates nothing, and saved in checkpoints through
+:meth:`OptimizerState.state_dict`. The optimizers are sorted by complexity; state
+starts at zero, so the first step needs no special case.
+
+Every rule is elementwise, so a step can be taken block by block (one block per
+layer): :meth:`~deltaprop.core.objective.Objective.value_and_step` updates layer l
+as soon as backpropagation is done with it. The gradient may arrive scaled by
+``prescale(state)``: plain SGD asks for ``-mu grad J``, which the backward pass
+delivers for the price of scaling ``delta[L]``, and its update is one addition.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from .registry import lookup
-from .validation import check_float
+from ..registry import lookup
+from ..validation import check_float
 
 Array = np.ndarray
 
 
+@dataclass
+class OptimizerState:
+    """What an optimizer changes as it runs: step count, learning rate, state arrays.
+
+    Attributes
+    ----------
+    t : int
+        Steps taken.
+    learning_rate : float
+        The mu of the current epoch (the optimizer's, or what a schedule set).
+    arrays : dict of str to ndarray
+        The optimizer's state vectors, shaped like ``theta`` (e.g. Adam's ``m``, ``v``).
+    blocks : list of (slice, int)
+        The layers of ``theta``: ``(slice, n_weights)``, weights first, then the bias row.
+    """
+
+    t: int
+    learning_rate: float
+    arrays: dict
+    blocks: list
+    work: Array | None = field(default=None, repr=False)
+
+    def state_dict(self) -> tuple[dict, dict]:
+        """(scalars, arrays): everything needed to continue bit-identically."""
+        return {"t": t, "learning_rate": self.learning_rate}, dict(self.arrays)
+
+    def load_state_dict(self, scalars: dict, arrays: dict) -> None:
+        """Restore what :meth:`state_dict` returned into this (same-shaped) state."""
+        missing = set(self.arrays) - set(arrays)
+        if missing:
+            raise ValueError(f"optimizer state: missing arrays {sorted(missing)}")
+        t, self.learning_rate = int(scalars["t"]), float(scalars["learning_rate"])
+        for k, v in self.arrays.items():
+            if np.shape(arrays[k]) != v.shape:
+                raise ValueError(f"optimizer state: {k} has shape {np.shape(arrays[k])}, expected {v.shape}")
+            np.copyto(v, arrays[k])
+
+    def copy(self) -> "OptimizerState":
+        return OptimizerState(t, self.learning_rate, {k: v.copy() for k, v in self.arrays.items()},
+                              list(self.blocks), None if self.work is None else np.empty_like(self.work))
+
+
 class Optimizer:
-    """Base class: a learning rate, a step counter ``t`` and preallocated state arrays.
+    """Base class: settings (a learning rate and constants); state lives in :class:`OptimizerState`.
 
     Subclasses name their state arrays in ``_state`` and implement ``_update`` on
-    one block of parameters. Every rule is elementwise, so a step can be taken
-    block by block: the training loop updates layer l as soon as backpropagation
-    is done with it, while its weights and gradient are still in cache.
+    one block of parameters.
     """
 
     name = ""
     _state: tuple[str, ...] = ()
     _uses_work = False
-    folds_learning_rate = False  # True: the gradient arrives as -learning_rate * grad
     flush_every = 32  # steps between flushes of subnormal state values to zero
 
     def __init__(self, learning_rate: float):
         self.learning_rate = check_float("learning_rate", learning_rate, 0.0, strict=True)
-        self.t = 0
-        self._blocks: list[tuple[slice, int]] = []
 
-    def bind(self, theta: Array, blocks: list[tuple[slice, int]] | None = None) -> "Optimizer":
-        """Allocate the state for parameters shaped like ``theta`` (zeros).
+    def init_state(self, theta: Array, blocks: list[tuple[slice, int]] | None = None) -> OptimizerState:
+        """A fresh state (zeros) for parameters shaped like ``theta``.
 
         ``blocks`` splits ``theta`` into layers: ``(slice, n_weights)`` per layer, the
         first ``n_weights`` entries of a block being weights and the rest biases (the
         augmented W[l] of eq. (11), flattened). Decoupled weight decay (AdamW) acts on
         weights only. By default the whole of theta is one block of weights.
         """
-        for name in self._state:
-            setattr(self, name, np.zeros_like(theta))
-        self.work = np.empty_like(theta) if self._uses_work else None
-        self._blocks = list(blocks) if blocks else [(slice(0, theta.size), theta.size)]
-        self.t = 0
-        return self
+        arrays = {name: np.zeros_like(theta) for name in self._state}
+        return OptimizerState(0, self.learning_rate, arrays,
+                              list(blocks) if blocks else [(slice(0, theta.size), theta.size)],
+                              np.empty_like(theta) if self._uses_work else None)
 
-    @property
-    def n_blocks(self) -> int:
-        return len(self._blocks)
+    def prescale(self, state: OptimizerState) -> float:
+        """The factor the gradient may arrive multiplied by (see the module docstring)."""
+        return 1.0
 
-    def begin_step(self) -> None:
+    def begin_step(self, state: OptimizerState) -> None:
         """Count a step (before its blocks are updated)."""
-        self.t += 1
+        state.t += 1
 
-    def update_block(self, theta: Array, grad: Array, k: int) -> None:
-        """Update block k of ``theta`` in place from the same block of ``grad``."""
-        sl, n_weights = self._blocks[k]
-        state = {name: getattr(self, name)[sl] for name in self._state}
-        if self.work is not None:
-            state["work"] = self.work[sl]
-        self._update(theta[sl], grad[sl], self.learning_rate, state, n_weights)
-        if self._state and self.t % self.flush_every == 0:
-            for name in self._state:
-                _flush_subnormals(state[name], state["work"])
+    def update_block(self, theta: Array, grad: Array, state: OptimizerState, k: int, scale: float = 1.0) -> None:
+        """Update block k of ``theta`` in place from ``grad`` = ``scale`` x the gradient
+        (which it may overwrite)."""
+        sl, n_weights = state.blocks[k]
+        g = grad[sl]
+        if scale != 1.0:
+            g *= 1.0 / scale
+        arrays = {name: a[sl] for name, a in state.arrays.items()}
+        work = None if state.work is None else state.work[sl]
+        self._update(theta[sl], g, state.learning_rate, state.t, arrays, work, n_weights)
+        if arrays and state.t % self.flush_every == 0:
+            for a in arrays.values():
+                _flush_subnormals(a, work)
 
-    def step(self, theta: Array, grad: Array) -> None:
+    def step(self, theta: Array, grad: Array, state: OptimizerState) -> None:
         """One update of ``theta`` in place; ``grad`` may be overwritten."""
-        self.begin_step()
-        for k in range(len(self._blocks)):
-            self.update_block(theta, grad, k)
+        self.begin_step(state)
+        for k in range(len(state.blocks)):
+            self.update_block(theta, grad, state, k)
 
-    def _update(self, theta, grad, lr, state, n_weights):
+    def _update(self, theta, grad, lr, t, state, work, n_weights):
         raise NotImplementedError
 
     def hyperparameters(self) -> dict:
-        """The constructor arguments (for model files, checkpoints and repr)."""
-        return {k: v for k, v in vars(self).items()
-                if not k.startswith("_") and k not in self._state and k not in ("t", "work")}
+        """The constructor arguments (for checkpoints and repr)."""
+        return dict(vars(self))
 
-    def state_dict(self) -> tuple[dict, dict[str, Array]]:
-        """(scalars, arrays): everything needed to continue bit-identically."""
-        return {"t": self.t, **self.hyperparameters()}, {k: getattr(self, k) for k in self._state}
-
-    def load_state_dict(self, scalars: dict, arrays: dict[str, Array]) -> None:
-        """Restore what :meth:`state_dict` returned (after :meth:`bind`)."""
-        self.t = int(scalars["t"])
-        for k, v in scalars.items():
-            if k != "t":
-                setattr(self, k, v)
-        for k in self._state:
-            np.copyto(getattr(self, k), arrays[k])
+    def __eq__(self, other) -> bool:
+        return type(other) is type(self) and other.hyperparameters() == self.hyperparameters()
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
@@ -127,34 +163,33 @@ class SGD(Optimizer):
     """
 
     name = "sgd"
-    folds_learning_rate = True
 
     def __init__(self, learning_rate: float = 0.1):
         super().__init__(learning_rate)
 
-    def _update(self, theta, grad, lr, state, n_weights):
-        grad *= lr
-        theta -= grad
+    def prescale(self, state):
+        return -state.learning_rate
 
-    def apply_block(self, theta: Array, step: Array, k: int) -> None:
-        """theta <- theta + step on block k, where step = -mu g came from the backward pass."""
-        sl = self._blocks[k][0]
-        theta[sl] += step[sl]
+    def update_block(self, theta, grad, state, k, scale=1.0):
+        sl = state.blocks[k][0]
+        g = grad[sl]
+        if scale != -state.learning_rate:
+            g *= -state.learning_rate / scale
+        theta[sl] += g  # theta <- theta + (-mu grad J)
 
 
-class Momentum(SGD):
+class Momentum(Optimizer):
     """Heavy-ball momentum: v <- beta v - mu g;  theta <- theta + v."""
 
     name = "momentum"
     _state = ("velocity",)
     _uses_work = True
-    folds_learning_rate = False
 
     def __init__(self, learning_rate: float = 0.01, momentum: float = 0.9):
         super().__init__(learning_rate)
         self.momentum = check_float("momentum", momentum, 0.0, below=1.0)
 
-    def _update(self, theta, grad, lr, state, n_weights):
+    def _update(self, theta, grad, lr, t, state, work, n_weights):
         v = state["velocity"]
         v *= self.momentum
         grad *= lr
@@ -167,7 +202,7 @@ class Nesterov(Momentum):
 
     name = "nesterov"
 
-    def _update(self, theta, grad, lr, state, n_weights):
+    def _update(self, theta, grad, lr, t, state, work, n_weights):
         v = state["velocity"]
         v *= self.momentum
         grad *= lr
@@ -192,8 +227,8 @@ class AdaGrad(Optimizer):
         np.multiply(grad, grad, out=work)
         s += work
 
-    def _update(self, theta, grad, lr, state, n_weights):
-        s, work = state["sum_sq"], state["work"]
+    def _update(self, theta, grad, lr, t, state, work, n_weights):
+        s = state["sum_sq"]
         self._accumulate(grad, s, work)
         np.sqrt(s, out=work)
         work += self.eps
@@ -242,8 +277,8 @@ class Adam(Optimizer):
         self.beta2 = check_float("beta2", beta2, 0.0, below=1.0)
         self.eps = check_float("eps", eps, 0.0, strict=True)
 
-    def _update(self, theta, grad, lr, state, n_weights):
-        b1, b2, M, V, w = self.beta1, self.beta2, state["m"], state["v"], state["work"]
+    def _update(self, theta, grad, lr, t, state, work, n_weights):
+        b1, b2, M, V, w = self.beta1, self.beta2, state["m"], state["v"], work
         M *= b1
         M += grad  # M = m / (1 - b1)
         V *= b2
@@ -251,8 +286,8 @@ class Adam(Optimizer):
         V += w  # V = v / (1 - b2)
         # m_hat / (sqrt(v_hat) + eps) = M / (sqrt(V) + e) * c, with
         # c = (1 - b1) / (1 - b1^t) * sqrt((1 - b2^t) / (1 - b2)) and e = eps * sqrt((1 - b2^t) / (1 - b2))
-        r2 = math.sqrt((1 - b2 ** self.t) / (1 - b2))
-        c = lr * (1 - b1) / (1 - b1 ** self.t) * r2
+        r2 = math.sqrt((1 - b2 ** t) / (1 - b2))
+        c = lr * (1 - b1) / (1 - b1 ** t) * r2
         np.sqrt(V, out=w)
         w += self.eps * r2
         w *= 1.0 / c
@@ -274,9 +309,9 @@ class AdamW(Adam):
         super().__init__(learning_rate, beta1, beta2, eps)
         self.weight_decay = check_float("weight_decay", weight_decay, 0.0)
 
-    def _update(self, theta, grad, lr, state, n_weights):
+    def _update(self, theta, grad, lr, t, state, work, n_weights):
         theta[:n_weights] *= 1 - lr * self.weight_decay
-        super()._update(theta, grad, lr, state, n_weights)
+        super()._update(theta, grad, lr, t, state, work, n_weights)
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {
@@ -286,7 +321,8 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {
 
 
 def get_optimizer(spec, **kwargs) -> Optimizer:
-    """An optimizer from an instance (returned as is) or a name (built with ``kwargs``).
+    """An optimizer from an instance (returned as is: training never changes it) or a
+    name (built with ``kwargs``).
 
     Raises
     ------

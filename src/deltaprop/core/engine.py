@@ -1,0 +1,134 @@
+"""The two passes of backpropagation, on buffers the caller owns.
+
+Layers are indexed as in the lecture, l = 1..L; slot 0 of ``z`` and ``delta`` is
+unused and ``h[0]`` is the input. Rows are samples (NOTATION.md):
+
+- forward, eq. (3):  ``z[l] = h[l-1] @ W[l]``,  ``h[l] = [phi(z[l]), 1]``;
+- output delta, eqs. (7)-(8): the likelihood writes ``delta[L] = grad_o J (.) o'``
+  (``o - y`` for the canonical pairs);
+- weight gradient, eq. (9), summed over the batch: ``G[l] = h[l-1].T @ delta[l]``,
+  whose last row is the bias gradient of eq. (12);
+- hidden layers (part 2 of the lecture, the same chain rule one layer down):
+  ``delta[l-1] = phi'(z[l-1]) (.) (delta[l] @ W[l][:-1].T)``.
+
+These functions know nothing of learning rates, optimizers or penalties; they read
+the network's ``W[l]`` and write only into the :class:`Workspace` and the
+gradient views they are given, and allocate nothing. Whoever owns a workspace
+(an inference call, an :class:`~deltaprop.core.objective.Objective`) is the only
+one using it, which is what makes inference thread-safe.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+Array = np.ndarray
+
+
+class Workspace:
+    """Every array one forward and backward pass needs, for batches of up to B rows.
+
+    ``h[l]`` has shape (B, D_l + 1) with its last column set to 1 here, once;
+    ``a[l]`` is its view without that column, where phi(z[l]) is written, and
+    ``X = a[0]`` is where a batch's inputs go. ``z[l]``, ``delta[l]`` and
+    ``dphi[l]`` (phi'(z[l])) have shape (B, D_l). ``o``, ``T`` (the batch's encoded
+    targets) and ``work`` have shape (B, D_L); ``nll`` (B, 1) holds each row's
+    -log p(y|x) and ``w`` (B,) its sample weight. ``n`` is the number of rows of
+    the batch now loaded (0 when none is).
+    """
+
+    def __init__(self, sizes: Sequence[int], B: int, dtype):
+        L = len(sizes) - 1
+        self.B = B
+        self.h = [np.ones((B, sizes[l] + 1), dtype=dtype) for l in range(L)]
+        self.a = [self.h[l][:, :-1] for l in range(L)]
+        self.X = self.a[0]
+        self.z = [None] + [np.empty((B, sizes[l]), dtype=dtype) for l in range(1, L + 1)]
+        self.delta = [None] + [np.empty((B, sizes[l]), dtype=dtype) for l in range(1, L + 1)]
+        self.dphi = [None] + [np.empty((B, sizes[l]), dtype=dtype) for l in range(1, L)]
+        self.o = np.empty((B, sizes[L]), dtype=dtype)
+        self.T = np.empty((B, sizes[L]), dtype=dtype)
+        self.work = np.empty((B, sizes[L]), dtype=dtype)
+        self.nll = np.empty((B, 1), dtype=dtype)
+        self.w = np.empty(B, dtype=dtype)
+        self.weighted = False
+        self.n = 0
+
+
+def forward(net, ws: Workspace, b: int, masks=None) -> None:
+    """Eq. (3) on the first b rows of ``ws.h[0]``: fills ``z[l]`` and ``h[l]``.
+
+    With dropout ``masks`` (training only; ``masks[l]`` of shape (B, D_l) holds 0 or
+    1/keep), ``h[l] *= mask[l]`` on hidden layers, and ``dphi[l]`` is taken here,
+    before masking, with the mask folded in, so that :func:`backward` finds it ready.
+    """
+    L = net.n_layers
+    for l in range(1, L + 1):
+        z = ws.z[l][:b]
+        np.matmul(ws.h[l - 1][:b], net.W[l], out=z)
+        if l < L:
+            a = ws.a[l][:b]
+            net.activations[l].forward(z, a)
+            if masks is not None:
+                mask = masks[l][:b]
+                dphi = ws.dphi[l][:b]
+                net.activations[l].derivative(z, a, dphi, ws.delta[l][:b])
+                dphi *= mask
+                a *= mask
+
+
+def output_delta(net, ws: Workspace, b: int, T: Array, scale: float = 1.0) -> float:
+    """Eqs. (7)-(8) on the first b rows: writes ``o``, ``nll`` and ``delta[L]``; returns J.
+
+    J is the mean over the rows of -log p(y|x), or with ``ws.weighted`` the weighted
+    mean sum_i w_i nll_i / sum_i w_i. ``delta[L]`` is the gradient of ``scale * J``
+    with respect to ``z[L]``: each row scaled by 1/b (or w_i / sum w), once, so every
+    gradient below inherits it; ``scale`` lets an optimizer ask for a multiple of the
+    gradient at the cost of scaling this small array instead of every weight.
+    """
+    L = net.n_layers
+    delta, nll = ws.delta[L][:b], ws.nll[:b]
+    net.likelihood.loss_and_delta(ws.z[L][:b], T[:b], ws.o[:b], delta, ws.work[:b], nll)
+    if not ws.weighted:
+        delta *= scale / b
+        return float(nll.sum()) / b
+    w = ws.w[:b]
+    total_w = float(w.sum())
+    col = ws.work[:b, :1]
+    np.multiply(w[:, None], scale / total_w, out=col)
+    delta *= col
+    return float(np.dot(w, nll[:, 0])) / total_w
+
+
+def backward(net, ws: Workspace, b: int, G: Sequence, dphi_ready: bool = False, after_layer=None) -> None:
+    """From ``delta[L]`` down: every ``G[l]`` (eq. (9)) and ``delta[l-1]``.
+
+    ``dphi_ready`` says that :func:`forward` already wrote phi' (under dropout).
+    ``after_layer(l)``, if given, is called once ``G[l]`` is complete and ``W[l]`` is
+    no longer needed by the pass, so that layer l can be updated while it is still
+    in cache.
+    """
+    for l in range(net.n_layers, 0, -1):
+        # eq. (9): grad W = h delta^T, summed over the batch; its last row is eq. (12)
+        np.matmul(ws.h[l - 1][:b].T, ws.delta[l][:b], out=G[l])
+        if l > 1:
+            below = ws.delta[l - 1][:b]
+            dphi = ws.dphi[l - 1][:b]
+            if not dphi_ready:
+                net.activations[l - 1].derivative(ws.z[l - 1][:b], ws.a[l - 1][:b], dphi, below)
+            # hidden-layer recursion: delta[l-1] = phi'(z[l-1]) * (delta[l] W[l][:-1]^T)
+            np.matmul(ws.delta[l][:b], net.W[l][:-1].T, out=below)
+            below *= dphi
+        if after_layer is not None:
+            after_layer(l)
+
+
+def views(flat: Array, shapes) -> list:
+    """``[None, W[1], ..., W[L]]``: reshaped views of consecutive pieces of ``flat``."""
+    out, start = [None], 0
+    for r, c in shapes:
+        out.append(flat[start:start + r * c].reshape(r, c))
+        start += r * c
+    return out

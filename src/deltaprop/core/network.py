@@ -1,0 +1,307 @@
+"""The feedforward network of the lecture: its architecture and its parameters.
+
+A :class:`Network` owns the layer sizes, the hidden activations, the likelihood
+and one flat parameter vector ``theta``; every ``W[l]`` (the augmented matrix of
+eq. (11), the bias as its last row) is a view into it, so optimizers and gradient
+checks work on 1-D arrays. It holds no buffers: each inference call works on a
+:class:`~deltaprop.core.engine.Workspace` of its own (so several threads can
+predict with one network), and training works on the buffers of an
+:class:`~deltaprop.core.objective.Objective`. The passes themselves are in
+:mod:`deltaprop.core.engine`; the criterion J in :mod:`deltaprop.core.objective`.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .activations import Activation, get_activation
+from .engine import Workspace, backward, forward, output_delta, views
+from .initializers import check_init, init_weights
+from .likelihoods import Likelihood, get_likelihood
+
+Array = np.ndarray
+
+_DTYPES = {"float32": np.float32, "float64": np.float64}
+_CHUNK = 2048  # rows per inference pass: buffers stay in cache-friendly sizes for any n
+
+
+def check_dtype(dtype) -> type:
+    """Return np.float32 or np.float64, or raise a ValueError naming the argument."""
+    try:
+        key = np.dtype(dtype).name
+    except TypeError:
+        key = str(dtype)
+    if key not in _DTYPES:
+        raise ValueError(f"dtype: expected float32 or float64, found {dtype!r}")
+    return _DTYPES[key]
+
+
+def as_rng(seed) -> np.random.Generator:
+    """Turn ``seed`` (None, an int or a Generator) into a Generator; never the global state."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)):
+        return np.random.default_rng(seed)
+    raise TypeError(f"seed: expected an int, a numpy Generator or None, found {type(seed).__name__}")
+
+
+class Network:
+    """A feedforward network trained by backpropagation.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Layer widths ``[D_0, D_1, ..., D_L]``: D_0 inputs, D_L outputs.
+    activation : str or sequence of str, default "relu"
+        The hidden activation phi, one name for every hidden layer or one per
+        hidden layer. Valid names: :data:`deltaprop.ACTIVATIONS`.
+    likelihood : str, default "categorical"
+        The output family: ``"categorical"``, ``"bernoulli"``, ``"gaussian"``,
+        ``"poisson"``, or ``"<activation>+<loss>"`` for eq. (8) in general
+        (e.g. ``"sigmoid+squared_error"``).
+    init : str or None
+        Weight initialization (``glorot_uniform``, ``glorot_normal``, ``he_uniform``,
+        ``he_normal``, ``lecun_uniform``, ``lecun_normal``). By default He for
+        layers followed by a relu-family activation, Glorot otherwise.
+    seed : int, numpy.random.Generator or None
+        Source of the initial weights; the same int gives bit-identical ``theta``.
+    dtype : {"float32", "float64"}, default float32
+        The dtype of every array of the network.
+
+    Attributes
+    ----------
+    W : list of ndarray
+        ``W[l]`` of shape ``(D_{l-1} + 1, D_l)`` for l = 1..L, the bias as the last
+        row (eq. (11)); views into ``theta``. ``W[0]`` is None.
+    theta : ndarray of shape (n_params,)
+        All parameters, flat.
+
+    Examples
+    --------
+    >>> import numpy as np, deltaprop
+    >>> net = deltaprop.Network([4, 8, 3], activation="tanh", seed=0)
+    >>> X = np.random.default_rng(0).normal(size=(5, 4))
+    >>> net.forward(X).shape
+    (5, 3)
+    """
+
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        activation: str | Sequence[str] = "relu",
+        likelihood: str | Likelihood = "categorical",
+        init: str | None = None,
+        seed: int | np.random.Generator | None = None,
+        dtype="float32",
+    ):
+        self.sizes = _check_sizes(sizes)
+        self.n_layers = L = len(self.sizes) - 1
+        self.dtype = check_dtype(dtype)
+        if isinstance(activation, (str, Activation)):
+            acts = [get_activation(activation)] * (L - 1)
+        else:
+            acts = [get_activation(a) for a in activation]
+            if len(acts) != L - 1:
+                raise ValueError(
+                    f"activation: expected one name or {L - 1} names (one per hidden layer), "
+                    f"found {len(acts)}"
+                )
+        self.activations: list[Activation | None] = [None] + acts
+        self.likelihood = get_likelihood(likelihood)
+        self.init = None if init is None else check_init(init)
+
+        self.shapes = [(self.sizes[l - 1] + 1, self.sizes[l]) for l in range(1, L + 1)]
+        self.n_params = sum(r * c for r, c in self.shapes)
+        self.theta = np.zeros(self.n_params, dtype=self.dtype)
+        self.W = views(self.theta, self.shapes)
+
+        rng = as_rng(seed)
+        for l in range(1, L + 1):
+            name = self.init or (acts[l - 1].init if l < L else "glorot_uniform")
+            init_weights(self.W[l], name, rng)
+
+    # -- description ---------------------------------------------------------------
+    @property
+    def activation_names(self) -> list[str]:
+        """The hidden activations' names, one per hidden layer."""
+        return [a.name for a in self.activations[1:]]
+
+    @property
+    def task(self) -> str:
+        """``"classification"`` or ``"regression"``, as the likelihood says."""
+        return self.likelihood.task
+
+    def __repr__(self) -> str:
+        acts = sorted(set(self.activation_names)) or ["identity"]
+        return (
+            f"Network(sizes={self.sizes}, activation={acts[0] if len(acts) == 1 else self.activation_names!r}, "
+            f"likelihood={self.likelihood.name!r}, dtype={np.dtype(self.dtype).name!r})"
+        )
+
+    def config(self) -> dict:
+        """Everything but the weights that is needed to rebuild the network (JSON-ready)."""
+        return {"sizes": self.sizes, "activations": self.activation_names, "likelihood": self.likelihood.name,
+                "dtype": np.dtype(self.dtype).name, "init": self.init}
+
+    def weight_rows(self) -> list[Array]:
+        """Views of every ``W[l]`` without its bias row (what weight decay acts on)."""
+        return [self.W[l][:-1] for l in range(1, self.n_layers + 1)]
+
+    def blocks(self) -> list[tuple[slice, int]]:
+        """Where each layer lies in ``theta``: ``(slice, n_weights)`` for l = 1..L, the
+        first ``n_weights`` entries being weights and the last row the bias."""
+        out, start = [], 0
+        for W in self.W[1:]:
+            out.append((slice(start, start + W.size), W.size - W.shape[1]))
+            start += W.size
+        return out
+
+    def copy(self, dtype=None) -> "Network":
+        """A deep copy, optionally in another dtype (gradcheck uses a float64 copy)."""
+        new = Network.__new__(Network)
+        new.__dict__.update(self.__dict__)
+        new.dtype = check_dtype(dtype if dtype is not None else self.dtype)
+        new.theta = self.theta.astype(new.dtype, copy=True)
+        new.W = views(new.theta, self.shapes)
+        return new
+
+    # -- validation at the boundary ------------------------------------------------
+    def check_X(self, X, name: str = "X", convert: bool = True) -> Array:
+        """Validate inputs and return them as a C-contiguous array of the network's dtype
+        (or as they are, with ``convert=False``, to spare a copy of a large data set)."""
+        X = np.asarray(X)
+        if X.dtype.kind not in "biuf":
+            raise TypeError(f"{name}: expected numeric values, found dtype {X.dtype}")
+        if X.ndim == 1 and self.sizes[0] == X.shape[0]:
+            raise ValueError(
+                f"{name}: expected a 2-D array (n_samples, {self.sizes[0]}), found a 1-D array; "
+                "use X.reshape(1, -1) for a single sample"
+            )
+        if X.ndim != 2:
+            raise ValueError(f"{name}: expected a 2-D array (n_samples, {self.sizes[0]}), found shape {X.shape}")
+        if X.shape[0] == 0:
+            raise ValueError(f"{name}: expected at least one sample, found an empty array")
+        if X.shape[1] != self.sizes[0]:
+            raise ValueError(
+                f"{name}: expected {self.sizes[0]} features (sizes[0]), found {X.shape[1]}"
+            )
+        # a float64 sum is finite exactly when every entry is (short of absurd magnitudes),
+        # and it needs no array of the data's size
+        if X.dtype.kind == "f" and not np.isfinite(np.sum(X, dtype=np.float64)):
+            bad = np.argwhere(~np.isfinite(X))[0]
+            raise ValueError(f"{name}: expected finite values, found {X[tuple(bad)]} at row {bad[0]}, column {bad[1]}")
+        return np.ascontiguousarray(X, dtype=self.dtype) if convert else X
+
+    def encode_targets(self, y, n_samples: int | None = None) -> Array:
+        """Validate y for this network's likelihood and return the target matrix T
+        (one-hot rows for categorical), in the network's dtype."""
+        T = self.likelihood.encode_targets(y, self.sizes[-1], self.dtype)
+        if n_samples is not None and T.shape[0] != n_samples:
+            raise ValueError(f"y: expected {n_samples} targets (one per row of X), found {T.shape[0]}")
+        return T
+
+    # -- inference: each call on buffers of its own ---------------------------------
+    def chunks(self, X: Array):
+        """Yield (workspace, start, b) after eq. (3) on rows start..start+b of checked X.
+
+        The workspace belongs to this call alone, so concurrent calls never share one.
+        """
+        n = X.shape[0]
+        ws = Workspace(self.sizes, min(n, _CHUNK), self.dtype)
+        for start in range(0, n, ws.B):
+            b = min(ws.B, n - start)
+            ws.X[:b] = X[start:start + b]
+            forward(self, ws, b)
+            yield ws, start, b
+
+    def forward(self, X) -> Array:
+        """The output o for each row of X: the mean of p(y|x) (class probabilities,
+        Bernoulli probabilities, the Gaussian mean, the Poisson rate).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, D_0)
+
+        Returns
+        -------
+        o : ndarray of shape (n_samples, D_L)
+        """
+        X = self.check_X(X)
+        o = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
+        for ws, start, b in self.chunks(X):
+            self.likelihood.output(ws.z[self.n_layers][:b], o[start:start + b])
+        return o
+
+    def predict_proba(self, X) -> Array:
+        """Probabilities: the softmax rows (categorical), or for Bernoulli outputs
+        p(y=1) per label; a single Bernoulli output gives two columns, p(0) and p(1),
+        as scikit-learn does. Only for classifiers."""
+        if self.task != "classification":
+            raise TypeError(f"predict_proba: a {self.likelihood.name} network is not a classifier")
+        o = self.forward(X)
+        return np.hstack([1 - o, o]) if o.shape[1] == 1 and self.likelihood.name != "categorical" else o
+
+    def predict(self, X) -> Array:
+        """Point predictions: class indices 0..K-1 (categorical), 0/1 (bernoulli; one
+        column per label when there are several), the mean o otherwise.
+
+        A :class:`deltaprop.Model` maps these to the original labels or target units.
+        """
+        if self.likelihood.name != "categorical":
+            return self.likelihood.predict(self.forward(X))
+        # softmax is monotone: the most probable class is the largest logit
+        X = self.check_X(X)
+        labels = np.empty(X.shape[0], dtype=np.intp)
+        for ws, start, b in self.chunks(X):
+            np.argmax(ws.z[self.n_layers][:b], axis=1, out=labels[start:start + b])
+        return labels
+
+    def loss(self, X, y, sample_weight=None) -> float:
+        """J: the mean over the rows of -log p(y|x), eq. (1) divided by n_samples (or the
+        weighted mean with ``sample_weight``); no penalty term."""
+        X = self.check_X(X)
+        return self.loss_and_outputs(X, self.encode_targets(y, X.shape[0]), sample_weight)[0]
+
+    def loss_and_outputs(self, X: Array, T: Array, sample_weight=None) -> tuple[float, Array]:
+        """J and the outputs o on inputs already checked (:meth:`check_X`) and targets
+        already encoded (:meth:`encode_targets`), in chunks."""
+        total, weights = 0.0, 0.0
+        o = np.empty_like(T)
+        w = None if sample_weight is None else np.asarray(sample_weight, dtype=self.dtype)
+        for ws, start, b in self.chunks(X):
+            ws.weighted = w is not None
+            if ws.weighted:
+                ws.w[:b] = w[start:start + b]
+            mean = output_delta(self, ws, b, T[start:start + b])
+            part = b if w is None else float(ws.w[:b].sum())
+            total, weights = total + mean * part, weights + part
+            o[start:start + b] = ws.o[:b]
+        return total / weights, o
+
+    def gradients(self, X, y, sample_weight=None) -> list:
+        """The gradient of J with respect to each ``W[l]``: a list indexed like ``W``
+        (slot 0 None), each entry a new array of shape ``W[l].shape``."""
+        from .objective import Objective
+
+        X = self.check_X(X)
+        T = self.encode_targets(y, X.shape[0])
+        batch = (X, T) if sample_weight is None else (X, T, sample_weight)
+        _, grad = Objective(self).value_and_grad(self.theta, batch)
+        return views(grad.copy(), self.shapes)
+
+
+def _check_sizes(sizes) -> list[int]:
+    try:
+        sizes = list(sizes)
+    except TypeError:
+        raise TypeError(f"sizes: expected a list of layer widths, found {type(sizes).__name__}") from None
+    if len(sizes) < 2:
+        raise ValueError(
+            f"sizes: expected at least 2 entries [D_0, ..., D_L] (inputs and outputs), found {sizes}"
+        )
+    for s in sizes:
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1:
+            raise ValueError(f"sizes: expected positive integer widths, found {sizes}")
+    return [int(s) for s in sizes]

@@ -1,0 +1,202 @@
+"""The training criterion J(theta) and its gradient, as one flat vector.
+
+**The criterion.** For a batch of B rows,
+
+    J = (1/B) sum_i -log p(y_i|x_i)  +  (l2/2) sum_l ||W[l][:-1]||^2
+
+the lecture's eq. (1) divided by B (so that a learning rate means the same thing
+for any batch size), plus an L2 penalty that never touches the bias rows. With
+sample weights w_i the first term is the weighted mean sum_i w_i nll_i / sum_i w_i.
+The value returned, and the training loss that :class:`~deltaprop.History`
+records, **include the penalty** (as scikit-learn's ``loss_`` does); validation
+losses and :meth:`Network.loss` are the data term alone. This is the only place
+where J is defined; the 1/B (or w_i / sum w) is applied once, to ``delta[L]``.
+
+:meth:`Objective.value_and_grad` is the general route: the finished gradient in
+one flat array, ready for clipping, an allreduce, L-BFGS or a gradient check.
+:meth:`Objective.value_and_step` is the same arithmetic fused with an optimizer:
+each layer is updated as soon as backpropagation is done with it (while its
+weights and gradient are still in cache), and plain SGD gets ``-mu grad J`` from
+the backward pass for the price of scaling ``delta[L]``. Neither allocates for a
+batch size it has seen before.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .engine import Workspace, backward, forward, output_delta, views
+
+Array = np.ndarray
+
+
+class Objective:
+    """J(theta) = mean (or weighted mean) NLL + l2/2 ||weights||^2 for one network.
+
+    Parameters
+    ----------
+    net : Network
+        Its ``theta`` is the point where J is evaluated; the objective owns the
+        buffers and the gradient, the network owns nothing but its parameters.
+    l2 : float
+        The L2 penalty lambda (bias rows excluded).
+    dropout : float
+        Inverted-dropout rate on the hidden layers, applied only when an ``rng`` is
+        passed (training); without one, J is the deterministic criterion.
+
+    Attributes
+    ----------
+    grad : ndarray of shape (n_params,)
+        The gradient of the last evaluation (overwritten by the next one).
+    G : list of ndarray
+        ``G[l]``, views of ``grad`` shaped like ``W[l]`` (slot 0 None).
+    """
+
+    def __init__(self, net, l2: float = 0.0, dropout: float = 0.0):
+        self.net = net
+        self.l2 = float(l2)
+        self.dropout = float(dropout)
+        self.grad = np.zeros(net.n_params, dtype=net.dtype)
+        self.G = views(self.grad, net.shapes)
+        self._workspaces: dict[int, Workspace] = {}
+        self._l2_work = [np.empty_like(W) for W in net.weight_rows()] if self.l2 > 0 else None
+
+    # -- buffers -----------------------------------------------------------------
+    def workspace(self, B: int) -> Workspace:
+        """This objective's buffers for batches of up to B rows (allocated once).
+
+        A data source may fill ``ws.X``, ``ws.T`` (and ``ws.w``, ``ws.weighted``) and
+        set ``ws.n``; the workspace is then a batch for the two methods below.
+        """
+        ws = self._workspaces.get(B)
+        if ws is None:
+            net = self.net
+            ws = Workspace(net.sizes, B, net.dtype)
+            ws.masks = None
+            if self.dropout > 0 and net.n_layers > 1:
+                ws.masks = [None] + [np.empty((B, net.sizes[l]), dtype=net.dtype) for l in range(1, net.n_layers)]
+            while len(self._workspaces) >= 4:  # a few sizes at most (e.g. train, short batch, check)
+                self._workspaces.pop(next(iter(self._workspaces)))
+            self._workspaces[B] = ws
+        return ws
+
+    def _load(self, batch) -> tuple[Workspace, int]:
+        if isinstance(batch, Workspace):
+            return batch, batch.n
+        X, T, *w = batch
+        b, K = len(X), self.net.sizes[-1]
+        if np.shape(T) != (b, K):
+            raise ValueError(f"batch: expected targets of shape ({b}, {K}) as Network.encode_targets "
+                             f"gives them, found {np.shape(T)}")
+        ws = self.workspace(b)
+        ws.X[:b] = X
+        ws.T[:b] = T
+        ws.weighted = bool(w) and w[0] is not None
+        if ws.weighted:
+            ws.w[:b] = w[0]
+        ws.n = b
+        return ws, b
+
+    def _forward(self, ws: Workspace, b: int, rng) -> bool:
+        """Eq. (3), with fresh dropout masks when training; True when phi' is ready."""
+        masks = ws.masks if rng is not None else None
+        if masks is not None:
+            keep = 1.0 - self.dropout
+            for mask in masks[1:]:
+                m = mask[:b]
+                rng.random(out=m, dtype=m.dtype)
+                np.less(m, keep, out=m)  # inverted dropout: keep with probability 1 - p ...
+                m *= 1.0 / keep  # ... and scale, so that prediction needs no rescaling
+        forward(self.net, ws, b, masks)
+        return masks is not None
+
+    def _penalize(self, l: int, scale: float) -> float:
+        """Add ``scale * l2 * W[l]`` to the weight rows of ``G[l]``; return l2/2 ||W[l][:-1]||^2."""
+        if self._l2_work is None:
+            return 0.0
+        W = self.net.W[l][:-1]
+        work = self._l2_work[l - 1]
+        np.multiply(W, scale * self.l2, out=work)
+        self.G[l][:-1] += work
+        flat = W.reshape(-1)
+        return 0.5 * self.l2 * float(np.dot(flat, flat))
+
+    # -- the two routes -------------------------------------------------------------
+    def value(self, theta: Array, batch) -> float:
+        """J at ``theta`` on one batch (no dropout), without the backward pass."""
+        if theta is not self.net.theta:
+            np.copyto(self.net.theta, theta)
+        ws, b = self._load(batch)
+        forward(self.net, ws, b)
+        J = output_delta(self.net, ws, b, ws.T)
+        if self.l2 > 0:
+            J += sum(0.5 * self.l2 * float(np.vdot(W, W)) for W in self.net.weight_rows())
+        return J
+
+    def value_and_grad(self, theta: Array, batch, rng: np.random.Generator | None = None) -> tuple[float, Array]:
+        """J and its gradient at ``theta`` on one batch.
+
+        Parameters
+        ----------
+        theta : ndarray of shape (n_params,)
+            Copied into the network's parameters unless it is ``net.theta`` itself.
+        batch : (X, T) or (X, T, w), or a filled :meth:`workspace`
+            Inputs (checked, as :meth:`Network.check_X` returns them), encoded targets
+            (:meth:`Network.encode_targets`) and optional sample weights.
+        rng : numpy Generator, optional
+            Draws the dropout masks (training only).
+
+        Returns
+        -------
+        J : float
+            Including the L2 penalty.
+        grad : ndarray of shape (n_params,)
+            This objective's own buffer: copy it to keep it past the next call.
+        """
+        if theta is not self.net.theta:
+            np.copyto(self.net.theta, theta)
+        ws, b = self._load(batch)
+        dphi_ready = self._forward(ws, b, rng)
+        J = output_delta(self.net, ws, b, ws.T)
+        backward(self.net, ws, b, self.G, dphi_ready)
+        for l in range(1, self.net.n_layers + 1):
+            J += self._penalize(l, 1.0)
+        return J, self.grad
+
+    def value_and_step(self, batch, optimizer, state, rng: np.random.Generator | None = None,
+                       norm: bool = False) -> tuple[float, float]:
+        """One step of ``optimizer`` on J at the network's ``theta``, fused with backpropagation.
+
+        The same update as ``optimizer.step(theta, value_and_grad(theta, batch)[1], state)``,
+        layer by layer. Nothing is updated when J is not finite: the caller sees J and
+        can stop with the weights as they were.
+
+        Returns
+        -------
+        J : float
+            Including the L2 penalty, at the weights before the step.
+        grad_norm_sq : float
+            ||grad J||^2 when ``norm`` (one more pass over the gradient), else NaN.
+        """
+        net = self.net
+        ws, b = self._load(batch)
+        dphi_ready = self._forward(ws, b, rng)
+        scale = optimizer.prescale(state)
+        J = output_delta(net, ws, b, ws.T, scale)
+        if not math.isfinite(J):
+            return J, math.nan
+        optimizer.begin_step(state)
+        self._step = (optimizer, state, scale, norm)
+        self._penalty = self._g2 = 0.0
+        backward(net, ws, b, self.G, dphi_ready, self._update_layer)
+        return J + self._penalty, (self._g2 / (scale * scale) if norm else math.nan)
+
+    def _update_layer(self, l: int) -> None:
+        optimizer, state, scale, norm = self._step
+        self._penalty += self._penalize(l, scale)
+        if norm:
+            flat = self.G[l].reshape(-1)
+            self._g2 += float(np.dot(flat, flat))
+        optimizer.update_block(self.net.theta, self.grad, state, l - 1, scale)

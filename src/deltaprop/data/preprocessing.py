@@ -1,0 +1,126 @@
+"""From raw data to what a network sees, and back: one place for each rule.
+
+- :class:`Standardizer`: per-column (x - mean) / scale, for inputs and for Gaussian
+  targets, fitted on training data and saved with the model.
+- :func:`encode_labels`: class labels of any type to indices 0..K-1 and back.
+- :func:`infer_task` and :func:`choose_output`: which likelihood and how many
+  outputs a target calls for, including the binary-Bernoulli decision (two
+  classes are one sigmoid output, not two softmax outputs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+Array = np.ndarray
+
+
+@dataclass
+class Standardizer:
+    """Per-column ``(x - mean) / scale``; columns with no spread keep scale 1.
+
+    Attributes
+    ----------
+    mean, scale : ndarray of shape (n_columns,), float64
+    """
+
+    mean: Array
+    scale: Array
+
+    @classmethod
+    def fit(cls, X) -> "Standardizer":
+        X = np.asarray(X, dtype=np.float64)
+        X = X.reshape(len(X), -1)
+        std = X.std(axis=0)
+        return cls(X.mean(axis=0), np.where(std > 0, std, 1.0))
+
+    def __post_init__(self):
+        self.mean = np.asarray(self.mean, dtype=np.float64).reshape(-1)
+        self.scale = np.asarray(self.scale, dtype=np.float64).reshape(-1)
+        if self.mean.shape != self.scale.shape:
+            raise ValueError(f"standardizer: mean has {self.mean.size} columns, scale {self.scale.size}")
+        if not (np.all(np.isfinite(self.mean)) and np.all(np.isfinite(self.scale)) and np.all(self.scale > 0)):
+            raise ValueError("standardizer: expected finite means and positive finite scales")
+
+    def transform(self, X) -> Array:
+        return (np.asarray(X, dtype=np.float64) - self.mean) / self.scale
+
+    def inverse_transform(self, Z) -> Array:
+        return np.asarray(Z, dtype=np.float64) * self.scale + self.mean
+
+
+def encode_labels(y, classes=None) -> tuple[Array, Array]:
+    """Labels to indices 0..K-1 and the sorted classes; with ``classes`` given, a label
+    outside them is an error that names it."""
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"y: expected one label per sample (a 1-D array), found shape {y.shape}")
+    if classes is None:
+        classes = np.unique(y)
+    classes = np.asarray(classes)
+    idx = np.searchsorted(classes, y)
+    idx = np.clip(idx, 0, len(classes) - 1)
+    unknown = classes[idx] != y
+    if np.any(unknown):
+        bad = sorted({str(v) for v in y[unknown]})
+        raise ValueError(f"y: labels {', '.join(bad[:5])} are not among the classes {classes.tolist()}")
+    return idx.astype(np.int64), classes
+
+
+def infer_task(y) -> str:
+    """Classification for labels (strings, booleans, or few distinct integers) and for
+    several 0/1 columns (multilabel), else regression."""
+    y = np.asarray(y)
+    if y.dtype.kind in "OUSb":
+        return "classification"
+    if y.ndim == 2 and y.shape[1] > 1:
+        return "classification" if np.all((y == 0) | (y == 1)) else "regression"
+    if y.dtype.kind in "iu" or (y.dtype.kind == "f" and np.all(y == np.round(y))):
+        n_unique = len(np.unique(y))
+        if n_unique <= max(2, min(100, len(y) // 5)):
+            return "classification"
+    return "regression"
+
+
+@dataclass
+class OutputChoice:
+    """What a target calls for: the likelihood, the output width, the classes, and the
+    targets as the network takes them (``encode`` maps raw targets the same way)."""
+
+    likelihood: str
+    n_outputs: int
+    classes: Array | None
+    y: Array
+
+
+def choose_output(y, likelihood: str | None = None, task: str | None = None) -> OutputChoice:
+    """Decide the likelihood and output layout for targets ``y``.
+
+    Class labels (one per row) become indices; two classes with a Bernoulli-type
+    likelihood (the default for two) are one output column of 0/1, more classes one
+    softmax output per class. Several 0/1 columns are multilabel (Bernoulli, one
+    output each). Real targets default to the Gaussian likelihood.
+    """
+    from ..core.likelihoods import get_likelihood
+
+    y = np.asarray(y)
+    if likelihood is not None:
+        task = get_likelihood(likelihood).task
+    task = task or infer_task(y)
+    if task == "classification" and y.ndim == 2 and y.shape[1] > 1:  # multilabel
+        return OutputChoice(likelihood or "bernoulli", y.shape[1], None, y)
+    if task == "classification":
+        idx, classes = encode_labels(y.reshape(-1) if y.ndim == 2 and y.shape[1] == 1 else y)
+        if len(classes) < 2:
+            raise ValueError(f"y: expected at least 2 classes, found only {classes.tolist()}")
+        likelihood = likelihood or ("bernoulli" if len(classes) == 2 else "categorical")
+        if likelihood != "categorical" and len(classes) == 2:
+            return OutputChoice(likelihood, 1, classes, idx.reshape(-1, 1))
+        if likelihood != "categorical":
+            raise ValueError(f"likelihood: {likelihood} takes two classes (or 0/1 columns), found {len(classes)}")
+        return OutputChoice(likelihood, len(classes), classes, idx)
+    if y.dtype.kind not in "biuf":
+        raise ValueError(f"y: regression targets must be numbers, found dtype {y.dtype}")
+    return OutputChoice(likelihood or "gaussian", 1 if y.ndim == 1 else y.shape[1], None, y.astype(np.float64))

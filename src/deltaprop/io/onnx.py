@@ -1,0 +1,86 @@
+"""Export to ONNX: a whole :class:`~deltaprop.model.Model` as a graph of standard operators.
+
+The graph takes raw features ``X`` and gives the model's output ``o`` in the
+units of ``Model.predict_proba`` (classifiers) or ``Model.predict`` (regressors):
+input standardization as ``Sub``/``Div``, then per layer one ``Gemm``
+(``h @ W[:-1] + b``, the augmented product of eq. (11) split back into weights
+and bias) and the activation's own ONNX form, then the likelihood's mean, then
+the target scaling undone. Each activation and likelihood knows its ONNX form,
+as it knows its derivative.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .files import atomic_write
+
+OPSET = 17
+
+
+class GraphBuilder:
+    """Nodes and constants of an ONNX graph under construction, with unique names."""
+
+    def __init__(self):
+        from onnx import helper, numpy_helper
+
+        self._helper, self._numpy_helper = helper, numpy_helper
+        self.nodes, self.initializers = [], []
+        self._count = 0
+
+    def _name(self, prefix: str) -> str:
+        self._count += 1
+        return f"{prefix}_{self._count}"
+
+    def const(self, value, prefix: str = "c") -> str:
+        """A float32 constant; returns its name."""
+        name = self._name(prefix)
+        self.initializers.append(self._numpy_helper.from_array(np.asarray(value, dtype=np.float32), name))
+        return name
+
+    def node(self, op: str, inputs: list[str], **attrs) -> str:
+        """An operator node with one output; returns the output's name."""
+        out = self._name(op.lower())
+        self.nodes.append(self._helper.make_node(op, inputs, [out], **attrs))
+        return out
+
+
+def to_onnx(model, path) -> None:
+    """Write ``model`` (a :class:`~deltaprop.model.Model`, in float32) as an ONNX model
+    with input ``X`` (raw features) and output ``o``: class probabilities (as
+    ``predict_proba``) or values in target units (as ``predict``, as columns)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from .. import __version__
+
+    net, g = model.network, GraphBuilder()
+    h = "X"
+    if model.preprocessor is not None:
+        p = model.preprocessor
+        h = g.node("Div", [g.node("Sub", [h, g.const(p.mean, "mean")]), g.const(p.scale, "scale")])
+    L = net.n_layers
+    for l in range(1, L + 1):
+        z = g.node("Gemm", [h, g.const(net.W[l][:-1], f"W{l}"), g.const(net.W[l][-1], f"b{l}")])
+        h = net.activations[l].onnx(g, z) if l < L else z
+    o = net.likelihood.onnx(g, h)
+    K = net.sizes[-1]
+    if K == 1 and model.classes is not None:  # one Bernoulli output: p(0), p(1), as predict_proba
+        o = g.node("Concat", [g.node("Sub", [g.const(np.ones((1, 1))), o]), o], axis=1)
+        K = 2
+    if model.target_scaler is not None:
+        t = model.target_scaler
+        o = g.node("Add", [g.node("Mul", [o, g.const(t.scale, "target_scale")]), g.const(t.mean, "target_mean")])
+    g.nodes.append(helper.make_node("Identity", [o], ["o"]))
+    graph = helper.make_graph(
+        g.nodes, "deltaprop",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", net.sizes[0]])],
+        [helper.make_tensor_value_info("o", TensorProto.FLOAT, ["N", K])],
+        initializer=g.initializers,
+    )
+    onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                                   producer_name="deltaprop", producer_version=__version__)
+    onnx_model.ir_version = min(onnx_model.ir_version, 9)
+    onnx.checker.check_model(onnx_model)
+    data = onnx_model.SerializeToString()
+    atomic_write(path, lambda f: f.write(data))

@@ -1,0 +1,44 @@
+"""The scores deltaprop reports: accuracy for classifiers, R^2 for regressors.
+
+One place for both, used by the training history, :meth:`deltaprop.Model.score`
+and the command line, so that every report means the same thing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+Array = np.ndarray
+
+
+def accuracy(y_true, y_pred) -> float:
+    """The fraction of rows predicted exactly (for several labels per row: all of them,
+    scikit-learn's subset accuracy)."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    right = y_true == y_pred
+    return float(np.mean(right if right.ndim == 1 else right.all(axis=1)))
+
+
+def r2(y_true, y_pred) -> float:
+    """The coefficient of determination, averaged over outputs (0 for a constant target)."""
+    y_true = np.asarray(y_true, dtype=np.float64).reshape(len(y_true), -1)
+    y_pred = np.asarray(y_pred, dtype=np.float64).reshape(y_true.shape)
+    ss_res = ((y_true - y_pred) ** 2).sum(axis=0)
+    ss_tot = ((y_true - y_true.mean(axis=0)) ** 2).sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = np.where(ss_tot > 0, 1 - ss_res / np.where(ss_tot > 0, ss_tot, 1), 0.0)
+    return float(r2.mean())
+
+
+def metric_name(task: str) -> str:
+    """``"accuracy"`` for classification, ``"r2"`` for regression."""
+    return "accuracy" if task == "classification" else "r2"
+
+
+def score_outputs(likelihood, o: Array, T: Array) -> float:
+    """Accuracy or R^2 of outputs ``o`` against encoded targets ``T`` (network units)."""
+    if likelihood.task != "classification":
+        return r2(T, o)
+    if likelihood.name == "categorical":
+        return accuracy(np.argmax(T, axis=1), np.argmax(o, axis=1))
+    return accuracy(likelihood.predict(T), likelihood.predict(o))

@@ -1,0 +1,251 @@
+"""The saved predictor: input preprocessing, the network, and the output mapping.
+
+A :class:`Model` is everything needed to go from raw rows to answers in the
+user's terms: the standardizer fitted on the training inputs, the
+:class:`~deltaprop.core.network.Network`, and the map from its outputs back to
+class labels (of their original type) or to target units. ``deltaprop.load``,
+``deltaprop predict``, the ONNX export and the Python API all use it, so their
+answers agree on the same raw rows.
+
+The file is one safetensors container: tensors ``W.1`` .. ``W.L`` (the augmented
+matrices of eq. (11)), ``input.mean``/``input.scale`` and ``target.mean``/
+``target.scale`` when present, and in the header a JSON ``config`` (architecture,
+classes) and free-form ``metadata`` (how it was trained: information only, never
+applied). :func:`load` validates everything before building anything.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from .core.activations import get_activation
+from .core.likelihoods import get_likelihood
+from .core.network import Network
+from .data.preprocessing import Standardizer, encode_labels
+from .io.files import ModelFileError, atomic_safetensors, json_safe, read_safetensors
+from .metrics import accuracy, r2
+
+Array = np.ndarray
+
+MODEL_FORMAT = "deltaprop-model"
+MODEL_VERSION = "2"
+
+
+class Model:
+    """A network with what it needs to take raw inputs and give answers in their units.
+
+    Parameters
+    ----------
+    network : Network
+    preprocessor : Standardizer, optional
+        Applied to raw inputs before the network.
+    classes : array-like, optional
+        For a classifier with one label per row: the label of each class index
+        (sorted, as :func:`~deltaprop.data.preprocessing.encode_labels` gives).
+    target_scaler : Standardizer, optional
+        For a regressor trained on standardized targets: maps outputs back.
+    metadata : dict, optional
+        Free-form information saved with the model (never applied to predictions).
+
+    Examples
+    --------
+    >>> import numpy as np, deltaprop as dp
+    >>> X = np.random.default_rng(0).normal(size=(40, 3)); y = np.where(X[:, 0] > 0, "yes", "no")
+    >>> model, state = dp.fit(X, y, hidden=[8], epochs=5, seed=0)
+    >>> model.predict(X[:3]).dtype.kind
+    'U'
+    """
+
+    def __init__(self, network: Network, *, preprocessor: Standardizer | None = None, classes=None,
+                 target_scaler: Standardizer | None = None, metadata: dict | None = None):
+        self.network = network
+        self.preprocessor = preprocessor
+        self.classes = None if classes is None else np.asarray(classes)
+        self.target_scaler = target_scaler
+        self.metadata = dict(metadata or {})
+        self._check()
+
+    def _check(self) -> None:
+        net, K = self.network, self.network.sizes[-1]
+        if self.preprocessor is not None and self.preprocessor.mean.size != net.sizes[0]:
+            raise ValueError(f"preprocessor: {self.preprocessor.mean.size} columns for {net.sizes[0]} inputs")
+        if self.classes is not None:
+            if net.task != "classification":
+                raise ValueError(f"classes: a {net.likelihood.name} network is not a classifier")
+            expected = 2 if (K == 1 and net.likelihood.name != "categorical") else K
+            if self.classes.ndim != 1 or len(self.classes) != expected:
+                raise ValueError(f"classes: expected {expected} labels for {K} output(s), found {self.classes.tolist()}")
+        if self.target_scaler is not None:
+            if net.task != "regression" or self.target_scaler.mean.size != K:
+                raise ValueError(f"target_scaler: expected a regressor with {self.target_scaler.mean.size} outputs")
+
+    # -- description ------------------------------------------------------------------
+    @property
+    def task(self) -> str:
+        return self.network.task
+
+    @property
+    def n_features(self) -> int:
+        return self.network.sizes[0]
+
+    def __repr__(self) -> str:
+        parts = [repr(self.network)]
+        if self.preprocessor is not None:
+            parts.append("standardized inputs")
+        if self.classes is not None:
+            parts.append(f"classes={self.classes.tolist()!r}")
+        if self.target_scaler is not None:
+            parts.append("standardized targets")
+        return f"Model({', '.join(parts)})"
+
+    # -- from raw rows to answers -----------------------------------------------------------
+    def transform(self, X) -> Array:
+        """Raw rows as the network takes them: checked, then standardized if the model was."""
+        X = np.asarray(X)
+        if X.ndim == 2 and X.shape[1] == self.n_features and X.dtype.kind in "biuf" and self.preprocessor:
+            X = self.preprocessor.transform(X)
+        return self.network.check_X(X)
+
+    def forward(self, X) -> Array:
+        """The lecture's output o on raw rows (network units: probabilities, or the mean
+        of standardized targets)."""
+        return self.network.forward(self.transform(X))
+
+    def predict(self, X) -> Array:
+        """Labels (of the classes' own type) for a classifier, values in target units
+        for a regressor (1-D for a single target)."""
+        net = self.network
+        pred = net.predict(self.transform(X))
+        if net.task == "classification":
+            return pred if self.classes is None else self.classes[pred]
+        if self.target_scaler is not None:
+            pred = self.target_scaler.inverse_transform(pred)
+        return pred[:, 0] if pred.shape[1] == 1 else pred
+
+    def predict_proba(self, X) -> Array:
+        """Class probabilities, one column per class in the order of ``classes``
+        (for multilabel models, one column per label)."""
+        return self.network.predict_proba(self.transform(X))
+
+    def encode_targets(self, y) -> Array:
+        """Raw targets as the network was trained on them (labels to indices, targets
+        standardized), encoded for its likelihood."""
+        y = np.asarray(y)
+        if self.classes is not None:
+            idx, _ = encode_labels(y.reshape(-1) if y.ndim == 2 and y.shape[1] == 1 else y, self.classes)
+            y = idx.reshape(-1, 1) if self.network.sizes[-1] == 1 else idx
+        elif self.target_scaler is not None:
+            y = self.target_scaler.transform(y.reshape(len(y), -1))
+        return self.network.encode_targets(y)
+
+    def score(self, X, y) -> float:
+        """Accuracy (classifiers) or R^2 averaged over targets (regressors), on raw rows."""
+        pred = self.predict(X)
+        y = np.asarray(y)
+        if self.task == "classification":
+            return accuracy(y.reshape(pred.shape), pred)
+        return r2(y, pred)
+
+    # -- files ---------------------------------------------------------------------------
+    def save(self, path) -> None:
+        """Write the model to a safetensors file, atomically (read it with :func:`deltaprop.load`)."""
+        from . import __version__
+
+        net = self.network
+        tensors = {f"W.{l}": net.W[l] for l in range(1, net.n_layers + 1)}
+        for prefix, scaler in (("input", self.preprocessor), ("target", self.target_scaler)):
+            if scaler is not None:
+                tensors[f"{prefix}.mean"], tensors[f"{prefix}.scale"] = scaler.mean, scaler.scale
+        config = {**net.config(), "classes": None if self.classes is None else self.classes.tolist(),
+                  "deltaprop_version": __version__}
+        atomic_safetensors(path, tensors, {"format": MODEL_FORMAT, "format_version": MODEL_VERSION,
+                                           "config": json.dumps(json_safe(config)),
+                                           "metadata": json.dumps(json_safe(self.metadata))})
+
+
+def load(path) -> Model:
+    """Load and validate a model file written by :meth:`Model.save`.
+
+    Files of format version 1 (deltaprop 0.1, whose standardization and target
+    scaling lived in metadata) are read into the same :class:`Model`, so they
+    predict as the command line that wrote them did.
+
+    Raises
+    ------
+    ModelFileError
+        If the file is missing, not a deltaprop safetensors file, truncated,
+        corrupted, or inconsistent (unknown names, wrong shapes, NaN weights).
+    """
+    source = f"model file {str(path)!r}"
+    tensors, header = read_safetensors(path)
+    if header.get("format") != MODEL_FORMAT:
+        raise ModelFileError(f"{source} is not a deltaprop model (format {header.get('format')!r})")
+    version = header.get("format_version")
+    if version not in ("1", MODEL_VERSION):
+        raise ModelFileError(f"{source} has format version {version!r}; this deltaprop reads versions 1 and "
+                             f"{MODEL_VERSION} (a newer deltaprop wrote it?)")
+    try:
+        config = json.loads(header.get("config", ""))
+        metadata = json.loads(header.get("metadata", "{}")) if version != "1" else config.get("metadata") or {}
+    except json.JSONDecodeError:
+        raise ModelFileError(f"{source}: the config in its header is not valid JSON") from None
+    if not isinstance(config, dict) or not isinstance(metadata, dict):
+        raise ModelFileError(f"{source}: config and metadata must be JSON objects")
+    net = _network_from_config(config, source)
+    _load_weights(net, tensors, source)
+    try:
+        if version == "1":  # the fitted scalers were JSON lists in free-form metadata
+            scalers = [metadata.pop(k, None) for k in ("standardize", "target_standardize")]
+            scalers = [None if s is None else Standardizer(s["mean"], s["std"]) for s in scalers]
+        else:
+            scalers = [_scaler(tensors, prefix, source) for prefix in ("input", "target")]
+        return Model(net, preprocessor=scalers[0], classes=config.get("classes"), target_scaler=scalers[1],
+                     metadata=metadata)
+    except (ValueError, TypeError, KeyError) as e:
+        raise ModelFileError(f"{source}: inconsistent model: {e}") from None
+
+
+def _scaler(tensors: dict, prefix: str, source: str) -> Standardizer | None:
+    keys = (f"{prefix}.mean", f"{prefix}.scale")
+    present = [k in tensors for k in keys]
+    if not any(present):
+        return None
+    if not all(present):
+        raise ModelFileError(f"{source}: has {prefix}.mean or {prefix}.scale without the other")
+    return Standardizer(tensors[keys[0]], tensors[keys[1]])
+
+
+def _network_from_config(config: dict, source: str) -> Network:
+    """Build an (unweighted) network from a config, validating every field."""
+    try:
+        sizes, acts, lik, dtype = config["sizes"], config["activations"], config["likelihood"], config["dtype"]
+    except KeyError as e:
+        raise ModelFileError(f"{source}: config lacks the field {e.args[0]!r}") from None
+    try:
+        if not isinstance(sizes, list) or not isinstance(acts, list) or len(acts) != max(len(sizes) - 2, 0):
+            raise ValueError(f"activations: expected {len(sizes) - 2} names, found {acts!r}")
+        for a in acts:
+            get_activation(a)
+        return Network(sizes, activation=acts if acts else "identity", likelihood=get_likelihood(lik),
+                       init=config.get("init"), seed=0, dtype=dtype)
+    except (ValueError, TypeError) as e:
+        raise ModelFileError(f"{source}: invalid config: {e}") from None
+
+
+def _load_weights(net: Network, tensors: dict, source: str) -> None:
+    """Copy tensors ``W.1``..``W.L`` into ``net`` after checking names, shapes, dtype and values."""
+    expected = {f"W.{l}" for l in range(1, net.n_layers + 1)}
+    found = {k for k in tensors if k.startswith("W.")}
+    if found != expected:
+        raise ModelFileError(f"{source}: expected tensors {sorted(expected)}, found {sorted(found)}")
+    for l in range(1, net.n_layers + 1):
+        t = tensors[f"W.{l}"]
+        if t.shape != net.W[l].shape:
+            raise ModelFileError(f"{source}: W.{l} has shape {t.shape}, but sizes {net.sizes} need {net.W[l].shape}")
+        if t.dtype != net.dtype:
+            raise ModelFileError(f"{source}: W.{l} is {t.dtype}, config says {np.dtype(net.dtype).name}")
+        if not np.all(np.isfinite(t)):
+            raise ModelFileError(f"{source}: W.{l} contains NaN or inf")
+        net.W[l][...] = t

@@ -1,0 +1,84 @@
+"""From raw data to a trained :class:`~deltaprop.model.Model`, in one call.
+
+:func:`fit` makes every decision a raw data set needs before
+:func:`~deltaprop.training.loop.train` can run (which likelihood, how many
+outputs, the class labels, input and target standardization), builds the
+network, trains it, and returns the Model that carries those decisions, so that
+``model.predict(X_raw)`` answers in the data's own terms. The command line is a
+thin layer over it.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ..core.network import Network
+from ..data.preprocessing import Standardizer, choose_output
+from ..model import Model
+from .loop import TrainState, train
+
+
+def fit(X, y, *, hidden: Sequence[int] = (128, 64), activation: str | Sequence[str] = "relu",
+        likelihood: str | None = None, task: str | None = None, standardize: bool = True,
+        init: str | None = None, dtype="float32", seed: int | None = None, validation=None,
+        metadata: dict | None = None, **train_options) -> tuple[Model, TrainState]:
+    """Train a network on raw rows and targets; return the Model and the final TrainState.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Raw inputs (numbers).
+    y : array-like
+        Class labels of any type (strings, integers...), several 0/1 columns
+        (multilabel), or real targets (one or several columns), or counts with
+        ``likelihood="poisson"``.
+    hidden : sequence of int
+        Hidden layer widths.
+    activation : str or sequence of str
+        Hidden activation(s).
+    likelihood : str, optional
+        By default: ``bernoulli`` for two classes or multilabel, ``categorical`` for
+        more, ``gaussian`` for real targets.
+    task : {"classification", "regression"}, optional
+        Overrides the guess from y (for example integer targets meant as values).
+    standardize : bool
+        Standardize inputs with the training mean and standard deviation, and
+        Gaussian targets likewise (the likelihood has unit variance); the Model
+        applies and undoes both.
+    init, dtype, seed
+        As for :class:`Network`; ``seed`` also drives training (see :func:`train`).
+    validation : float or (X_val, y_val), optional
+        As for :func:`train`, with raw validation rows.
+    metadata : dict, optional
+        Saved with the model.
+    **train_options
+        Any other argument of :func:`train` (optimizer, epochs, batch_size, ...).
+
+    Returns
+    -------
+    model : Model
+    state : TrainState
+        With the history; pass it to :func:`train` as ``state=`` to continue.
+    """
+    X = np.asarray(X)
+    if X.ndim != 2 or X.dtype.kind not in "biuf":
+        raise ValueError(f"X: expected a 2-D array of numbers (n_samples, n_features), found shape {X.shape}, "
+                         f"dtype {X.dtype}")
+    out = choose_output(y, likelihood, task)
+    preprocessor = Standardizer.fit(X) if standardize else None
+    target_scaler = None
+    y_net = out.y
+    if standardize and out.likelihood == "gaussian":
+        target_scaler = Standardizer.fit(y_net)
+        y_net = target_scaler.transform(y_net.reshape(len(y_net), -1)).reshape(y_net.shape)
+    net = Network([X.shape[1], *hidden, out.n_outputs], activation=activation, likelihood=out.likelihood,
+                  init=init, seed=seed, dtype=dtype)
+    model = Model(net, preprocessor=preprocessor, classes=out.classes, target_scaler=target_scaler,
+                  metadata=metadata)
+    if validation is not None and not isinstance(validation, (float, np.floating)):
+        Xv, yv = validation
+        validation = (model.transform(Xv), model.encode_targets(yv))
+    state = train(net, model.transform(X), y_net, validation=validation, seed=seed, **train_options)
+    return model, state
