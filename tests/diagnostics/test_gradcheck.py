@@ -34,19 +34,14 @@ def test_backprop_matches_finite_differences(activation, likelihood, depth):
 
 def test_gradcheck_detects_a_wrong_gradient(monkeypatch):
     net, X, y = well_posed_case("tanh", "categorical", [3, 4, 2])
-    real_copy, real_backward = dp.Network.copy, dp.Network.backward_pass
+    real = dp.Objective.value_and_grad
 
-    def broken_backward(self, ws, b, dphi_ready=False):
-        J = real_backward(self, ws, b, dphi_ready)
+    def broken(self, theta, batch, rng=None):
+        J, grad = real(self, theta, batch, rng)
         self.G[1][0, 0] *= 1.01  # a 1% error in one weight of layer 1
-        return J
+        return J, grad
 
-    def copy_with_bug(self, dtype=None):
-        new = real_copy(self, dtype)
-        new.backward_pass = broken_backward.__get__(new)
-        return new
-
-    monkeypatch.setattr(dp.Network, "copy", copy_with_bug)
+    monkeypatch.setattr(dp.Objective, "value_and_grad", broken)
     result = dp.gradcheck(net, X, y)
     assert not result.passed
     assert result.errors[1] > 1e-3 and result.errors[2] < 1e-6
@@ -65,3 +60,12 @@ def test_gradcheck_subsample():
     X = np.random.default_rng(1).normal(size=(4, 6))
     result = dp.gradcheck(net, X, [0, 1, 2, 0], max_per_layer=5)
     assert result.n_checked == {1: 5, 2: 5} and result.passed
+
+
+@pytest.mark.parametrize("likelihood", ["categorical", "bernoulli", "gaussian", "sigmoid+binary_cross_entropy"])
+def test_gradcheck_with_penalty_and_sample_weights(likelihood):
+    """The objective's full gradient: weighted mean NLL plus the L2 penalty."""
+    net, X, y = well_posed_case("tanh", likelihood, [3, 5, 4, 3])
+    w = np.random.default_rng(3).uniform(0.1, 3.0, size=len(X))
+    result = dp.gradcheck(net, X, y, sample_weight=w, l2=0.7)
+    assert result.passed, result.report()

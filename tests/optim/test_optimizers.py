@@ -10,10 +10,10 @@ GRADS = [np.array([0.1, -0.3, 2.0]), np.array([-0.2, 0.4, 1.0]), np.array([0.3, 
 
 def run(opt, blocks=None):
     theta = THETA0.copy()
-    opt.bind(theta, blocks)
+    state = opt.init_state(theta, blocks)
     out = []
     for g in GRADS:
-        opt.step(theta, g.copy())
+        opt.step(theta, g.copy(), state)
         out.append(theta.copy())
     return out
 
@@ -95,9 +95,9 @@ def test_adamw_decays_weights_only():
         th[:2] *= 1 - 0.01 * 0.1
         return adam(th, g, t, s)
 
-    opt.bind(theta, blocks)
+    state = opt.init_state(theta, blocks)
     for got_g, want in zip(GRADS, expected(upd)):
-        opt.step(theta, got_g.copy())
+        opt.step(theta, got_g.copy(), state)
         np.testing.assert_allclose(theta, want, rtol=1e-12)
 
 
@@ -105,27 +105,40 @@ def test_adamw_decays_weights_only():
 def test_state_roundtrip_and_no_allocation(name):
     import tracemalloc
 
-    opt = dp.optimizers.get_optimizer(name)
+    opt = dp.OPTIMIZERS[name]()
     theta = np.ones(10_000, dtype=np.float32)
-    opt.bind(theta, [(slice(0, 6000), 5000), (slice(6000, 10_000), 3000)])
+    state = opt.init_state(theta, [(slice(0, 6000), 5000), (slice(6000, 10_000), 3000)])
     g = np.full_like(theta, 0.1)
-    opt.step(theta, g.copy())
+    opt.step(theta, g.copy(), state)
     tracemalloc.start()
-    opt.step(theta, g)
+    opt.step(theta, g, state)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert peak < 4 * 1000, f"{name} allocated {peak} bytes in a step"
-    scalars, arrays = opt.state_dict()
-    other = dp.optimizers.get_optimizer(name).bind(np.ones_like(theta))
+    scalars, arrays = state.state_dict()
+    other = opt.init_state(np.ones_like(theta))
     other.load_state_dict(scalars, arrays)
-    assert other.t == opt.t == 2
+    assert other.t == state.t == 2
     for k, v in arrays.items():
-        assert np.array_equal(getattr(other, k), v)
+        assert np.array_equal(other.arrays[k], v)
+
+
+@pytest.mark.parametrize("name", list(dp.OPTIMIZERS))
+def test_a_step_leaves_the_optimizer_settings_unchanged(name):
+    """Settings and state are apart: stepping changes the state object only."""
+    opt = dp.OPTIMIZERS[name]()
+    before = repr(opt), dict(vars(opt))
+    theta = np.ones(6)
+    state = opt.init_state(theta)
+    state.learning_rate = 0.5  # what a schedule does: on the state, not on the settings
+    opt.step(theta, np.full(6, 0.1), state)
+    assert (repr(opt), dict(vars(opt))) == before and state.t == 1
+    assert opt.init_state(theta).t == 0
 
 
 def test_unknown_optimizer_and_bad_hyperparameters():
     with pytest.raises(ValueError, match="optimizer: unknown name 'lbfgs'.*adam"):
-        dp.optimizers.get_optimizer("lbfgs")
+        dp.Trainer(dp.Network([1, 1], likelihood="gaussian"), [[0.0]], [0.0], optimizer="lbfgs")
     with pytest.raises(ValueError, match="learning_rate: expected a positive number"):
         dp.SGD(learning_rate=-1)
     with pytest.raises(ValueError, match="beta1"):

@@ -4,7 +4,7 @@ import json
 import numpy as np
 
 import deltaprop as dp
-from deltaprop.progress import JsonLog, Progress
+from deltaprop.diagnostics.progress import JsonLog, Progress
 
 
 def test_plain_lines_quiet_and_json_log(tmp_path):
@@ -13,7 +13,7 @@ def test_plain_lines_quiet_and_json_log(tmp_path):
     stream, silent = io.StringIO(), io.StringIO()
     log = JsonLog(tmp_path / "h.jsonl")
     h = dp.train(dp.Network([2, 4, 2], seed=0), X, y, epochs=3, seed=0,
-                 callbacks=[Progress(3, stream=stream), Progress(3, quiet=True, stream=silent), log])
+                 callbacks=[Progress(3, stream=stream), Progress(3, quiet=True, stream=silent), log]).history
     log.close()
     lines = stream.getvalue().splitlines()
     assert len(lines) == 3 and lines[0].startswith("epoch 1/3  loss ") and lines[-1].endswith(" ms")

@@ -3,7 +3,7 @@ import math
 import pytest
 
 import deltaprop as dp
-from deltaprop.schedules import get_schedule
+from deltaprop.optim.schedules import get_schedule
 
 
 def test_formulas():

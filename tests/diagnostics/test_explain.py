@@ -4,7 +4,7 @@ import re
 import numpy as np
 
 import deltaprop as dp
-from deltaprop.explain import explain_step
+from deltaprop.diagnostics.explain import explain_step
 
 
 def test_explain_shows_the_lecture_step_and_lowers_the_loss():

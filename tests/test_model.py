@@ -6,15 +6,25 @@ import numpy as np
 import pytest
 
 import deltaprop as dp
-from deltaprop.serialization import ModelFileError, atomic_write
+from deltaprop.io.files import ModelFileError, atomic_write
+
+
+class Net:
+    """A Model around a network, saved with ``net.save(path)`` (what the file tests tamper with)."""
+
+    def __init__(self):
+        self.network = dp.Network([4, 6, 5, 3], activation=["tanh", "gelu"], likelihood="categorical", seed=0)
+        self.W = self.network.W
+        self.model = dp.Model(self.network, classes=["a", "b", "c"], metadata={"trained_on": "test"},
+                              preprocessor=dp.Standardizer(np.arange(4.0), np.full(4, 2.0)))
+
+    def save(self, path):
+        self.model.save(path)
 
 
 @pytest.fixture
 def net():
-    n = dp.Network([4, 6, 5, 3], activation=["tanh", "gelu"], likelihood="categorical", seed=0)
-    n.classes = ["a", "b", "c"]
-    n.metadata = {"trained_on": "test"}
-    return n
+    return Net()
 
 
 def test_round_trip(tmp_path, net):
@@ -22,17 +32,65 @@ def test_round_trip(tmp_path, net):
     net.save(path)
     back = dp.load(path)
     X = np.random.default_rng(0).normal(size=(7, 4))
-    assert np.array_equal(back.forward(X), net.forward(X))
-    assert back.sizes == net.sizes and back.activation_names == ["tanh", "gelu"]
-    assert back.classes == ["a", "b", "c"] and back.metadata["trained_on"] == "test"
-    assert back.theta.dtype == np.float32
+    assert np.array_equal(back.forward(X), net.model.forward(X))
+    assert np.array_equal(back.predict(X), net.model.predict(X)) and back.predict(X).dtype.kind == "U"
+    assert back.network.sizes == [4, 6, 5, 3] and back.network.activation_names == ["tanh", "gelu"]
+    assert back.classes.tolist() == ["a", "b", "c"] and back.metadata["trained_on"] == "test"
+    np.testing.assert_array_equal(back.preprocessor.mean, np.arange(4.0))
+    assert back.network.theta.dtype == np.float32
     for lik in ("sigmoid+squared_error", "poisson"):
         n = dp.Network([2, 3, 2], likelihood=lik, seed=1, dtype="float64")
-        n.save(tmp_path / "g.safetensors")
-        assert np.array_equal(dp.load(tmp_path / "g.safetensors").theta, n.theta)
+        dp.Model(n).save(tmp_path / "g.safetensors")
+        assert np.array_equal(dp.load(tmp_path / "g.safetensors").network.theta, n.theta)
     n0 = dp.Network([3, 2], likelihood="gaussian", seed=1)
-    n0.save(tmp_path / "lin.safetensors")
-    assert dp.load(tmp_path / "lin.safetensors").sizes == [3, 2]
+    dp.Model(n0, target_scaler=dp.Standardizer([1.0, 2.0], [3.0, 4.0])).save(tmp_path / "lin.safetensors")
+    back = dp.load(tmp_path / "lin.safetensors")
+    assert back.network.sizes == [3, 2]
+    np.testing.assert_allclose(back.predict(np.ones((2, 3))), n0.forward(np.ones((2, 3))) * [3, 4] + [1, 2],
+                               rtol=1e-6)
+
+
+def test_preprocessing_arrays_are_tensors_not_json(tmp_path, net):
+    path = tmp_path / "m.safetensors"
+    net.save(path)
+    _, _, header = header_of(path)
+    assert {"input.mean", "input.scale"} <= set(header) and "mean" not in header["__metadata__"]["config"]
+
+
+def test_version_1_files_load_with_their_standardization(tmp_path):
+    """A file written by deltaprop 0.1 (scalers as metadata JSON) predicts as its CLI did."""
+    from safetensors.numpy import save_file
+
+    net = dp.Network([2, 3, 2], activation="tanh", seed=0)
+    config = {"sizes": [2, 3, 2], "activations": ["tanh"], "likelihood": "categorical", "dtype": "float32",
+              "init": None, "classes": ["no", "yes"], "deltaprop_version": "0.1.0",
+              "metadata": {"standardize": {"mean": [10.0, -5.0], "std": [2.0, 4.0]}, "seed": 0}}
+    path = tmp_path / "v1.safetensors"
+    save_file({f"W.{l}": np.ascontiguousarray(net.W[l]) for l in (1, 2)}, str(path),
+              metadata={"format": "deltaprop-model", "format_version": "1", "config": json.dumps(config)})
+    model = dp.load(path)
+    X_raw = np.array([[12.0, -1.0], [8.0, -9.0]])
+    expected = np.array(["no", "yes"])[net.predict((X_raw - [10, -5]) / [2, 4])]
+    np.testing.assert_array_equal(model.predict(X_raw), expected)
+    assert model.metadata == {"seed": 0}
+
+
+def test_unknown_format_version_is_refused(tmp_path, net):
+    path = tmp_path / "m.safetensors"
+    net.save(path)
+    data, n, header = header_of(path)
+    header["__metadata__"]["format_version"] = "9"
+    rewrite(path, header, data, n)
+    with pytest.raises(ModelFileError, match="format version '9'"):
+        dp.load(path)
+
+
+def test_inconsistent_classes_are_refused(tmp_path, net):
+    path = tmp_path / "m.safetensors"
+    net.save(path)
+    tamper_config(path, classes=["a", "b"])
+    with pytest.raises(ModelFileError, match="classes: expected 3 labels"):
+        dp.load(path)
 
 
 def header_of(path):

@@ -5,13 +5,27 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from deltaprop import get_likelihood
-from deltaprop.likelihoods import likelihood_names
+from deltaprop.core.likelihoods import likelihood_names
 
 
-def run(lik, z, T):
-    o, delta, work = np.empty_like(z), np.empty_like(z), np.empty_like(z)
-    total = lik.loss_and_delta(z, T, o, delta, work)
-    return total, o, delta
+def run(lik, z, T, rows=False):
+    o, delta, work, nll = np.empty_like(z), np.empty_like(z), np.empty_like(z), np.empty((len(z), 1))
+    lik.loss_and_delta(z, T, o, delta, work, nll)
+    return (nll[:, 0] if rows else nll.sum()), o, delta
+
+
+@pytest.mark.parametrize("name", ["categorical", "bernoulli", "gaussian", "poisson", "sigmoid+squared_error",
+                                  "sigmoid+binary_cross_entropy"])
+def test_row_losses_are_each_rows_own(name, rng):
+    """nll[i] is -log p(y_i|x_i) of row i alone: the loss of a one-row batch."""
+    lik = get_likelihood(name)
+    z = rng.normal(size=(6, 3))
+    T = {"categorical": np.eye(3)[rng.integers(0, 3, 6)], "poisson": rng.poisson(2.0, (6, 3)).astype(float),
+         "gaussian": rng.normal(size=(6, 3))}.get(name, rng.integers(0, 2, (6, 3)).astype(float))
+    rows, _, _ = run(lik, z, T, rows=True)
+    singles = [run(lik, z[i:i + 1], T[i:i + 1])[0] for i in range(6)]
+    np.testing.assert_allclose(rows, singles, rtol=1e-12)
+    assert len(set(np.round(rows, 10))) > 1
 
 
 def test_canonical_losses_match_direct_formulas(rng):
