@@ -38,6 +38,7 @@ def cmd_train(args) -> int:
     from sklearn.model_selection import train_test_split
 
     from . import __version__
+    from .core.likelihoods import get_likelihood
     from .data.datasets import load_dataset
     from .data.preprocessing import encode_labels
     from .diagnostics.plotting import plot_decision_regions, plot_learning_curves
@@ -49,6 +50,8 @@ def cmd_train(args) -> int:
     from .training.loop import TrainingInterrupted
 
     ds = load_dataset(args.data, args.target, seed=args.seed)
+    if args.likelihood:  # the likelihood says what the targets are (counts look like labels)
+        ds.task = get_likelihood(args.likelihood).task
     classification = ds.task == "classification"
     name, settings = args.optimizer
     optimizer = get_optimizer(name, **settings, **({"learning_rate": args.lr} if args.lr else {}))
@@ -70,7 +73,7 @@ def cmd_train(args) -> int:
             ds.X, ds.y, test_size=args.test_fraction, random_state=args.seed,
             stratify=ds.y if classification and ds.y.ndim == 1 else None)
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
-    what = f"{len(ds.classes)} classes" if ds.classes else (
+    what = f"{len(ds.classes)} classes" if classification and ds.classes else (
         "several labels" if classification else f"{1 if ds.y.ndim == 1 else ds.y.shape[1]} real target(s)")
     say(f"data: {ds.name}, {len(Xtr)} training and {len(Xte)} test samples, {Xtr.shape[1]} features, {what}")
 
