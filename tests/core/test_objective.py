@@ -1,0 +1,95 @@
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import deltaprop as dp
+
+
+def batch_of(net, n, seed=0, likelihood="categorical"):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, net.sizes[0]))
+    y = rng.integers(0, net.sizes[-1], n) if likelihood == "categorical" else rng.normal(size=(n, net.sizes[-1]))
+    return net.check_X(X), net.encode_targets(y)
+
+
+@pytest.mark.parametrize("name", list(dp.OPTIMIZERS))
+@pytest.mark.parametrize("l2", [0.0, 0.01])
+def test_the_fused_step_is_the_general_route(name, l2):
+    """value_and_step = value_and_grad, then optimizer.step: same J, same new theta."""
+    net = dp.Network([5, 7, 6, 3], activation="tanh", seed=0, dtype="float64")
+    other = net.copy()
+    opt = dp.OPTIMIZERS[name]()
+    fused, general = dp.Objective(net, l2=l2), dp.Objective(other, l2=l2)
+    s1, s2 = opt.init_state(net.theta, net.blocks()), opt.init_state(other.theta, other.blocks())
+    for step in range(3):
+        batch = batch_of(net, 8, seed=step)
+        J1, g2 = fused.value_and_step(batch, opt, s1, norm=True)
+        J2, grad = general.value_and_grad(other.theta, batch)
+        assert g2 == pytest.approx(float(grad @ grad), rel=1e-10)
+        opt.step(other.theta, grad, s2)
+        assert J1 == pytest.approx(J2, rel=1e-12)
+        np.testing.assert_allclose(net.theta, other.theta, rtol=1e-12, atol=1e-15)
+
+
+def test_no_update_when_the_loss_is_not_finite():
+    net = dp.Network([2, 3, 2], likelihood="gaussian", seed=0)
+    opt = dp.SGD()
+    before = net.theta.copy()
+    X, T = net.check_X([[1.0, 2.0]]), net.encode_targets([[np.float32(3e38), 0.0]])
+    with np.errstate(over="ignore", invalid="ignore"):
+        J, _ = dp.Objective(net).value_and_step((X * 1e30, T), opt, opt.init_state(net.theta))
+    assert not np.isfinite(J) and net.theta.tobytes() == before.tobytes()
+
+
+def test_value_includes_the_penalty_on_weight_rows_only():
+    net = dp.Network([4, 5, 3], seed=0, dtype="float64")
+    for l in (1, 2):
+        net.W[l][-1] = 3.0  # bias rows: not penalized
+    batch = batch_of(net, 6)
+    J0, _ = dp.Objective(net).value_and_grad(net.theta, batch)
+    J1, _ = dp.Objective(net, l2=0.2).value_and_grad(net.theta, batch)
+    assert J1 - J0 == pytest.approx(0.1 * sum((W[:-1] ** 2).sum() for W in net.W[1:]), rel=1e-12)
+    assert dp.Objective(net, l2=0.2).value(net.theta, batch) == pytest.approx(J1, rel=1e-12)
+
+
+def test_integer_weights_are_repeated_rows():
+    net = dp.Network([4, 6, 3], activation="tanh", seed=1, dtype="float64")
+    X, T = batch_of(net, 5)
+    w = np.array([1, 3, 2, 1, 4])
+    J, grad = dp.Objective(net).value_and_grad(net.theta, (X, T, w))
+    grad = grad.copy()
+    Jr, grad_r = dp.Objective(net).value_and_grad(net.theta, (np.repeat(X, w, 0), np.repeat(T, w, 0)))
+    assert J == pytest.approx(Jr, rel=1e-12)
+    np.testing.assert_allclose(grad, grad_r, rtol=1e-10, atol=1e-14)
+    assert net.loss(X, T.argmax(1), sample_weight=w) == pytest.approx(J, rel=1e-12)
+
+
+def test_theta_argument_is_where_J_is_evaluated():
+    net = dp.Network([3, 4, 2], seed=0, dtype="float64")
+    batch = batch_of(net, 4)
+    objective = dp.Objective(net)
+    elsewhere = net.theta * 0.5
+    J_there, _ = objective.value_and_grad(elsewhere, batch)
+    assert np.array_equal(net.theta, elsewhere)  # copied into the network (as scipy.optimize needs)
+    assert J_there == pytest.approx(net.loss(batch[0], batch[1].argmax(1)))
+
+
+def test_repeated_batches_allocate_nothing():
+    """Nothing of a batch's or a layer's size (NumPy's fixed 64 KB ufunc buffer aside)."""
+    net = dp.Network([50, 64, 10], seed=0)
+    objective = dp.Objective(net, l2=1e-3)
+    batch = batch_of(net, 4096)
+    objective.value_and_grad(net.theta, batch)
+    tracemalloc.start()
+    for _ in range(3):
+        objective.value_and_grad(net.theta, batch)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 4096 * 64 * 4 / 4, f"{peak} bytes"
+
+
+def test_targets_must_be_encoded():
+    net = dp.Network([3, 4, 2], seed=0)
+    with pytest.raises(ValueError, match=r"expected targets of shape \(2, 2\) as Network.encode_targets"):
+        dp.Objective(net).value_and_grad(net.theta, (np.ones((2, 3)), np.array([0, 1])))
