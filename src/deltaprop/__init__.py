@@ -27,9 +27,10 @@ from .optim.schedules import SCHEDULES, Constant, Cosine, Exponential, InverseTi
 from .training.callbacks import Callback, EarlyStopping, History
 from .training.checkpoints import load_checkpoint
 from .training.fit import fit
-from .training.loop import DivergenceError, TrainState, Trainer, TrainingInterrupted, train
+from .training.loop import DivergenceError, Trainer, TrainingInterrupted, train
+from .training.state import TrainState
+from .version import __version__
 
-__version__ = "0.2.0"
 
 __all__ = [
     "ACTIVATIONS", "Activation", "AdaGrad", "Adam", "AdamW", "Callback", "Constant", "Cosine",

@@ -26,6 +26,7 @@ from .core.network import Network
 from .data.preprocessing import Standardizer, encode_labels
 from .io.files import ModelFileError, atomic_safetensors, json_safe, read_safetensors
 from .metrics import accuracy, r2
+from .version import __version__
 
 Array = np.ndarray
 
@@ -151,8 +152,6 @@ class Model:
     # -- files ---------------------------------------------------------------------------
     def save(self, path) -> None:
         """Write the model to a safetensors file, atomically (read it with :func:`deltaprop.load`)."""
-        from . import __version__
-
         net = self.network
         tensors = {f"W.{l}": net.W[l] for l in range(1, net.n_layers + 1)}
         for prefix, scaler in (("input", self.preprocessor), ("target", self.target_scaler)):

@@ -93,7 +93,7 @@ def output_delta(net, ws: Workspace, b: int, T: Array, scale: float = 1.0) -> fl
     net.likelihood.loss_and_delta(ws.z[L][:b], T[:b], ws.o[:b], delta, ws.work[:b], nll)
     if not ws.weighted:
         delta *= scale / b
-        return float(nll.sum()) / b
+        return float(np.add.reduce(nll, axis=None)) / b
     w = ws.w[:b]
     total_w = float(w.sum())
     col = ws.work[:b, :1]

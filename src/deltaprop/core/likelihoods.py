@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .activations import Activation, get_activation
+from .activations import ACTIVATIONS, Activation, get_activation
 
 Array = np.ndarray
 
@@ -106,18 +106,17 @@ class Categorical(Likelihood):
 
     def loss_and_delta(self, z, T, o, delta, work, nll):
         # -log p = log sum_k e^{z_k} - T.z, with log-sum-exp = m + log sum_k e^{z_k - m}, m = max_k z_k
-        np.multiply(T, z, out=work)
-        np.sum(work, axis=1, keepdims=True, out=nll)
-        np.negative(nll, out=nll)
-        row = work[:, :1]
-        np.max(z, axis=1, keepdims=True, out=row)
-        np.subtract(z, row, out=o)
-        nll += row
+        np.maximum.reduce(z, axis=1, keepdims=True, out=nll)
+        np.subtract(z, nll, out=o)
         np.exp(o, out=o)
-        np.sum(o, axis=1, keepdims=True, out=row)
+        row = work[:, :1]
+        np.add.reduce(o, axis=1, keepdims=True, out=row)
         o /= row
         np.log(row, out=row)
         nll += row
+        np.multiply(T, z, out=delta)  # delta as scratch, written last
+        np.add.reduce(delta, axis=1, keepdims=True, out=row)
+        nll -= row
         np.subtract(o, T, out=delta)
 
     def encode_targets(self, y, n_outputs, dtype):
@@ -169,7 +168,7 @@ class Bernoulli(Likelihood):
         np.exp(o, out=o)
         np.multiply(T, z, out=delta)
         work -= delta
-        np.sum(work, axis=1, keepdims=True, out=nll)
+        np.add.reduce(work, axis=1, keepdims=True, out=nll)
         np.subtract(o, T, out=delta)
 
     def encode_targets(self, y, n_outputs, dtype):
@@ -204,7 +203,7 @@ class Gaussian(Likelihood):
         np.copyto(o, z)
         np.subtract(o, T, out=delta)
         np.multiply(delta, delta, out=work)
-        np.sum(work, axis=1, keepdims=True, out=nll)
+        np.add.reduce(work, axis=1, keepdims=True, out=nll)
         nll *= 0.5
 
     def onnx(self, g, z):
@@ -228,7 +227,7 @@ class Poisson(Likelihood):
         self.output(z, o)
         np.multiply(T, z, out=work)
         np.subtract(o, work, out=work)  # e^z - y z
-        np.sum(work, axis=1, keepdims=True, out=nll)
+        np.add.reduce(work, axis=1, keepdims=True, out=nll)
         np.subtract(o, T, out=delta)
 
     def onnx(self, g, z):
@@ -289,7 +288,7 @@ class GeneralOutput(Likelihood):
             np.subtract(o, T, out=work)  # grad_o J = o - y
             delta *= work
             work *= work
-            np.sum(work, axis=1, keepdims=True, out=nll)
+            np.add.reduce(work, axis=1, keepdims=True, out=nll)
             nll *= 0.5
             return
         with np.errstate(divide="ignore", invalid="ignore"):  # log 0 = -inf is divergence
@@ -300,7 +299,7 @@ class GeneralOutput(Likelihood):
             work -= delta
             work *= T
             work += delta
-            np.sum(work, axis=1, keepdims=True, out=nll)
+            np.add.reduce(work, axis=1, keepdims=True, out=nll)
             np.negative(nll, out=nll)
             # grad_o J = (o - y) / (o (1 - o))
             self.activation.derivative(z, o, delta, work)
@@ -335,8 +334,6 @@ _ALIASES = {"softmax": "categorical", "sigmoid": "bernoulli", "logistic": "berno
 
 def likelihood_names() -> list[str]:
     """Every valid likelihood name: the canonical ones, then each general pairing."""
-    from .activations import ACTIVATIONS
-
     return list(LIKELIHOODS) + [f"{a}+{l}" for l in LOSSES for a in ACTIVATIONS]
 
 

@@ -17,9 +17,10 @@ from typing import Sequence
 import numpy as np
 
 from .activations import Activation, get_activation
-from .engine import Workspace, backward, forward, output_delta, views
+from .engine import Workspace, forward, output_delta, views
 from .initializers import check_init, init_weights
 from .likelihoods import Likelihood, get_likelihood
+from .objective import Objective
 
 Array = np.ndarray
 
@@ -283,8 +284,6 @@ class Network:
     def gradients(self, X, y, sample_weight=None) -> list:
         """The gradient of J with respect to each ``W[l]``: a list indexed like ``W``
         (slot 0 None), each entry a new array of shape ``W[l].shape``."""
-        from .objective import Objective
-
         X = self.check_X(X)
         T = self.encode_targets(y, X.shape[0])
         batch = (X, T) if sample_weight is None else (X, T, sample_weight)

@@ -195,7 +195,8 @@ class Objective:
 
     def _update_layer(self, l: int) -> None:
         optimizer, state, scale, norm = self._step
-        self._penalty += self._penalize(l, scale)
+        if self._l2_work is not None:
+            self._penalty += self._penalize(l, scale)
         if norm:
             flat = self.G[l].reshape(-1)
             self._g2 += float(np.dot(flat, flat))

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.likelihoods import get_likelihood
+
 Array = np.ndarray
 
 
@@ -103,8 +105,6 @@ def choose_output(y, likelihood: str | None = None, task: str | None = None) -> 
     softmax output per class. Several 0/1 columns are multilabel (Bernoulli, one
     output each). Real targets default to the Gaussian likelihood.
     """
-    from ..core.likelihoods import get_likelihood
-
     y = np.asarray(y)
     if likelihood is not None:
         task = get_likelihood(likelihood).task

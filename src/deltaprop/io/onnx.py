@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..version import __version__
 from .files import atomic_write
 
 OPSET = 17
@@ -51,8 +52,6 @@ def to_onnx(model, path) -> None:
     ``predict_proba``) or values in target units (as ``predict``, as columns)."""
     import onnx
     from onnx import TensorProto, helper
-
-    from .. import __version__
 
     net, g = model.network, GraphBuilder()
     h = "X"

@@ -1,4 +1,4 @@
-"""Checkpoints: a :class:`~deltaprop.training.loop.TrainState` in one safetensors file.
+"""Checkpoints: a :class:`~deltaprop.training.state.TrainState` in one safetensors file.
 
 Tensors: the iterate ``theta``, the last finite weights, the epoch's row order, the
 optimizer's state arrays and the callbacks' state arrays (early stopping's best
@@ -17,7 +17,7 @@ import numpy as np
 from ..io.files import ModelFileError, atomic_safetensors, json_safe, read_safetensors
 from ..optim.optimizers import OptimizerState
 from .callbacks import History
-from .loop import TrainState
+from .state import TrainState
 
 CHECKPOINT_FORMAT = "deltaprop-checkpoint"
 CHECKPOINT_VERSION = "2"

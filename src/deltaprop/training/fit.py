@@ -17,7 +17,8 @@ import numpy as np
 from ..core.network import Network
 from ..data.preprocessing import Standardizer, choose_output
 from ..model import Model
-from .loop import TrainState, train
+from .loop import train
+from .state import TrainState
 
 
 def fit(X, y, *, hidden: Sequence[int] = (128, 64), activation: str | Sequence[str] = "relu",

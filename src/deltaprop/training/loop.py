@@ -25,7 +25,6 @@ import math
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -33,10 +32,12 @@ import numpy as np
 from ..core.objective import Objective
 from ..data.sources import ArraySource
 from ..metrics import metric_name, score_outputs
-from ..optim.optimizers import Optimizer, OptimizerState, get_optimizer
+from ..optim.optimizers import Optimizer, get_optimizer
 from ..optim.schedules import Schedule, get_schedule
 from ..validation import check_float, check_int
 from .callbacks import Callback, EarlyStopping, History
+from .checkpoints import load_checkpoint, save_checkpoint
+from .state import TrainState
 
 Array = np.ndarray
 
@@ -55,59 +56,6 @@ class TrainingInterrupted(KeyboardInterrupt):
     def __init__(self, state: "TrainState", checkpoint: str | None):
         super().__init__("training interrupted")
         self.state, self.history, self.checkpoint = state, state.history, checkpoint
-
-
-@dataclass
-class TrainState:
-    """Everything a training run changes, to continue it exactly.
-
-    Attributes
-    ----------
-    theta : ndarray
-        The iterate the run continues from (before early stopping restored its best
-        weights into the network, if it did).
-    optimizer : OptimizerState
-        Step count, current learning rate, moments.
-    schedule : dict
-        The schedule's state (:meth:`Schedule.state_dict`).
-    seed : int
-        The run's root seed: the validation split and the RNG stream come from it.
-    rng : dict
-        The state of the generator that shuffles and draws dropout masks.
-    epoch, batch : int
-        Completed epochs, and batches done in the epoch in progress.
-    order : ndarray or None
-        The row order of the epoch in progress.
-    loss_sum, grad_norm_sq, epoch_time : float
-        Running sums of the epoch in progress.
-    history : History
-    callbacks : dict
-        Saved states of callbacks that have ``state_dict`` (key: position and class).
-    last_good : ndarray
-        The weights at the start of the epoch, restored if it diverges.
-    data_shape : list of int
-        (n_samples, n_features, n_outputs, batch_size) of the run.
-    """
-
-    theta: Array
-    optimizer: OptimizerState
-    schedule: dict
-    seed: int
-    rng: dict
-    history: History
-    last_good: Array
-    data_shape: list
-    epoch: int = 0
-    batch: int = 0
-    order: Array | None = None
-    loss_sum: float = 0.0
-    grad_norm_sq: float = 0.0
-    epoch_time: float = 0.0
-    callbacks: dict = field(default_factory=dict)
-
-    def copy(self) -> "TrainState":
-        """A deep copy (a state passed to :func:`train` is copied, never changed)."""
-        return copy.deepcopy(self)
 
 
 def split_validation(T: Array, fraction: float, rng: np.random.Generator, stratify: bool):
@@ -279,9 +227,8 @@ class Trainer:
         st.loss_sum += J * ws.n
         if last:
             st.grad_norm_sq = g2
-        for cb in self.callbacks:
-            if hasattr(cb, "on_batch_end"):
-                cb.on_batch_end(k, J, net, st)
+        for hook in self._batch_end:
+            hook(k, J, net, st)
 
     def _diverged(self, J):
         net, st = self.net, self.state
@@ -317,6 +264,8 @@ class Trainer:
     def _run(self, epochs: int) -> TrainState:
         net, st, h = self.net, self.state, self.state.history
         end = st.epoch + epochs
+        batch_begin = [cb.on_batch_begin for cb in self.callbacks if hasattr(cb, "on_batch_begin")]
+        self._batch_end = [cb.on_batch_end for cb in self.callbacks if hasattr(cb, "on_batch_end")]
         for i, cb in enumerate(self.callbacks):
             if hasattr(cb, "on_train_begin"):
                 cb.on_train_begin(net, st)
@@ -336,9 +285,8 @@ class Trainer:
             t0 = time.perf_counter()
             n_batches = self.source.n_batches
             while st.batch < n_batches:
-                for cb in self.callbacks:
-                    if hasattr(cb, "on_batch_begin"):
-                        cb.on_batch_begin(st.batch, net, st)
+                for hook in batch_begin:
+                    hook(st.batch, net, st)
                 self._step(st.batch, st.batch == n_batches - 1)
                 st.batch += 1
                 if self.interrupted:
@@ -397,8 +345,6 @@ class Trainer:
 
     def save(self, path: str) -> None:
         """Write the run's state as a checkpoint (see :mod:`deltaprop.training.checkpoints`)."""
-        from .checkpoints import save_checkpoint
-
         self._sync()
         save_checkpoint(path, self.net, self.state, self.optimizer)
 
@@ -513,8 +459,6 @@ def train(net, X, y, *, epochs: int = 100, resume: str | None = None, **options)
         On Ctrl-C, between two batches, after writing the checkpoint.
     """
     if resume is not None:
-        from .checkpoints import load_checkpoint
-
         if options.get("state") is not None:
             raise ValueError("resume: give a checkpoint or a state to continue, not both")
         options["state"] = load_checkpoint(resume, net)

@@ -1,0 +1,66 @@
+"""The state of a training run: everything it changes, to continue it exactly."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..optim.optimizers import OptimizerState
+from .callbacks import History
+
+Array = np.ndarray
+
+
+@dataclass
+class TrainState:
+    """Everything a training run changes, to continue it exactly.
+
+    Attributes
+    ----------
+    theta : ndarray
+        The iterate the run continues from (before early stopping restored its best
+        weights into the network, if it did).
+    optimizer : OptimizerState
+        Step count, current learning rate, moments.
+    schedule : dict
+        The schedule's state (:meth:`Schedule.state_dict`).
+    seed : int
+        The run's root seed: the validation split and the RNG stream come from it.
+    rng : dict
+        The state of the generator that shuffles and draws dropout masks.
+    epoch, batch : int
+        Completed epochs, and batches done in the epoch in progress.
+    order : ndarray or None
+        The row order of the epoch in progress.
+    loss_sum, grad_norm_sq, epoch_time : float
+        Running sums of the epoch in progress.
+    history : History
+    callbacks : dict
+        Saved states of callbacks that have ``state_dict`` (key: position and class).
+    last_good : ndarray
+        The weights at the start of the epoch, restored if it diverges.
+    data_shape : list of int
+        (n_samples, n_features, n_outputs, batch_size) of the run.
+    """
+
+    theta: Array
+    optimizer: OptimizerState
+    schedule: dict
+    seed: int
+    rng: dict
+    history: History
+    last_good: Array
+    data_shape: list
+    epoch: int = 0
+    batch: int = 0
+    order: Array | None = None
+    loss_sum: float = 0.0
+    grad_norm_sq: float = 0.0
+    epoch_time: float = 0.0
+    callbacks: dict = field(default_factory=dict)
+
+    def copy(self) -> "TrainState":
+        """A deep copy (a state passed to :func:`train` is copied, never changed)."""
+        return copy.deepcopy(self)

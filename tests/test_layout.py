@@ -1,0 +1,72 @@
+"""The layout rules of DESIGN.md, checked on the source: no import cycles, and no private
+name imported from another module (in the package, the tests or the benchmarks)."""
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "src" / "deltaprop"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(path: Path):
+    """(imported module, names) for every import in the file, at any depth."""
+    tree = ast.parse(path.read_text())
+    here = module_name(path) if PACKAGE in path.parents else ""
+    package = here if path.name == "__init__.py" else here.rpartition(".")[0]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            yield target, [a.name for a in node.names]
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                yield a.name, []
+
+
+def test_no_import_cycles():
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        deps = set()
+        for target, names in imports(path):
+            for candidate in [target] + [f"{target}.{n}" for n in names]:
+                if candidate in modules and candidate != name:
+                    deps.add(candidate)
+        graph[name] = deps
+    state, cycles = {}, []
+
+    def visit(node, stack):
+        state[node] = "open"
+        for dep in graph[node]:
+            if state.get(dep) == "open":
+                cycles.append(stack[stack.index(dep):] + [dep])
+            elif dep not in state:
+                visit(dep, stack + [dep])
+        state[node] = "done"
+
+    for node in graph:
+        if node not in state:
+            visit(node, [node])
+    assert not cycles, f"import cycles: {cycles}"
+
+
+def test_no_private_names_imported_across_modules():
+    files = list(PACKAGE.rglob("*.py")) + list((ROOT / "tests").rglob("*.py")) + \
+        list((ROOT / "benchmarks").rglob("*.py"))
+    found = []
+    for path in files:
+        for target, names in imports(path):
+            for n in names:
+                if n.startswith("_") and not (n.startswith("__") and n.endswith("__")):
+                    found.append(f"{path.relative_to(ROOT)}: from {target} import {n}")
+            if any(part.startswith("_") and not part.startswith("__") for part in target.split(".")):
+                found.append(f"{path.relative_to(ROOT)}: import {target}")
+    assert not found, found
