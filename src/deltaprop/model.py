@@ -105,7 +105,8 @@ class Model:
     def transform(self, X) -> Array:
         """Raw rows as the network takes them: checked, then standardized if the model was."""
         X = np.asarray(X)
-        if X.ndim == 2 and X.shape[1] == self.n_features and X.dtype.kind in "biuf" and self.preprocessor:
+        if X.ndim == 2 and X.shape[1] == self.n_features and X.dtype.kind in "biuf" \
+                and self.preprocessor is not None:
             X = self.preprocessor.transform(X)
         return self.network.check_X(X)
 

@@ -95,6 +95,17 @@ class Trainer:
     :func:`train` is ``Trainer(...).run(epochs)``; the arguments are those of
     :func:`train`. Calling :meth:`run` again continues the same run, which is how
     a caller can act between epochs without paying for the checks of the data again.
+
+    Attributes
+    ----------
+    state : TrainState
+        The run's state (what :meth:`run` returns).
+    objective : Objective
+        The criterion being minimized (its L2 penalty and dropout rate).
+    source : ArraySource
+        Where the batches come from.
+    Xv, Tv : ndarray or None
+        The validation inputs and encoded targets.
     """
 
     def __init__(self, net, X, y, *, sample_weight=None, optimizer: str | Optimizer = "adam",
@@ -235,6 +246,7 @@ class Trainer:
         if not np.all(np.isfinite(net.theta)):
             np.copyto(net.theta, st.last_good)
         st.history.stop_reason = "diverged"
+        self._sync()
         raise DivergenceError(
             f"training diverged at epoch {st.epoch + 1}, batch {st.batch + 1}: the loss is {J} "
             f"with learning rate {st.optimizer.learning_rate:g}; try a smaller learning rate "
