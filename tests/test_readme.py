@@ -18,3 +18,13 @@ def test_readme_python_block(i, tmp_path, monkeypatch, capsys):
 
 def test_there_are_examples():
     assert len(BLOCKS) >= 2
+
+
+def test_layout_section_names_every_module():
+    package = Path(__file__).resolve().parents[1] / "src" / "deltaprop"
+    layout = README[README.index("## Layout"):]
+    for path in package.rglob("*.py"):
+        if path.name not in ("__init__.py", "__main__.py"):
+            assert f"`{path.stem}`" in layout or f"`{path.name}`" in layout, path.relative_to(package)
+    for folder in (p for p in package.iterdir() if p.is_dir() and p.name != "__pycache__"):
+        assert f"`{folder.name}/`" in layout, folder.name

@@ -201,3 +201,36 @@ def test_inference_from_many_threads_is_correct():
         got = list(pool.map(net.forward, inputs))
     wrong = sum(not np.array_equal(g, e) for g, e in zip(got, expected))
     assert wrong == 0, f"{wrong} of {len(inputs)} outputs differ under 8 threads"
+
+
+def test_repeated_inference_allocates_only_its_output():
+    import tracemalloc
+
+    net = dp.Network([50, 64, 32, 10], seed=0)
+    X = np.random.default_rng(0).random((2048, 50), dtype=np.float32)
+    net.forward(X)
+    tracemalloc.start()
+    net.forward(X)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    output = 2048 * 10 * 4
+    assert peak < output + 2048 * 51 * 4 / 4, f"{peak} bytes for a {output}-byte output"
+
+
+def test_nested_use_of_the_buffers_gets_separate_ones():
+    from deltaprop.core.engine import WorkspacePool
+
+    pool = WorkspacePool([3, 4, 2], 8, np.float32)
+    with pool.lend() as a, pool.lend() as b:
+        assert a is not b
+    with pool.lend() as c:
+        assert c in (a, b)  # returned buffers are reused
+
+
+def test_deepcopy_keeps_the_views_into_theta():
+    import copy
+
+    net = dp.Network([3, 4, 2], seed=0)
+    twin = copy.deepcopy(net)
+    assert np.array_equal(twin.theta, net.theta) and not np.shares_memory(twin.theta, net.theta)
+    assert all(np.shares_memory(twin.W[l], twin.theta) for l in (1, 2))

@@ -351,3 +351,22 @@ def test_a_training_batch_allocates_no_arrays(optimizer, kwargs):
     dp.train(net, X, y, optimizer=optimizer, epochs=1, batch_size=512, callbacks=[Measure()], seed=0, **kwargs)
     smallest_layer_buffer = 512 * 128 * 4
     assert Measure.peak < smallest_layer_buffer / 2, f"{Measure.peak} bytes allocated in three batches"
+
+
+def test_train_options_are_keyword_only():
+    net = dp.Network([2, 2, 1], likelihood="bernoulli", seed=0)
+    with pytest.raises(TypeError):
+        dp.train(net, XOR_X, XOR_y, "sgd")
+    with pytest.raises(TypeError):
+        dp.Trainer(net, XOR_X, XOR_y, "sgd")
+
+
+def test_a_checkpoint_of_another_format_version_is_refused(tmp_path):
+    from deltaprop.io.files import atomic_safetensors, read_safetensors
+
+    ckpt = tmp_path / "run.ckpt"
+    _run(tmp_path, 1, checkpoint=str(ckpt))
+    tensors, header = read_safetensors(ckpt, "checkpoint")
+    atomic_safetensors(ckpt, tensors, {**header, "format_version": "1"})
+    with pytest.raises(dp.ModelFileError, match="format version '1'.*start the run again"):
+        _run(tmp_path, 1, resume=str(ckpt))

@@ -13,13 +13,16 @@ unused and ``h[0]`` is the input. Rows are samples (NOTATION.md):
 
 These functions know nothing of learning rates, optimizers or penalties; they read
 the network's ``W[l]`` and write only into the :class:`Workspace` and the
-gradient views they are given, and allocate nothing. Whoever owns a workspace
-(an inference call, an :class:`~deltaprop.core.objective.Objective`) is the only
-one using it, which is what makes inference thread-safe.
+gradient views they are given, and allocate nothing. Whoever holds a workspace
+(an inference call, lent one by a :class:`WorkspacePool`; an
+:class:`~deltaprop.core.objective.Objective`) is the only one using it, which is
+what makes inference thread-safe.
 """
 
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
 from typing import Sequence
 
 import numpy as np
@@ -55,6 +58,33 @@ class Workspace:
         self.w = np.empty(B, dtype=dtype)
         self.weighted = False
         self.n = 0
+
+
+class WorkspacePool:
+    """Workspaces of B rows, each lent to one caller at a time.
+
+    Concurrent callers (threads, or a nested call) never share a buffer; once a
+    workspace has been returned, the next caller reuses it instead of allocating.
+    At most ``keep`` idle workspaces are kept.
+    """
+
+    def __init__(self, sizes: Sequence[int], B: int, dtype, keep: int = 4):
+        self.sizes, self.B, self.dtype, self.keep = list(sizes), B, dtype, keep
+        self._idle: list[Workspace] = []
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def lend(self):
+        with self._lock:
+            ws = self._idle.pop() if self._idle else None
+        if ws is None:
+            ws = Workspace(self.sizes, self.B, self.dtype)
+        try:
+            yield ws
+        finally:
+            with self._lock:
+                if len(self._idle) < self.keep:
+                    self._idle.append(ws)
 
 
 def forward(net, ws: Workspace, b: int, masks=None) -> None:

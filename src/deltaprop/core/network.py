@@ -3,9 +3,9 @@
 A :class:`Network` owns the layer sizes, the hidden activations, the likelihood
 and one flat parameter vector ``theta``; every ``W[l]`` (the augmented matrix of
 eq. (11), the bias as its last row) is a view into it, so optimizers and gradient
-checks work on 1-D arrays. It holds no buffers: each inference call works on a
-:class:`~deltaprop.core.engine.Workspace` of its own (so several threads can
-predict with one network), and training works on the buffers of an
+checks work on 1-D arrays. It shares no buffers between callers: each inference call is lent a
+:class:`~deltaprop.core.engine.Workspace` of its own by a small pool (so several
+threads can predict with one network, and a call allocates nothing after the first), and training works on the buffers of an
 :class:`~deltaprop.core.objective.Objective`. The passes themselves are in
 :mod:`deltaprop.core.engine`; the criterion J in :mod:`deltaprop.core.objective`.
 """
@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from .activations import Activation, get_activation
-from .engine import Workspace, forward, output_delta, views
+from .engine import WorkspacePool, forward, output_delta, views
 from .initializers import check_init, init_weights
 from .likelihoods import Likelihood, get_likelihood
 from .objective import Objective
@@ -117,6 +117,7 @@ class Network:
         self.n_params = sum(r * c for r, c in self.shapes)
         self.theta = np.zeros(self.n_params, dtype=self.dtype)
         self.W = views(self.theta, self.shapes)
+        self._pool = WorkspacePool(self.sizes, _CHUNK, self.dtype)
 
         rng = as_rng(seed)
         for l in range(1, L + 1):
@@ -166,7 +167,11 @@ class Network:
         new.dtype = check_dtype(dtype if dtype is not None else self.dtype)
         new.theta = self.theta.astype(new.dtype, copy=True)
         new.W = views(new.theta, self.shapes)
+        new._pool = WorkspacePool(new.sizes, _CHUNK, new.dtype)
         return new
+
+    def __deepcopy__(self, memo) -> "Network":
+        return self.copy()  # a plain deep copy would turn the W[l] views into separate arrays
 
     # -- validation at the boundary ------------------------------------------------
     def check_X(self, X, name: str = "X", convert: bool = True) -> Array:
@@ -204,18 +209,18 @@ class Network:
         return T
 
     # -- inference: each call on buffers of its own ---------------------------------
-    def chunks(self, X: Array):
+    def _chunks(self, X: Array):
         """Yield (workspace, start, b) after eq. (3) on rows start..start+b of checked X.
 
-        The workspace belongs to this call alone, so concurrent calls never share one.
+        The workspace is lent to this call alone, so concurrent calls never share one.
         """
         n = X.shape[0]
-        ws = Workspace(self.sizes, min(n, _CHUNK), self.dtype)
-        for start in range(0, n, ws.B):
-            b = min(ws.B, n - start)
-            ws.X[:b] = X[start:start + b]
-            forward(self, ws, b)
-            yield ws, start, b
+        with self._pool.lend() as ws:
+            for start in range(0, n, ws.B):
+                b = min(ws.B, n - start)
+                ws.X[:b] = X[start:start + b]
+                forward(self, ws, b)
+                yield ws, start, b
 
     def forward(self, X) -> Array:
         """The output o for each row of X: the mean of p(y|x) (class probabilities,
@@ -231,7 +236,7 @@ class Network:
         """
         X = self.check_X(X)
         o = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
-        for ws, start, b in self.chunks(X):
+        for ws, start, b in self._chunks(X):
             self.likelihood.output(ws.z[self.n_layers][:b], o[start:start + b])
         return o
 
@@ -255,7 +260,7 @@ class Network:
         # softmax is monotone: the most probable class is the largest logit
         X = self.check_X(X)
         labels = np.empty(X.shape[0], dtype=np.intp)
-        for ws, start, b in self.chunks(X):
+        for ws, start, b in self._chunks(X):
             np.argmax(ws.z[self.n_layers][:b], axis=1, out=labels[start:start + b])
         return labels
 
@@ -271,7 +276,7 @@ class Network:
         total, weights = 0.0, 0.0
         o = np.empty_like(T)
         w = None if sample_weight is None else np.asarray(sample_weight, dtype=self.dtype)
-        for ws, start, b in self.chunks(X):
+        for ws, start, b in self._chunks(X):
             ws.weighted = w is not None
             if ws.weighted:
                 ws.w[:b] = w[start:start + b]
