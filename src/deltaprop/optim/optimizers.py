@@ -65,10 +65,6 @@ class OptimizerState:
                 raise ValueError(f"optimizer state: {k} has shape {np.shape(arrays[k])}, expected {v.shape}")
             np.copyto(v, arrays[k])
 
-    def copy(self) -> "OptimizerState":
-        return OptimizerState(self.t, self.learning_rate, {k: v.copy() for k, v in self.arrays.items()},
-                              list(self.blocks), None if self.work is None else np.empty_like(self.work))
-
 
 class Optimizer:
     """Base class: settings (a learning rate and constants); state lives in :class:`OptimizerState`.
@@ -132,9 +128,6 @@ class Optimizer:
     def hyperparameters(self) -> dict:
         """The constructor arguments (for checkpoints and repr)."""
         return dict(vars(self))
-
-    def __eq__(self, other) -> bool:
-        return type(other) is type(self) and other.hyperparameters() == self.hyperparameters()
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
