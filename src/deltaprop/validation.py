@@ -28,3 +28,14 @@ def check_float(name: str, value, minimum: float, strict: bool = False, below: f
             expected = f"a number {'>' if strict else '>='} {minimum:g}"
         raise ValueError(f"{name}: expected {expected}, found {value!r}")
     return float(value)
+
+
+def check_weights(sample_weight, n: int) -> np.ndarray:
+    """``n`` finite, non-negative sample weights with a positive sum, or a ValueError."""
+    w = np.asarray(sample_weight)
+    if w.dtype.kind not in "biuf" or w.shape != (n,):
+        raise ValueError(f"sample_weight: expected {n} numbers (one per row of X), found shape {w.shape}, "
+                         f"dtype {w.dtype}")
+    if not np.all(np.isfinite(w)) or np.any(w < 0) or not w.sum() > 0:
+        raise ValueError("sample_weight: expected finite, non-negative weights with a positive sum")
+    return w

@@ -234,3 +234,15 @@ def test_deepcopy_keeps_the_views_into_theta():
     twin = copy.deepcopy(net)
     assert np.array_equal(twin.theta, net.theta) and not np.shares_memory(twin.theta, net.theta)
     assert all(np.shares_memory(twin.W[l], twin.theta) for l in (1, 2))
+
+
+@pytest.mark.parametrize("w,match", [([1, 2], "expected 4 numbers"), ([1, -5, 1, 1], "non-negative"),
+                                     ([0, 0, 0, 0], "positive sum"), ([1, np.nan, 1, 1], "finite")])
+def test_bad_sample_weights_are_named_at_every_boundary(w, match):
+    net = dp.Network([2, 3, 2], seed=0)
+    X, y = np.ones((4, 2)), [0, 1, 0, 1]
+    for call in (lambda: net.loss(X, y, sample_weight=w), lambda: net.gradients(X, y, sample_weight=w),
+                 lambda: dp.gradcheck(net, X, y, sample_weight=w),
+                 lambda: dp.train(net, X, y, sample_weight=w, epochs=1)):
+        with pytest.raises(ValueError, match=f"sample_weight: .*{match}"):
+            call()

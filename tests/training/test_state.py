@@ -201,3 +201,16 @@ def test_the_validation_split_is_stratified():
         trainer = dp.Trainer(dp.Network([4, 3, 2], seed=0), X, y, validation=0.2, seed=seed)
         counts.add((len(trainer.Tv), int(trainer.Tv[:, 1].sum())))
     assert counts == {(20, 2)}  # always 18 of the common class and 2 of the rare one
+
+
+def test_the_validation_split_of_multilabel_targets_keeps_each_label_pattern():
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(100, 4))
+    # patterns (1, 1) x 10 and (1, 0) x 90: the second column is a rare label, and argmax of a row
+    # (what single-label stratification uses) is 0 for both patterns
+    Y = np.r_[np.ones((10, 2), int), np.c_[np.ones(90, int), np.zeros(90, int)]]
+    counts = set()
+    for seed in range(8):
+        trainer = dp.Trainer(dp.Network([4, 3, 2], likelihood="bernoulli", seed=0), X, Y, validation=0.2, seed=seed)
+        counts.add(int(trainer.Tv[:, 1].sum()))
+    assert counts == {2}

@@ -3,9 +3,10 @@
 A :class:`Network` owns the layer sizes, the hidden activations, the likelihood
 and one flat parameter vector ``theta``; every ``W[l]`` (the augmented matrix of
 eq. (11), the bias as its last row) is a view into it, so optimizers and gradient
-checks work on 1-D arrays. It shares no buffers between callers: each inference call is lent a
-:class:`~deltaprop.core.engine.Workspace` of its own by a small pool (so several
-threads can predict with one network, and a call allocates nothing after the first), and training works on the buffers of an
+checks work on 1-D arrays. It shares no buffers between callers: each inference
+call is lent a :class:`~deltaprop.core.engine.Workspace` of its own by a small pool
+(so several threads can predict with one network, and after the first call one
+allocates only its output), and training works on the buffers of an
 :class:`~deltaprop.core.objective.Objective`. The passes themselves are in
 :mod:`deltaprop.core.engine`; the criterion J in :mod:`deltaprop.core.objective`.
 """
@@ -16,6 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..validation import check_weights
 from .activations import Activation, get_activation
 from .engine import WorkspacePool, forward, output_delta, views
 from .initializers import check_init, init_weights
@@ -275,7 +277,7 @@ class Network:
         already encoded (:meth:`encode_targets`), in chunks."""
         total, weights = 0.0, 0.0
         o = np.empty_like(T)
-        w = None if sample_weight is None else np.asarray(sample_weight, dtype=self.dtype)
+        w = None if sample_weight is None else check_weights(sample_weight, X.shape[0]).astype(self.dtype)
         for ws, start, b in self._chunks(X):
             ws.weighted = w is not None
             if ws.weighted:
@@ -291,7 +293,7 @@ class Network:
         (slot 0 None), each entry a new array of shape ``W[l].shape``."""
         X = self.check_X(X)
         T = self.encode_targets(y, X.shape[0])
-        batch = (X, T) if sample_weight is None else (X, T, sample_weight)
+        batch = (X, T) if sample_weight is None else (X, T, check_weights(sample_weight, X.shape[0]))
         _, grad = Objective(self).value_and_grad(self.theta, batch)
         return views(grad.copy(), self.shapes)
 

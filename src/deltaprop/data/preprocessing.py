@@ -89,7 +89,7 @@ def infer_task(y) -> str:
 @dataclass
 class OutputChoice:
     """What a target calls for: the likelihood, the output width, the classes, and the
-    targets as the network takes them (``encode`` maps raw targets the same way)."""
+    targets as the network takes them (class indices, a 0/1 column, or the values)."""
 
     likelihood: str
     n_outputs: int

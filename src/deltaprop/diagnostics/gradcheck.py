@@ -13,6 +13,7 @@ import numpy as np
 
 from ..core.network import Network, as_rng
 from ..core.objective import Objective
+from ..validation import check_weights
 
 Array = np.ndarray
 
@@ -120,7 +121,7 @@ def gradcheck(
     net64 = net.copy(dtype=np.float64)
     X64 = net64.check_X(X)
     T = net64.encode_targets(y, X64.shape[0])
-    batch = (X64, T) if sample_weight is None else (X64, T, np.asarray(sample_weight, dtype=np.float64))
+    batch = (X64, T) if sample_weight is None else (X64, T, check_weights(sample_weight, X64.shape[0]).astype(np.float64))
     objective = Objective(net64, l2=l2)
     theta = net64.theta
     objective.value_and_grad(theta, batch)

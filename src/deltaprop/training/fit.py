@@ -69,11 +69,7 @@ def fit(X, y, *, hidden: Sequence[int] = (128, 64), activation: str | Sequence[s
                          f"dtype {X.dtype}")
     out = choose_output(y, likelihood, task)
     preprocessor = Standardizer.fit(X) if standardize else None
-    target_scaler = None
-    y_net = out.y
-    if standardize and out.likelihood == "gaussian":
-        target_scaler = Standardizer.fit(y_net)
-        y_net = target_scaler.transform(y_net.reshape(len(y_net), -1)).reshape(y_net.shape)
+    target_scaler = Standardizer.fit(out.y) if standardize and out.likelihood == "gaussian" else None
     net = Network([X.shape[1], *hidden, out.n_outputs], activation=activation, likelihood=out.likelihood,
                   init=init, seed=seed, dtype=dtype)
     model = Model(net, preprocessor=preprocessor, classes=out.classes, target_scaler=target_scaler,
@@ -81,5 +77,7 @@ def fit(X, y, *, hidden: Sequence[int] = (128, 64), activation: str | Sequence[s
     if validation is not None and not isinstance(validation, (float, np.floating)):
         Xv, yv = validation
         validation = (model.transform(Xv), model.encode_targets(yv))
-    state = train(net, model.transform(X), y_net, validation=validation, seed=seed, **train_options)
+    # the same maps the Model applies at prediction, so training and prediction cannot disagree
+    state = train(net, model.transform(X), model.encode_targets(y), validation=validation, seed=seed,
+                  **train_options)
     return model, state

@@ -29,12 +29,13 @@ from typing import Sequence
 
 import numpy as np
 
+from ..core.network import as_rng
 from ..core.objective import Objective
 from ..data.sources import ArraySource
 from ..metrics import metric_name, score_outputs
 from ..optim.optimizers import Optimizer, get_optimizer
 from ..optim.schedules import Schedule, get_schedule
-from ..validation import check_float, check_int
+from ..validation import check_float, check_int, check_weights
 from .callbacks import Callback, EarlyStopping, History
 from .checkpoints import load_checkpoint, save_checkpoint
 from .state import TrainState
@@ -80,13 +81,10 @@ def split_validation(T: Array, fraction: float, rng: np.random.Generator, strati
 
 
 def _root_seed(seed) -> int:
-    if isinstance(seed, np.random.Generator):
-        return int(seed.integers(2**63))
-    if seed is None:
-        return int(np.random.SeedSequence().entropy % 2**63)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed: expected an int, a numpy Generator or None, found {type(seed).__name__}")
-    return int(seed)
+    """The run's root seed: an int as given, else drawn from the Generator (or fresh entropy)."""
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+        return int(seed)
+    return int(as_rng(seed).integers(2**63))
 
 
 class Trainer:
@@ -119,7 +117,7 @@ class Trainer:
         self.net = net
         X = net.check_X(X, convert=False)
         T = net.encode_targets(y, X.shape[0])
-        w = None if sample_weight is None else _check_weights(sample_weight, X.shape[0])
+        w = None if sample_weight is None else check_weights(sample_weight, X.shape[0])
         self.l2 = check_float("l2", l2, 0.0)
         self.dropout = check_float("dropout", dropout, 0.0, below=1.0)
         self.clip_norm = None if clip_norm is None else check_float("clip_norm", clip_norm, 0.0, strict=True)
@@ -382,16 +380,6 @@ class Trainer:
 
 def _callback_key(i: int, cb) -> str:
     return f"{i}.{type(cb).__name__}"
-
-
-def _check_weights(sample_weight, n: int) -> Array:
-    w = np.asarray(sample_weight)
-    if w.dtype.kind not in "biuf" or w.shape != (n,):
-        raise ValueError(f"sample_weight: expected {n} numbers (one per row of X), found shape {w.shape}, "
-                         f"dtype {w.dtype}")
-    if not np.all(np.isfinite(w)) or np.any(w < 0) or not w.sum() > 0:
-        raise ValueError("sample_weight: expected finite, non-negative weights with a positive sum")
-    return w
 
 
 def train(net, X, y, *, epochs: int = 100, resume: str | None = None, **options) -> TrainState:
