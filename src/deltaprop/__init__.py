@@ -10,6 +10,9 @@ The pieces, each with one job (see the README's layout section):
   :class:`TrainState` to continue from; :func:`fit` goes from raw data to a
   :class:`Model`, the saved predictor (preprocessing + network + output mapping).
 - :func:`gradcheck` and :func:`explain_step` (``diagnostics``).
+- :class:`MLPClassifier` and :class:`MLPRegressor` (``estimators``): scikit-learn's
+  estimators on this engine, imported on first use (they need scikit-learn; the
+  rest of the package needs only NumPy).
 """
 
 from .core.activations import ACTIVATIONS, Activation, get_activation
@@ -35,8 +38,23 @@ from .version import __version__
 __all__ = [
     "ACTIVATIONS", "Activation", "AdaGrad", "Adam", "AdamW", "Callback", "Constant", "Cosine",
     "DivergenceError", "EarlyStopping", "Exponential", "GeneralOutput", "GradcheckResult", "History",
-    "InverseTime", "LIKELIHOODS", "Likelihood", "Model", "ModelFileError", "Momentum", "Nesterov", "Network",
+    "InverseTime", "LIKELIHOODS", "Likelihood", "MLPClassifier", "MLPRegressor", "Model", "ModelFileError",
+    "Momentum", "Nesterov", "Network",
     "OPTIMIZERS", "Objective", "Optimizer", "OptimizerState", "RMSProp", "ReduceOnPlateau", "SCHEDULES", "SGD",
     "Standardizer", "StepDecay", "TrainState", "Trainer", "TrainingInterrupted", "__version__", "explain_step",
     "fit", "get_activation", "get_likelihood", "gradcheck", "load", "load_checkpoint", "train",
 ]
+
+
+_LAZY = {"MLPClassifier": "estimators", "MLPRegressor": "estimators"}
+
+
+def __getattr__(name: str):
+    # the estimators import scikit-learn, so they load when first asked for, not with the package
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

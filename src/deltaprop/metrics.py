@@ -11,20 +11,22 @@ import numpy as np
 Array = np.ndarray
 
 
-def accuracy(y_true, y_pred) -> float:
+def accuracy(y_true, y_pred, sample_weight=None) -> float:
     """The fraction of rows predicted exactly (for several labels per row: all of them,
-    scikit-learn's subset accuracy)."""
+    scikit-learn's subset accuracy), weighted by ``sample_weight`` if given."""
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     right = y_true == y_pred
-    return float(np.mean(right if right.ndim == 1 else right.all(axis=1)))
+    return float(np.average(right if right.ndim == 1 else right.all(axis=1), weights=sample_weight))
 
 
-def r2(y_true, y_pred) -> float:
-    """The coefficient of determination, averaged over outputs (0 for a constant target)."""
+def r2(y_true, y_pred, sample_weight=None) -> float:
+    """The coefficient of determination, averaged over outputs (0 for a constant target),
+    with rows weighted by ``sample_weight`` if given."""
     y_true = np.asarray(y_true, dtype=np.float64).reshape(len(y_true), -1)
     y_pred = np.asarray(y_pred, dtype=np.float64).reshape(y_true.shape)
-    ss_res = ((y_true - y_pred) ** 2).sum(axis=0)
-    ss_tot = ((y_true - y_true.mean(axis=0)) ** 2).sum(axis=0)
+    w = np.ones((len(y_true), 1)) if sample_weight is None else np.asarray(sample_weight, np.float64).reshape(-1, 1)
+    ss_res = (w * (y_true - y_pred) ** 2).sum(axis=0)
+    ss_tot = (w * (y_true - np.average(y_true, axis=0, weights=w[:, 0])) ** 2).sum(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         r2 = np.where(ss_tot > 0, 1 - ss_res / np.where(ss_tot > 0, ss_tot, 1), 0.0)
     return float(r2.mean())
@@ -35,10 +37,10 @@ def metric_name(task: str) -> str:
     return "accuracy" if task == "classification" else "r2"
 
 
-def score_outputs(likelihood, o: Array, T: Array) -> float:
+def score_outputs(likelihood, o: Array, T: Array, sample_weight=None) -> float:
     """Accuracy or R^2 of outputs ``o`` against encoded targets ``T`` (network units)."""
     if likelihood.task != "classification":
-        return r2(T, o)
+        return r2(T, o, sample_weight)
     if likelihood.name == "categorical":
-        return accuracy(np.argmax(T, axis=1), np.argmax(o, axis=1))
-    return accuracy(likelihood.predict(T), likelihood.predict(o))
+        return accuracy(np.argmax(T, axis=1), np.argmax(o, axis=1), sample_weight)
+    return accuracy(likelihood.predict(T), likelihood.predict(o), sample_weight)

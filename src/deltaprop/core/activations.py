@@ -59,6 +59,12 @@ class Activation:
         self.forward(z, out)
         return out
 
+    def __reduce__(self):
+        # a registered activation pickles as its name (its functions may be lambdas)
+        if ACTIVATIONS.get(self.name) is self:
+            return get_activation, (self.name,)
+        return super().__reduce__()
+
     def prime(self, z: Array) -> Array:
         """phi'(z) as a new array (for explanations and tests)."""
         h, out, work = self(z), np.empty_like(z), np.empty_like(z)

@@ -175,6 +175,15 @@ class Network:
     def __deepcopy__(self, memo) -> "Network":
         return self.copy()  # a plain deep copy would turn the W[l] views into separate arrays
 
+    def __getstate__(self) -> dict:
+        # pickled as theta alone: the W[l] views and the buffer pool (with its lock) are rebuilt
+        return {k: v for k, v in self.__dict__.items() if k not in ("W", "_pool")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.W = views(self.theta, self.shapes)
+        self._pool = WorkspacePool(self.sizes, _CHUNK, self.dtype)
+
     # -- validation at the boundary ------------------------------------------------
     def check_X(self, X, name: str = "X", convert: bool = True) -> Array:
         """Validate inputs and return them as a C-contiguous array of the network's dtype

@@ -2,11 +2,14 @@
 
 **The criterion.** For a batch of B rows,
 
-    J = (1/B) sum_i -log p(y_i|x_i)  +  (l2/2) sum_l ||W[l][:-1]||^2
+    J = (1/B) sum_i -log p(y_i|x_i)  +  (l2/2 + alpha/(2B)) sum_l ||W[l][:-1]||^2
 
 the lecture's eq. (1) divided by B (so that a learning rate means the same thing
 for any batch size), plus an L2 penalty that never touches the bias rows. With
-sample weights w_i the first term is the weighted mean sum_i w_i nll_i / sum_i w_i.
+sample weights w_i the first term is the weighted mean sum_i w_i nll_i / sum_i w_i,
+and B in the penalty is sum_i w_i. ``l2`` is the penalty per step whatever the
+batch; ``alpha`` is scikit-learn's: (alpha/2) ||W||^2 added to eq. (1)'s sum
+before the division by B, so its weight shrinks as batches grow.
 The value returned, and the training loss that :class:`~deltaprop.History`
 records, **include the penalty** (as scikit-learn's ``loss_`` does); validation
 losses and :meth:`Network.loss` are the data term alone. This is the only place
@@ -45,6 +48,9 @@ class Objective:
     dropout : float
         Inverted-dropout rate on the hidden layers, applied only when an ``rng`` is
         passed (training); without one, J is the deterministic criterion.
+    alpha : float
+        The L2 penalty as scikit-learn scales it: ``alpha / B`` added to ``l2`` for a
+        batch of B rows (or of total sample weight B).
 
     Attributes
     ----------
@@ -54,14 +60,17 @@ class Objective:
         ``G[l]``, views of ``grad`` shaped like ``W[l]`` (slot 0 None).
     """
 
-    def __init__(self, net, l2: float = 0.0, dropout: float = 0.0):
+    def __init__(self, net, l2: float = 0.0, dropout: float = 0.0, alpha: float = 0.0):
         self.net = net
         self.l2 = float(l2)
+        self.alpha = float(alpha)
         self.dropout = float(dropout)
         self.grad = np.zeros(net.n_params, dtype=net.dtype)
         self.G = views(self.grad, net.shapes)
         self._workspaces: dict[int, Workspace] = {}
-        self._l2_work = [np.empty_like(W) for W in net.weight_rows()] if self.l2 > 0 else None
+        penalized = self.l2 > 0 or self.alpha > 0
+        self._l2_work = [np.empty_like(W) for W in net.weight_rows()] if penalized else None
+        self._lam = self.l2  # the penalty of the batch being evaluated
 
     # -- buffers -----------------------------------------------------------------
     def workspace(self, B: int) -> Workspace:
@@ -112,16 +121,21 @@ class Objective:
         forward(self.net, ws, b, masks)
         return masks is not None
 
+    def _set_penalty(self, ws: Workspace, b: int) -> None:
+        """The penalty lambda of this batch: l2, plus alpha over its rows (or weights)."""
+        if self.alpha > 0:
+            self._lam = self.l2 + self.alpha / (float(np.add.reduce(ws.w[:b])) if ws.weighted else b)
+
     def _penalize(self, l: int, scale: float) -> float:
-        """Add ``scale * l2 * W[l]`` to the weight rows of ``G[l]``; return l2/2 ||W[l][:-1]||^2."""
+        """Add ``scale * lambda * W[l]`` to the weight rows of ``G[l]``; return lambda/2 ||W[l][:-1]||^2."""
         if self._l2_work is None:
             return 0.0
         W = self.net.W[l][:-1]
         work = self._l2_work[l - 1]
-        np.multiply(W, scale * self.l2, out=work)
+        np.multiply(W, scale * self._lam, out=work)
         self.G[l][:-1] += work
         flat = W.reshape(-1)
-        return 0.5 * self.l2 * float(np.dot(flat, flat))
+        return 0.5 * self._lam * float(np.dot(flat, flat))
 
     # -- the two routes -------------------------------------------------------------
     def value(self, theta: Array, batch) -> float:
@@ -131,8 +145,9 @@ class Objective:
         ws, b = self._load(batch)
         forward(self.net, ws, b)
         J = output_delta(self.net, ws, b, ws.T)
-        if self.l2 > 0:
-            J += sum(0.5 * self.l2 * float(np.vdot(W, W)) for W in self.net.weight_rows())
+        self._set_penalty(ws, b)
+        if self._l2_work is not None:
+            J += sum(0.5 * self._lam * float(np.vdot(W, W)) for W in self.net.weight_rows())
         return J
 
     def value_and_grad(self, theta: Array, batch, rng: np.random.Generator | None = None) -> tuple[float, Array]:
@@ -160,6 +175,7 @@ class Objective:
         ws, b = self._load(batch)
         dphi_ready = self._forward(ws, b, rng)
         J = output_delta(self.net, ws, b, ws.T)
+        self._set_penalty(ws, b)
         backward(self.net, ws, b, self.G, dphi_ready)
         for l in range(1, self.net.n_layers + 1):
             J += self._penalize(l, 1.0)
@@ -188,6 +204,7 @@ class Objective:
         if not math.isfinite(J):
             return J, math.nan
         optimizer.begin_step(state)
+        self._set_penalty(ws, b)
         self._step = (optimizer, state, scale, norm)
         self._penalty = self._g2 = 0.0
         backward(net, ws, b, self.G, dphi_ready, self._update_layer)

@@ -81,6 +81,7 @@ def gradcheck(
     *,
     sample_weight=None,
     l2: float = 0.0,
+    alpha: float = 0.0,
     eps: float = 1e-3,
     tolerance: float = 1e-6,
     max_per_layer: int | None = None,
@@ -105,6 +106,8 @@ def gradcheck(
     sample_weight : array-like of shape (n_samples,), optional
     l2 : float
         The L2 penalty of the objective.
+    alpha : float
+        The L2 penalty as scikit-learn scales it (see :class:`~deltaprop.Objective`).
     eps : float
         The finite-difference step.
     tolerance : float
@@ -122,7 +125,7 @@ def gradcheck(
     X64 = net64.check_X(X)
     T = net64.encode_targets(y, X64.shape[0])
     batch = (X64, T) if sample_weight is None else (X64, T, check_weights(sample_weight, X64.shape[0]).astype(np.float64))
-    objective = Objective(net64, l2=l2)
+    objective = Objective(net64, l2=l2, alpha=alpha)
     theta = net64.theta
     objective.value_and_grad(theta, batch)
     G = [None] + [g.copy() for g in objective.G[1:]]

@@ -46,15 +46,13 @@ class GraphBuilder:
         return out
 
 
-def to_onnx(model, path) -> None:
-    """Write ``model`` (a :class:`~deltaprop.model.Model`, in float32) as an ONNX model
-    with input ``X`` (raw features) and output ``o``: class probabilities (as
-    ``predict_proba``) or values in target units (as ``predict``, as columns)."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    net, g = model.network, GraphBuilder()
-    h = "X"
+def model_nodes(g, model, x: str) -> str:
+    """Add ``model``'s computation on raw features ``x`` to the graph of builder ``g``
+    (anything with this module's ``const`` and ``node``); return the name of its
+    output: class probabilities (as ``predict_proba``) or values in target units
+    (as ``predict``, as columns). The scikit-learn converter shares it."""
+    net = model.network
+    h = x
     if model.preprocessor is not None:
         p = model.preprocessor
         h = g.node("Div", [g.node("Sub", [h, g.const(p.mean, "mean")]), g.const(p.scale, "scale")])
@@ -63,13 +61,24 @@ def to_onnx(model, path) -> None:
         z = g.node("Gemm", [h, g.const(net.W[l][:-1], f"W{l}"), g.const(net.W[l][-1], f"b{l}")])
         h = net.activations[l].onnx(g, z) if l < L else z
     o = net.likelihood.onnx(g, h)
-    K = net.sizes[-1]
-    if K == 1 and model.classes is not None:  # one Bernoulli output: p(0), p(1), as predict_proba
+    if net.sizes[-1] == 1 and model.classes is not None:  # one Bernoulli output: p(0), p(1), as predict_proba
         o = g.node("Concat", [g.node("Sub", [g.const(np.ones((1, 1))), o]), o], axis=1)
-        K = 2
     if model.target_scaler is not None:
         t = model.target_scaler
         o = g.node("Add", [g.node("Mul", [o, g.const(t.scale, "target_scale")]), g.const(t.mean, "target_mean")])
+    return o
+
+
+def to_onnx(model, path) -> None:
+    """Write ``model`` (a :class:`~deltaprop.model.Model`, in float32) as an ONNX model
+    with input ``X`` (raw features) and output ``o``: class probabilities (as
+    ``predict_proba``) or values in target units (as ``predict``, as columns)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    net, g = model.network, GraphBuilder()
+    o = model_nodes(g, model, "X")
+    K = 2 if net.sizes[-1] == 1 and model.classes is not None else net.sizes[-1]
     g.nodes.append(helper.make_node("Identity", [o], ["o"]))
     graph = helper.make_graph(
         g.nodes, "deltaprop",

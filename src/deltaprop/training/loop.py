@@ -108,7 +108,7 @@ class Trainer:
 
     def __init__(self, net, X, y, *, sample_weight=None, optimizer: str | Optimizer = "adam",
                  batch_size: int | None = 32, validation=None, schedule: str | Schedule | None = None,
-                 l2: float = 0.0, dropout: float = 0.0, clip_norm: float | None = None,
+                 l2: float = 0.0, alpha: float = 0.0, dropout: float = 0.0, clip_norm: float | None = None,
                  max_norm: float | None = None, grad_tol: float | None = None,
                  early_stopping: int | EarlyStopping | None = None, callbacks: Sequence[Callback] = (),
                  shuffle: bool = True, seed: int | np.random.Generator | None = None,
@@ -119,6 +119,7 @@ class Trainer:
         T = net.encode_targets(y, X.shape[0])
         w = None if sample_weight is None else check_weights(sample_weight, X.shape[0])
         self.l2 = check_float("l2", l2, 0.0)
+        self.alpha = check_float("alpha", alpha, 0.0)
         self.dropout = check_float("dropout", dropout, 0.0, below=1.0)
         self.clip_norm = None if clip_norm is None else check_float("clip_norm", clip_norm, 0.0, strict=True)
         self.max_norm = None if max_norm is None else check_float("max_norm", max_norm, 0.0, strict=True)
@@ -143,7 +144,7 @@ class Trainer:
         split_seq, loop_seq = np.random.SeedSequence(root).spawn(2)
 
         # validation data: given, or a held-out fraction (stratified for classification)
-        self.Xv = self.Tv = None
+        self.Xv = self.Tv = self.wv = None
         if isinstance(validation, (float, np.floating)) and not isinstance(validation, bool):
             if not 0 < validation < 1:
                 raise ValueError(f"validation: expected a fraction in (0, 1), found {validation}")
@@ -151,19 +152,21 @@ class Trainer:
                                                   net.task == "classification")
             self.Xv, self.Tv = net.check_X(X[val_idx]), T[val_idx]
             X, T = X[train_idx], T[train_idx]
-            w = None if w is None else w[train_idx]
+            if w is not None:
+                w, self.wv = w[train_idx], w[val_idx]
         elif validation is not None:
-            try:
-                Xv, yv = validation
-            except (TypeError, ValueError):
-                raise TypeError("validation: expected a fraction or a pair (X_val, y_val)") from None
-            self.Xv = net.check_X(Xv, "validation X")
-            self.Tv = net.encode_targets(yv, self.Xv.shape[0])
+            if not isinstance(validation, (tuple, list)) or len(validation) not in (2, 3):
+                raise TypeError("validation: expected a fraction, a pair (X_val, y_val) or a triple "
+                                "(X_val, y_val, sample_weight_val)")
+            self.Xv = net.check_X(validation[0], "validation X")
+            self.Tv = net.encode_targets(validation[1], self.Xv.shape[0])
+            if len(validation) == 3 and validation[2] is not None:
+                self.wv = check_weights(validation[2], self.Xv.shape[0])
 
         N = X.shape[0]
         B = N if batch_size is None else check_int("batch_size", batch_size, 1)
         self.source = ArraySource(X, T, w, B, net.dtype)
-        self.objective = Objective(net, l2=self.l2, dropout=self.dropout)
+        self.objective = Objective(net, l2=self.l2, dropout=self.dropout, alpha=self.alpha)
         self.ws = self.objective.workspace(self.source.batch_size)
         # clipping needs the whole gradient before any update; otherwise each layer is
         # updated as soon as backpropagation is done with it
@@ -323,8 +326,8 @@ class Trainer:
         h.grad_norm.append(math.sqrt(st.grad_norm_sq))
         h.learning_rate.append(st.optimizer.learning_rate)
         if self.Xv is not None:
-            vl, o = net.loss_and_outputs(self.Xv, self.Tv)
-            vm = score_outputs(net.likelihood, o, self.Tv)
+            vl, o = net.loss_and_outputs(self.Xv, self.Tv, self.wv)
+            vm = score_outputs(net.likelihood, o, self.Tv, self.wv)
         else:
             vl = vm = float("nan")
         h.val_loss.append(vl)
@@ -403,14 +406,19 @@ def train(net, X, y, *, epochs: int = 100, resume: str | None = None, **options)
     batch_size : int or None, default 32
         None for full-batch gradient descent (eq. (10) on the whole criterion), 1 for
         online learning. The last, shorter batch of an epoch is used, not dropped.
-    validation : float or (X_val, y_val), optional
+    validation : float, (X_val, y_val) or (X_val, y_val, sample_weight_val), optional
         Validation data, or the fraction of (X, y) to hold out (stratified by class
-        for classification).
+        for classification; with ``sample_weight``, the held-out rows keep theirs).
+        The validation loss and metric are weighted when there are weights.
     schedule : str or Schedule, optional
         Learning-rate schedule: ``constant``, ``step``, ``exponential``,
         ``inverse_time``, ``cosine``, ``plateau`` or an object (copied, not changed).
     l2 : float
         L2 weight decay lambda: J + lambda/2 sum ||W[l][:-1]||^2 (bias rows never decayed).
+    alpha : float
+        L2 penalty as scikit-learn scales it: alpha / (2 n_batch) sum ||W[l][:-1]||^2,
+        n_batch being the batch's rows (or the sum of its sample weights); see
+        :class:`~deltaprop.core.objective.Objective`.
     dropout : float
         Inverted-dropout rate on the hidden layers (off at prediction).
     clip_norm : float, optional

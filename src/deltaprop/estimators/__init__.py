@@ -1,0 +1,14 @@
+"""scikit-learn estimators on deltaprop's engine: :class:`MLPClassifier` and :class:`MLPRegressor`.
+
+Change one import line (``from deltaprop import MLPClassifier``) and keep the rest:
+scikit-learn's parameters, defaults, fitted attributes, stopping rules, warnings
+and errors, inside pipelines, searches and cross-validation. Importing this
+package needs scikit-learn and SciPy (``import deltaprop`` alone needs only NumPy);
+when skl2onnx is installed, the estimators' ONNX converters are registered with it.
+"""
+
+from .classifier import MLPClassifier
+from .params import InvalidParameterError
+from .regressor import MLPRegressor
+
+__all__ = ["InvalidParameterError", "MLPClassifier", "MLPRegressor"]

@@ -1,0 +1,371 @@
+"""What :class:`MLPClassifier` and :class:`MLPRegressor` share: scikit-learn's
+hyperparameters mapped onto deltaprop's pieces.
+
+An estimator is a thin layer. Its fitted state is a :class:`~deltaprop.Model`
+(``model_``: the network and, for classifiers, the class labels) and, for the
+stochastic solvers, the :class:`~deltaprop.TrainState` of its training run, so
+that ``warm_start`` and ``partial_fit`` continue the very same run: weights,
+optimizer moments, step count, shuffling RNG and the stopping rule's counts.
+
+- the criterion is :class:`~deltaprop.Objective` with scikit-learn's ``alpha``
+  (the L2 penalty ``alpha / (2 n_batch) ||W||^2``, bias rows excluded);
+- ``solver='lbfgs'`` is :func:`~deltaprop.optim.lbfgs.minimize_lbfgs` on the whole
+  training set; every other solver is a deltaprop optimizer run by
+  :class:`~deltaprop.Trainer`, with scikit-learn's stopping rule and learning-rate
+  schedules as a callback (:mod:`deltaprop.estimators.stopping`);
+- ``coefs_[l]`` and ``intercepts_[l]`` are views of the augmented ``W[l+1]`` of
+  eq. (11): its weight rows and its bias row.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+
+from ..core.activations import ACTIVATIONS
+from ..core.network import Network, check_dtype
+from ..core.objective import Objective
+from ..data.sources import ArraySource
+from ..model import Model, load
+from ..optim.lbfgs import minimize_lbfgs
+from ..optim.optimizers import OPTIMIZERS, SGD, AdaGrad, Adam, AdamW, Momentum, Nesterov, RMSProp
+from ..training.loop import DivergenceError, Trainer, TrainingInterrupted
+from . import params as P
+from .stopping import NoImprovement
+
+Array = np.ndarray
+
+ACTIVATION_NAMES = sorted(set(ACTIVATIONS) | {"logistic"})
+SOLVERS = sorted({"lbfgs"} | set(OPTIMIZERS))
+# scikit-learn's learning_rate schedules apply to 'sgd'; deltaprop applies them to every
+# first-order solver except the Adam family, which keeps learning_rate_init as scikit-learn's 'adam' does
+_ADAM_FAMILY = ("adam", "adamw")
+
+_NON_FINITE = ("Solver produced non-finite parameter weights. The input data may contain large values "
+               "and need to be preprocessed.")
+
+
+class BaseMLP(BaseEstimator):
+    """The shared machinery; use :class:`MLPClassifier` or :class:`MLPRegressor`."""
+
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": [P.Sequence(P.Interval(Integral, 1, None, "left"), "an array-like of ints"),
+                               P.Interval(Integral, 1, None, "left")],
+        "activation": [P.Options(ACTIVATION_NAMES),
+                       P.Sequence(P.Options(ACTIVATION_NAMES), "a list of activation names")],
+        "solver": [P.Options(SOLVERS)],
+        "alpha": [P.Interval(Real, 0, None, "left")],
+        "batch_size": [P.Options({"auto"}), P.Interval(Integral, 1, None, "left")],
+        "learning_rate": [P.Options({"constant", "invscaling", "adaptive"})],
+        "learning_rate_init": [P.Interval(Real, 0, None, "neither")],
+        "power_t": [P.Interval(Real, 0, None, "left")],
+        "max_iter": [P.Interval(Integral, 1, None, "left")],
+        "shuffle": [P.Boolean()],
+        "random_state": [P.RandomState()],
+        "tol": [P.Interval(Real, 0, None, "left")],
+        "verbose": [P.Verbose()],
+        "warm_start": [P.Boolean()],
+        "momentum": [P.Interval(Real, 0, 1, "left")],
+        "nesterovs_momentum": [P.Boolean()],
+        "early_stopping": [P.Boolean()],
+        "validation_fraction": [P.Interval(Real, 0, 1, "neither")],
+        "beta_1": [P.Interval(Real, 0, 1, "left")],
+        "beta_2": [P.Interval(Real, 0, 1, "left")],
+        "epsilon": [P.Interval(Real, 0, None, "neither")],
+        "n_iter_no_change": [P.Interval(Integral, 1, None, "left"), P.Infinity()],
+        "max_fun": [P.Interval(Integral, 1, None, "left")],
+        "dropout": [P.Interval(Real, 0, 1, "left")],
+        "dtype": [P.NoneValue(), P.Options({"float32", "float64"}), P.InstanceOf(type, "type")],
+    }
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
+                 batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
+                 max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
+                 momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dropout=0.0,
+                 dtype=None):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.dropout = dropout
+        self.dtype = dtype
+
+    # -- the fitted network, as scikit-learn lays it out ---------------------------------
+    @property
+    def coefs_(self) -> list[Array]:
+        """``coefs_[i]``: the weights from layer i to layer i + 1, shape (D_i, D_{i+1}):
+        views of the weight rows of ``W[i+1]`` (writes reach the model)."""
+        return [W[:-1] for W in self._network().W[1:]]
+
+    @coefs_.setter
+    def coefs_(self, values) -> None:
+        self._assign("coefs_", self.coefs_, values)
+
+    @property
+    def intercepts_(self) -> list[Array]:
+        """``intercepts_[i]``: the biases of layer i + 1, shape (D_{i+1},): views of the
+        bias row of ``W[i+1]``."""
+        return [W[-1] for W in self._network().W[1:]]
+
+    @intercepts_.setter
+    def intercepts_(self, values) -> None:
+        self._assign("intercepts_", self.intercepts_, values)
+
+    def _network(self) -> Network:
+        if "model_" not in vars(self):
+            raise AttributeError(f"This {type(self).__name__} instance is not fitted yet: it has no coefs_")
+        return self.model_.network
+
+    @staticmethod
+    def _assign(name: str, views: list[Array], values) -> None:
+        if len(values) != len(views):
+            raise ValueError(f"{name}: expected {len(views)} arrays, found {len(values)}")
+        for i, (view, value) in enumerate(zip(views, values)):
+            value = np.asarray(value)
+            if value.shape != view.shape:
+                raise ValueError(f"{name}[{i}]: expected shape {view.shape}, found {value.shape}")
+            view[...] = value
+
+    # -- checks ---------------------------------------------------------------------
+    def _hidden_sizes(self) -> list[int]:
+        hidden = self.hidden_layer_sizes
+        hidden = [int(h) for h in (hidden if np.iterable(hidden) else [hidden])]
+        if any(h <= 0 for h in hidden):
+            raise ValueError(f"hidden_layer_sizes must be > 0, got {hidden}.")
+        return hidden
+
+    def _check_params(self) -> None:
+        P.validate(self, self._parameter_constraints)
+        if self.solver == "lbfgs" and self.dropout > 0:
+            raise P.InvalidParameterError(
+                f"The 'dropout' parameter of {type(self).__name__} must be 0 with solver='lbfgs' (L-BFGS "
+                f"minimizes the deterministic criterion). Got {self.dropout!r} instead.")
+
+    def _check_solver(self) -> bool:
+        """partial_fit's availability: an AttributeError for 'lbfgs', as in scikit-learn."""
+        if self.solver == "lbfgs":
+            raise AttributeError("partial_fit is only available for stochastic optimizers. lbfgs is not stochastic.")
+        return True
+
+    def _validate_X(self, X) -> Array:
+        check_is_fitted(self)
+        return validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+
+    # -- fitting ---------------------------------------------------------------------
+    def _fit(self, X, y, sample_weight=None, incremental: bool = False, classes=None):
+        self._check_params()
+        hidden = self._hidden_sizes()
+        first_pass = "model_" not in vars(self) or (not self.warm_start and not incremental)
+        X, y = validate_data(self, X, y, reset=first_pass, multi_output=True, dtype=(np.float64, np.float32),
+                             y_numeric=self._y_numeric)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        self._check_targets(y, first_pass, incremental)
+        if first_pass:
+            self._initialize(X, y, hidden, classes)
+        elif self.model_.network.sizes[1:-1] != hidden:
+            raise ValueError(f"hidden_layer_sizes: the fitted network has hidden layers {self.model_.network.sizes[1:-1]},"
+                             f" found {hidden}; set warm_start=False to start anew")
+        T = self.model_.encode_targets(y)
+        w = self._sample_weight(y, sample_weight, X.shape[0], incremental)
+        X = self.model_.transform(X)  # the network's dtype (and the model's standardizer, if it has one)
+        if self.solver == "lbfgs":
+            self._fit_lbfgs(X, T, w)
+        else:
+            self._fit_stochastic(X, T, w, y, incremental)
+        if not np.all(np.isfinite(self.model_.network.theta)):
+            raise ValueError(_NON_FINITE)
+        return self
+
+    def _initialize(self, X, y, hidden: list[int], classes) -> None:
+        likelihood, n_outputs, labels = self._output(y, classes)
+        dtype = check_dtype(self.dtype) if self.dtype is not None else X.dtype
+        self._seed = _root_seed(self.random_state)
+        net = Network([X.shape[1], *hidden, n_outputs], activation=self.activation, likelihood=likelihood,
+                      seed=self._seed, dtype=dtype)
+        self.model_ = Model(net, classes=labels)
+        self.n_iter_, self.t_ = 0, 0
+        self.n_outputs_, self.n_layers_ = n_outputs, len(hidden) + 2
+        self._state, self._state_solver = None, None
+        for name in ("loss_curve_", "best_loss_", "validation_scores_", "best_validation_score_",
+                     "validation_loss_curve_", "loss_"):
+            vars(self).pop(name, None)
+
+    def _sample_weight(self, y, sample_weight, n: int, incremental: bool):
+        if sample_weight is None:
+            return None
+        w = np.asarray(sample_weight, dtype=np.float64)
+        if w.ndim == 0:
+            w = np.full(n, float(w))
+        if w.shape != (n,):
+            raise ValueError(f"sample_weight.shape == {w.shape}, expected {(n,)}!")
+        if not np.all(np.isfinite(w)) or np.any(w < 0) or not w.sum() > 0:
+            raise ValueError("sample_weight: expected finite, non-negative weights with a positive sum")
+        return w
+
+    def _optimizer(self):
+        lr, name = self.learning_rate_init, self.solver
+        if name == "sgd":
+            if self.momentum == 0:
+                return SGD(lr)
+            return (Nesterov if self.nesterovs_momentum else Momentum)(lr, self.momentum)
+        if name in ("momentum", "nesterov"):
+            return OPTIMIZERS[name](lr, self.momentum)
+        if name in _ADAM_FAMILY:
+            return (Adam if name == "adam" else AdamW)(lr, self.beta_1, self.beta_2, self.epsilon)
+        if name == "rmsprop":
+            return RMSProp(lr, eps=self.epsilon)
+        return AdaGrad(lr, eps=self.epsilon)
+
+    def _fit_lbfgs(self, X: Array, T: Array, w) -> None:
+        net = self.model_.network
+        objective = Objective(net, alpha=self.alpha)
+        source = ArraySource(X, T, w, X.shape[0], net.dtype)
+        ws = objective.workspace(source.batch_size)
+        source.fill(ws, np.arange(source.n_samples), 0)  # the whole set, loaded once for every evaluation
+        result = minimize_lbfgs(objective, ws, max_iter=self.max_iter, max_fun=self.max_fun, tol=self.tol,
+                                verbose=bool(self.verbose))
+        self.n_iter_ = min(result.n_iter, self.max_iter)
+        self.loss_ = result.loss
+        if result.status != 0:
+            message = (f"lbfgs failed to converge after {self.n_iter_} iteration(s) (status={result.status}):\n"
+                       f"{result.message}\n")
+            if self.n_iter_ == self.max_iter:
+                message += f"\nIncrease the number of iterations to improve the convergence (max_iter={self.max_iter})."
+            message += ("\nYou might also want to scale the data as shown in:\n"
+                        "    https://scikit-learn.org/stable/modules/preprocessing.html")
+            warnings.warn(message, ConvergenceWarning, stacklevel=4)
+
+    def _fit_stochastic(self, X: Array, T: Array, w, y, incremental: bool) -> None:
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        validation = None
+        if self.early_stopping:
+            rows = np.arange(X.shape[0])
+            split_seed = int(np.random.SeedSequence([self._seed, 1]).generate_state(1)[0])
+            train, val = train_test_split(rows, test_size=self.validation_fraction, random_state=split_seed,
+                                          stratify=self._stratify(y))
+            if len(val) < 2:
+                raise ValueError("The validation set is too small. Increase 'validation_fraction' or the size "
+                                 "of your dataset.")
+            validation = (X[val], T[val], None if w is None else w[val])
+            X, T, w = X[train], T[train], None if w is None else w[train]
+        n = X.shape[0]
+        if self.batch_size == "auto":
+            batch_size = min(200, n)
+        else:
+            if self.batch_size > n:
+                warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped",
+                              stacklevel=4)
+            batch_size = int(np.clip(self.batch_size, 1, n))
+        schedule = "constant" if self.solver in _ADAM_FAMILY else self.learning_rate
+        rule = NoImprovement(self.tol, self.n_iter_no_change, self.early_stopping, schedule,
+                             self.learning_rate_init, self.power_t, n, bool(self.verbose))
+        # the run goes on from its state unless the solver changed (a state holds one optimizer's moments)
+        state = self._state if self._state_solver == self.solver else None
+        trainer = Trainer(self.model_.network, X, T, sample_weight=w, optimizer=self._optimizer(),
+                          batch_size=batch_size, validation=validation, alpha=self.alpha, dropout=self.dropout,
+                          callbacks=[rule], shuffle=self.shuffle, seed=None if state else self._seed, state=state)
+        before = trainer.state.history.epochs
+        try:
+            state = trainer.run(1 if incremental else self.max_iter)
+        except TrainingInterrupted as e:
+            state = e.state
+            warnings.warn("Training interrupted by user.", stacklevel=4)
+        except DivergenceError as e:
+            self._state, self._state_solver = e.state, self.solver
+            raise ValueError(f"{_NON_FINITE} ({e}; the estimator keeps its last finite weights)") from None
+        self._state, self._state_solver = state, self.solver
+        h = state.history
+        self.n_iter_ = h.epochs - before
+        self.t_ = rule.t
+        self.loss_, self.loss_curve_ = h.loss[-1], list(h.loss)
+        if self.early_stopping:
+            self.best_loss_ = None
+            self.validation_scores_, self.best_validation_score_ = list(rule.scores), rule.best_score
+            self.validation_loss_curve_ = list(h.val_loss)
+        else:
+            self.best_loss_ = rule.best_loss
+            self.validation_scores_ = self.best_validation_score_ = self.validation_loss_curve_ = None
+        if not incremental and self.n_iter_ == self.max_iter and not rule.stop_reason:
+            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
+                          "optimization hasn't converged yet.", ConvergenceWarning, stacklevel=4)
+
+    # -- files -------------------------------------------------------------------------
+    def save(self, path) -> None:
+        """Write the fitted model as a deltaprop model file (safetensors, no pickle):
+        ``deltaprop.load(path)``, ``deltaprop evaluate`` and ``deltaprop predict`` read it,
+        and :meth:`load` turns it back into an estimator."""
+        check_is_fitted(self)
+        model = self.model_
+        settings = {k: v for k, v in self.get_params().items() if k != "random_state"}
+        metadata = {**model.metadata, "estimator": type(self).__name__, "params": json.loads(json.dumps(
+            settings, default=repr))}
+        Model(model.network, preprocessor=model.preprocessor, classes=model.classes,
+              target_scaler=model.target_scaler, metadata=metadata).save(path)
+
+    @classmethod
+    def load(cls, path):
+        """A fitted estimator from a deltaprop model file (written by :meth:`save` or by
+        ``deltaprop train``); see :meth:`from_model`."""
+        return cls.from_model(load(path))
+
+    @classmethod
+    def from_model(cls, model: Model):
+        """A fitted estimator that predicts as ``model`` does (its standardizer and labels
+        included). Its hyperparameters describe the network; ``warm_start=True`` trains on
+        from these weights (with a fresh optimizer state)."""
+        net = model.network
+        acts = net.activation_names
+        est = cls(hidden_layer_sizes=tuple(net.sizes[1:-1]),
+                  activation=acts[0] if len(set(acts)) == 1 else acts, dtype=np.dtype(net.dtype).name)
+        est._adopt(model)
+        est.model_ = model
+        est.n_features_in_ = net.sizes[0]
+        est.n_outputs_, est.n_layers_ = net.sizes[-1], net.n_layers + 1
+        est.n_iter_, est.t_ = 0, 0
+        est._seed, est._state, est._state_solver = _root_seed(None), None, None
+        return est
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False
+        return tags
+
+
+def _root_seed(random_state) -> int:
+    """One int from ``random_state`` (None: fresh entropy; never NumPy's global state)."""
+    if random_state is None:
+        return int(np.random.default_rng().integers(2**63))
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(np.iinfo(np.int32).max))
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(2**63))
+    return int(random_state)

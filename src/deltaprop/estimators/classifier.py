@@ -1,0 +1,205 @@
+"""``deltaprop.MLPClassifier``: scikit-learn's MLPClassifier on deltaprop's engine."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import ClassifierMixin
+from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
+
+from ..data.preprocessing import choose_output
+from . import params as P
+from .base import BaseMLP
+
+Array = np.ndarray
+
+
+class MLPClassifier(ClassifierMixin, BaseMLP):
+    """A multi-layer perceptron classifier trained by backpropagation: a drop-in for
+    :class:`sklearn.neural_network.MLPClassifier`.
+
+    The parameters are scikit-learn's, with the same defaults and meanings (see its
+    documentation); where deltaprop does more or differently, it says so here and in
+    the README's table of differences.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : array-like of int, default=(100,)
+        Widths of the hidden layers.
+    activation : str or list of str, default='relu'
+        The hidden activation: 'identity', 'logistic', 'tanh', 'relu', or any name of
+        :data:`deltaprop.ACTIVATIONS` ('leaky_relu', 'elu', 'softplus', 'gelu', ...); a
+        list gives one per hidden layer.
+    solver : str, default='adam'
+        'lbfgs' (SciPy's L-BFGS-B on the whole training set), 'sgd' (momentum or
+        Nesterov momentum as scikit-learn's), 'adam', or any deltaprop optimizer
+        ('momentum', 'nesterov', 'adagrad', 'rmsprop', 'adamw').
+    alpha : float, default=1e-4
+        L2 penalty: ``alpha / (2 n_batch) ||W||^2`` on the weights (not the biases).
+    batch_size : int or 'auto', default='auto'
+        ``min(200, n_samples)`` for 'auto'.
+    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
+        The schedule of every solver but 'adam' and 'adamw'.
+    learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose, warm_start,
+    momentum, nesterovs_momentum, early_stopping, validation_fraction, beta_1, beta_2,
+    epsilon, n_iter_no_change, max_fun
+        As in scikit-learn. ``warm_start`` and ``partial_fit`` continue the optimizer's
+        state (moments, step count) as well as the weights.
+    dropout : float, default=0.0
+        Inverted-dropout rate on the hidden layers while training (stochastic solvers).
+    class_weight : dict, 'balanced' or None, default=None
+        Weights of the classes in the criterion, multiplying ``sample_weight``.
+    dtype : {None, 'float32', 'float64'}, default=None
+        The training and prediction dtype; None follows X (float32 stays float32,
+        anything else is float64), as scikit-learn does.
+
+    Attributes
+    ----------
+    classes_ : ndarray
+        The class labels (for multilabel targets, 0..n_labels-1).
+    coefs_, intercepts_ : list of ndarray
+        Views of the network's augmented matrices ``W[l]``: weight rows and bias row.
+    loss_, loss_curve_, best_loss_, validation_scores_, best_validation_score_, n_iter_,
+    t_, n_features_in_, feature_names_in_, n_layers_, n_outputs_, out_activation_
+        As in scikit-learn (``loss_curve_`` and the rest of the stochastic solvers' record
+        are absent after 'lbfgs', as there).
+    validation_loss_curve_ : list of float or None
+        With ``early_stopping``: the validation loss of every epoch.
+    model_ : deltaprop.Model
+        The fitted predictor: what :meth:`save` writes and ``deltaprop.load`` reads.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from deltaprop import MLPClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = MLPClassifier(hidden_layer_sizes=(16,), solver="lbfgs", random_state=0).fit(X, y)
+    >>> clf.predict(X[:3]).tolist()
+    [0, 0, 0]
+    """
+
+    _parameter_constraints = {**BaseMLP._parameter_constraints,
+                              "class_weight": [P.NoneValue(), P.Options({"balanced"}), P.InstanceOf(dict, "dict")]}
+    _y_numeric = False
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
+                 batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
+                 max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
+                 momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dropout=0.0,
+                 class_weight=None, dtype=None):
+        super().__init__(
+            hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
+            learning_rate=learning_rate, learning_rate_init=learning_rate_init, power_t=power_t,
+            max_iter=max_iter, shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
+            warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping, validation_fraction=validation_fraction, beta_1=beta_1,
+            beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
+            dropout=dropout, dtype=dtype)
+        self.class_weight = class_weight
+
+    # -- targets -----------------------------------------------------------------------
+    def _check_targets(self, y, first_pass: bool, incremental: bool) -> None:
+        check_classification_targets(y)
+        if type_of_target(y) == "multiclass-multioutput":
+            raise ValueError("Multioutput target data is not supported with label binarization")
+        if first_pass or y.ndim == 2:
+            return
+        labels = unique_labels(y)
+        if self.warm_start and not incremental and set(labels) != set(self.classes_):
+            raise ValueError("warm_start can only be used where `y` has the same classes as in the previous "
+                             f"call to fit. Previously got {self.classes_}, `y` has {labels}")
+        if len(np.setdiff1d(labels, self.classes_)):
+            raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has {self.classes_}. "
+                             f"'y' has {labels}.")
+
+    def _output(self, y, classes):
+        """The likelihood, output width and labels of a first fit: one sigmoid output for
+        two classes, a softmax for more, one sigmoid per label for multilabel targets."""
+        out = choose_output(y if classes is None or y.ndim == 2 else np.asarray(classes), task="classification")
+        self.classes_ = np.arange(out.n_outputs) if out.classes is None else out.classes
+        self.out_activation_ = "softmax" if out.likelihood == "categorical" else "logistic"
+        return out.likelihood, out.n_outputs, out.classes
+
+    def _adopt(self, model) -> None:
+        net = model.network
+        if net.task != "classification":
+            raise ValueError(f"model: a {net.likelihood.name} network is not a classifier; use MLPRegressor")
+        self.classes_ = np.arange(net.sizes[-1]) if model.classes is None else model.classes
+        self.out_activation_ = "softmax" if net.likelihood.name == "categorical" else "logistic"
+
+    def _stratify(self, y):
+        return y if y.ndim == 1 else None  # as scikit-learn: multilabel splits are not stratified
+
+    def _sample_weight(self, y, sample_weight, n, incremental):
+        w = super()._sample_weight(y, sample_weight, n, incremental)
+        if self.class_weight is None:
+            return w
+        if incremental and self.class_weight == "balanced":
+            raise ValueError("class_weight 'balanced' is not supported for partial_fit: the class frequencies of "
+                             "one batch are not those of the data; pass a dict of weights")
+        cw = compute_sample_weight(self.class_weight, y)
+        return cw if w is None else w * cw
+
+    # -- fitting -----------------------------------------------------------------------
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to X and y (labels, or a 0/1 indicator matrix for multilabel).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+        sample_weight : array-like of shape (n_samples,), optional
+            Per-sample weights of the criterion (times ``class_weight``).
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, y, sample_weight)
+
+    @available_if(BaseMLP._check_solver)
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One epoch over (X, y), continuing the training run (not with solver='lbfgs').
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+        sample_weight : array-like of shape (n_samples,), optional
+        classes : array-like, optional
+            Every label that may ever appear; required on the first call.
+
+        Returns
+        -------
+        self
+        """
+        first = "model_" not in vars(self)
+        if first and classes is None:
+            raise ValueError("classes must be passed on the first call to partial_fit.")
+        if not first and classes is not None and not np.array_equal(np.unique(classes), self.classes_):
+            raise ValueError(f"`classes={classes!r}` is not the same as on last call to partial_fit, was: "
+                             f"{self.classes_!r}")
+        return self._fit(X, y, sample_weight, incremental=True, classes=classes)
+
+    # -- predicting --------------------------------------------------------------------
+    def predict(self, X) -> Array:
+        """The predicted labels (an indicator matrix for multilabel models)."""
+        return self.model_.predict(self._validate_X(X))
+
+    def predict_proba(self, X) -> Array:
+        """Class probabilities, columns in the order of ``classes_`` (two for a binary model)."""
+        return self.model_.predict_proba(self._validate_X(X))
+
+    def predict_log_proba(self, X) -> Array:
+        """The logarithm of :meth:`predict_proba`."""
+        proba = self.predict_proba(X)
+        with np.errstate(divide="ignore"):
+            return np.log(proba, out=proba)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+

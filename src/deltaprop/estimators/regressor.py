@@ -1,0 +1,119 @@
+"""``deltaprop.MLPRegressor``: scikit-learn's MLPRegressor on deltaprop's engine."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import RegressorMixin
+from sklearn.utils.metaestimators import available_if
+
+from . import params as P
+from .base import BaseMLP
+
+Array = np.ndarray
+
+_LIKELIHOODS = {"squared_error": "gaussian", "poisson": "poisson"}
+
+
+class MLPRegressor(RegressorMixin, BaseMLP):
+    """A multi-layer perceptron regressor trained by backpropagation: a drop-in for
+    :class:`sklearn.neural_network.MLPRegressor`.
+
+    Parameters
+    ----------
+    loss : {'squared_error', 'poisson'}, default='squared_error'
+        Half squared error (identity output, the Gaussian likelihood) or half Poisson
+        deviance (exp output, counts ``y >= 0``).
+    hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate, ...
+        As for :class:`~deltaprop.MLPClassifier` (scikit-learn's meanings and defaults,
+        plus ``dropout`` and ``dtype``).
+
+    Attributes
+    ----------
+    coefs_, intercepts_, loss_, loss_curve_, best_loss_, validation_scores_,
+    best_validation_score_, validation_loss_curve_, n_iter_, t_, n_features_in_,
+    feature_names_in_, n_layers_, n_outputs_, out_activation_, model_
+        As for :class:`~deltaprop.MLPClassifier`; ``out_activation_`` is 'identity' or 'exp'.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from deltaprop import MLPRegressor
+    >>> X = np.linspace(-1, 1, 50).reshape(-1, 1); y = X[:, 0] ** 2
+    >>> reg = MLPRegressor(hidden_layer_sizes=(16,), solver="lbfgs", random_state=0).fit(X, y)
+    >>> round(reg.score(X, y), 2) > 0.9
+    True
+    """
+
+    _parameter_constraints = {**BaseMLP._parameter_constraints, "loss": [P.Options(set(_LIKELIHOODS))]}
+    _y_numeric = True
+
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant", learning_rate_init=0.001,
+                 power_t=0.5, max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False,
+                 warm_start=False, momentum=0.9, nesterovs_momentum=True, early_stopping=False,
+                 validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10,
+                 max_fun=15000, dropout=0.0, dtype=None):
+        super().__init__(
+            hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
+            learning_rate=learning_rate, learning_rate_init=learning_rate_init, power_t=power_t,
+            max_iter=max_iter, shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
+            warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping, validation_fraction=validation_fraction, beta_1=beta_1,
+            beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
+            dropout=dropout, dtype=dtype)
+        self.loss = loss
+
+    # -- targets -----------------------------------------------------------------------
+    def _check_targets(self, y, first_pass: bool, incremental: bool) -> None:
+        if self.loss == "poisson" and np.any(y < 0):
+            raise ValueError("Some value(s) of y are negative which is not allowed for Poisson regression.")
+
+    def _output(self, y, classes):
+        self.out_activation_ = "identity" if self.loss == "squared_error" else "exp"
+        return _LIKELIHOODS[self.loss], 1 if y.ndim == 1 else y.shape[1], None
+
+    def _adopt(self, model) -> None:
+        name = model.network.likelihood.name
+        if name not in _LIKELIHOODS.values():
+            raise ValueError(f"model: a {name} network is not an MLPRegressor (gaussian or poisson output)")
+        self.loss = "squared_error" if name == "gaussian" else "poisson"
+        self.out_activation_ = "identity" if name == "gaussian" else "exp"
+
+    def _stratify(self, y):
+        return None
+
+    # -- fitting -----------------------------------------------------------------------
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to X and y.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, y, sample_weight)
+
+    @available_if(BaseMLP._check_solver)
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over (X, y), continuing the training run (not with solver='lbfgs').
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, y, sample_weight, incremental=True)
+
+    # -- predicting --------------------------------------------------------------------
+    def predict(self, X) -> Array:
+        """The predicted values: shape (n_samples,) for one output, else (n_samples, n_outputs)."""
+        return self.model_.predict(self._validate_X(X))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
