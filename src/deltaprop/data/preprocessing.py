@@ -114,7 +114,7 @@ def choose_output(y, likelihood: str | None = None, task: str | None = None) -> 
     if task == "classification":
         idx, classes = encode_labels(y.reshape(-1) if y.ndim == 2 and y.shape[1] == 1 else y)
         if len(classes) < 2:
-            raise ValueError(f"y: expected at least 2 classes, found only {classes.tolist()}")
+            raise ValueError(f"y: expected at least 2 classes, found only 1 class: {classes.tolist()}")
         likelihood = likelihood or ("bernoulli" if len(classes) == 2 else "categorical")
         if likelihood != "categorical" and len(classes) == 2:
             return OutputChoice(likelihood, 1, classes, idx.reshape(-1, 1))

@@ -226,8 +226,10 @@ class BaseMLP(BaseEstimator):
             w = np.full(n, float(w))
         if w.shape != (n,):
             raise ValueError(f"sample_weight.shape == {w.shape}, expected {(n,)}!")
-        if not np.all(np.isfinite(w)) or np.any(w < 0) or not w.sum() > 0:
-            raise ValueError("sample_weight: expected finite, non-negative weights with a positive sum")
+        if not np.all(np.isfinite(w)) or np.any(w < 0):
+            raise ValueError("sample_weight: expected finite, non-negative weights")
+        if not w.sum() > 0:
+            raise ValueError("sample_weight: every weight is zero; expected a positive sum of weights")
         return w
 
     def _optimizer(self):

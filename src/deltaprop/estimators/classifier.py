@@ -186,11 +186,13 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     # -- predicting --------------------------------------------------------------------
     def predict(self, X) -> Array:
         """The predicted labels (an indicator matrix for multilabel models)."""
-        return self.model_.predict(self._validate_X(X))
+        X = self._validate_X(X)
+        return self.model_.predict(X)
 
     def predict_proba(self, X) -> Array:
         """Class probabilities, columns in the order of ``classes_`` (two for a binary model)."""
-        return self.model_.predict_proba(self._validate_X(X))
+        X = self._validate_X(X)
+        return self.model_.predict_proba(X)
 
     def predict_log_proba(self, X) -> Array:
         """The logarithm of :meth:`predict_proba`."""

@@ -111,7 +111,8 @@ class MLPRegressor(RegressorMixin, BaseMLP):
     # -- predicting --------------------------------------------------------------------
     def predict(self, X) -> Array:
         """The predicted values: shape (n_samples,) for one output, else (n_samples, n_outputs)."""
-        return self.model_.predict(self._validate_X(X))
+        X = self._validate_X(X)
+        return self.model_.predict(X)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

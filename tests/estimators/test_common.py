@@ -1,0 +1,28 @@
+"""scikit-learn's own estimator checks, configured as scikit-learn configures its MLP."""
+
+import pytest
+from sklearn.utils.estimator_checks import check_sample_weight_equivalence_on_dense_data, parametrize_with_checks
+
+from deltaprop import MLPClassifier, MLPRegressor
+
+# scikit-learn runs its common checks on its MLPs with max_iter=100; every check
+# passes here for the default solver and for 'lbfgs', with no expected failure.
+ESTIMATORS = [
+    MLPClassifier(max_iter=100),
+    MLPClassifier(solver="lbfgs", max_iter=100),
+    MLPRegressor(max_iter=100),
+    MLPRegressor(solver="lbfgs", max_iter=100),
+]
+
+
+@parametrize_with_checks(ESTIMATORS)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+# the configurations scikit-learn uses for its own MLPs in this one check
+@pytest.mark.parametrize("estimator", [MLPClassifier(solver="lbfgs", max_iter=100),
+                                       MLPRegressor(solver="sgd", tol=1e-2, random_state=42, max_iter=100)],
+                         ids=repr)
+def test_sample_weight_equivalence_as_sklearn_configures_it(estimator):
+    check_sample_weight_equivalence_on_dense_data(type(estimator).__name__, estimator)
