@@ -1,4 +1,5 @@
-"""Weight initialization: Glorot/Xavier, He and LeCun, uniform or normal; bias rows zero.
+"""Weight initialization: Glorot/Xavier, He and LeCun, uniform or normal, with bias rows
+zero; and scikit-learn's MLP scheme, which draws the biases too.
 
 Weights are drawn in float64 from a :class:`numpy.random.Generator` and then cast,
 so a float32 and a float64 network built from the same seed start from the same
@@ -29,6 +30,14 @@ def _normal(var):
     )
 
 
+def _uniform_with_bias(factor):
+    # scikit-learn's MLP: weights and biases alike uniform on +-sqrt(factor / (fan_in + fan_out))
+    return lambda rng, fan_in, fan_out: rng.uniform(
+        -math.sqrt(factor / (fan_in + fan_out)), math.sqrt(factor / (fan_in + fan_out)),
+        size=(fan_in + 1, fan_out),
+    )
+
+
 # uniform on [-a, a] has variance a^2 / 3, so each pair below has the same variance
 INITIALIZERS = {
     "glorot_uniform": _uniform(lambda i, o: 6.0 / (i + o)),
@@ -37,8 +46,12 @@ INITIALIZERS = {
     "he_normal": _normal(lambda i, o: 2.0 / i),
     "lecun_uniform": _uniform(lambda i, o: 3.0 / i),
     "lecun_normal": _normal(lambda i, o: 1.0 / i),
+    "sklearn": _uniform_with_bias(6.0),
+    "sklearn_logistic": _uniform_with_bias(2.0),
 }
-"""Initializers by name; each maps ``(rng, fan_in, fan_out)`` to a float64 weight matrix."""
+"""Initializers by name; each maps ``(rng, fan_in, fan_out)`` to a float64 weight matrix
+(``fan_in + 1`` rows for the schemes that draw the bias row too: ``sklearn``, and
+``sklearn_logistic``, which scikit-learn uses when the activation is logistic)."""
 
 _ALIASES = {"xavier_uniform": "glorot_uniform", "xavier_normal": "glorot_normal",
             "glorot": "glorot_uniform", "xavier": "glorot_uniform", "he": "he_uniform",
@@ -51,7 +64,12 @@ def check_init(name: str) -> str:
 
 
 def init_weights(W: Array, name: str, rng: np.random.Generator) -> None:
-    """Fill an augmented weight matrix in place (eq. (11)): weights drawn, bias row zero."""
+    """Fill an augmented weight matrix in place (eq. (11)): weights drawn, bias row zero
+    (or drawn, for the schemes that draw it)."""
     fan_in, fan_out = W.shape[0] - 1, W.shape[1]
-    W[:-1] = INITIALIZERS[check_init(name)](rng, fan_in, fan_out)
+    drawn = INITIALIZERS[check_init(name)](rng, fan_in, fan_out)
+    if drawn.shape[0] == fan_in + 1:
+        W[...] = drawn
+        return
+    W[:-1] = drawn
     W[-1] = 0

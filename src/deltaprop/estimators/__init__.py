@@ -7,8 +7,15 @@ package needs scikit-learn and SciPy (``import deltaprop`` alone needs only NumP
 when skl2onnx is installed, the estimators' ONNX converters are registered with it.
 """
 
+from importlib.util import find_spec
+
 from .classifier import MLPClassifier
 from .params import InvalidParameterError
 from .regressor import MLPRegressor
+
+if find_spec("skl2onnx") is not None:
+    from .onnx import register
+
+    register()
 
 __all__ = ["InvalidParameterError", "MLPClassifier", "MLPRegressor"]

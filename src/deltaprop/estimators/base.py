@@ -56,7 +56,7 @@ class BaseMLP(BaseEstimator):
     """The shared machinery; use :class:`MLPClassifier` or :class:`MLPRegressor`."""
 
     _parameter_constraints: dict = {
-        "hidden_layer_sizes": [P.Sequence(P.Interval(Integral, 1, None, "left"), "an array-like of ints"),
+        "hidden_layer_sizes": [P.Sequence(P.Interval(Integral, None, None, "neither"), "an array-like of ints"),
                                P.Interval(Integral, 1, None, "left")],
         "activation": [P.Options(ACTIVATION_NAMES),
                        P.Sequence(P.Options(ACTIVATION_NAMES), "a list of activation names")],
@@ -208,8 +208,10 @@ class BaseMLP(BaseEstimator):
         likelihood, n_outputs, labels = self._output(y, classes)
         dtype = check_dtype(self.dtype) if self.dtype is not None else X.dtype
         self._seed = _root_seed(self.random_state)
+        # scikit-learn's initialization (biases drawn too): on small data sets it decides the result
+        init = "sklearn_logistic" if self.activation == "logistic" else "sklearn"
         net = Network([X.shape[1], *hidden, n_outputs], activation=self.activation, likelihood=likelihood,
-                      seed=self._seed, dtype=dtype)
+                      init=init, seed=self._seed, dtype=dtype)
         self.model_ = Model(net, classes=labels)
         self.n_iter_, self.t_ = 0, 0
         self.n_outputs_, self.n_layers_ = n_outputs, len(hidden) + 2

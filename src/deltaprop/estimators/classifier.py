@@ -104,9 +104,11 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         check_classification_targets(y)
         if type_of_target(y) == "multiclass-multioutput":
             raise ValueError("Multioutput target data is not supported with label binarization")
-        if first_pass or y.ndim == 2:
+        if y.ndim == 2:
             return
-        labels = unique_labels(y)
+        labels = unique_labels(y)  # refuses a mix of label types, as scikit-learn does
+        if first_pass:
+            return
         if self.warm_start and not incremental and set(labels) != set(self.classes_):
             raise ValueError("warm_start can only be used where `y` has the same classes as in the previous "
                              f"call to fit. Previously got {self.classes_}, `y` has {labels}")

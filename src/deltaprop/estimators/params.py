@@ -66,21 +66,21 @@ class Options(Constraint):
 
 
 class Boolean(Constraint):
-    description = "an instance of 'bool'"
+    description = "an instance of 'bool' or an instance of 'numpy.bool'"
 
     def accepts(self, value) -> bool:
         return isinstance(value, (bool, np.bool_))
 
 
 class Verbose(Constraint):
-    description = "an int or a bool"
+    description = "an int in the range [0, inf), an instance of 'bool' or an instance of 'numpy.bool'"
 
     def accepts(self, value) -> bool:
-        return isinstance(value, (bool, np.bool_, Integral))
+        return isinstance(value, (bool, np.bool_)) or (isinstance(value, Integral) and value >= 0)
 
 
 class RandomState(Constraint):
-    description = ("an int in the range [0, 4294967295], an instance of 'numpy.random.RandomState', "
+    description = ("an int in the range [0, 4294967295], an instance of 'numpy.random.mtrand.RandomState', "
                    "an instance of 'numpy.random.Generator' or None")
 
     def accepts(self, value) -> bool:
@@ -117,7 +117,7 @@ class NoneValue(Constraint):
 
 
 class Infinity(Constraint):
-    description = "inf"
+    description = "a float among {inf}"
 
     def accepts(self, value) -> bool:
         return isinstance(value, Real) and value == math.inf

@@ -1,0 +1,108 @@
+"""ONNX converters for the estimators, registered with skl2onnx.
+
+With them, ``skl2onnx.to_onnx(make_pipeline(StandardScaler(), MLPClassifier()), X[:1])``
+converts a whole pipeline. The network's part of the graph is the one
+:func:`deltaprop.io.onnx.model_nodes` writes for ``deltaprop export`` (each
+activation and likelihood knows its own ONNX form); what is added here is
+skl2onnx's interface: its variable names, its input cast, and a classifier's two
+outputs, the labels (in the type of ``classes_``) and the probabilities.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..io.onnx import model_nodes
+from .classifier import MLPClassifier
+from .regressor import MLPRegressor
+
+
+class ContainerBuilder:
+    """The ``const``/``node`` interface of :class:`deltaprop.io.onnx.GraphBuilder`,
+    writing into skl2onnx's scope and container."""
+
+    def __init__(self, scope, container, proto_dtype: int):
+        from onnx import helper
+
+        self.scope, self.container, self.proto_dtype = scope, container, proto_dtype
+        self.np_dtype = helper.tensor_dtype_to_np_dtype(proto_dtype)
+
+    def const(self, value, prefix: str = "c") -> str:
+        value = np.asarray(value, dtype=self.np_dtype)
+        name = self.scope.get_unique_variable_name(prefix)
+        self.container.add_initializer(name, self.proto_dtype, list(value.shape), value.ravel())
+        return name
+
+    def node(self, op: str, inputs: list[str], **attrs) -> str:
+        out = self.scope.get_unique_variable_name(op.lower())
+        self.container.add_node(op, inputs, out, name=self.scope.get_unique_operator_name(op), **attrs)
+        return out
+
+    def output(self, name: str, target: str) -> None:
+        self.container.add_node("Identity", [name], [target], name=self.scope.get_unique_operator_name("Identity"))
+
+
+def _network_output(scope, operator, container) -> tuple[ContainerBuilder, str]:
+    """The estimator's model on the operator's input: (builder, name of o)."""
+    from onnx import TensorProto
+    from skl2onnx.common.data_types import guess_proto_type
+
+    proto = guess_proto_type(operator.inputs[0].type)
+    proto = proto if proto == TensorProto.DOUBLE else TensorProto.FLOAT
+    g = ContainerBuilder(scope, container, proto)
+    x = g.node("Cast", [operator.inputs[0].full_name], to=proto)
+    return g, model_nodes(g, operator.raw_operator.model_, x)
+
+
+def convert_classifier(scope, operator, container) -> None:
+    """Labels (output 0) and class probabilities (output 1) of an :class:`MLPClassifier`."""
+    from onnx import TensorProto
+
+    est = operator.raw_operator
+    g, proba = _network_output(scope, operator, container)
+    g.output(proba, operator.outputs[1].full_name)
+    if est.model_.classes is None:  # multilabel: one 0/1 decision per label
+        labels = g.node("Cast", [g.node("Greater", [proba, g.const(0.5)])], to=TensorProto.INT64)
+    elif container.get_options(est, dict(nocl=False))["nocl"]:  # skl2onnx's option: class indices
+        labels = g.node("ArgMax", [proba], axis=1, keepdims=0)
+    else:
+        classes = np.asarray(est.classes_)
+        name = scope.get_unique_variable_name("classes")
+        if classes.dtype.kind in "iub":
+            container.add_initializer(name, TensorProto.INT64, [len(classes)], classes.astype(np.int64))
+        else:
+            container.add_initializer(name, TensorProto.STRING, [len(classes)],
+                                      [str(c).encode("utf-8") for c in classes])
+        index = g.node("ArgMax", [proba], axis=1, keepdims=0)
+        labels = g.node("Gather", [name, index], axis=0)
+    g.output(labels, operator.outputs[0].full_name)
+
+
+def convert_regressor(scope, operator, container) -> None:
+    """The predictions of an :class:`MLPRegressor`, one column per output."""
+    g, o = _network_output(scope, operator, container)
+    g.output(o, operator.outputs[0].full_name)
+
+
+def classifier_shapes(operator) -> None:
+    """skl2onnx's shapes of a linear classifier's outputs; labels of a multilabel model
+    are a matrix (one column per label)."""
+    from skl2onnx.common.data_types import Int64TensorType
+    from skl2onnx.common.shape_calculator import calculate_linear_classifier_output_shapes
+
+    calculate_linear_classifier_output_shapes(operator)
+    est = operator.raw_operator
+    if est.model_.classes is None:
+        operator.outputs[0].type = Int64TensorType([None, len(est.classes_)])
+
+
+def register() -> None:
+    """Register both converters with skl2onnx (done when the estimators are imported,
+    if skl2onnx is installed)."""
+    from skl2onnx import update_registered_converter
+    from skl2onnx.common.shape_calculator import calculate_linear_regressor_output_shapes
+
+    update_registered_converter(MLPClassifier, "DeltapropMLPClassifier", classifier_shapes,
+                                convert_classifier, options={"zipmap": [True, False, "columns"], "nocl": [False, True]})
+    update_registered_converter(MLPRegressor, "DeltapropMLPRegressor", calculate_linear_regressor_output_shapes,
+                                convert_regressor)
