@@ -70,6 +70,11 @@ def test_initialization():
     assert np.abs(tanh.W[1]).max() <= math.sqrt(6 / 150)
     normal = dp.Network([400, 300, 10], init="he_normal", seed=0, dtype="float64")
     assert normal.W[1][:-1].std() == pytest.approx(math.sqrt(2 / 400), rel=0.02)
+    sk = dp.Network([100, 50, 10], init="sklearn", seed=0, dtype="float64")  # biases drawn too
+    assert np.abs(sk.W[1]).max() <= math.sqrt(6 / 150) and np.abs(sk.W[1][-1]).min() > 0
+    assert sk.W[1][-1].std() == pytest.approx(math.sqrt(6 / 150) / math.sqrt(3), rel=0.3)
+    logistic = dp.Network([100, 50, 10], init="sklearn_logistic", seed=0, dtype="float64")
+    assert np.abs(logistic.W[1]).max() <= math.sqrt(2 / 150) < np.abs(sk.W[1]).max()
     with pytest.raises(ValueError, match="init: unknown name 'zeros'"):
         dp.Network([2, 2], init="zeros")
 
@@ -225,6 +230,19 @@ def test_nested_use_of_the_buffers_gets_separate_ones():
         assert a is not b
     with pool.lend() as c:
         assert c in (a, b)  # returned buffers are reused
+
+
+def test_pickle_keeps_the_views_into_theta():
+    import pickle
+
+    net = dp.Network([3, 4, 2], activation=["gelu"], likelihood="sigmoid+squared_error", seed=0)
+    twin = pickle.loads(pickle.dumps(net))
+    assert np.array_equal(twin.theta, net.theta) and twin.config() == net.config()
+    assert all(np.shares_memory(twin.W[l], twin.theta) for l in (1, 2))
+    twin.W[1][0, 0] = 9.0
+    assert twin.theta[0] == 9.0
+    X = np.ones((2, 3))
+    assert np.array_equal(pickle.loads(pickle.dumps(net)).forward(X), net.forward(X))
 
 
 def test_deepcopy_keeps_the_views_into_theta():

@@ -14,13 +14,13 @@ def batch_of(net, n, seed=0, likelihood="categorical"):
 
 
 @pytest.mark.parametrize("name", list(dp.OPTIMIZERS))
-@pytest.mark.parametrize("l2", [0.0, 0.01])
-def test_the_fused_step_is_the_general_route(name, l2):
+@pytest.mark.parametrize("l2,alpha", [(0.0, 0.0), (0.01, 0.0), (0.0, 0.5)])
+def test_the_fused_step_is_the_general_route(name, l2, alpha):
     """value_and_step = value_and_grad, then optimizer.step: same J, same new theta."""
     net = dp.Network([5, 7, 6, 3], activation="tanh", seed=0, dtype="float64")
     other = net.copy()
     opt = dp.OPTIMIZERS[name]()
-    fused, general = dp.Objective(net, l2=l2), dp.Objective(other, l2=l2)
+    fused, general = dp.Objective(net, l2=l2, alpha=alpha), dp.Objective(other, l2=l2, alpha=alpha)
     s1, s2 = opt.init_state(net.theta, net.blocks()), opt.init_state(other.theta, other.blocks())
     for step in range(3):
         batch = batch_of(net, 8, seed=step)
@@ -51,6 +51,18 @@ def test_value_includes_the_penalty_on_weight_rows_only():
     J1, _ = dp.Objective(net, l2=0.2).value_and_grad(net.theta, batch)
     assert J1 - J0 == pytest.approx(0.1 * sum((W[:-1] ** 2).sum() for W in net.W[1:]), rel=1e-12)
     assert dp.Objective(net, l2=0.2).value(net.theta, batch) == pytest.approx(J1, rel=1e-12)
+
+
+def test_alpha_is_scikit_learns_penalty_per_batch_row_or_weight():
+    net = dp.Network([4, 5, 3], seed=0, dtype="float64")
+    X, T = batch_of(net, 6)
+    squares = sum((W[:-1] ** 2).sum() for W in net.W[1:])
+    J0 = dp.Objective(net).value(net.theta, (X, T))
+    assert dp.Objective(net, alpha=0.3).value(net.theta, (X, T)) - J0 == pytest.approx(0.3 / 12 * squares, rel=1e-12)
+    w = np.array([1.0, 2.0, 0.5, 1.0, 1.0, 2.5])  # the batch's weight is 8, not 6
+    Jw0 = dp.Objective(net).value(net.theta, (X, T, w))
+    Jw, _ = dp.Objective(net, alpha=0.3).value_and_grad(net.theta, (X, T, w))
+    assert Jw - Jw0 == pytest.approx(0.3 / 16 * squares, rel=1e-12)
 
 
 def test_integer_weights_are_repeated_rows():

@@ -69,3 +69,5 @@ def test_gradcheck_with_penalty_and_sample_weights(likelihood):
     w = np.random.default_rng(3).uniform(0.1, 3.0, size=len(X))
     result = dp.gradcheck(net, X, y, sample_weight=w, l2=0.7)
     assert result.passed, result.report()
+    result = dp.gradcheck(net, X, y, sample_weight=w, alpha=0.9)  # scikit-learn's penalty, as the estimators use
+    assert result.passed, result.report()

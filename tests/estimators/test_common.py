@@ -5,6 +5,8 @@ from sklearn.utils.estimator_checks import check_sample_weight_equivalence_on_de
 
 from deltaprop import MLPClassifier, MLPRegressor
 
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
 # scikit-learn runs its common checks on its MLPs with max_iter=100; every check
 # passes here for the default solver and for 'lbfgs', with no expected failure.
 ESTIMATORS = [

@@ -370,3 +370,20 @@ def test_a_checkpoint_of_another_format_version_is_refused(tmp_path):
     atomic_safetensors(ckpt, tensors, {**header, "format_version": "1"})
     with pytest.raises(dp.ModelFileError, match="format version '1'.*start the run again"):
         _run(tmp_path, 1, resume=str(ckpt))
+
+
+def test_validation_with_weights_is_weighted_and_held_out_rows_keep_theirs(digits):
+    X, Xv, y, yv = digits
+    wv = np.random.default_rng(0).uniform(0.2, 3.0, size=len(Xv))
+    net = dp.Network([64, 16, 10], seed=0, dtype="float64")
+    h = dp.train(net, X, y, validation=(Xv, yv, wv), epochs=1, seed=0).history
+    assert h.val_loss[-1] == pytest.approx(net.loss(Xv, yv, sample_weight=wv), rel=1e-12)
+    right = net.predict(Xv) == yv
+    assert h.val_metric[-1] == pytest.approx(np.average(right, weights=wv), rel=1e-12)
+    assert h.val_metric[-1] != pytest.approx(np.mean(right), rel=1e-6)
+    # a held-out fraction of weighted rows: the validation score is weighted by their own weights
+    w = np.where(y < 5, 5.0, 0.1)
+    h = dp.train(dp.Network([64, 16, 10], seed=0), X, y, sample_weight=w, validation=0.2, epochs=1, seed=0).history
+    assert np.isfinite(h.val_loss[-1])
+    with pytest.raises(TypeError, match="triple"):
+        dp.train(net, X, y, validation=(Xv,), epochs=1)

@@ -37,7 +37,8 @@ from ..model import Model, load
 from ..optim.lbfgs import minimize_lbfgs
 from ..optim.optimizers import OPTIMIZERS, SGD, AdaGrad, Adam, AdamW, Momentum, Nesterov, RMSProp
 from ..training.loop import DivergenceError, Trainer, TrainingInterrupted
-from . import params as P
+from .params import (Boolean, Infinity, InstanceOf, Interval, InvalidParameterError, NoneValue, Options, RandomState,
+                     Sequence, Verbose, validate)
 from .stopping import NoImprovement
 
 Array = np.ndarray
@@ -56,33 +57,33 @@ class BaseMLP(BaseEstimator):
     """The shared machinery; use :class:`MLPClassifier` or :class:`MLPRegressor`."""
 
     _parameter_constraints: dict = {
-        "hidden_layer_sizes": [P.Sequence(P.Interval(Integral, None, None, "neither"), "an array-like of ints"),
-                               P.Interval(Integral, 1, None, "left")],
-        "activation": [P.Options(ACTIVATION_NAMES),
-                       P.Sequence(P.Options(ACTIVATION_NAMES), "a list of activation names")],
-        "solver": [P.Options(SOLVERS)],
-        "alpha": [P.Interval(Real, 0, None, "left")],
-        "batch_size": [P.Options({"auto"}), P.Interval(Integral, 1, None, "left")],
-        "learning_rate": [P.Options({"constant", "invscaling", "adaptive"})],
-        "learning_rate_init": [P.Interval(Real, 0, None, "neither")],
-        "power_t": [P.Interval(Real, 0, None, "left")],
-        "max_iter": [P.Interval(Integral, 1, None, "left")],
-        "shuffle": [P.Boolean()],
-        "random_state": [P.RandomState()],
-        "tol": [P.Interval(Real, 0, None, "left")],
-        "verbose": [P.Verbose()],
-        "warm_start": [P.Boolean()],
-        "momentum": [P.Interval(Real, 0, 1, "left")],
-        "nesterovs_momentum": [P.Boolean()],
-        "early_stopping": [P.Boolean()],
-        "validation_fraction": [P.Interval(Real, 0, 1, "neither")],
-        "beta_1": [P.Interval(Real, 0, 1, "left")],
-        "beta_2": [P.Interval(Real, 0, 1, "left")],
-        "epsilon": [P.Interval(Real, 0, None, "neither")],
-        "n_iter_no_change": [P.Interval(Integral, 1, None, "left"), P.Infinity()],
-        "max_fun": [P.Interval(Integral, 1, None, "left")],
-        "dropout": [P.Interval(Real, 0, 1, "left")],
-        "dtype": [P.NoneValue(), P.Options({"float32", "float64"}), P.InstanceOf(type, "type")],
+        "hidden_layer_sizes": [Sequence(Interval(Integral, None, None, "neither"), "an array-like of ints"),
+                               Interval(Integral, 1, None, "left")],
+        "activation": [Options(ACTIVATION_NAMES),
+                       Sequence(Options(ACTIVATION_NAMES), "a list of activation names")],
+        "solver": [Options(SOLVERS)],
+        "alpha": [Interval(Real, 0, None, "left")],
+        "batch_size": [Options({"auto"}), Interval(Integral, 1, None, "left")],
+        "learning_rate": [Options({"constant", "invscaling", "adaptive"})],
+        "learning_rate_init": [Interval(Real, 0, None, "neither")],
+        "power_t": [Interval(Real, 0, None, "left")],
+        "max_iter": [Interval(Integral, 1, None, "left")],
+        "shuffle": [Boolean()],
+        "random_state": [RandomState()],
+        "tol": [Interval(Real, 0, None, "left")],
+        "verbose": [Verbose()],
+        "warm_start": [Boolean()],
+        "momentum": [Interval(Real, 0, 1, "left")],
+        "nesterovs_momentum": [Boolean()],
+        "early_stopping": [Boolean()],
+        "validation_fraction": [Interval(Real, 0, 1, "neither")],
+        "beta_1": [Interval(Real, 0, 1, "left")],
+        "beta_2": [Interval(Real, 0, 1, "left")],
+        "epsilon": [Interval(Real, 0, None, "neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, "left"), Infinity()],
+        "max_fun": [Interval(Integral, 1, None, "left")],
+        "dropout": [Interval(Real, 0, 1, "left")],
+        "dtype": [NoneValue(), Options({"float32", "float64"}), InstanceOf(type, "type")],
     }
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
@@ -162,9 +163,9 @@ class BaseMLP(BaseEstimator):
         return hidden
 
     def _check_params(self) -> None:
-        P.validate(self, self._parameter_constraints)
+        validate(self, self._parameter_constraints)
         if self.solver == "lbfgs" and self.dropout > 0:
-            raise P.InvalidParameterError(
+            raise InvalidParameterError(
                 f"The 'dropout' parameter of {type(self).__name__} must be 0 with solver='lbfgs' (L-BFGS "
                 f"minimizes the deterministic criterion). Got {self.dropout!r} instead.")
 

@@ -9,7 +9,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
 
 from ..data.preprocessing import choose_output
-from . import params as P
+from .params import InstanceOf, NoneValue, Options
 from .base import BaseMLP
 
 Array = np.ndarray
@@ -80,7 +80,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     """
 
     _parameter_constraints = {**BaseMLP._parameter_constraints,
-                              "class_weight": [P.NoneValue(), P.Options({"balanced"}), P.InstanceOf(dict, "dict")]}
+                              "class_weight": [NoneValue(), Options({"balanced"}), InstanceOf(dict, "dict")]}
     _y_numeric = False
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,

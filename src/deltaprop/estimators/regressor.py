@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.base import RegressorMixin
 from sklearn.utils.metaestimators import available_if
 
-from . import params as P
+from .params import Options
 from .base import BaseMLP
 
 Array = np.ndarray
@@ -44,7 +44,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
     True
     """
 
-    _parameter_constraints = {**BaseMLP._parameter_constraints, "loss": [P.Options(set(_LIKELIHOODS))]}
+    _parameter_constraints = {**BaseMLP._parameter_constraints, "loss": [Options(set(_LIKELIHOODS))]}
     _y_numeric = True
 
     def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
