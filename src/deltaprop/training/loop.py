@@ -19,7 +19,6 @@ into the objective's buffers.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import signal
@@ -35,6 +34,7 @@ from ..data.sources import ArraySource
 from ..metrics import metric_name, score_outputs
 from ..optim.optimizers import Optimizer, get_optimizer
 from ..optim.schedules import Schedule, get_schedule
+from ..threads import blas_limit, largest_product
 from ..validation import check_float, check_int, check_weights
 from .callbacks import Callback, EarlyStopping, History
 from .checkpoints import load_checkpoint, save_checkpoint
@@ -367,18 +367,8 @@ class Trainer:
 
     def _blas_limit(self):
         """A context that limits BLAS threads (threadpoolctl), or does nothing."""
-        threads = self.blas_threads
-        if threads is None:
-            net, B = self.net, self.source.batch_size
-            largest = max(B * (net.sizes[l - 1] + 1) * net.sizes[l] for l in range(1, net.n_layers + 1))
-            threads = 1 if largest < self.SMALL_PRODUCT else None
-        if threads is None:
-            return contextlib.nullcontext()
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:  # the core needs only NumPy: without threadpoolctl, leave BLAS as it is
-            return contextlib.nullcontext()
-        return threadpool_limits(limits=threads, user_api="blas")
+        return blas_limit(self.blas_threads, largest_product(self.net.sizes, self.source.batch_size),
+                          self.SMALL_PRODUCT)
 
 
 def _callback_key(i: int, cb) -> str:
