@@ -24,3 +24,16 @@ def test_benchmark_runs_on_digits(tmp_path):
     assert 0.5 < dp["test_accuracy"] <= 1.0
     md = (tmp_path / "digits-latest.md").read_text()
     assert "| deltaprop |" in md and "Machine:" in md and report["command"] in md
+
+
+def test_estimator_benchmark_runs_on_digits(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "estimators.py"), "--data", "digits", "--max-iter", "2",
+         "--reps", "1", "--seeds", "1", "--skip-agreement", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "estimators-digits.json").read_text())
+    assert {(r["solver"], r["dtype"]) for r in report["speed"]} >= {("adam", "float64"), ("sgd", "float32")}
+    assert all(r["ratio"] > 0 and 0 < r["deltaprop_accuracy"] <= 1 for r in report["speed"])
+    assert {r["data"] for r in report["lbfgs"]} == {"digits", "breast_cancer"}
+    assert "Machine:" in (tmp_path / "estimators-digits.md").read_text()

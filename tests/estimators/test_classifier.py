@@ -298,3 +298,23 @@ def test_a_model_trained_by_the_library_becomes_an_estimator(iris):
     assert clf.score(X * 10 + 3, y) > 0.8
     with pytest.raises(ValueError, match="not an MLPRegressor"):
         dp.MLPRegressor.from_model(model)
+
+
+def test_files_go_both_ways_with_the_command_line(tmp_path):
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    clf = MLPClassifier(hidden_layer_sizes=(8,), solver="lbfgs", random_state=0).fit(X, y)
+    clf.save(tmp_path / "est.safetensors")
+    cli = [sys.executable, "-m", "deltaprop"]
+    out = subprocess.run(cli + ["evaluate", str(tmp_path / "est.safetensors"), "--data", "iris"],
+                         capture_output=True, text=True, check=True).stdout
+    assert f"accuracy: {clf.score(X, y):.4f} (150 samples)" in out
+    subprocess.run(cli + ["train", "--data", "iris", "--hidden", "8", "--epochs", "3", "--quiet", "--out",
+                          str(tmp_path / "cli.safetensors")], capture_output=True, text=True, check=True,
+                   cwd=tmp_path)
+    from_cli = MLPClassifier.load(tmp_path / "cli.safetensors")
+    np.testing.assert_array_equal(from_cli.predict(X), dp.load(tmp_path / "cli.safetensors").predict(X))
