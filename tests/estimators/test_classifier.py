@@ -318,3 +318,15 @@ def test_files_go_both_ways_with_the_command_line(tmp_path):
                    cwd=tmp_path)
     from_cli = MLPClassifier.load(tmp_path / "cli.safetensors")
     np.testing.assert_array_equal(from_cli.predict(X), dp.load(tmp_path / "cli.safetensors").predict(X))
+
+
+def test_training_goes_on_from_the_weights_as_they_are(iris):
+    X, y = iris
+    clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=3, warm_start=True, random_state=0).fit(X, y)
+    clf.set_params(solver="lbfgs", max_iter=50).fit(X, y)
+    after_lbfgs = clf.loss_
+    clf.set_params(solver="adam", max_iter=1, learning_rate_init=1e-6).fit(X, y)
+    assert clf.loss_ < after_lbfgs * 1.5  # not back at the weights the adam run had left
+    clf.coefs_ = [np.zeros_like(c) for c in clf.coefs_]
+    clf.partial_fit(X, y)
+    assert np.abs(clf.coefs_[0]).max() < 1e-3  # one tiny step from the zeros just set

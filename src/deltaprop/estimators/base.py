@@ -293,8 +293,11 @@ class BaseMLP(BaseEstimator):
         schedule = "constant" if self.solver in _ADAM_FAMILY else self.learning_rate
         rule = NoImprovement(self.tol, self.n_iter_no_change, self.early_stopping, schedule,
                              self.learning_rate_init, self.power_t, n, bool(self.verbose))
-        # the run goes on from its state unless the solver changed (a state holds one optimizer's moments)
+        # the run goes on from its state unless the solver changed (a state holds one optimizer's
+        # moments), from the network's weights as they are now (set through coefs_, or by lbfgs)
         state = self._state if self._state_solver == self.solver else None
+        if state is not None:
+            np.copyto(state.theta, self.model_.network.theta)
         trainer = Trainer(self.model_.network, X, T, sample_weight=w, optimizer=self._optimizer(),
                           batch_size=batch_size, validation=validation, alpha=self.alpha, dropout=self.dropout,
                           callbacks=[rule], shuffle=self.shuffle, seed=None if state else self._seed, state=state)
