@@ -330,3 +330,16 @@ def test_training_goes_on_from_the_weights_as_they_are(iris):
     clf.coefs_ = [np.zeros_like(c) for c in clf.coefs_]
     clf.partial_fit(X, y)
     assert np.abs(clf.coefs_[0]).max() < 1e-3  # one tiny step from the zeros just set
+
+
+def test_early_stopping_ends_with_the_weights_of_the_best_epoch(iris):
+    X, y = iris
+    settings = dict(hidden_layer_sizes=(16,), early_stopping=True, tol=0.0, learning_rate_init=0.05,
+                    batch_size=16, random_state=1)
+    stopped = MLPClassifier(n_iter_no_change=4, max_iter=300, **settings).fit(X, y)
+    best = int(np.argmax(stopped.validation_scores_))  # the first epoch with the best score
+    assert best < stopped.n_iter_ - 1
+    # the same run cut after the best epoch: its last weights are the best epoch's
+    cut = MLPClassifier(n_iter_no_change=1000, max_iter=best + 1, **settings).fit(X, y)
+    assert cut.validation_scores_ == stopped.validation_scores_[:best + 1]
+    np.testing.assert_array_equal(stopped.model_.network.theta, cut.model_.network.theta)
