@@ -196,7 +196,8 @@ class BaseMLP(BaseEstimator):
                              f" found {hidden}; set warm_start=False to start anew")
         T = self.model_.encode_targets(y)
         w = self._sample_weight(y, sample_weight, X.shape[0], incremental)
-        X = self.model_.transform(X)  # the network's dtype (and the model's standardizer, if it has one)
+        if self.model_.preprocessor is not None:  # a model from a file may standardize its inputs
+            X = self.model_.transform(X)
         if self.solver == "lbfgs":
             self._fit_lbfgs(X, T, w)
         else:
