@@ -5,6 +5,7 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 import sklearn.neural_network as sk
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
@@ -343,3 +344,29 @@ def test_early_stopping_ends_with_the_weights_of_the_best_epoch(iris):
     cut = MLPClassifier(n_iter_no_change=1000, max_iter=best + 1, **settings).fit(X, y)
     assert cut.validation_scores_ == stopped.validation_scores_[:best + 1]
     np.testing.assert_array_equal(stopped.model_.network.theta, cut.model_.network.theta)
+
+
+SKLEARN_ACTIVATIONS = {"identity": lambda z: z, "logistic": lambda z: 1 / (1 + np.exp(-z)), "tanh": np.tanh,
+                       "relu": lambda z: np.maximum(z, 0)}
+
+
+@settings(max_examples=15, deadline=None)
+@given(hidden=st.lists(st.integers(1, 6), min_size=1, max_size=3), activation=st.sampled_from(list(SKLEARN_ACTIVATIONS)),
+       n_classes=st.integers(2, 4), seed=st.integers(0, 2**16))
+def test_coefs_and_intercepts_are_the_whole_predictor(hidden, activation, n_classes, seed):
+    """scikit-learn's forward pass, written on coefs_ and intercepts_, gives predict_proba."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(12, 3))
+    y = np.arange(12) % n_classes
+    clf = MLPClassifier(hidden_layer_sizes=hidden, activation=activation, max_iter=2, random_state=seed).fit(X, y)
+    h = X
+    for W, b in zip(clf.coefs_[:-1], clf.intercepts_[:-1]):
+        h = SKLEARN_ACTIVATIONS[activation](h @ W + b)
+    z = h @ clf.coefs_[-1] + clf.intercepts_[-1]
+    if n_classes == 2:
+        p = 1 / (1 + np.exp(-z))
+        proba = np.hstack([1 - p, p])
+    else:
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        proba = e / e.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(clf.predict_proba(X), proba, rtol=1e-9, atol=1e-12)
