@@ -242,7 +242,11 @@ def test_dtype_follows_the_input_unless_set(iris):
     assert MLPClassifier(max_iter=2).fit(X, y).coefs_[0].dtype == np.float64
     assert MLPClassifier(max_iter=2).fit(X.astype(int), y).coefs_[0].dtype == np.float64
     clf = MLPClassifier(max_iter=2, dtype="float32").fit(X, y)
-    assert clf.coefs_[0].dtype == np.float32 and clf.predict_proba(X).dtype == np.float32
+    assert clf.coefs_[0].dtype == np.float32
+    # predictions in the precision of the input, as scikit-learn's checks expect
+    assert clf.predict_proba(X).dtype == np.float64 and clf.predict_proba(X.astype(np.float32)).dtype == np.float32
+    reg = dp.MLPRegressor(max_iter=2, dtype="float32").fit(X, np.stack([y, -y], axis=1))
+    assert reg.predict(X).dtype == np.float64 and reg.predict(X.astype(np.float32)).dtype == np.float32
 
 
 def test_random_state_reproduces_and_none_does_not_touch_numpys_global_state(iris):

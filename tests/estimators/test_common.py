@@ -8,16 +8,28 @@ from deltaprop import MLPClassifier, MLPRegressor
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 # scikit-learn runs its common checks on its MLPs with max_iter=100; every check
-# passes here for the default solver and for 'lbfgs', with no expected failure.
+# passes here for the default solver and for 'lbfgs', with no expected failure. The
+# float32 instances (deltaprop's dtype option) fail one check, for a stated reason.
 ESTIMATORS = [
     MLPClassifier(max_iter=100),
     MLPClassifier(solver="lbfgs", max_iter=100),
     MLPRegressor(max_iter=100),
     MLPRegressor(solver="lbfgs", max_iter=100),
+    MLPClassifier(dtype="float32", max_iter=100),
+    MLPRegressor(dtype="float32", max_iter=100),
 ]
 
+FLOAT32_ROUNDING = ("dtype='float32' trains in float32: a weight of 2 and a duplicated row round differently "
+                    "(about 1e-7 relative), beyond the float64 tolerance of this check (rtol=1e-7)")
 
-@parametrize_with_checks(ESTIMATORS)
+
+def expected_failures(estimator):
+    if estimator.get_params()["dtype"] == "float32":
+        return {"check_sample_weight_equivalence_on_dense_data": FLOAT32_ROUNDING}
+    return {}
+
+
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failures)
 def test_sklearn_compatible(estimator, check):
     check(estimator)
 

@@ -51,8 +51,9 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     class_weight : dict, 'balanced' or None, default=None
         Weights of the classes in the criterion, multiplying ``sample_weight``.
     dtype : {None, 'float32', 'float64'}, default=None
-        The training and prediction dtype; None follows X (float32 stays float32,
-        anything else is float64), as scikit-learn does.
+        The dtype of training and of the network; None follows X (float32 stays
+        float32, anything else is float64), as scikit-learn does. Predictions come in
+        the precision of the input they are asked for, whatever this is.
 
     Attributes
     ----------
@@ -192,9 +193,10 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         return self.model_.predict(X)
 
     def predict_proba(self, X) -> Array:
-        """Class probabilities, columns in the order of ``classes_`` (two for a binary model)."""
+        """Class probabilities, columns in the order of ``classes_`` (two for a binary model),
+        in the input's precision (float32 input gives float32, anything else float64)."""
         X = self._validate_X(X)
-        return self.model_.predict_proba(X)
+        return self.model_.predict_proba(X).astype(X.dtype, copy=False)
 
     def predict_log_proba(self, X) -> Array:
         """The logarithm of :meth:`predict_proba`."""

@@ -110,9 +110,10 @@ class MLPRegressor(RegressorMixin, BaseMLP):
 
     # -- predicting --------------------------------------------------------------------
     def predict(self, X) -> Array:
-        """The predicted values: shape (n_samples,) for one output, else (n_samples, n_outputs)."""
+        """The predicted values: shape (n_samples,) for one output, else (n_samples, n_outputs),
+        in the input's precision (float32 input gives float32, anything else float64)."""
         X = self._validate_X(X)
-        return self.model_.predict(X)
+        return self.model_.predict(X).astype(X.dtype, copy=False)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
