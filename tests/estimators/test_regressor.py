@@ -79,3 +79,15 @@ def test_save_and_load(friedman, tmp_path):
     np.testing.assert_allclose(dp.load(tmp_path / "reg.safetensors").predict(X), reg.predict(X))
     back = MLPRegressor.load(tmp_path / "reg.safetensors")
     assert back.loss == "squared_error" and back.score(X, y) == reg.score(X, y)
+
+
+def test_verbose_prints_scikit_learns_progress_lines(friedman, capsys):
+    X, y = friedman
+    MLPRegressor(hidden_layer_sizes=(4,), max_iter=3, verbose=True, random_state=0).fit(X, y)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(",")[0] for line in lines] == ["Iteration 1", "Iteration 2", "Iteration 3"]
+    assert all(line.split("loss = ")[1].replace(".", "").isdigit() for line in lines)
+    MLPRegressor(hidden_layer_sizes=(4,), solver="lbfgs", max_iter=3, verbose=True, random_state=0).fit(X, y)
+    assert capsys.readouterr().out.startswith("Iteration 1, loss = ")
+    MLPRegressor(hidden_layer_sizes=(4,), early_stopping=True, max_iter=2, verbose=True, random_state=0).fit(X, y)
+    assert "Validation score: " in capsys.readouterr().out
