@@ -25,8 +25,24 @@ def blas_limit(threads: int | None, product: int, small: int):
         threads = 1 if product < small else None
     if threads is None:
         return contextlib.nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # the core needs only NumPy: without threadpoolctl, leave BLAS as it is
+    controller = _controller()
+    if controller is None:  # the core needs only NumPy: without threadpoolctl, leave BLAS as it is
         return contextlib.nullcontext()
-    return threadpool_limits(limits=threads, user_api="blas")
+    return controller.limit(limits=threads, user_api="blas")
+
+
+_CONTROLLER: list = []
+
+
+def _controller():
+    """One threadpoolctl controller for the process: finding the loaded libraries reads
+    /proc/self/maps, about 3 ms, which a short ``partial_fit`` call should not pay each time
+    (the limit itself reads and sets the thread counts of the libraries found then)."""
+    if not _CONTROLLER:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            _CONTROLLER.append(None)
+        else:
+            _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0]

@@ -214,3 +214,31 @@ def test_the_validation_split_of_multilabel_targets_keeps_each_label_pattern():
         trainer = dp.Trainer(dp.Network([4, 3, 2], likelihood="bernoulli", seed=0), X, Y, validation=0.2, seed=seed)
         counts.add(int(trainer.Tv[:, 1].sum()))
     assert counts == {2}
+
+
+def test_a_copied_state_shares_nothing_with_the_original(data):
+    X, y = data
+    net = dp.Network([64, 8, 10], seed=0)
+    state = dp.train(net, X, y, optimizer="adam", early_stopping=dp.EarlyStopping(patience=5), validation=0.2,
+                     epochs=2, seed=0)
+    twin = state.copy()
+    twin.history.loss.append(9.0)
+    twin.history.val_loss[0] = 9.0
+    twin.theta += 1
+    twin.last_good += 1
+    twin.optimizer.arrays["m"] += 1
+    twin.optimizer.t += 5
+    twin.rng["state"]["state"] += 1
+    key = next(iter(twin.callbacks))
+    twin.callbacks[key][0]["wait"] = 99
+    twin.callbacks[key][1]["best_theta"] += 1
+    twin.data_shape[0] = -1
+    fresh = dp.train(dp.Network([64, 8, 10], seed=0), X, y, optimizer="adam",
+                     early_stopping=dp.EarlyStopping(patience=5), validation=0.2, epochs=2, seed=0)
+    assert len(state.history.loss) == 2 and state.history.val_loss == fresh.history.val_loss
+    for a, b in ((state.theta, fresh.theta), (state.last_good, fresh.last_good),
+                 (state.optimizer.arrays["m"], fresh.optimizer.arrays["m"]),
+                 (state.callbacks[key][1]["best_theta"], fresh.callbacks[key][1]["best_theta"])):
+        np.testing.assert_array_equal(a, b)
+    assert state.optimizer.t == fresh.optimizer.t and state.rng == fresh.rng
+    assert state.callbacks[key][0] == fresh.callbacks[key][0] and state.data_shape == fresh.data_shape

@@ -102,14 +102,17 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
 
     # -- targets -----------------------------------------------------------------------
     def _check_targets(self, y, first_pass: bool, incremental: bool) -> None:
-        check_classification_targets(y)
-        if type_of_target(y) == "multiclass-multioutput":
+        kind = type_of_target(y, input_name="y")
+        if kind == "multiclass-multioutput":
             raise ValueError("Multioutput target data is not supported with label binarization")
+        if kind not in ("binary", "multiclass", "multilabel-indicator"):
+            check_classification_targets(y)  # scikit-learn's error for this kind of target
         if y.ndim == 2:
             return
-        labels = unique_labels(y)  # refuses a mix of label types, as scikit-learn does
         if first_pass:
+            unique_labels(y)  # refuses a mix of label types, as scikit-learn does
             return
+        labels = np.unique(y)
         if self.warm_start and not incremental and set(labels) != set(self.classes_):
             raise ValueError("warm_start can only be used where `y` has the same classes as in the previous "
                              f"call to fit. Previously got {self.classes_}, `y` has {labels}")

@@ -135,9 +135,8 @@ def validate(estimator, constraints: dict[str, list[Constraint]]) -> None:
     InvalidParameterError
         Naming the parameter, the estimator's class, what was expected and what was found.
     """
-    params = estimator.get_params(deep=False)
     for name, rules in constraints.items():
-        value = params[name]
+        value = getattr(estimator, name)
         if any(rule.accepts(value) for rule in rules):
             continue
         descriptions = [rule.description for rule in rules]

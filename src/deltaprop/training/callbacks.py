@@ -65,6 +65,10 @@ class History:
         out[f"val_{self.metric}"] = out.pop("val_metric")
         return out
 
+    def copy(self) -> "History":
+        """An independent copy (the lists are new; their numbers are immutable)."""
+        return History(**{k: list(v) if isinstance(v, list) else v for k, v in vars(self).items()})
+
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in (*self._per_epoch, "metric", "stop_reason", "best_epoch")}
 

@@ -62,5 +62,16 @@ class TrainState:
     callbacks: dict = field(default_factory=dict)
 
     def copy(self) -> "TrainState":
-        """A deep copy (a state passed to :func:`train` is copied, never changed)."""
-        return copy.deepcopy(self)
+        """A deep copy (a state passed to :func:`train` is copied, never changed).
+
+        Field by field: the history's per-epoch lists of numbers are copied by slicing,
+        so that continuing a long run one epoch at a time (``partial_fit``) does not pay
+        a recursive deep copy of the whole history at every call.
+        """
+        new = copy.copy(self)
+        new.theta, new.last_good = self.theta.copy(), self.last_good.copy()
+        new.order = None if self.order is None else self.order.copy()
+        new.optimizer = copy.deepcopy(self.optimizer)
+        new.schedule, new.rng, new.callbacks = copy.deepcopy((self.schedule, self.rng, self.callbacks))
+        new.history, new.data_shape = self.history.copy(), list(self.data_shape)
+        return new
