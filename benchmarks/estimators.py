@@ -15,6 +15,7 @@ Three parts, each with the same hyperparameters in both libraries:
    the time of each fit, the iterations it took, and the test accuracy.
 3. Agreement: the mean test score over 5 seeds, default settings (100 hidden units,
    200 epochs), on digits, breast cancer and Friedman #1 (a regression set), every solver.
+4. ``partial_fit`` on batches of 100 rows: the cost of a call, where overhead decides.
 
 Results are printed and written to ``benchmarks/results/estimators-<data>.{json,md}``.
 """
@@ -108,6 +109,29 @@ def gemm_floor(n_rows: int, n_features: int, n_classes: int, hidden: int = 100, 
     return out
 
 
+def partial_fit_calls(calls: int = 300, rows: int = 100, reps: int = 3):
+    """Part 4: milliseconds per ``partial_fit`` of a small batch (digits), where per-call
+    overhead rather than arithmetic decides (streaming, online learning)."""
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X = X / 16
+    libs, per_call = libraries(), {}
+    for _ in range(reps):
+        for name, lib in libs.items():
+            est = lib.MLPClassifier(random_state=0)
+            est.partial_fit(X[:rows], y[:rows], classes=np.arange(10))
+            t0 = time.perf_counter()
+            for i in range(calls):
+                start = (i * rows) % (len(X) - rows)
+                est.partial_fit(X[start:start + rows], y[start:start + rows])
+            per_call.setdefault(name, []).append((time.perf_counter() - t0) / calls * 1e3)
+    row = {"calls": calls, "rows": rows, **{f"{k}_ms": statistics.median(v) for k, v in per_call.items()}}
+    row["ratio"] = row["deltaprop_ms"] / row["sklearn_ms"]
+    print(json.dumps(row), flush=True)
+    return row
+
+
 def small_sets():
     from sklearn.datasets import load_breast_cancer, load_digits, make_friedman1
     from sklearn.preprocessing import StandardScaler
@@ -195,6 +219,10 @@ def markdown(report) -> str:
         out.append(f"| {r['data']} | {r['deltaprop_s']:.3f} | {r['sklearn_s']:.3f} | **{r['ratio']:.2f}x** | "
                    f"{r['deltaprop_iterations']:.0f} | {r['sklearn_iterations']:.0f} | {r['deltaprop_accuracy']:.4f} "
                    f"| {r['sklearn_accuracy']:.4f} |")
+    p = report["partial_fit"]
+    out += ["", f"## partial_fit: {p['calls']} calls of {p['rows']} rows of digits (median of 3 runs)", "",
+            "| deltaprop ms per call | scikit-learn ms per call | ratio |", "|---|---|---|",
+            f"| {p['deltaprop_ms']:.2f} | {p['sklearn_ms']:.2f} | **{p['ratio']:.2f}x** |"]
     if report["agreement"]:
         out += ["", f"## agreement: mean test score over {report['seeds']} seeds, default settings", "",
                 "| data | solver | metric | deltaprop | scikit-learn | difference |", "|---|---|---|---|---|---|"]
@@ -223,6 +251,7 @@ def main():
     report["floor_epoch_s"] = gemm_floor(len(X), X.shape[1], len(np.unique(y)))
     report["speed"] = speed(X, y, Xte, yte, args.max_iter, args.reps)
     report["lbfgs"] = lbfgs(args.seeds)
+    report["partial_fit"] = partial_fit_calls()
     report["agreement"] = [] if args.skip_agreement else agreement(args.seeds, args.agreement_iter)
     md = markdown(report)
     print(md)

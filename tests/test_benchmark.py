@@ -37,4 +37,5 @@ def test_estimator_benchmark_runs_on_digits(tmp_path):
                                                                    ("adam", "float64, dtype='float32'")}
     assert all(r["ratio"] > 0 and 0 < r["deltaprop_accuracy"] <= 1 for r in report["speed"])
     assert {r["data"] for r in report["lbfgs"]} == {"digits", "breast_cancer"}
+    assert report["partial_fit"]["deltaprop_ms"] > 0 and report["partial_fit"]["ratio"] > 0
     assert "Machine:" in (tmp_path / "estimators-digits.md").read_text()
