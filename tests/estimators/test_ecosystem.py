@@ -106,3 +106,20 @@ def test_no_worse_than_sklearn_over_five_seeds(data, solver):
     theirs = _mean_scores(
         lambda s: (sk.MLPRegressor if regression else sk.MLPClassifier)(random_state=s, **settings), X, y)
     assert ours >= theirs - (0.02 if regression else 0.01), (ours, theirs)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("activation", list(dp.ACTIVATIONS))
+def test_every_activation_exports_in_either_precision(iris, activation, dtype):
+    pytest.importorskip("skl2onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from skl2onnx import to_onnx
+
+    X, _ = iris
+    X = (X * 3).astype(dtype)
+    reg = MLPRegressor(hidden_layer_sizes=(8,), activation=activation, max_iter=5, random_state=0).fit(X, X[:, 0])
+    session = ort.InferenceSession(to_onnx(reg, X[:1]).SerializeToString())
+    out = session.run(None, {session.get_inputs()[0].name: X})[0]
+    assert out.dtype == dtype
+    np.testing.assert_allclose(out[:, 0], reg.predict(X), rtol=1e-5 if dtype == np.float32 else 1e-12,
+                               atol=1e-5 if dtype == np.float32 else 1e-12)

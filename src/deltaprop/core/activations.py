@@ -205,6 +205,22 @@ def _op(name, **attrs):
     return lambda g, x: g.node(name, [x], **attrs)
 
 
+# leaky relu, elu and softplus from primitives: onnxruntime has no float64 kernels for
+# LeakyRelu, Elu and Softplus, and a scikit-learn pipeline on float64 input exports in float64
+def _leaky_relu_onnx(g, x):
+    return g.node("Max", [x, g.node("Mul", [x, g.const(_LEAKY_SLOPE)])])
+
+
+def _elu_onnx(g, x):
+    return g.node("Max", [x, g.node("Sub", [g.node("Exp", [g.node("Min", [x, g.const(0.0)])]), g.const(1.0)])])
+
+
+def _softplus_onnx(g, x):
+    # max(z, 0) + log(1 + e^-|z|): the exponential never overflows
+    tail = g.node("Log", [g.node("Add", [g.const(1.0), g.node("Exp", [g.node("Neg", [g.node("Abs", [x])])])])])
+    return g.node("Add", [g.node("Relu", [x]), tail])
+
+
 ACTIVATIONS: dict[str, Activation] = {
     a.name: a
     for a in (
@@ -212,9 +228,9 @@ ACTIVATIONS: dict[str, Activation] = {
         Activation("sigmoid", _sigmoid, _sigmoid_d, "glorot_uniform", _op("Sigmoid")),
         Activation("tanh", _tanh, _tanh_d, "glorot_uniform", _op("Tanh")),
         Activation("relu", _relu, _relu_d, "he_uniform", _op("Relu")),
-        Activation("leaky_relu", _leaky_relu, _leaky_relu_d, "he_uniform", _op("LeakyRelu", alpha=_LEAKY_SLOPE)),
-        Activation("elu", _elu, _elu_d, "he_uniform", _op("Elu", alpha=1.0)),
-        Activation("softplus", _softplus, _softplus_d, "glorot_uniform", _op("Softplus")),
+        Activation("leaky_relu", _leaky_relu, _leaky_relu_d, "he_uniform", _leaky_relu_onnx),
+        Activation("elu", _elu, _elu_d, "he_uniform", _elu_onnx),
+        Activation("softplus", _softplus, _softplus_d, "glorot_uniform", _softplus_onnx),
         Activation("gelu", _gelu, _gelu_d, "he_uniform", _gelu_onnx),
     )
 }
