@@ -36,6 +36,9 @@ def check_weights(sample_weight, n: int) -> np.ndarray:
     if w.dtype.kind not in "biuf" or w.shape != (n,):
         raise ValueError(f"sample_weight: expected {n} numbers (one per row of X), found shape {w.shape}, "
                          f"dtype {w.dtype}")
-    if not np.all(np.isfinite(w)) or np.any(w < 0) or not w.sum() > 0:
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
         raise ValueError("sample_weight: expected finite, non-negative weights with a positive sum")
+    if not w.sum() > 0:
+        raise ValueError("sample_weight: every weight is zero; expected finite, non-negative weights with a "
+                         "positive sum")
     return w

@@ -39,7 +39,8 @@ class Workspace:
     ``dphi[l]`` (phi'(z[l])) have shape (B, D_l). ``o``, ``T`` (the batch's encoded
     targets) and ``work`` have shape (B, D_L); ``nll`` (B, 1) holds each row's
     -log p(y|x) and ``w`` (B,) its sample weight. ``n`` is the number of rows of
-    the batch now loaded (0 when none is).
+    the batch now loaded (0 when none is); ``total_weight`` is its number of rows,
+    or the sum of its weights, as :func:`output_delta` last found it.
     """
 
     def __init__(self, sizes: Sequence[int], B: int, dtype):
@@ -58,6 +59,7 @@ class Workspace:
         self.w = np.empty(B, dtype=dtype)
         self.weighted = False
         self.n = 0
+        self.total_weight = 0.0
 
 
 class WorkspacePool:
@@ -122,10 +124,11 @@ def output_delta(net, ws: Workspace, b: int, T: Array, scale: float = 1.0) -> fl
     delta, nll = ws.delta[L][:b], ws.nll[:b]
     net.likelihood.loss_and_delta(ws.z[L][:b], T[:b], ws.o[:b], delta, ws.work[:b], nll)
     if not ws.weighted:
+        ws.total_weight = float(b)
         delta *= scale / b
         return float(np.add.reduce(nll, axis=None)) / b
     w = ws.w[:b]
-    total_w = float(w.sum())
+    ws.total_weight = total_w = float(np.add.reduce(w))
     col = ws.work[:b, :1]
     np.multiply(w[:, None], scale / total_w, out=col)
     delta *= col

@@ -121,10 +121,11 @@ class Objective:
         forward(self.net, ws, b, masks)
         return masks is not None
 
-    def _set_penalty(self, ws: Workspace, b: int) -> None:
-        """The penalty lambda of this batch: l2, plus alpha over its rows (or weights)."""
+    def _set_penalty(self, ws: Workspace) -> None:
+        """The penalty lambda of this batch: l2, plus alpha over its rows (or weights), as
+        :func:`~deltaprop.core.engine.output_delta` counted them."""
         if self.alpha > 0:
-            self._lam = self.l2 + self.alpha / (float(np.add.reduce(ws.w[:b])) if ws.weighted else b)
+            self._lam = self.l2 + self.alpha / ws.total_weight
 
     def _penalize(self, l: int, scale: float) -> float:
         """Add ``scale * lambda * W[l]`` to the weight rows of ``G[l]``; return lambda/2 ||W[l][:-1]||^2."""
@@ -145,7 +146,7 @@ class Objective:
         ws, b = self._load(batch)
         forward(self.net, ws, b)
         J = output_delta(self.net, ws, b, ws.T)
-        self._set_penalty(ws, b)
+        self._set_penalty(ws)
         if self._l2_work is not None:
             J += sum(0.5 * self._lam * float(np.vdot(W, W)) for W in self.net.weight_rows())
         return J
@@ -175,7 +176,7 @@ class Objective:
         ws, b = self._load(batch)
         dphi_ready = self._forward(ws, b, rng)
         J = output_delta(self.net, ws, b, ws.T)
-        self._set_penalty(ws, b)
+        self._set_penalty(ws)
         backward(self.net, ws, b, self.G, dphi_ready)
         for l in range(1, self.net.n_layers + 1):
             J += self._penalize(l, 1.0)
@@ -204,7 +205,7 @@ class Objective:
         if not math.isfinite(J):
             return J, math.nan
         optimizer.begin_step(state)
-        self._set_penalty(ws, b)
+        self._set_penalty(ws)
         self._step = (optimizer, state, scale, norm)
         self._penalty = self._g2 = 0.0
         backward(net, ws, b, self.G, dphi_ready, self._update_layer)

@@ -37,6 +37,7 @@ from ..model import Model, load
 from ..optim.lbfgs import minimize_lbfgs
 from ..optim.optimizers import OPTIMIZERS, SGD, AdaGrad, Adam, AdamW, Momentum, Nesterov, RMSProp
 from ..training.loop import DivergenceError, Trainer, TrainingInterrupted
+from ..validation import check_weights
 from .params import (Boolean, Infinity, InstanceOf, Interval, InvalidParameterError, NoneValue, Options, RandomState,
                      Sequence, Verbose, validate)
 from .stopping import NoImprovement
@@ -225,16 +226,10 @@ class BaseMLP(BaseEstimator):
     def _sample_weight(self, y, sample_weight, n: int, incremental: bool):
         if sample_weight is None:
             return None
-        w = np.asarray(sample_weight, dtype=np.float64)
-        if w.ndim == 0:
-            w = np.full(n, float(w))
-        if w.shape != (n,):
-            raise ValueError(f"sample_weight.shape == {w.shape}, expected {(n,)}!")
-        if not np.all(np.isfinite(w)) or np.any(w < 0):
-            raise ValueError("sample_weight: expected finite, non-negative weights")
-        if not w.sum() > 0:
-            raise ValueError("sample_weight: every weight is zero; expected a positive sum of weights")
-        return w
+        w = np.asarray(sample_weight)
+        if w.ndim == 0:  # a number for every row, as scikit-learn allows
+            w = np.full(n, w, dtype=np.float64)
+        return check_weights(w, n)
 
     def _optimizer(self):
         lr, name = self.learning_rate_init, self.solver

@@ -52,10 +52,6 @@ class LBFGSResult:
     status: int
     message: str
 
-    @property
-    def converged(self) -> bool:
-        return self.status == 0
-
 
 def minimize_lbfgs(objective, batch, *, max_iter: int = 200, max_fun: int = 15000, tol: float = 1e-4,
                    verbose: bool = False, blas_threads: int | None = None) -> LBFGSResult:
