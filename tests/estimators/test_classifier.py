@@ -374,3 +374,43 @@ def test_coefs_and_intercepts_are_the_whole_predictor(hidden, activation, n_clas
         e = np.exp(z - z.max(axis=1, keepdims=True))
         proba = e / e.sum(axis=1, keepdims=True)
     np.testing.assert_allclose(clf.predict_proba(X), proba, rtol=1e-9, atol=1e-12)
+
+
+def test_learning_rate_schedules_act_on_every_solver_but_the_adam_family(iris):
+    X, y = iris
+
+    def theta(**kwargs):
+        clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=5, batch_size=50, learning_rate_init=0.01,
+                            random_state=0, **kwargs).fit(X, y)
+        return clf.model_.network.theta
+
+    for solver in ("adam", "adamw"):  # as scikit-learn's 'adam': learning_rate_init throughout
+        np.testing.assert_array_equal(theta(solver=solver, learning_rate="invscaling"), theta(solver=solver))
+    for solver in ("sgd", "rmsprop", "nesterov"):
+        assert not np.array_equal(theta(solver=solver, learning_rate="invscaling"), theta(solver=solver)), solver
+
+
+@pytest.mark.parametrize("solver,changed", [
+    ("sgd", dict(nesterovs_momentum=False)), ("sgd", dict(momentum=0.5)), ("momentum", dict(momentum=0.5)),
+    ("nesterov", dict(momentum=0.5)), ("adagrad", dict(epsilon=0.5)), ("rmsprop", dict(epsilon=0.5)),
+    ("adam", dict(beta_1=0.5)), ("adam", dict(beta_2=0.5)), ("adam", dict(epsilon=0.5)), ("adamw", dict(beta_1=0.5)),
+], ids=str)
+def test_solver_settings_reach_the_optimizer(iris, solver, changed):
+    X, y = iris
+    settings = dict(hidden_layer_sizes=(8,), solver=solver, max_iter=3, batch_size=50, random_state=0)
+    plain = MLPClassifier(**settings).fit(X, y).model_.network.theta
+    assert not np.array_equal(MLPClassifier(**settings, **changed).fit(X, y).model_.network.theta, plain)
+
+
+def test_onnx_nocl_option_gives_class_indices(iris):
+    pytest.importorskip("skl2onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from skl2onnx import to_onnx
+
+    X, y = iris
+    X = X.astype(np.float32)
+    clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=20, random_state=0).fit(X, np.array(["a", "b", "c"])[y])
+    onx = to_onnx(clf, X[:1], options={id(clf): {"zipmap": False, "nocl": True}})
+    session = ort.InferenceSession(onx.SerializeToString())
+    labels, _ = session.run(None, {session.get_inputs()[0].name: X})
+    np.testing.assert_array_equal(labels, np.argmax(clf.predict_proba(X), axis=1))

@@ -383,7 +383,11 @@ def test_validation_with_weights_is_weighted_and_held_out_rows_keep_theirs(digit
     assert h.val_metric[-1] != pytest.approx(np.mean(right), rel=1e-6)
     # a held-out fraction of weighted rows: the validation score is weighted by their own weights
     w = np.where(y < 5, 5.0, 0.1)
-    h = dp.train(dp.Network([64, 16, 10], seed=0), X, y, sample_weight=w, validation=0.2, epochs=1, seed=0).history
-    assert np.isfinite(h.val_loss[-1])
+    net = dp.Network([64, 16, 10], seed=0, dtype="float64")
+    trainer = dp.Trainer(net, X, y, sample_weight=w, validation=0.2, seed=0)
+    held_out = [int(np.flatnonzero((X == row).all(axis=1))[0]) for row in trainer.Xv]
+    np.testing.assert_array_equal(trainer.wv, w[held_out])
+    h = trainer.run(1).history
+    assert h.val_loss[-1] == pytest.approx(net.loss(trainer.Xv, y[held_out], sample_weight=w[held_out]), rel=1e-12)
     with pytest.raises(TypeError, match="triple"):
         dp.train(net, X, y, validation=(Xv,), epochs=1)

@@ -102,8 +102,8 @@ class Trainer:
         The criterion being minimized (its L2 penalty and dropout rate).
     source : ArraySource
         Where the batches come from.
-    Xv, Tv : ndarray or None
-        The validation inputs and encoded targets.
+    Xv, Tv, wv : ndarray or None
+        The validation inputs, encoded targets and sample weights.
     """
 
     def __init__(self, net, X, y, *, sample_weight=None, optimizer: str | Optimizer = "adam",
