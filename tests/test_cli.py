@@ -303,7 +303,7 @@ def test_error_cases(tmp_path, trained):
         (["train", "--lr", "-1"], ["--lr", "positive"]),
         (["train", "--schedule", "step:size=3"], ["not a setting of step", "step_size, gamma"]),
         (["train", "--optimizer", "adam:beta1=x"], ["beta1: expected a number"]),
-        (["train", "--schedule", "cosine:warmup=-1"], ["warmup >= 0"]),
+        (["train", "--schedule", "cosine:warmup=-1"], ["warmup: expected an integer >= 0"]),
         (["predict", model, "wrong.npy"], ["expects 64 features", "has 5"]),
         (["info", "bad.safetensors"], ["not a safetensors file"]),
         (["evaluate", "missing.safetensors", "--data", "digits"], ["does not exist"]),

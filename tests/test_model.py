@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import deltaprop as dp
-from deltaprop.io.files import ModelFileError, atomic_write
+from deltaprop.io.files import ModelFileError, atomic_write, checksum
 
 
 class Net:
@@ -99,7 +99,15 @@ def header_of(path):
     return data, n, json.loads(data[8:8 + n])
 
 
-def rewrite(path, header, data, n):
+def rewrite(path, header, data, n, sign=True):
+    """Write back a changed header; ``sign`` recomputes the checksum, as a deliberate forger
+    would (what is behind the checksum must still be validated)."""
+    from safetensors.numpy import load
+
+    from deltaprop.io.files import CHECKSUM_KEY, checksum
+
+    if sign and CHECKSUM_KEY in header.get("__metadata__", {}):
+        header["__metadata__"][CHECKSUM_KEY] = checksum(load(data), header["__metadata__"])
     new = json.dumps(header).encode()
     new += b" " * (-len(new) % 8)
     path.write_bytes(struct.pack("<Q", len(new)) + new + data[8 + n:])
@@ -150,10 +158,20 @@ def test_unknown_names_in_header(tmp_path, net):
         dp.load(path)
 
 
-def test_nan_weights(tmp_path, net):
-    net.W[2][0, 0] = np.nan
+def test_nan_weights_are_neither_saved_nor_loaded(tmp_path, net):
     path = tmp_path / "m.safetensors"
     net.save(path)
+    net.W[2][0, 0] = np.nan
+    with pytest.raises(ValueError, match="weights contain NaN"):
+        net.save(tmp_path / "nan.safetensors")
+    assert not (tmp_path / "nan.safetensors").exists()
+    data, n, header = header_of(path)  # a forged file: NaN written into W.2, checksum recomputed
+    from safetensors.numpy import load, save
+
+    tensors = load(data)
+    tensors["W.2"][0, 0] = np.nan
+    header["__metadata__"]["checksum"] = checksum(tensors, header["__metadata__"])
+    path.write_bytes(save(tensors, metadata=header["__metadata__"]))
     with pytest.raises(ModelFileError, match="W.2 contains NaN or inf"):
         dp.load(path)
 

@@ -24,14 +24,14 @@ from .core.activations import get_activation
 from .core.likelihoods import get_likelihood
 from .core.network import Network
 from .data.preprocessing import Standardizer, encode_labels
-from .io.files import ModelFileError, atomic_safetensors, json_safe, read_safetensors
+from .io.files import CHECKSUM_KEY, ModelFileError, atomic_safetensors, json_safe, read_safetensors
 from .metrics import accuracy, r2
 from .version import __version__
 
 Array = np.ndarray
 
 MODEL_FORMAT = "deltaprop-model"
-MODEL_VERSION = "2"
+MODEL_VERSION = "3"  # 3: a checksum of header and tensors (2 had none)
 
 
 class Model:
@@ -78,6 +78,10 @@ class Model:
             expected = 2 if (K == 1 and net.likelihood.name != "categorical") else K
             if self.classes.ndim != 1 or len(self.classes) != expected:
                 raise ValueError(f"classes: expected {expected} labels for {K} output(s), found {self.classes.tolist()}")
+            plain = self.classes.dtype.kind in "biufUS" or all(
+                isinstance(c, (str, int, float, np.generic)) for c in self.classes)
+            if not plain or len(set(self.classes.tolist())) != len(self.classes):
+                raise ValueError(f"classes: expected distinct numbers or strings, found {self.classes.tolist()}")
         if self.target_scaler is not None:
             if net.task != "regression" or self.target_scaler.mean.size != K:
                 raise ValueError(f"target_scaler: expected a regressor with {self.target_scaler.mean.size} outputs")
@@ -152,8 +156,15 @@ class Model:
 
     # -- files ---------------------------------------------------------------------------
     def save(self, path) -> None:
-        """Write the model to a safetensors file, atomically (read it with :func:`deltaprop.load`)."""
+        """Write the model to a safetensors file, atomically (read it with :func:`deltaprop.load`).
+
+        The model is checked first (its parts may have been changed since it was
+        built): what :func:`load` would refuse is never written.
+        """
+        self._check()
         net = self.network
+        if not np.all(np.isfinite(net.theta)):
+            raise ValueError("save: the network's weights contain NaN or inf")
         tensors = {f"W.{l}": net.W[l] for l in range(1, net.n_layers + 1)}
         for prefix, scaler in (("input", self.preprocessor), ("target", self.target_scaler)):
             if scaler is not None:
@@ -169,30 +180,40 @@ def load(path) -> Model:
     """Load and validate a model file written by :meth:`Model.save`.
 
     Files of format version 1 (deltaprop 0.1, whose standardization and target
-    scaling lived in metadata) are read into the same :class:`Model`, so they
-    predict as the command line that wrote them did.
+    scaling lived in metadata) and 2 are read into the same :class:`Model`, so
+    they predict as the command line that wrote them did. Version 3 files carry a
+    checksum of everything they hold, which must match.
 
     Raises
     ------
     ModelFileError
         If the file is missing, not a deltaprop safetensors file, truncated,
-        corrupted, or inconsistent (unknown names, wrong shapes, NaN weights).
+        corrupted (checksum), or inconsistent (unknown names, wrong shapes, NaN weights).
     """
     source = f"model file {str(path)!r}"
     tensors, header = read_safetensors(path)
     if header.get("format") != MODEL_FORMAT:
         raise ModelFileError(f"{source} is not a deltaprop model (format {header.get('format')!r})")
     version = header.get("format_version")
-    if version not in ("1", MODEL_VERSION):
-        raise ModelFileError(f"{source} has format version {version!r}; this deltaprop reads versions 1 and "
+    if version not in ("1", "2", MODEL_VERSION):
+        raise ModelFileError(f"{source} has format version {version!r}; this deltaprop reads versions 1 to "
                              f"{MODEL_VERSION} (a newer deltaprop wrote it?)")
+    if version == MODEL_VERSION and CHECKSUM_KEY not in header:
+        raise ModelFileError(f"{source} is corrupted: its checksum is missing")
     try:
         config = json.loads(header.get("config", ""))
         metadata = json.loads(header.get("metadata", "{}")) if version != "1" else config.get("metadata") or {}
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         raise ModelFileError(f"{source}: the config in its header is not valid JSON") from None
     if not isinstance(config, dict) or not isinstance(metadata, dict):
         raise ModelFileError(f"{source}: config and metadata must be JSON objects")
+    known = {f"W.{l}" for l in range(1, len(tensors) + 1)} | {f"{p}.{k}" for p in ("input", "target")
+                                                             for k in ("mean", "scale")}
+    unknown = sorted(set(tensors) - known)
+    if unknown:
+        raise ModelFileError(f"{source}: unknown tensors {unknown}; a model file holds W.1..W.L, "
+                             "input.mean/scale and target.mean/scale")
+    _check_sizes_against_tensors(config, tensors, source)
     net = _network_from_config(config, source)
     _load_weights(net, tensors, source)
     try:
@@ -214,7 +235,25 @@ def _scaler(tensors: dict, prefix: str, source: str) -> Standardizer | None:
         return None
     if not all(present):
         raise ModelFileError(f"{source}: has {prefix}.mean or {prefix}.scale without the other")
+    if any(tensors[k].ndim != 1 for k in keys):
+        raise ModelFileError(f"{source}: {prefix}.mean and {prefix}.scale must be 1-D, one value per column")
     return Standardizer(tensors[keys[0]], tensors[keys[1]])
+
+
+def _check_sizes_against_tensors(config: dict, tensors: dict, source: str) -> None:
+    """Refuse a config whose sizes do not match the tensors present, before anything of
+    the size the config claims is allocated (a small file must not make a large network)."""
+    sizes = config.get("sizes")
+    if not isinstance(sizes, list) or len(sizes) < 2 or not all(type(n) is int and n >= 1 for n in sizes):
+        raise ModelFileError(f"{source}: invalid config: sizes must be a list of at least two positive "
+                             f"integers, found {str(sizes)[:80]}")
+    for l in range(1, len(sizes)):
+        t = tensors.get(f"W.{l}")
+        expected = (sizes[l - 1] + 1, sizes[l])
+        if t is None:
+            raise ModelFileError(f"{source}: W.{l} is missing; sizes {sizes} need W.1..W.{len(sizes) - 1}")
+        if t.shape != expected:
+            raise ModelFileError(f"{source}: W.{l} has shape {t.shape}, but sizes {sizes} need {expected}")
 
 
 def _network_from_config(config: dict, source: str) -> Network:
@@ -241,9 +280,7 @@ def _load_weights(net: Network, tensors: dict, source: str) -> None:
     if found != expected:
         raise ModelFileError(f"{source}: expected tensors {sorted(expected)}, found {sorted(found)}")
     for l in range(1, net.n_layers + 1):
-        t = tensors[f"W.{l}"]
-        if t.shape != net.W[l].shape:
-            raise ModelFileError(f"{source}: W.{l} has shape {t.shape}, but sizes {net.sizes} need {net.W[l].shape}")
+        t = tensors[f"W.{l}"]  # its shape was checked before the network was built
         if t.dtype != net.dtype:
             raise ModelFileError(f"{source}: W.{l} is {t.dtype}, config says {np.dtype(net.dtype).name}")
         if not np.all(np.isfinite(t)):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 
@@ -42,3 +43,27 @@ def check_weights(sample_weight, n: int) -> np.ndarray:
         raise ValueError("sample_weight: every weight is zero; expected finite, non-negative weights with a "
                          "positive sum")
     return w
+
+
+def physical_memory() -> int | None:
+    """This machine's physical memory in bytes, or None where the system does not say."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def format_bytes(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.3g} {unit}"
+        n /= 1000
+
+
+def check_memory(name: str, n_bytes: int, what: str) -> None:
+    """Refuse, up front and naming ``name``, an allocation larger than physical memory
+    (which would otherwise end in a MemoryError traceback, or in swapping)."""
+    total = physical_memory()
+    if total is not None and n_bytes > total:
+        raise ValueError(f"{name}: {what} would need {format_bytes(n_bytes)} of memory, more than this "
+                         f"machine's {format_bytes(total)}")

@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..validation import check_weights
+from ..validation import check_memory, check_weights
 from .activations import Activation, get_activation
 from .engine import WorkspacePool, forward, output_delta, views
 from .initializers import check_init, init_weights
@@ -117,6 +117,8 @@ class Network:
 
         self.shapes = [(self.sizes[l - 1] + 1, self.sizes[l]) for l in range(1, L + 1)]
         self.n_params = sum(r * c for r, c in self.shapes)
+        check_memory("sizes", self.n_params * np.dtype(self.dtype).itemsize,
+                     f"the parameters of a {'-'.join(map(str, self.sizes))} network")
         self.theta = np.zeros(self.n_params, dtype=self.dtype)
         self.W = views(self.theta, self.shapes)
         self._pool = WorkspacePool(self.sizes, _CHUNK, self.dtype)

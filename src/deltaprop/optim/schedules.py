@@ -8,15 +8,21 @@ checkpoints through ``state_dict``.
 
 from __future__ import annotations
 
+import inspect
 import math
 
 from ..registry import lookup
+from ..validation import check_float, check_int
 
 
 class Schedule:
     """Base class: a constant learning rate."""
 
     name = "constant"
+
+    def settings(self) -> dict:
+        """The constructor's arguments (a schedule's state is the rest of its attributes)."""
+        return {p: getattr(self, p) for p in inspect.signature(type(self)).parameters}
 
     def __call__(self, base: float, epoch: int, total_epochs: int) -> float:
         return base
@@ -28,14 +34,20 @@ class Schedule:
         return dict(vars(self))
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` returned (the same attributes, numbers only)."""
+        if not isinstance(state, dict) or set(state) != set(vars(self)) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in state.values()):
+            raise ValueError(f"{self.name} schedule: expected a state with the numbers {sorted(vars(self))}, "
+                             f"found {state!r}")
         vars(self).update(state)
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+        args = ", ".join(f"{k}={v!r}" for k, v in self.settings().items())
         return f"{type(self).__name__}({args})"
 
 
-Constant = Schedule
+class Constant(Schedule):
+    """The learning rate as given, every epoch."""
 
 
 class StepDecay(Schedule):
@@ -44,9 +56,8 @@ class StepDecay(Schedule):
     name = "step"
 
     def __init__(self, step_size: int = 10, gamma: float = 0.5):
-        self.step_size, self.gamma = int(step_size), float(gamma)
-        if self.step_size < 1 or not 0 < self.gamma <= 1:
-            raise ValueError(f"step schedule: expected step_size >= 1 and 0 < gamma <= 1, found {step_size}, {gamma}")
+        self.step_size = check_int("step schedule: step_size", step_size, 1)
+        self.gamma = _gamma("step schedule", gamma)
 
     def __call__(self, base, epoch, total_epochs):
         return base * self.gamma ** (epoch // self.step_size)
@@ -58,9 +69,7 @@ class Exponential(Schedule):
     name = "exponential"
 
     def __init__(self, gamma: float = 0.95):
-        self.gamma = float(gamma)
-        if not 0 < self.gamma <= 1:
-            raise ValueError(f"exponential schedule: expected 0 < gamma <= 1, found {gamma}")
+        self.gamma = _gamma("exponential schedule", gamma)
 
     def __call__(self, base, epoch, total_epochs):
         return base * self.gamma ** epoch
@@ -72,9 +81,7 @@ class InverseTime(Schedule):
     name = "inverse_time"
 
     def __init__(self, decay: float = 0.1):
-        self.decay = float(decay)
-        if self.decay < 0:
-            raise ValueError(f"inverse_time schedule: expected decay >= 0, found {decay}")
+        self.decay = check_float("inverse_time schedule: decay", decay, 0.0)
 
     def __call__(self, base, epoch, total_epochs):
         return base / (1 + self.decay * epoch)
@@ -90,9 +97,8 @@ class Cosine(Schedule):
     name = "cosine"
 
     def __init__(self, warmup: int = 0, min_lr: float = 0.0):
-        self.warmup, self.min_lr = int(warmup), float(min_lr)
-        if self.warmup < 0 or self.min_lr < 0:
-            raise ValueError(f"cosine schedule: expected warmup >= 0 and min_lr >= 0, found {warmup}, {min_lr}")
+        self.warmup = check_int("cosine schedule: warmup", warmup, 0)
+        self.min_lr = check_float("cosine schedule: min_lr", min_lr, 0.0)
 
     def __call__(self, base, epoch, total_epochs):
         if epoch < self.warmup:
@@ -110,10 +116,10 @@ class ReduceOnPlateau(Schedule):
 
     def __init__(self, factor: float = 0.5, patience: int = 5, min_delta: float = 1e-4,
                  min_lr: float = 0.0):
-        self.factor, self.patience = float(factor), int(patience)
-        self.min_delta, self.min_lr = float(min_delta), float(min_lr)
-        if not 0 < self.factor < 1 or self.patience < 0:
-            raise ValueError(f"plateau schedule: expected 0 < factor < 1 and patience >= 0, found {factor}, {patience}")
+        self.factor = check_float("plateau schedule: factor", factor, 0.0, strict=True, below=1.0)
+        self.patience = check_int("plateau schedule: patience", patience, 0)
+        self.min_delta = check_float("plateau schedule: min_delta", min_delta, 0.0)
+        self.min_lr = check_float("plateau schedule: min_lr", min_lr, 0.0)
         self.scale, self.best, self.bad_epochs = 1.0, math.inf, 0
 
     def __call__(self, base, epoch, total_epochs):
@@ -129,8 +135,15 @@ class ReduceOnPlateau(Schedule):
             self.bad_epochs = 0
 
 
+def _gamma(where: str, gamma) -> float:
+    gamma = check_float(f"{where}: gamma", gamma, 0.0, strict=True)
+    if gamma > 1:
+        raise ValueError(f"{where}: gamma: expected a number in (0, 1], found {gamma!r}")
+    return gamma
+
+
 SCHEDULES: dict[str, type[Schedule]] = {
-    c.name: c for c in (Schedule, StepDecay, Exponential, InverseTime, Cosine, ReduceOnPlateau)
+    c.name: c for c in (Constant, StepDecay, Exponential, InverseTime, Cosine, ReduceOnPlateau)
 }
 """Every schedule by name, shared by the API, the CLI and checkpoints."""
 
@@ -138,7 +151,7 @@ SCHEDULES: dict[str, type[Schedule]] = {
 def get_schedule(spec) -> Schedule:
     """A schedule from an instance, None (constant) or a name (default settings)."""
     if spec is None:
-        return Schedule()
+        return Constant()
     if isinstance(spec, Schedule):
         return spec
     return SCHEDULES[lookup("schedule", SCHEDULES, spec)]()

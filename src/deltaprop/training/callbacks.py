@@ -74,6 +74,17 @@ class History:
 
     @classmethod
     def from_dict(cls, d: dict) -> "History":
+        """The inverse of :meth:`to_dict`, with every field checked (ValueError otherwise)."""
+        if not isinstance(d, dict) or set(d) != {*cls._per_epoch, "metric", "stop_reason", "best_epoch"}:
+            raise ValueError("history: expected the fields of History.to_dict()")
+        lists = [d[k] for k in cls._per_epoch]
+        if not all(isinstance(v, list) and len(v) == len(lists[0]) and all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) for x in v) for v in lists):
+            raise ValueError("history: expected per-epoch lists of numbers of one length")
+        best = d["best_epoch"]
+        if not (isinstance(d["metric"], str) and isinstance(d["stop_reason"], str)
+                and (best is None or type(best) is int and 0 <= best < len(lists[0]))):
+            raise ValueError("history: malformed metric, stop_reason or best_epoch")
         return cls(**d)
 
 
@@ -165,5 +176,9 @@ class EarlyStopping(Callback):
         return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait}, arrays
 
     def load_state_dict(self, scalars, arrays):
-        self.best, self.best_epoch, self.wait = scalars["best"], scalars["best_epoch"], scalars["wait"]
+        best, best_epoch, wait = scalars["best"], scalars["best_epoch"], scalars["wait"]
+        if not (isinstance(best, (int, float)) and not math.isnan(best) and type(wait) is int and wait >= 0
+                and (best_epoch is None or type(best_epoch) is int and best_epoch >= 0)):
+            raise ValueError(f"early stopping: malformed state {scalars!r}")
+        self.best, self.best_epoch, self.wait = float(best), best_epoch, wait
         self.best_theta = arrays["best_theta"].copy() if "best_theta" in arrays else None

@@ -11,16 +11,17 @@ field validated, never with pickle.
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 
-from ..io.files import ModelFileError, atomic_safetensors, json_safe, read_safetensors
+from ..io.files import CHECKSUM_KEY, ModelFileError, atomic_safetensors, json_safe, read_safetensors
 from ..optim.optimizers import OptimizerState
 from .callbacks import History
 from .state import TrainState
 
 CHECKPOINT_FORMAT = "deltaprop-checkpoint"
-CHECKPOINT_VERSION = "2"
+CHECKPOINT_VERSION = "3"  # 3: checksum, run settings and data fingerprint
 
 
 def save_checkpoint(path, net, state: TrainState, optimizer) -> None:
@@ -37,6 +38,7 @@ def save_checkpoint(path, net, state: TrainState, optimizer) -> None:
     header = {
         "epoch": state.epoch, "batch": state.batch, "loss_sum": state.loss_sum,
         "grad_norm_sq": state.grad_norm_sq, "epoch_time": state.epoch_time, "data_shape": state.data_shape,
+        "data_digest": state.data_digest, "settings": state.settings,
         "seed": state.seed, "rng": state.rng, "schedule": state.schedule, "history": state.history.to_dict(),
         "optimizer": {"name": optimizer.name, **opt_scalars}, "callbacks": callbacks,
     }
@@ -48,12 +50,15 @@ def save_checkpoint(path, net, state: TrainState, optimizer) -> None:
 def load_checkpoint(path, net=None) -> TrainState:
     """Read a checkpoint as a :class:`TrainState`, to pass to :func:`deltaprop.train`.
 
+    Every field is validated as strictly as a model file's: the checksum, then the
+    types, ranges and shapes of every number and array (finite weights, a row order
+    that is a permutation, a generator state that NumPy accepts).
     With ``net``, the checkpoint must have been written for the same architecture.
 
     Raises
     ------
     ModelFileError
-        If the file is missing, malformed or not a deltaprop checkpoint.
+        If the file is missing, malformed, damaged or not a deltaprop checkpoint.
     ValueError
         If it was written for another network.
     """
@@ -64,32 +69,106 @@ def load_checkpoint(path, net=None) -> TrainState:
     if header.get("format_version") != CHECKPOINT_VERSION:
         raise ModelFileError(f"{source} has format version {header.get('format_version')!r}; this deltaprop "
                              f"reads version {CHECKPOINT_VERSION} (start the run again)")
+    if CHECKSUM_KEY not in header:
+        raise ModelFileError(f"{source} is corrupted: its checksum is missing")
     try:
         config, st = json.loads(header["config"]), json.loads(header["state"])
-        if net is not None:
-            mine = net.config()
-            theirs = {k: config.get(k) for k in ("sizes", "activations", "likelihood", "dtype")}
-            if {k: mine[k] for k in theirs} != theirs:
-                raise ValueError(f"resume: {source} was written for a different network: {theirs}, "
-                                 f"not {({k: mine[k] for k in theirs})}")
-        opt = dict(st["optimizer"])
-        opt_arrays = {k[len("optimizer."):]: v for k, v in tensors.items() if k.startswith("optimizer.")}
-        callbacks = {}
-        for key, scalars in st["callbacks"].items():
-            prefix = f"callback.{key}."
-            callbacks[key] = (scalars, {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
-        theta = tensors["theta"]
-        if net is not None and (theta.shape != net.theta.shape or theta.dtype != net.theta.dtype):
-            raise ModelFileError(f"{source}: its parameters do not fit the network")
-        if not np.all(np.isfinite(theta)):
-            raise ModelFileError(f"{source}: its parameters contain NaN or inf")
-        return TrainState(
-            theta=theta.copy(), last_good=tensors["last_good"].copy(),
-            optimizer=OptimizerState(int(opt["t"]), float(opt["learning_rate"]),
-                                     {k: v.copy() for k, v in opt_arrays.items()}, []),
-            schedule=st["schedule"], seed=int(st["seed"]), rng=st["rng"], history=History.from_dict(st["history"]),
-            data_shape=list(st["data_shape"]), epoch=int(st["epoch"]), batch=int(st["batch"]),
-            order=tensors["order"].copy() if "order" in tensors else None, loss_sum=float(st["loss_sum"]),
-            grad_norm_sq=float(st["grad_norm_sq"]), epoch_time=float(st["epoch_time"]), callbacks=callbacks)
-    except (KeyError, TypeError, json.JSONDecodeError) as e:
-        raise ModelFileError(f"{source}: its header is incomplete or malformed ({e})") from None
+        state = _state_from(config, st, tensors, net)
+    except _Invalid as e:
+        raise ModelFileError(f"{source}: {e}") from None
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as e:
+        raise ModelFileError(f"{source}: its header is incomplete or malformed ({type(e).__name__}: {e})") from None
+    return state
+
+
+class _Invalid(Exception):
+    pass
+
+
+def _field(d: dict, key: str, kind, ok=lambda v: True, what: str = ""):
+    """``d[key]`` if it is of ``kind`` and passes ``ok``, else _Invalid naming it."""
+    v = d.get(key) if isinstance(d, dict) else None
+    if kind is float and isinstance(v, int) and not isinstance(v, bool):
+        v = float(v)
+    if not isinstance(v, kind) or isinstance(v, bool) and kind is not bool or not ok(v):
+        raise _Invalid(f"field {key!r} is {str(v)[:60]!r}; expected {what or kind.__name__}")
+    return v
+
+
+def _array(tensors: dict, key: str, like: np.ndarray | None = None) -> np.ndarray:
+    a = tensors[key]
+    if like is not None and (a.shape != like.shape or a.dtype != like.dtype):
+        raise _Invalid(f"tensor {key!r} has shape {a.shape} and dtype {a.dtype}; expected {like.shape}, {like.dtype}")
+    if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+        raise _Invalid(f"tensor {key!r} contains NaN or inf")
+    return a.copy()
+
+
+def _state_from(config: dict, st: dict, tensors: dict, net) -> TrainState:
+    if net is not None:
+        mine = net.config()
+        theirs = {k: config.get(k) for k in ("sizes", "activations", "likelihood", "dtype")}
+        if {k: mine[k] for k in theirs} != theirs:
+            raise ValueError(f"resume: the checkpoint was written for a different network: {theirs}, "
+                             f"not {({k: mine[k] for k in theirs})}")
+    if "theta" not in tensors or "last_good" not in tensors:
+        raise _Invalid("tensors 'theta' and 'last_good' are missing")
+    theta = tensors["theta"]
+    if theta.ndim != 1 or theta.dtype.kind != "f" or (net is not None and
+                                                      (theta.shape != net.theta.shape or theta.dtype != net.theta.dtype)):
+        raise _Invalid(f"its parameters (shape {theta.shape}, {theta.dtype}) do not fit the network")
+    theta = _array(tensors, "theta", theta)
+    last_good = _array(tensors, "last_good", theta)
+    nonneg = (lambda v: v >= 0, "an integer >= 0")
+    data_shape = _field(st, "data_shape", list, lambda v: len(v) == 4 and all(
+        type(n) is int and n >= 1 for n in v), "(n_samples, n_features, n_outputs, batch_size)")
+    n, batch_size = data_shape[0], data_shape[3]
+    epoch = _field(st, "epoch", int, *nonneg)
+    batch = _field(st, "batch", int, lambda v: 0 <= v < -(-n // batch_size), "a batch index of the epoch")
+    order = None
+    if "order" in tensors:
+        order = tensors["order"]
+        if order.dtype != np.int64 or order.shape != (n,) or not np.array_equal(np.sort(order), np.arange(n)):
+            raise _Invalid(f"tensor 'order' is not a permutation of the {n} training rows")
+        order = order.copy()
+    elif batch > 0:
+        raise _Invalid("it stopped mid-epoch but holds no row order")
+    opt = _field(st, "optimizer", dict)
+    _field(opt, "name", str)
+    opt_state = OptimizerState(
+        _field(opt, "t", int, *nonneg),
+        _field(opt, "learning_rate", float, lambda v: math.isfinite(v) and v > 0, "a positive number"),
+        {k[len("optimizer."):]: _array(tensors, k, theta) for k in tensors if k.startswith("optimizer.")}, [])
+    callbacks = {}
+    for key, scalars in _field(st, "callbacks", dict).items():
+        if not isinstance(scalars, dict) or not all(isinstance(v, (int, float, str, type(None)))
+                                                    for v in scalars.values()):
+            raise _Invalid(f"the state of callback {key!r} is malformed")
+        prefix = f"callback.{key}."
+        callbacks[key] = (scalars, {k[len(prefix):]: _array(tensors, k, theta) for k in tensors
+                                    if k.startswith(prefix)})
+    known = {"theta", "last_good", "order"}
+    unknown = [k for k in tensors if k not in known and not k.startswith(("optimizer.", "callback."))]
+    if unknown:
+        raise _Invalid(f"unknown tensors {sorted(unknown)}")
+    rng = _field(st, "rng", dict)
+    try:
+        np.random.PCG64().state = rng  # NumPy validates a generator state when it is set
+    except (TypeError, ValueError, KeyError, OverflowError):
+        raise _Invalid("its random generator state is malformed") from None
+    schedule = _field(st, "schedule", dict)
+    if not all(isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v)
+               for k, v in schedule.items()):
+        raise _Invalid("its schedule state is malformed")
+    history = History.from_dict(_field(st, "history", dict))
+    if history.epochs != epoch:
+        raise _Invalid(f"its history has {history.epochs} epochs, its counter {epoch}")
+    return TrainState(
+        theta=theta, last_good=last_good, optimizer=opt_state, schedule=schedule,
+        seed=_field(st, "seed", int), rng=rng, history=history, data_shape=data_shape,
+        data_digest=_field(st, "data_digest", str), settings=_field(st, "settings", dict),
+        epoch=epoch, batch=batch, order=order,
+        loss_sum=_field(st, "loss_sum", float, math.isfinite, "a finite number"),
+        grad_norm_sq=_field(st, "grad_norm_sq", float, lambda v: math.isfinite(v) and v >= 0, "a number >= 0"),
+        epoch_time=_field(st, "epoch_time", float, lambda v: math.isfinite(v) and v >= 0, "a number >= 0"),
+        callbacks=callbacks)

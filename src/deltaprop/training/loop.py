@@ -20,6 +20,7 @@ into the objective's buffers.
 from __future__ import annotations
 
 import copy
+import hashlib
 import math
 import signal
 import threading
@@ -31,6 +32,7 @@ import numpy as np
 from ..core.network import as_rng
 from ..core.objective import Objective
 from ..data.sources import ArraySource
+from ..io.files import json_safe
 from ..metrics import metric_name, score_outputs
 from ..optim.optimizers import Optimizer, get_optimizer
 from ..optim.schedules import Schedule, get_schedule
@@ -113,7 +115,7 @@ class Trainer:
                  early_stopping: int | EarlyStopping | None = None, callbacks: Sequence[Callback] = (),
                  shuffle: bool = True, seed: int | np.random.Generator | None = None,
                  state: TrainState | None = None, checkpoint: str | None = None, checkpoint_every: int = 1,
-                 blas_threads: int | None = None):
+                 blas_threads: int | None = None, resume: str | None = None):
         self.net = net
         X = net.check_X(X, convert=False)
         T = net.encode_targets(y, X.shape[0])
@@ -144,6 +146,7 @@ class Trainer:
         split_seq, loop_seq = np.random.SeedSequence(root).spawn(2)
 
         # validation data: given, or a held-out fraction (stratified for classification)
+        self._data, self._digest = (X, T, w), None  # for the fingerprint of the data (see data_digest)
         self.Xv = self.Tv = self.wv = None
         if isinstance(validation, (float, np.floating)) and not isinstance(validation, bool):
             if not 0 < validation < 1:
@@ -165,6 +168,10 @@ class Trainer:
 
         N = X.shape[0]
         B = N if batch_size is None else check_int("batch_size", batch_size, 1)
+        settings = {"optimizer": {"name": self.optimizer.name, **self.optimizer.hyperparameters()},
+                    "schedule": {"name": self.schedule.name, **self.schedule.settings()},
+                    "batch_size": batch_size, "shuffle": self.shuffle, "l2": self.l2, "alpha": self.alpha,
+                    "dropout": self.dropout, "clip_norm": self.clip_norm, "max_norm": self.max_norm}
         self.source = ArraySource(X, T, w, B, net.dtype)
         self.objective = Objective(net, l2=self.l2, dropout=self.dropout, alpha=self.alpha)
         self.ws = self.objective.workspace(self.source.batch_size)
@@ -182,18 +189,39 @@ class Trainer:
                 history=History(metric=metric_name(net.task)), last_good=np.empty_like(net.theta),
                 data_shape=data_shape)
         else:
+            if resume is not None:
+                self._check_resume(state, resume, data_shape, json_safe(settings))
             self.state = self._continue_from(state, data_shape)
             np.copyto(net.theta, self.state.theta)
-            self.schedule.load_state_dict(self.state.schedule)
+            if state.settings.get("schedule", {}).get("name", self.schedule.name) == self.schedule.name:
+                self.schedule.load_state_dict(self.state.schedule)
+        self.state.settings = json_safe(settings)
         self.rng = np.random.default_rng(loop_seq)
         self.rng.bit_generator.state = self.state.rng
         self.interrupted = False
+
+    def _check_resume(self, saved: TrainState, resume: str, data_shape: list, settings: dict) -> None:
+        """A checkpoint continues only the run that wrote it: same data, same settings."""
+        if data_shape != saved.data_shape:
+            raise ValueError(
+                f"resume: checkpoint {resume!r} was written for data of shape (N, D, K, batch) = "
+                f"{tuple(saved.data_shape)}, found {tuple(data_shape)}")
+        if self.data_digest() != saved.data_digest:
+            raise ValueError(f"resume: checkpoint {resume!r} was written for other training data "
+                             "(same shape, different values); resume with the run's own data")
+        changed = [f"{k}={saved.settings.get(k)!r} (now {v!r})" for k, v in settings.items()
+                   if saved.settings.get(k) != v]
+        if changed:
+            raise ValueError(f"resume: checkpoint {resume!r} was written with other settings: "
+                             f"{'; '.join(changed)}; resume with the run's own settings")
 
     def _continue_from(self, state: TrainState, data_shape: list) -> TrainState:
         net = self.net
         if state.theta.shape != net.theta.shape or state.theta.dtype != net.theta.dtype:
             raise ValueError(f"state: its parameters ({state.theta.size}, {state.theta.dtype}) do not fit "
                              f"the network ({net.n_params}, {np.dtype(net.dtype).name})")
+        if not np.all(np.isfinite(state.theta)):
+            raise ValueError("state: its parameters contain NaN or inf")
         fresh = self.optimizer.init_state(net.theta, net.blocks())
         if set(fresh.arrays) != set(state.optimizer.arrays):
             raise ValueError(f"state: it holds the state of another optimizer ({sorted(state.optimizer.arrays)}), "
@@ -311,6 +339,8 @@ class Trainer:
             if not np.all(np.isfinite(net.theta)):
                 self._diverged(float("nan"))
             stop = self._end_epoch(time.perf_counter() - t0, end)
+            if stop:  # recorded before the last checkpoint, so that resuming it knows the run is over
+                h.stop_reason = stop
             if self.checkpoint and (st.epoch % self.checkpoint_every == 0 or stop or st.epoch == end):
                 self.save(self.checkpoint)
         h.stop_reason = stop or f"reached the maximum of {end} epochs"
@@ -356,9 +386,26 @@ class Trainer:
                 scalars, arrays = cb.state_dict()
                 st.callbacks[_callback_key(i, cb)] = (dict(scalars), {k: v.copy() for k, v in arrays.items()})
 
+    def data_digest(self) -> str:
+        """A fingerprint of the training data: every target and weight, and a fixed
+        sample of at most 1024 evenly spaced rows of X in the network's dtype (cheap
+        for data of any size, and it tells other data apart)."""
+        if self._digest is not None:
+            return self._digest
+        X, T, w = self._data
+        h = hashlib.sha256()
+        step = max(1, X.shape[0] // 1024)
+        h.update(np.ascontiguousarray(X[::step], dtype=self.net.dtype).tobytes())
+        h.update(np.ascontiguousarray(T).tobytes())
+        if w is not None:
+            h.update(np.ascontiguousarray(w, dtype=np.float64).tobytes())
+        self._digest = h.hexdigest()[:32]
+        return self._digest
+
     def save(self, path: str) -> None:
         """Write the run's state as a checkpoint (see :mod:`deltaprop.training.checkpoints`)."""
         self._sync()
+        self.state.data_digest = self.data_digest()
         save_checkpoint(path, self.net, self.state, self.optimizer)
 
     # multiply-adds; on the 2-core development machine one BLAS thread was faster below it
@@ -436,7 +483,7 @@ def train(net, X, y, *, epochs: int = 100, resume: str | None = None, **options)
         the end, and on Ctrl-C.
     resume : str, optional
         A checkpoint to continue from: the same as ``state=load_checkpoint(resume)``,
-        with the data checked to be the run's.
+        with the data (shape and fingerprint) and the settings checked to be the run's.
     blas_threads : int, optional
         Threads for the BLAS matrix products while training (through threadpoolctl).
         By default one thread when the batch's largest product is small (under 10
@@ -460,11 +507,7 @@ def train(net, X, y, *, epochs: int = 100, resume: str | None = None, **options)
         if options.get("state") is not None:
             raise ValueError("resume: give a checkpoint or a state to continue, not both")
         options["state"] = load_checkpoint(resume, net)
-        trainer = Trainer(net, X, y, **options)
-        if trainer.state.data_shape != options["state"].data_shape:
-            raise ValueError(
-                f"resume: checkpoint {resume!r} was written for data of shape (N, D, K, batch) = "
-                f"{tuple(options['state'].data_shape)}, found {tuple(trainer.state.data_shape)}")
+        trainer = Trainer(net, X, y, resume=str(resume), **options)
     else:
         trainer = Trainer(net, X, y, **options)
     return trainer.run(epochs)

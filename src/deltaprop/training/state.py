@@ -43,6 +43,12 @@ class TrainState:
         The weights at the start of the epoch, restored if it diverges.
     data_shape : list of int
         (n_samples, n_features, n_outputs, batch_size) of the run.
+    data_digest : str
+        A fingerprint of the training data (a hash of a fixed sample of its rows and
+        of every target), so that a checkpoint is not resumed on other data.
+    settings : dict
+        The run's settings (optimizer, schedule, penalties, batch size...), which a
+        resumed run must repeat.
     """
 
     theta: Array
@@ -60,6 +66,8 @@ class TrainState:
     grad_norm_sq: float = 0.0
     epoch_time: float = 0.0
     callbacks: dict = field(default_factory=dict)
+    data_digest: str = ""
+    settings: dict = field(default_factory=dict)
 
     def copy(self) -> "TrainState":
         """A deep copy (a state passed to :func:`train` is copied, never changed).
@@ -72,6 +80,7 @@ class TrainState:
         new.theta, new.last_good = self.theta.copy(), self.last_good.copy()
         new.order = None if self.order is None else self.order.copy()
         new.optimizer = copy.deepcopy(self.optimizer)
-        new.schedule, new.rng, new.callbacks = copy.deepcopy((self.schedule, self.rng, self.callbacks))
+        new.schedule, new.rng, new.callbacks, new.settings = copy.deepcopy(
+            (self.schedule, self.rng, self.callbacks, self.settings))
         new.history, new.data_shape = self.history.copy(), list(self.data_shape)
         return new
