@@ -250,11 +250,13 @@ class OutputLoss:
     name: str
     task: str
     targets_in_unit_interval: bool
+    activations: tuple[str, ...] | None = None  # the output activations whose range the loss needs
 
 
 LOSSES: dict[str, OutputLoss] = {
     "squared_error": OutputLoss("squared_error", "regression", False),
-    "binary_cross_entropy": OutputLoss("binary_cross_entropy", "classification", True),
+    # log o and log(1 - o) need o in (0, 1): of the activations, only the sigmoid's range
+    "binary_cross_entropy": OutputLoss("binary_cross_entropy", "classification", True, ("sigmoid",)),
 }
 
 
@@ -275,6 +277,10 @@ class GeneralOutput(Likelihood):
         if loss not in LOSSES:
             raise ValueError(f"loss: unknown name {loss!r}; expected one of {', '.join(LOSSES)}")
         self.loss = LOSSES[loss]
+        if self.loss.activations is not None and self.activation.name not in self.loss.activations:
+            valid = ", ".join(f"{a}+{loss}" for a in self.loss.activations)
+            raise ValueError(f"likelihood: {loss} needs outputs in (0, 1), which {self.activation.name} does not "
+                             f"give; valid pairs: {valid}")
         self.name = f"{self.activation.name}+{self.loss.name}"
         self.task = self.loss.task
 
@@ -334,7 +340,8 @@ _ALIASES = {"softmax": "categorical", "sigmoid": "bernoulli", "logistic": "berno
 
 def likelihood_names() -> list[str]:
     """Every valid likelihood name: the canonical ones, then each general pairing."""
-    return list(LIKELIHOODS) + [f"{a}+{l}" for l in LOSSES for a in ACTIVATIONS]
+    return list(LIKELIHOODS) + [f"{a}+{name}" for name, loss in LOSSES.items() for a in ACTIVATIONS
+                                if loss.activations is None or a in loss.activations]
 
 
 def get_likelihood(name: str | Likelihood) -> Likelihood:
@@ -355,9 +362,11 @@ def get_likelihood(name: str | Likelihood) -> Likelihood:
     if "+" in key:
         act, _, loss = key.partition("+")
         try:
-            return GeneralOutput(act, loss)
+            activation = get_activation(act) if loss in LOSSES else None
         except ValueError:
-            pass
+            activation = None
+        if activation is not None:
+            return GeneralOutput(activation, loss)  # (a pair whose ranges do not fit says so)
     raise ValueError(
         f"likelihood: unknown name {name!r}; expected one of {', '.join(LIKELIHOODS)}, "
         f"or '<activation>+<loss>' with a loss in {', '.join(LOSSES)} (e.g. 'sigmoid+squared_error')"

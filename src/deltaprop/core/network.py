@@ -206,11 +206,20 @@ class Network:
             raise ValueError(
                 f"{name}: expected {self.sizes[0]} features (sizes[0]), found {X.shape[1]}"
             )
-        # a float64 sum is finite exactly when every entry is (short of absurd magnitudes),
-        # and it needs no array of the data's size
-        if X.dtype.kind == "f" and not np.isfinite(np.sum(X, dtype=np.float64)):
-            bad = np.argwhere(~np.isfinite(X))[0]
-            raise ValueError(f"{name}: expected finite values, found {X[tuple(bad)]} at row {bad[0]}, column {bad[1]}")
+        # the extremes say whether every entry is finite and fits the network's dtype, and
+        # (unlike a sum, which can overflow) they need no array of the data's size
+        if X.dtype.kind == "f":  # (integers are all within float32's range)
+            big = float(np.finfo(self.dtype).max)
+            lo, hi = X.min(), X.max()
+            if not (-big <= lo and hi <= big):  # False for NaN too
+                with np.errstate(invalid="ignore"):
+                    bad = np.argwhere(~(np.abs(X) <= big))[0]
+                value = X[tuple(bad)]
+                where = f"{value} at row {bad[0]}, column {bad[1]}"
+                if np.isfinite(value):
+                    raise ValueError(f"{name}: {where} is beyond the range of {np.dtype(self.dtype).name} "
+                                     f"(+-{big:.3g}); rescale the data or use dtype='float64'")
+                raise ValueError(f"{name}: expected finite values, found {where}")
         return np.ascontiguousarray(X, dtype=self.dtype) if convert else X
 
     def encode_targets(self, y, n_samples: int | None = None) -> Array:

@@ -10,8 +10,11 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import math
 import pickle
 import struct
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,9 +111,12 @@ BUILTIN_NAMES = ["digits", "iris", "wine", "breast-cancer", "diabetes",
 
 
 def csv_header(path: Path) -> list[str]:
-    """The stripped names of a CSV file's first row."""
-    with open(path, newline="") as f:
-        return [h.strip() for h in next(csv.reader(f), [])]
+    """The stripped names of a CSV file's first row (a UTF-8 byte-order mark is not part of them)."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            return [h.strip() for h in next(csv.reader(f), [])]
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise DataError(f"{path}: not a readable CSV file ({e})") from None
 
 
 def _labels_from_strings(values: list[str]) -> Array:
@@ -130,14 +136,19 @@ def read_csv(path: Path, target: str | None) -> tuple[Array, Array | None, list[
     With ``target=""`` every column is a feature (for prediction inputs).
     """
     try:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:
             rows = list(csv.reader(f))
     except UnicodeDecodeError:
-        raise DataError(f"{path}: not a text CSV file") from None
+        raise DataError(f"{path}: not a UTF-8 text CSV file") from None
+    except csv.Error as e:  # e.g. a field longer than the csv module's limit (128 kB)
+        raise DataError(f"{path}: not a readable CSV file ({e})") from None
     rows = [r for r in rows if r]
     if len(rows) < 2:
         raise DataError(f"{path}: expected a header row and at least one data row")
     header = [h.strip() for h in rows[0]]
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        raise DataError(f"{path}: the header names columns {', '.join(map(repr, repeated))} more than once")
     if target == "":
         t = None
     elif target is None:
@@ -171,14 +182,16 @@ def _read_idx(path: Path) -> Array:
     try:
         with opener(path, "rb") as f:
             data = f.read()
-    except (OSError, EOFError) as e:
+    except (OSError, EOFError, zlib.error) as e:
         raise DataError(f"{path}: cannot be read as IDX ({e})") from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
         raise DataError(f"{path}: not an IDX file of unsigned bytes (bad magic number)")
     ndim = data[3]
+    if ndim == 0 or len(data) < 4 + 4 * ndim:
+        raise DataError(f"{path}: truncated IDX header ({ndim} dimensions declared, {len(data)} bytes in all)")
     dims = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
     body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
-    if body.size != int(np.prod(dims)):
+    if body.size != math.prod(dims):
         raise DataError(f"{path}: header says {dims} but holds {body.size} values (truncated?)")
     return body.reshape(dims)
 
@@ -202,17 +215,90 @@ def read_idx_folder(folder: Path) -> tuple[Array, Array, Array, Array]:
     return tuple(parts)
 
 
-class _ArraysOnly(pickle.Unpickler):
-    """An unpickler that rebuilds NumPy arrays and tuples, and nothing else."""
+_NUMERIC = {"f4", "f8", "u1", "i1", "u2", "i2", "u4", "i4", "u8", "i8", "b1"}
 
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-               ("numpy._core.multiarray", "scalar")}
+
+class _DType:
+    """What a pickle says a dtype is; only plain numeric dtypes ever become one."""
+
+    def __init__(self, spec, align=False, copy=False):
+        if not isinstance(spec, str) or spec not in _NUMERIC:
+            raise DataError(f"mnist.pkl.gz: refuses dtype {spec!r} (only plain numeric arrays are allowed)")
+        self.spec, self.order = spec, "|"
+
+    def __setstate__(self, state):
+        # (version, byteorder, subarray, names, fields, elsize, alignment, flags): no fields, no subarray
+        if not (isinstance(state, tuple) and len(state) >= 5 and state[1] in ("<", ">", "|", "=")
+                and state[2] is None and state[3] is None and state[4] is None):
+            raise DataError("mnist.pkl.gz: refuses a structured or malformed dtype")
+        self.order = state[1]
+
+    def numpy(self) -> np.dtype:
+        return np.dtype(self.spec).newbyteorder(self.order if self.order != "|" else "=")
+
+
+class _Array:
+    """What a pickle says an array is: shape, dtype and raw bytes, checked before any array exists."""
+
+    def __init__(self, *args):
+        self.array = None
+
+    def __setstate__(self, state):
+        # (version, shape, dtype, is_fortran, rawdata), as ndarray.__reduce__ writes it
+        if not (isinstance(state, tuple) and len(state) == 5):
+            raise DataError("mnist.pkl.gz: malformed array")
+        _, shape, dtype, fortran, raw = state
+        self.array = _checked_array(shape, dtype, raw, "F" if fortran else "C")
+
+
+def _frombuffer(buf, dtype, shape, order):  # what protocol 5 pickles of arrays call
+    return _checked_array(shape, dtype, bytes(memoryview(buf)), order)
+
+
+def _latin1(text, encoding="latin1"):  # how protocol-2 pickles written by Python 3 spell bytes
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise DataError("mnist.pkl.gz: malformed byte string")
+    return text.encode("latin1")
+
+
+def _checked_array(shape, dtype, raw, order) -> Array:
+    if isinstance(raw, str):  # Python 2 pickles read with encoding="latin1"
+        raw = raw.encode("latin1")
+    if not (isinstance(shape, tuple) and all(type(n) is int and n >= 0 for n in shape)
+            and isinstance(dtype, _DType) and isinstance(raw, (bytes, bytearray)) and order in ("C", "F")):
+        raise DataError("mnist.pkl.gz: malformed array (shape, dtype or data)")
+    dt = dtype.numpy()
+    if len(raw) != dt.itemsize * int(np.prod(shape, dtype=np.int64)):
+        raise DataError(f"mnist.pkl.gz: an array of shape {shape} holds {len(raw)} bytes, "
+                        f"not {dt.itemsize * int(np.prod(shape))}")
+    return np.frombuffer(raw, dtype=dt).reshape(shape, order=order).astype(dt.newbyteorder("="))
+
+
+class _ArraysOnly(pickle.Unpickler):
+    """An unpickler that builds nothing but plain numeric NumPy arrays and tuples.
+
+    NumPy's own reconstructors are never called: the globals a pickled array names
+    resolve to stand-ins (:class:`_Array`, :class:`_DType`) that check the dtype
+    (numeric only), the shape and the byte count before one array is made with
+    ``np.frombuffer``, so no crafted file can reach code that trusts its input.
+    """
+
+    STAND_INS = {("numpy.core.multiarray", "_reconstruct"): _Array, ("numpy._core.multiarray", "_reconstruct"): _Array,
+                 ("numpy", "ndarray"): _Array, ("numpy", "dtype"): _DType,
+                 ("numpy.core.numeric", "_frombuffer"): _frombuffer, ("numpy._core.numeric", "_frombuffer"): _frombuffer,
+                 ("_codecs", "encode"): _latin1}
 
     def find_class(self, module, name):
-        if (module, name) in self.ALLOWED:
-            return super().find_class(module, name)
+        if (module, name) in self.STAND_INS:
+            return self.STAND_INS[module, name]
         raise DataError(f"mnist.pkl.gz: refuses to load {module}.{name} (only NumPy arrays are allowed)")
+
+
+def _array_of(part, what: str, path: Path) -> Array:
+    array = part.array if isinstance(part, _Array) else part
+    if not isinstance(array, np.ndarray):
+        raise DataError(f"{path}: {what} is a {type(part).__name__}, not an array")
+    return array
 
 
 def read_mnist_pkl(path: Path) -> tuple[Array, Array, Array, Array]:
@@ -223,11 +309,20 @@ def read_mnist_pkl(path: Path) -> tuple[Array, Array, Array, Array]:
     try:
         with gzip.open(path, "rb") as f:
             parts = _ArraysOnly(io.BytesIO(f.read()), encoding="latin1").load()
-        (a, ya), (b, yb), (c, yc) = parts
-    except DataError:
-        raise
-    except Exception as e:  # a malformed pickle can fail in many ways; none runs code here
+    except DataError as e:
+        raise DataError(f"{path}: {str(e).removeprefix('mnist.pkl.gz: ')}") from None
+    except Exception as e:  # a malformed pickle or gzip stream can fail in many ways; none runs code here
         raise DataError(f"{path}: not a valid mnist.pkl.gz file ({type(e).__name__}: {e})") from None
+    if not (isinstance(parts, tuple) and len(parts) == 3 and all(isinstance(p, tuple) and len(p) == 2 for p in parts)):
+        raise DataError(f"{path}: expected three (images, labels) pairs: training, validation and test")
+    names = ("training", "validation", "test")
+    (a, ya), (b, yb), (c, yc) = [(_array_of(x, f"the {n} images", path), _array_of(y, f"the {n} labels", path))
+                                 for n, (x, y) in zip(names, parts)]
+    for n, x, y in zip(names, (a, b, c), (ya, yb, yc)):
+        if x.ndim != 2 or y.ndim != 1 or len(x) != len(y) or x.dtype.kind != "f" or y.dtype.kind not in "iu":
+            raise DataError(f"{path}: the {n} part must be float images of shape (n, pixels) and n integer labels")
+    if not a.shape[1] == b.shape[1] == c.shape[1]:
+        raise DataError(f"{path}: the parts have different numbers of pixels")
     X = np.concatenate([a, b]).astype(np.float32, copy=False)
     return X, np.concatenate([ya, yb]).astype(np.int64), c.astype(np.float32, copy=False), yc.astype(np.int64)
 
@@ -245,9 +340,14 @@ def read_features(path: str | Path) -> Array:
 
 def _load_npy(path: Path) -> Array:
     try:
-        return np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as e:
+        a = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
         raise DataError(f"{path}: not a readable .npy array ({e})") from None
+    if not isinstance(a, np.ndarray):  # an .npz renamed to .npy
+        raise DataError(f"{path}: not a .npy array (a zip archive? use the .npz extension)")
+    if a.dtype.kind not in "biuf":
+        raise DataError(f"{path}: expected real numbers, found dtype {a.dtype}")
+    return a
 
 
 def load_dataset(spec: str = "digits", target: str | None = None, seed: int = 0) -> Dataset:
@@ -288,8 +388,10 @@ def load_dataset(spec: str = "digits", target: str | None = None, seed: int = 0)
                 if "X" not in z or "y" not in z:
                     raise DataError(f"{path}: expected arrays named 'X' and 'y', found {', '.join(z.files)}")
                 X, y = z["X"], z["y"]
-        except (ValueError, OSError) as e:
-            raise DataError(f"{path}: not a readable .npz file ({e})") from None
+        except DataError:
+            raise
+        except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
+            raise DataError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})") from None
         return _finish(Dataset(path.name, X, y, infer_task(y)))
     if name.endswith(".npy"):
         if target is None or not target.endswith(".npy"):
@@ -309,14 +411,18 @@ def load_dataset(spec: str = "digits", target: str | None = None, seed: int = 0)
 def _finish(ds: Dataset) -> Dataset:
     """Check shapes and values; list the classes of a classification set."""
     X, y = np.asarray(ds.X), np.asarray(ds.y)
+    if y.ndim not in (1, 2):
+        raise DataError(f"{ds.name}: expected targets of shape (n_samples,) or (n_samples, n_outputs), "
+                        f"found {y.shape}")
     if X.ndim != 2 or X.shape[0] == 0:
         raise DataError(f"{ds.name}: expected features of shape (n_samples, n_features), found {X.shape}")
     if X.dtype.kind not in "biuf":
-        raise DataError(f"{ds.name}: expected numeric features, found {X.dtype}")
+        raise DataError(f"{ds.name}: expected real numbers as features, found {X.dtype}")
     if y.shape[0] != X.shape[0]:
         raise DataError(f"{ds.name}: {X.shape[0]} rows of features but {y.shape[0]} targets")
-    if not np.all(np.isfinite(X)):
-        raise DataError(f"{ds.name}: the features contain NaN or inf")
+    if X.dtype.kind == "f" and not np.all(np.isfinite(X)):
+        bad = np.argwhere(~np.isfinite(X))[0]
+        raise DataError(f"{ds.name}: the features contain {X[tuple(bad)]} at row {bad[0]}, column {bad[1]}")
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     ds.X, ds.y = X, y

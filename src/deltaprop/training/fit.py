@@ -68,10 +68,11 @@ def fit(X, y, *, hidden: Sequence[int] = (128, 64), activation: str | Sequence[s
         raise ValueError(f"X: expected a 2-D array of numbers (n_samples, n_features), found shape {X.shape}, "
                          f"dtype {X.dtype}")
     out = choose_output(y, likelihood, task)
-    preprocessor = Standardizer.fit(X) if standardize else None
-    target_scaler = Standardizer.fit(out.y) if standardize and out.likelihood == "gaussian" else None
     net = Network([X.shape[1], *hidden, out.n_outputs], activation=activation, likelihood=out.likelihood,
                   init=init, seed=seed, dtype=dtype)
+    net.check_X(X, convert=False)  # raw values must be finite and fit the network's dtype
+    preprocessor = Standardizer.fit(X) if standardize else None
+    target_scaler = Standardizer.fit(out.y) if standardize and out.likelihood == "gaussian" else None
     model = Model(net, preprocessor=preprocessor, classes=out.classes, target_scaler=target_scaler,
                   metadata=metadata)
     if validation is not None and not isinstance(validation, (float, np.floating)):
