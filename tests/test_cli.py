@@ -46,23 +46,23 @@ def trained(tmp_path_factory):
 
 def test_default_train(trained):
     d, proc = trained
-    assert (d / "deltaprop-model.safetensors").exists() and (d / "deltaprop-curves.png").exists()
+    assert (d / "digits-model.safetensors").exists() and (d / "digits-curves.png").exists()
     acc = float(proc.stdout.split("test accuracy: ")[1].split()[0])
     assert acc >= 0.95
     assert "stopped:" in proc.stdout and "epochs in" in proc.stdout
     assert "epoch 1/100" in proc.stderr  # plain progress lines when not on a terminal
     lines = (d / "history.jsonl").read_text().splitlines()
     assert json.loads(lines[0])["epoch"] == 1 and "val_accuracy" in json.loads(lines[0])
-    assert (d / "deltaprop-curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    model = dp.load(d / "deltaprop-model.safetensors")
+    assert (d / "digits-curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    model = dp.load(d / "digits-model.safetensors")
     assert model.metadata["test_accuracy"] == pytest.approx(acc, abs=1e-4)
 
 
 def test_info_and_evaluate(trained):
     d, _ = trained
-    info = cli("info", "deltaprop-model.safetensors", cwd=d, check=0).stdout
+    info = cli("info", "digits-model.safetensors", cwd=d, check=0).stdout
     assert "architecture: 64-128-64-10" in info and "parameters: 17,226" in info
-    ev = cli("evaluate", "deltaprop-model.safetensors", "--data", "digits", "--held-out", "--plot", "cm.png",
+    ev = cli("evaluate", "digits-model.safetensors", "--data", "digits", "--held-out", "--plot", "cm.png",
              cwd=d, check=0).stdout
     assert "accuracy:" in ev and "precision" in ev and "confusion matrix" in ev
     assert float(ev.split("accuracy: ")[1].split()[0]) >= 0.95
@@ -79,11 +79,11 @@ def test_predict_csv_and_npy(trained):
         w = csv.writer(f)
         w.writerow([f"p{i}" for i in range(64)])
         w.writerows(X[:20])
-    cli("predict", "deltaprop-model.safetensors", "x.csv", "--out", "p.csv", "--proba", cwd=d, check=0)
+    cli("predict", "digits-model.safetensors", "x.csv", "--out", "p.csv", "--proba", cwd=d, check=0)
     rows = list(csv.reader(open(d / "p.csv")))
     assert rows[0][:2] == ["prediction", "p_0"] and len(rows) == 21 and len(rows[0]) == 11
     assert np.mean([int(r[0]) for r in rows[1:]] == y[:20]) >= 0.9
-    out = cli("predict", "deltaprop-model.safetensors", "x.npy", cwd=d, check=0).stdout.split()
+    out = cli("predict", "digits-model.safetensors", "x.npy", cwd=d, check=0).stdout.split()
     assert out[0] == "prediction" and out[1:] == [r[0] for r in rows[1:]]
 
 
@@ -119,7 +119,7 @@ def test_load_predict_cli_and_onnx_agree_on_raw_rows(tmp_path, kind, options):
     np.savez(tmp_path / "d.npz", X=X, y=y)
     cli("train", "--data", "d.npz", "--hidden", "16", "--epochs", "60", "--lr", "0.01", "--plot", "", *options,
         cwd=tmp_path, check=0)
-    model = dp.load(tmp_path / "deltaprop-model.safetensors")
+    model = dp.load(tmp_path / "d-model.safetensors")
     pred = model.predict(X)
     # the Python answer is right in the data's own terms, not just self-consistent
     if kind in ("strings", "binary", "multilabel"):
@@ -132,7 +132,7 @@ def test_load_predict_cli_and_onnx_agree_on_raw_rows(tmp_path, kind, options):
         assert model.network.likelihood.name == "poisson" and np.all(pred > 0)
     np.save(tmp_path / "x.npy", X)
     args = ["--proba"] if kind in ("strings", "binary") else []
-    rows = read_predictions(cli("predict", "deltaprop-model.safetensors", "x.npy", *args, cwd=tmp_path,
+    rows = read_predictions(cli("predict", "d-model.safetensors", "x.npy", *args, cwd=tmp_path,
                                 check=0).stdout)
     n_pred = 1 if pred.ndim == 1 else pred.shape[1]
     cli_pred = np.array([r[:n_pred] for r in rows[1:]])
@@ -140,7 +140,7 @@ def test_load_predict_cli_and_onnx_agree_on_raw_rows(tmp_path, kind, options):
         np.testing.assert_allclose(cli_pred[:, 0].astype(float), pred, rtol=1e-6)
     else:
         np.testing.assert_array_equal(cli_pred.reshape(pred.shape).astype(pred.dtype), pred)
-    cli("export", "deltaprop-model.safetensors", "--onnx", "m.onnx", cwd=tmp_path, check=0)
+    cli("export", "d-model.safetensors", "--onnx", "m.onnx", cwd=tmp_path, check=0)
     onnx_out = ort.InferenceSession(str(tmp_path / "m.onnx")).run(None, {"X": X.astype(np.float32)})[0]
     if model.task == "classification":
         proba = model.predict_proba(X)
@@ -159,10 +159,10 @@ def test_regression_model_predicts_and_exports_in_target_units(tmp_path):
     np.savez(tmp_path / "r.npz", X=X, y=100 + 50 * X[:, 0] - 20 * X[:, 1] ** 2)
     cli("train", "--data", "r.npz", "--hidden", "16", "--epochs", "100", "--plot", "", cwd=tmp_path, check=0)
     np.save(tmp_path / "x.npy", X[:10])
-    out = cli("predict", "deltaprop-model.safetensors", "x.npy", cwd=tmp_path, check=0).stdout.split()
+    out = cli("predict", "r-model.safetensors", "x.npy", cwd=tmp_path, check=0).stdout.split()
     pred = np.array(out[1:], dtype=float)
     assert np.abs(pred - (100 + 50 * X[:10, 0] - 20 * X[:10, 1] ** 2)).mean() < 15
-    cli("export", "deltaprop-model.safetensors", "--onnx", "r.onnx", cwd=tmp_path, check=0)
+    cli("export", "r-model.safetensors", "--onnx", "r.onnx", cwd=tmp_path, check=0)
     got = ort.InferenceSession(str(tmp_path / "r.onnx")).run(None, {"X": X[:10].astype(np.float32)})[0]
     np.testing.assert_allclose(got[:, 0], pred, rtol=1e-4, atol=1e-3)
 
@@ -205,7 +205,7 @@ def test_idx_folder(tmp_path, gz):
     make_idx_folder(tmp_path / "mnist", gz)
     out = cli("train", "--data", "mnist", "--hidden", "16", "--epochs", "20", "--quiet", "--plot", "",
               cwd=tmp_path, check=0)
-    model = dp.load(tmp_path / "deltaprop-model.safetensors")
+    model = dp.load(tmp_path / "mnist-model.safetensors")
     assert model.network.sizes == [36, 16, 3] and model.metadata["test_accuracy"] > 0.9
     assert out.stdout == ""
 
@@ -222,8 +222,8 @@ def test_mnist_pkl_gz(tmp_path):
         parts.append((X, y.astype(np.int64)))
     with gzip.open(tmp_path / "mnist.pkl.gz", "wb") as f:
         pickle.dump(tuple(parts), f)
-    cli("train", "--data", "mnist.pkl.gz", "--hidden", "8", "--epochs", "10", "--plot", "", cwd=tmp_path, check=0)
-    model = dp.load(tmp_path / "deltaprop-model.safetensors")
+    cli("train", "--data", "mnist.pkl.gz", "--hidden", "8", "--epochs", "40", "--plot", "", cwd=tmp_path, check=0)
+    model = dp.load(tmp_path / "mnist-model.safetensors")
     assert model.metadata["test_accuracy"] > 0.9 and model.network.likelihood.name == "bernoulli"
 
 
@@ -254,9 +254,9 @@ def test_csv_with_string_labels_npz_and_npy(tmp_path):
             w.writerow([x[0], n, x[1], x[2]])
     cli("train", "--data", "d.csv", "--target", "species", "--hidden", "16", "--epochs", "60", "--plot", "",
         cwd=tmp_path, check=0)
-    model = dp.load(tmp_path / "deltaprop-model.safetensors")
+    model = dp.load(tmp_path / "d-model.safetensors")
     assert model.classes.tolist() == ["setosa", "versicolor", "virginica"]
-    pred = cli("predict", "deltaprop-model.safetensors", "d.csv", cwd=tmp_path, check=0).stdout.split()[1:]
+    pred = cli("predict", "d-model.safetensors", "d.csv", cwd=tmp_path, check=0).stdout.split()[1:]
     assert np.mean(np.array(pred) == names) > 0.85
     np.savez(tmp_path / "r.npz", X=X, y=X[:, 0] * 2 + 1)
     cli("train", "--data", "r.npz", "--hidden", "8", "--epochs", "200", "--lr", "0.01", "--plot", "",
@@ -274,7 +274,7 @@ def test_csv_with_string_labels_npz_and_npy(tmp_path):
 def test_optimizer_and_schedule_settings(tmp_path):
     cli("train", "--optimizer", "nesterov:momentum=0.8", "--lr", "0.02", "--schedule", "cosine:warmup=2,min_lr=0.001",
         "--epochs", "5", "--plot", "", "--quiet", cwd=tmp_path, check=0)
-    meta = dp.load(tmp_path / "deltaprop-model.safetensors").metadata
+    meta = dp.load(tmp_path / "digits-model.safetensors").metadata
     assert meta["optimizer"] == "Nesterov(learning_rate=0.02, momentum=0.8)"
     assert meta["schedule"] == "Cosine(warmup=2, min_lr=0.001)"
 
@@ -291,7 +291,7 @@ def test_error_cases(tmp_path, trained):
     (tmp_path / "ragged.csv").write_text("a,b,y\n1,2,0\n3,4\n")
     (tmp_path / "text.csv").write_text("a,b,y\n1,2,0\n3,x,1\n")
     (tmp_path / "bad.safetensors").write_bytes(b"\x80\x04not a model at all")
-    model = str(d / "deltaprop-model.safetensors")
+    model = str(d / "digits-model.safetensors")
     np.save(tmp_path / "wrong.npy", np.zeros((3, 5)))
     cases = [
         (["train", "--data", "missing.csv"], ["no such file"]),
@@ -348,8 +348,8 @@ def test_progress_bar_on_a_terminal(tmp_path):
     pexpect = pytest.importorskip("pexpect")
     child = pexpect.spawn(sys.executable, ["-m", "deltaprop", "train", "--epochs", "15", "--plot", ""],
                           cwd=str(tmp_path), env=ENV, encoding="utf-8", timeout=120, dimensions=(24, 160))
-    child.expect("training:")
-    child.expect(r"\d+/15 \[")  # tqdm's counter and its elapsed<ETA bracket
+    child.expect(r"epoch \d+/15:")
+    child.expect(r"\[\d\d:\d\d<\d\d:\d\d, [\d.]+k?sample/s")  # tqdm's elapsed<ETA and the throughput
     child.expect("test accuracy")
     child.expect(pexpect.EOF)
     child.close()

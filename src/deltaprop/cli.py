@@ -8,16 +8,21 @@ exits with status 2, with no traceback and no partial output file.
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
 import os
+import re
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 
 class CLIError(Exception):
@@ -25,8 +30,28 @@ class CLIError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, not usage + message
-        raise CLIError(f"{self.prog}: {message} (see {self.prog} --help)")
+    def error(self, message):  # one line (main adds the "deltaprop: error:" prefix), not usage + message
+        m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if m:
+            message += _did_you_mean(m.group(1), re.findall(r"'([^']*)'", m.group(2)))
+        raise CLIError(f"{message} (see {self.prog} --help)")
+
+
+def _did_you_mean(word: str, candidates) -> str:
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _unrecognized(extras: list[str], parser: argparse.ArgumentParser) -> str:
+    """'unrecognized arguments: --hiden 3; did you mean '--hidden'?' for options of ``parser``."""
+    message = f"unrecognized arguments: {' '.join(extras)}"
+    options = [o for action in parser._actions for o in action.option_strings]
+    for word in extras:
+        if word.startswith("--"):
+            hint = _did_you_mean(word.split("=")[0], options)
+            if hint:
+                return message + hint + f" (see {parser.prog} --help)"
+    return message + f" (see {parser.prog} --help)"
 
 
 def _fmt():
@@ -34,6 +59,44 @@ def _fmt():
 
 
 # --- train --------------------------------------------------------------------------
+_DATA_SUFFIXES = (".pkl.gz", ".csv", ".txt", ".npz", ".npy", ".gz")
+
+
+def default_stem(data: str) -> str:
+    """What a run's outputs are named after: the data set (``digits``, ``mnist`` for
+    ``path/to/mnist.pkl.gz``), so that runs on different data do not overwrite each other."""
+    name = Path(data.rstrip("/\\")).name or "deltaprop"
+    for suffix in _DATA_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)] or "deltaprop"
+    return name
+
+
+def _check_outputs(outputs: dict[str, str], inputs: list[str]) -> None:
+    """Every output can be written (its folder exists and is writable, it is not a
+    folder), none is an input, and no two are the same file: checked before anything
+    is read or trained, so that no run fails at its end or overwrites its own data."""
+    seen = {}
+    inputs = {Path(i).resolve(): i for i in inputs if i}
+    for option, path in outputs.items():
+        if not path:
+            continue
+        p = Path(path)
+        folder = p.parent if str(p.parent) else Path(".")
+        if p.is_dir():
+            raise CLIError(f"{option} {path}: is a folder; expected a file name")
+        if not folder.is_dir():
+            raise CLIError(f"{option} {path}: the folder {str(folder)!r} does not exist")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise CLIError(f"{option} {path}: cannot write in the folder {str(folder)!r} (permission denied)")
+        resolved = p.resolve()
+        if resolved in inputs:
+            raise CLIError(f"{option} {path}: is an input of this run ({inputs[resolved]}); choose another file")
+        if resolved in seen:
+            raise CLIError(f"{option} {path}: is also given as {seen[resolved]}; choose another file")
+        seen[resolved] = option
+
+
 def cmd_train(args) -> int:
     from sklearn.model_selection import train_test_split
 
@@ -42,43 +105,55 @@ def cmd_train(args) -> int:
     from .data.datasets import load_dataset
     from .data.preprocessing import encode_labels
     from .diagnostics.plotting import plot_decision_regions, plot_learning_curves
-    from .diagnostics.progress import JsonLog, Progress
+    from .diagnostics.progress import Progress, write_json_log
     from .optim.optimizers import get_optimizer
     from .optim.schedules import SCHEDULES
     from .training.checkpoints import load_checkpoint
     from .training.fit import fit
     from .training.loop import TrainingInterrupted
 
-    ds = load_dataset(args.data, args.target, seed=args.seed)
-    if args.likelihood:  # the likelihood says what the targets are (counts look like labels)
-        ds.task = get_likelihood(args.likelihood).task
-    classification = ds.task == "classification"
+    # every argument and output location is checked before any file is opened
+    stem = default_stem(args.data)
+    out = args.out or f"{stem}-model.safetensors"
+    plot = f"{stem}-curves.png" if args.plot is None else args.plot
+    _check_outputs({"--out": out, "--plot": plot, "--log": args.log, "--checkpoint": args.checkpoint},
+                   [args.data if Path(args.data).is_file() else "", args.target or "",
+                    args.resume if args.resume != args.checkpoint else ""])
     name, settings = args.optimizer
     optimizer = get_optimizer(name, **settings, **({"learning_rate": args.lr} if args.lr else {}))
     name, settings = args.schedule
     schedule = SCHEDULES[name](**settings)
     epochs = args.epochs
     if args.resume:
-        done = load_checkpoint(args.resume).epoch
-        if done >= args.epochs:
-            raise CLIError(f"--resume: {args.resume} has already run {done} epochs of --epochs {args.epochs}")
-        epochs = args.epochs - done
+        history = load_checkpoint(args.resume).history
+        if history.stop_reason and not history.stop_reason.startswith("reached the maximum"):
+            raise CLIError(f"--resume: the run in {args.resume} is finished ({history.stop_reason}); "
+                           "there is nothing to continue")
+        if history.epochs >= args.epochs:
+            raise CLIError(f"--resume: {args.resume} has already run {history.epochs} epochs of "
+                           f"--epochs {args.epochs}")
+        epochs = args.epochs - history.epochs
 
+    ds = load_dataset(args.data, args.target, seed=args.seed)
+    if args.likelihood:  # the likelihood says what the targets are (counts look like labels)
+        ds.task = get_likelihood(args.likelihood).task
+    classification = ds.task == "classification"
+    # images arrive scaled to [0, 1] (the pixel intensities' own scale, which suits
+    # them better than per-pixel standardization); other data is standardized
+    standardize = args.standardize if args.standardize is not None else not ds.images
     if ds.X_test is not None:
         Xtr, Xte, ytr, yte = ds.X, ds.X_test, ds.y, ds.y_test
     else:
-        if not 0 < args.test_fraction < 1:
-            raise CLIError(f"--test-fraction: expected a fraction in (0, 1), found {args.test_fraction}")
         Xtr, Xte, ytr, yte = train_test_split(
             ds.X, ds.y, test_size=args.test_fraction, random_state=args.seed,
             stratify=ds.y if classification and ds.y.ndim == 1 else None)
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
     what = f"{len(ds.classes)} classes" if classification and ds.classes else (
         "several labels" if classification else f"{1 if ds.y.ndim == 1 else ds.y.shape[1]} real target(s)")
-    say(f"data: {ds.name}, {len(Xtr)} training and {len(Xte)} test samples, {Xtr.shape[1]} features, {what}")
+    say(f"data: {ds.name}, {len(Xtr)} training and {len(Xte)} test samples, {Xtr.shape[1]} features, {what}"
+        + ("" if standardize else " (not standardized)"))
 
-    progress = Progress(args.epochs, quiet=args.quiet, start_epoch=args.epochs - epochs)
-    log = JsonLog(args.log) if args.log else None
+    progress = Progress(args.epochs, quiet=args.quiet)
 
     class Announce:  # the network exists once fit has chosen its outputs
         def on_train_begin(self, net, state):
@@ -95,37 +170,46 @@ def cmd_train(args) -> int:
     try:
         model, state = fit(
             Xtr, ytr, hidden=args.hidden, activation=args.activation, likelihood=args.likelihood, task=ds.task,
-            standardize=args.standardize, dtype=args.dtype, seed=args.seed, metadata=metadata,
+            standardize=standardize, dtype=args.dtype, seed=args.seed, metadata=metadata,
             optimizer=optimizer, epochs=epochs, batch_size=args.batch_size or None,
             validation=args.validation_fraction or None, schedule=schedule, l2=args.l2, dropout=args.dropout,
-            early_stopping=args.early_stopping or None, callbacks=[Announce(), progress] + ([log] if log else []),
+            clip_norm=args.clip_norm, max_norm=args.max_norm, grad_tol=args.grad_tol,
+            early_stopping=args.early_stopping or None, callbacks=[Announce(), progress],
             checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume)
     except TrainingInterrupted as e:
         progress.close()
+        if args.log:  # the epochs it did are real: keep their record
+            write_json_log(e.history, args.log)
         where = (f"checkpoint saved to {e.checkpoint}; continue with --resume {e.checkpoint}"
                  if e.checkpoint else "nothing saved (use --checkpoint to keep progress)")
-        print(f"deltaprop: interrupted after {e.history.epochs} epochs; {where}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        print(f"deltaprop: {e.cause} after {e.history.epochs} epochs; {where}", file=sys.stderr)
+        return EXIT_TERMINATED if e.cause == "terminated" else EXIT_INTERRUPTED
     finally:
         progress.close()
-        if log:
-            log.close()
     seconds = time.perf_counter() - t0
     net, history = model.network, state.history
     score = model.score(Xte, yte)
     metric = "accuracy" if classification else "R^2"
     model.metadata.update({"epochs": history.epochs, "stop_reason": history.stop_reason,
+                           "weights_of_epoch": history.best_epoch or history.epochs,
                            f"test_{'accuracy' if classification else 'r2'}": score,
                            "train_seconds": round(seconds, 3)})
-    model.save(args.out)
+    replaced = Path(out).exists()
+    model.save(out)
     say(f"stopped: {history.stop_reason}, after {history.epochs} epochs in {seconds:.1f} s")
+    if history.best_epoch and history.best_epoch != history.epochs:
+        say(f"weights: those of epoch {history.best_epoch}, the lowest validation loss (early stopping "
+            "restores them)")
     say(f"test {metric}: {score:.4f} ({len(Xte)} samples)")
-    say(f"model: {args.out}")
-    if args.plot:
-        plot_learning_curves(history, args.plot, title=f"{ds.name}: {'-'.join(map(str, net.sizes))}")
-        say(f"plot: {args.plot}")
+    say(f"model: {out}" + (" (replaced the previous file)" if replaced else ""))
+    if args.log:
+        write_json_log(history, args.log)
+        say(f"log: {args.log}")
+    if plot:
+        plot_learning_curves(history, plot, title=f"{ds.name}: {'-'.join(map(str, net.sizes))}")
+        say(f"plot: {plot}")
         if Xtr.shape[1] == 2 and model.classes is not None:
-            regions = str(Path(args.plot).with_name(Path(args.plot).stem + "_regions.png"))
+            regions = str(Path(plot).with_name(Path(plot).stem + "_regions.png"))
             X_all = np.r_[Xtr, Xte]
             plot_decision_regions(lambda G: net.predict(model.transform(G)), X_all,
                                   encode_labels(np.r_[ytr, yte], model.classes)[0], regions, title=ds.name)
@@ -332,7 +416,6 @@ def cmd_export(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     from .core.activations import ACTIVATIONS
-    from .core.likelihoods import likelihood_names
     from .data.datasets import BUILTIN_NAMES
     from .optim.optimizers import OPTIMIZERS
     from .optim.schedules import SCHEDULES
@@ -340,11 +423,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="deltaprop", formatter_class=_fmt(),
                 description="Feedforward networks trained by backpropagation, from first principles.",
                 epilog="examples:\n  deltaprop train\n  deltaprop train --data moons --hidden 32 32 --plot moons.png\n"
-                       "  deltaprop evaluate deltaprop-model.safetensors --data digits\n"
+                       "  deltaprop evaluate digits-model.safetensors --data digits\n"
                        "  deltaprop gradcheck --hidden 5 4 --activation tanh")
     p.add_argument("--version", action="version", version=f"deltaprop {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
+    p.commands = sub.choices  # command name -> its parser (for suggestions on a mistyped option)
 
     t = sub.add_parser("train", help="train a network (on the digits data set by default)", formatter_class=_fmt(),
                        epilog="examples:\n  deltaprop train\n  deltaprop train --data iris --hidden 16 --epochs 200\n"
@@ -359,13 +443,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hidden layer widths (default: 128 64)")
     t.add_argument("--activation", default="relu", choices=list(ACTIVATIONS), metavar="NAME",
                    help=f"hidden activation: {', '.join(ACTIVATIONS)} (default: relu)")
-    t.add_argument("--likelihood", metavar="NAME", type=_choice(likelihood_names(), "--likelihood"),
+    t.add_argument("--likelihood", metavar="NAME", type=_likelihood,
                    help="categorical, bernoulli, gaussian, poisson or ACTIVATION+LOSS (default: from the target)")
     t.add_argument("--optimizer", default="adam", type=_with_settings(OPTIMIZERS, "--optimizer"),
                    metavar="NAME[:K=V,...]",
                    help=f"{', '.join(OPTIMIZERS)}, with settings if wanted, e.g. momentum:momentum=0.95 "
                         "or adamw:weight_decay=0.05 (default: adam)")
     t.add_argument("--lr", type=_positive_float("--lr"), help="learning rate mu (default: the optimizer's)")
+    t.add_argument("--clip-norm", type=_positive_float("--clip-norm"), metavar="NORM",
+                   help="rescale the gradient when its norm exceeds NORM (default: no clipping)")
+    t.add_argument("--max-norm", type=_positive_float("--max-norm"), metavar="NORM",
+                   help="cap each unit's incoming weight vector at this norm after every step (default: none)")
+    t.add_argument("--grad-tol", type=_positive_float("--grad-tol"), metavar="TOL",
+                   help="stop when the epoch's gradient norm falls below TOL (default: off)")
     t.add_argument("--batch-size", type=_int_at_least(0, "--batch-size"), default=32,
                    help="mini-batch size; 0 for full-batch gradient descent (default: 32)")
     t.add_argument("--epochs", type=_int_at_least(1, "--epochs"), default=100, help="maximum epochs (default: 100)")
@@ -374,41 +464,47 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"learning-rate schedule: {', '.join(SCHEDULES)}, with settings if wanted, e.g. "
                         "step:step_size=20,gamma=0.5 or cosine:warmup=5 (default: constant)")
     t.add_argument("--l2", type=_non_negative_float("--l2"), default=0.0, help="L2 weight decay (default: 0)")
-    t.add_argument("--dropout", type=_non_negative_float("--dropout"), default=0.0, help="dropout rate (default: 0)")
+    t.add_argument("--dropout", type=_fraction("--dropout", 0.0, 1.0, closed_low=True), default=0.0,
+                   help="dropout rate on the hidden layers, in [0, 1) (default: 0)")
     t.add_argument("--early-stopping", type=_int_at_least(0, "--early-stopping"), default=10, metavar="PATIENCE",
                    help="stop after PATIENCE epochs without validation improvement; 0 turns it off (default: 10)")
-    t.add_argument("--validation-fraction", type=_non_negative_float("--validation-fraction"), default=0.1,
+    t.add_argument("--validation-fraction", type=_fraction("--validation-fraction", 0.0, 1.0, closed_low=True),
+                   default=0.1,
                    help="fraction of the training data held out for validation (default: 0.1)")
-    t.add_argument("--test-fraction", type=_non_negative_float("--test-fraction"), default=0.2,
+    t.add_argument("--test-fraction", type=_fraction("--test-fraction", 0.0, 1.0), default=0.2,
                    help="fraction held out for the final test (default: 0.2; MNIST has its own)")
-    t.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=True,
-                   help="standardize features with the training mean and std (default: on)")
+    t.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=None,
+                   help="standardize features with the training mean and std (default: on, except for "
+                        "images, whose pixels are scaled to [0, 1])")
     t.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    t.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    t.add_argument("--out", default="deltaprop-model.safetensors", help="model file (default: %(default)s)")
-    t.add_argument("--plot", default="deltaprop-curves.png",
-                   help="learning-curve PNG (default: %(default)s); '' for none")
+    t.add_argument("--dtype", default="float32", choices=["float32", "float64"],
+                   help="floating-point type of the weights and of the computation (default: float32)")
+    t.add_argument("--out", help="model file (default: DATA-model.safetensors, named after the data set)")
+    t.add_argument("--plot", help="learning-curve PNG (default: DATA-curves.png); '' for none")
     t.add_argument("--checkpoint", help="checkpoint file, written every --checkpoint-every epochs and on Ctrl-C")
-    t.add_argument("--checkpoint-every", type=_int_at_least(1, "--checkpoint-every"), default=1)
+    t.add_argument("--checkpoint-every", type=_int_at_least(1, "--checkpoint-every"), default=1, metavar="EPOCHS",
+                   help="write the checkpoint every EPOCHS epochs (default: 1)")
     t.add_argument("--resume", help="continue bit-identically from this checkpoint")
     t.add_argument("--quiet", action="store_true", help="print nothing but errors")
-    t.add_argument("--log", help="write one JSON line per epoch to this file")
+    t.add_argument("--log", help="write one JSON line per epoch to this file (when the run ends)")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="accuracy, per-class precision/recall and confusion matrix, or R^2/RMSE",
                        formatter_class=_fmt(),
-                       epilog="examples:\n  deltaprop evaluate deltaprop-model.safetensors --data digits --held-out\n"
+                       epilog="examples:\n  deltaprop evaluate digits-model.safetensors --data digits --held-out\n"
                               "  deltaprop evaluate model.safetensors --data test.csv --target label --plot cm.png")
-    e.add_argument("model")
-    e.add_argument("--data", required=True, metavar="SOURCE")
-    e.add_argument("--target")
+    e.add_argument("model", help="a model file written by deltaprop train")
+    e.add_argument("--data", required=True, metavar="SOURCE",
+                   help="the data to evaluate on: a built-in name, .csv, .npz, .npy, MNIST folder or mnist.pkl.gz "
+                        "(its test split, when it has one)")
+    e.add_argument("--target", help="CSV target column (default: the model's, else the last)")
     e.add_argument("--held-out", action="store_true", help="only the test split recorded at training time")
     e.add_argument("--plot", help="confusion-matrix PNG")
     e.set_defaults(func=cmd_evaluate)
 
     r = sub.add_parser("predict", help="predict from a CSV or .npy of features", formatter_class=_fmt(),
                        epilog="examples:\n  deltaprop predict model.safetensors inputs.csv --out preds.csv --proba")
-    r.add_argument("model")
+    r.add_argument("model", help="a model file written by deltaprop train")
     r.add_argument("input", help="CSV (with a header) or .npy of features")
     r.add_argument("--out", help="CSV to write (default: standard output)")
     r.add_argument("--proba", action="store_true", help="add class probabilities")
@@ -419,14 +515,19 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog="examples:\n  deltaprop gradcheck\n  deltaprop gradcheck --hidden 6 5 --activation gelu "
                               "--likelihood sigmoid+squared_error\n  deltaprop gradcheck --model model.safetensors")
     g.add_argument("--model", help="check a saved model instead of a new one")
-    g.add_argument("--inputs", type=_int_at_least(1, "--inputs"), default=4)
-    g.add_argument("--hidden", type=int, nargs="*", default=[5, 4])
-    g.add_argument("--outputs", type=_int_at_least(1, "--outputs"), default=3)
-    g.add_argument("--activation", default="tanh", choices=list(ACTIVATIONS), metavar="NAME")
-    g.add_argument("--likelihood", default="categorical", type=_choice(likelihood_names(), "--likelihood"))
-    g.add_argument("--samples", type=_int_at_least(1, "--samples"), default=8)
-    g.add_argument("--max-per-layer", type=_int_at_least(1, "--max-per-layer"))
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--inputs", type=_int_at_least(1, "--inputs"), default=4, help="input width D_0 (default: 4)")
+    g.add_argument("--hidden", type=int, nargs="*", default=[5, 4], metavar="WIDTH",
+                   help="hidden layer widths (default: 5 4)")
+    g.add_argument("--outputs", type=_int_at_least(1, "--outputs"), default=3, help="output width D_L (default: 3)")
+    g.add_argument("--activation", default="tanh", choices=list(ACTIVATIONS), metavar="NAME",
+                   help=f"hidden activation: {', '.join(ACTIVATIONS)} (default: tanh)")
+    g.add_argument("--likelihood", default="categorical", type=_likelihood, metavar="NAME",
+                   help="categorical, bernoulli, gaussian, poisson or ACTIVATION+LOSS (default: categorical)")
+    g.add_argument("--samples", type=_int_at_least(1, "--samples"), default=8,
+                   help="random samples in the batch checked (default: 8)")
+    g.add_argument("--max-per-layer", type=_int_at_least(1, "--max-per-layer"), metavar="N",
+                   help="check N randomly chosen weights per layer (default: all; 30 with --model)")
+    g.add_argument("--seed", type=int, default=0, help="random seed of the network and the samples (default: 0)")
     g.set_defaults(func=cmd_gradcheck)
 
     xp = sub.add_parser("explain", help="one update step of a small network, number by number",
@@ -434,22 +535,24 @@ def build_parser() -> argparse.ArgumentParser:
                         epilog="examples:\n  deltaprop explain\n  deltaprop explain --sizes 2 2 1 --x 1 2 --y 1 --lr 0.5\n"
                                "  deltaprop explain --sizes 3 4 2 --activation tanh --likelihood categorical --y 1")
     xp.add_argument("--sizes", type=int, nargs="+", default=[2, 2, 1], help="layer widths (default: 2 2 1)")
-    xp.add_argument("--activation", default="sigmoid", choices=list(ACTIVATIONS), metavar="NAME")
-    xp.add_argument("--likelihood", default="bernoulli", type=_choice(likelihood_names(), "--likelihood"))
+    xp.add_argument("--activation", default="sigmoid", choices=list(ACTIVATIONS), metavar="NAME",
+                    help=f"hidden activation: {', '.join(ACTIVATIONS)} (default: sigmoid)")
+    xp.add_argument("--likelihood", default="bernoulli", type=_likelihood, metavar="NAME",
+                    help="categorical, bernoulli, gaussian, poisson or ACTIVATION+LOSS (default: bernoulli)")
     xp.add_argument("--x", type=float, nargs="+", help="the input (default: random)")
     xp.add_argument("--y", type=float, nargs="+", help="the target (default: random)")
     xp.add_argument("--lr", type=_positive_float("--lr"), default=0.5, help="mu of eq. (10) (default: 0.5)")
-    xp.add_argument("--seed", type=int, default=0)
+    xp.add_argument("--seed", type=int, default=0, help="random seed of the weights, x and y (default: 0)")
     xp.set_defaults(func=cmd_explain)
 
     i = sub.add_parser("info", help="architecture, parameter count and training metadata of a model",
-                       formatter_class=_fmt(), epilog="example:\n  deltaprop info deltaprop-model.safetensors")
-    i.add_argument("model")
+                       formatter_class=_fmt(), epilog="example:\n  deltaprop info digits-model.safetensors")
+    i.add_argument("model", help="a model file written by deltaprop train")
     i.set_defaults(func=cmd_info)
 
     x = sub.add_parser("export", help="export a model to ONNX", formatter_class=_fmt(),
-                       epilog="example:\n  deltaprop export deltaprop-model.safetensors --onnx model.onnx")
-    x.add_argument("model")
+                       epilog="example:\n  deltaprop export digits-model.safetensors --onnx model.onnx")
+    x.add_argument("model", help="a model file written by deltaprop train")
     x.add_argument("--onnx", required=True, help="the .onnx file to write")
     x.set_defaults(func=cmd_export)
     return p
@@ -479,14 +582,15 @@ def _with_settings(registry, option):
     return parse
 
 
-def _choice(names, option):
-    def parse(value):
-        if value.lower() not in names:
-            shown = [n for n in names if "+" not in n]
-            raise argparse.ArgumentTypeError(
-                f"unknown value {value!r}; expected one of {', '.join(shown)} or ACTIVATION+LOSS")
-        return value.lower()
-    return parse
+def _likelihood(value):
+    """A likelihood name, checked by the registry (which names the valid pairs)."""
+    from .core.likelihoods import get_likelihood
+
+    try:
+        get_likelihood(value)
+    except (ValueError, TypeError) as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("likelihood: ")) from None
+    return value.lower()
 
 
 def _number(option, ok, expected, cast=float):
@@ -505,6 +609,11 @@ def _positive_float(option):
     return _number(option, lambda v: math.isfinite(v) and v > 0, "a positive number")
 
 
+def _fraction(option, low, high, closed_low=False):
+    expected = f"a fraction in {'[' if closed_low else '('}{low:g}, {high:g})"
+    return _number(option, lambda v: (low <= v if closed_low else low < v) and v < high, expected)
+
+
 def _non_negative_float(option):
     return _number(option, lambda v: math.isfinite(v) and v >= 0, "a number >= 0")
 
@@ -519,8 +628,14 @@ def main(argv=None) -> int:
     from .io.files import ModelFileError
     from .training.loop import DivergenceError
 
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args, extras = parser.parse_known_args(argv)
+        if extras:
+            raise CLIError(_unrecognized(extras, parser.commands.get(args.command, parser)))
         return args.func(args)
     except (CLIError, DataError, ModelFileError, DivergenceError, ValueError, TypeError) as e:
         print(f"deltaprop: error: {_one_line(e)}", file=sys.stderr)
@@ -532,9 +647,26 @@ def main(argv=None) -> int:
         where = f" {e.filename}" if getattr(e, "filename", None) else ""
         print(f"deltaprop: error:{where} {e.strerror or e}", file=sys.stderr)
         return EXIT_USAGE
+    except MemoryError:
+        print("deltaprop: error: out of memory (a smaller network, batch or data set would fit)", file=sys.stderr)
+        return EXIT_USAGE
+    except _Terminated:
+        print("deltaprop: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("deltaprop: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class _Terminated(Exception):
+    """SIGTERM outside training (which handles it itself, at a batch boundary)."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated
 
 
 def _one_line(e) -> str:

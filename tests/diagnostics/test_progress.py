@@ -4,17 +4,16 @@ import json
 import numpy as np
 
 import deltaprop as dp
-from deltaprop.diagnostics.progress import JsonLog, Progress
+from deltaprop.diagnostics.progress import Progress, write_json_log
 
 
 def test_plain_lines_quiet_and_json_log(tmp_path):
     X = np.random.default_rng(0).normal(size=(40, 2))
     y = (X[:, 0] > 0).astype(int)
     stream, silent = io.StringIO(), io.StringIO()
-    log = JsonLog(tmp_path / "h.jsonl")
     h = dp.train(dp.Network([2, 4, 2], seed=0), X, y, epochs=3, seed=0,
-                 callbacks=[Progress(3, stream=stream), Progress(3, quiet=True, stream=silent), log]).history
-    log.close()
+                 callbacks=[Progress(3, stream=stream), Progress(3, quiet=True, stream=silent)]).history
+    write_json_log(h, tmp_path / "h.jsonl")
     lines = stream.getvalue().splitlines()
     assert len(lines) == 3 and lines[0].startswith("epoch 1/3  loss ") and lines[-1].endswith(" ms")
     assert silent.getvalue() == ""

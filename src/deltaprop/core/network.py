@@ -210,7 +210,7 @@ class Network:
         # (unlike a sum, which can overflow) they need no array of the data's size
         if X.dtype.kind == "f":  # (integers are all within float32's range)
             big = float(np.finfo(self.dtype).max)
-            lo, hi = X.min(), X.max()
+            lo, hi = float(X.min()), float(X.max())
             if not (-big <= lo and hi <= big):  # False for NaN too
                 with np.errstate(invalid="ignore"):
                     bad = np.argwhere(~(np.abs(X) <= big))[0]

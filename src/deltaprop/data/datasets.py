@@ -35,7 +35,8 @@ class Dataset:
 
     ``y`` holds the targets as the source has them (class labels keep their type);
     ``X_test``/``y_test`` are set when the source has its own test split (MNIST).
-    ``classes`` lists the distinct labels of a classification set.
+    ``classes`` lists the distinct labels of a classification set; ``images`` says
+    the features are pixel intensities scaled to [0, 1] (which need no standardizing).
     """
 
     name: str
@@ -47,6 +48,7 @@ class Dataset:
     target_name: str | None = None
     X_test: Array | None = None
     y_test: Array | None = None
+    images: bool = False  # pixel intensities already scaled to [0, 1] (MNIST formats)
 
 
 # --- built-in sets ------------------------------------------------------------------
@@ -377,11 +379,11 @@ def load_dataset(spec: str = "digits", target: str | None = None, seed: int = 0)
             f"--data {spec!r}: no such file or folder, and not a built-in name ({', '.join(BUILTIN_NAMES)})")
     if path.is_dir():
         X, y, Xt, yt = read_idx_folder(path)
-        return _finish(Dataset(path.name, X, y, "classification", X_test=Xt, y_test=yt))
+        return _finish(Dataset(path.name, X, y, "classification", X_test=Xt, y_test=yt, images=True))
     name = path.name.lower()
     if name.endswith(".pkl.gz"):
         X, y, Xt, yt = read_mnist_pkl(path)
-        return _finish(Dataset(path.name, X, y, "classification", X_test=Xt, y_test=yt))
+        return _finish(Dataset(path.name, X, y, "classification", X_test=Xt, y_test=yt, images=True))
     if name.endswith(".npz"):
         try:
             with np.load(path, allow_pickle=False) as z:

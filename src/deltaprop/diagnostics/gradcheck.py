@@ -13,7 +13,7 @@ import numpy as np
 
 from ..core.network import Network, as_rng
 from ..core.objective import Objective
-from ..validation import check_weights
+from ..validation import check_float, check_int, check_weights
 
 Array = np.ndarray
 
@@ -121,6 +121,10 @@ def gradcheck(
     -------
     GradcheckResult
     """
+    eps = check_float("eps", eps, 0.0, strict=True)
+    tolerance = check_float("tolerance", tolerance, 0.0, strict=True)
+    if max_per_layer is not None:
+        max_per_layer = check_int("max_per_layer", max_per_layer, 1)
     net64 = net.copy(dtype=np.float64)
     X64 = net64.check_X(X)
     T = net64.encode_targets(y, X64.shape[0])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import time
 
 
 def _describe(history, epoch: int) -> str:
@@ -18,52 +19,76 @@ def _describe(history, epoch: int) -> str:
 
 
 class Progress:
-    """A callback that shows each epoch: a progress bar with an ETA on a terminal,
-    one plain line per epoch otherwise, nothing when ``quiet``."""
+    """A callback that shows training as it goes: a progress bar counting samples, with
+    throughput and ETA, on a terminal (so that a long epoch is not a still screen);
+    elsewhere one plain line per epoch, plus a line every ``interval`` seconds inside
+    an epoch that takes longer; nothing when ``quiet``."""
 
-    def __init__(self, epochs: int, quiet: bool = False, stream=None, start_epoch: int = 0):
+    def __init__(self, epochs: int, quiet: bool = False, stream=None, interval: float = 10.0):
         self.quiet, self.stream = quiet, stream or sys.stderr
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.epochs = epochs
+        self.epochs, self.interval = epochs, interval  # epochs: of the whole run, a resumed one included
         self.bar = None
-        if not quiet and self.tty:
+        self.n_samples = self.batch_size = self.n_batches = 0
+
+    def on_train_begin(self, net, state):
+        self.n_samples, _, _, self.batch_size = state.data_shape
+        self.n_batches = -(-self.n_samples // self.batch_size)
+        if not self.quiet and self.tty and self.bar is None:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=epochs, initial=start_epoch, unit="epoch", file=self.stream,
-                            dynamic_ncols=True, desc="training")
+            done = state.epoch * self.n_samples + min(state.batch * self.batch_size, self.n_samples)
+            self.bar = tqdm(total=self.epochs * self.n_samples, initial=done, unit="sample", unit_scale=True,
+                            file=self.stream, dynamic_ncols=True, desc=f"epoch {state.epoch + 1}/{self.epochs}",
+                            mininterval=0.2)
+        self.t_last = self.t_epoch = time.perf_counter()
+
+    def on_epoch_begin(self, epoch, net, state):
+        if self.bar is not None:
+            self.bar.set_description_str(f"epoch {epoch + 1}/{self.epochs}", refresh=False)
+        self.t_last = self.t_epoch = time.perf_counter()
+
+    def on_batch_end(self, batch, loss, net, state):
+        if self.quiet:
+            return
+        rows = min(self.batch_size, self.n_samples - batch * self.batch_size)
+        if self.bar is not None:
+            self.bar.update(rows)
+            return
+        now = time.perf_counter()
+        if now - self.t_last >= self.interval:  # a long epoch: say where it is
+            self.t_last = now
+            done = (batch + 1) / self.n_batches
+            rate = (batch + 1) * self.batch_size / (now - self.t_epoch)
+            print(f"epoch {state.epoch + 1}/{self.epochs}: batch {batch + 1}/{self.n_batches}, "
+                  f"{rate:,.0f} samples/s, epoch ETA {(now - self.t_epoch) * (1 / done - 1):.0f} s",
+                  file=self.stream, flush=True)
 
     def on_epoch_end(self, epoch, history, net):
         if self.quiet:
             return False
-        line = _describe(history, epoch)
+        line = f"epoch {epoch + 1}/{self.epochs}  {_describe(history, epoch)}  {history.time[epoch] * 1000:.0f} ms"
         if self.bar is not None:
-            # a summary line per epoch above the bar, the bar itself with the ETA
-            self.bar.write(f"epoch {epoch + 1}/{self.epochs}  {line}  {history.time[epoch] * 1000:.0f} ms")
-            self.bar.set_postfix_str(line, refresh=False)
-            self.bar.update(1)
+            self.bar.write(line)  # a summary line per epoch above the bar
+            self.bar.set_postfix_str(_describe(history, epoch), refresh=False)
         else:
-            print(f"epoch {epoch + 1}/{self.epochs}  {line}  {history.time[epoch] * 1000:.0f} ms",
-                  file=self.stream, flush=True)
+            print(line, file=self.stream, flush=True)
         return False
 
     def close(self):
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
 
 
-class JsonLog:
-    """A callback that appends one JSON line per epoch to a file."""
+def write_json_log(history, path) -> None:
+    """Write ``history`` as one JSON object per epoch (JSON Lines), atomically: a run
+    writes its log once it is over, so a failed run never truncates an existing file."""
+    from ..io.files import atomic_write
 
-    def __init__(self, path):
-        self.path = path
-        self.file = open(path, "w")
-
-    def on_epoch_end(self, epoch, history, net):
-        record = {k: (None if isinstance(v, float) and math.isnan(v) else v)
-                  for k, v in history.record(epoch).items()}  # NaN is not JSON
-        self.file.write(json.dumps(record) + "\n")
-        self.file.flush()
-        return False
-
-    def close(self):
-        self.file.close()
+    lines = []
+    for epoch in range(history.epochs):
+        record = {k: (None if isinstance(v, float) and math.isnan(v) else v)  # NaN is not JSON
+                  for k, v in history.record(epoch).items()}
+        lines.append(json.dumps(record) + "\n")
+    atomic_write(path, lambda f: f.write("".join(lines).encode()))

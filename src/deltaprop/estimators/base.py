@@ -301,6 +301,8 @@ class BaseMLP(BaseEstimator):
         try:
             state = trainer.run(1 if incremental else self.max_iter)
         except TrainingInterrupted as e:
+            if e.cause != "interrupted":  # SIGTERM: the process is asked to end, not just this fit
+                raise
             state = e.state
             warnings.warn("Training interrupted by user.", stacklevel=4)
         except DivergenceError as e:

@@ -161,7 +161,8 @@ class SGD(Optimizer):
         super().__init__(learning_rate)
 
     def prescale(self, state):
-        return -state.learning_rate
+        # below 1e-12, -mu grad J could underflow (and mu^2, which recovers ||grad J||, does)
+        return -state.learning_rate if state.learning_rate >= 1e-12 else 1.0
 
     def update_block(self, theta, grad, state, k, scale=1.0):
         sl = state.blocks[k][0]

@@ -54,11 +54,12 @@ class DivergenceError(RuntimeError):
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C during :func:`train`: raised between two batches, after the checkpoint (if any)."""
+    """Ctrl-C or SIGTERM during :func:`train`: raised between two batches, after the
+    checkpoint (if any). ``cause`` says which (``"interrupted"``, ``"terminated"``)."""
 
-    def __init__(self, state: "TrainState", checkpoint: str | None):
-        super().__init__("training interrupted")
-        self.state, self.history, self.checkpoint = state, state.history, checkpoint
+    def __init__(self, state: "TrainState", checkpoint: str | None, cause: str = "interrupted"):
+        super().__init__(f"training {cause}")
+        self.state, self.history, self.checkpoint, self.cause = state, state.history, checkpoint, cause
 
 
 def split_validation(T: Array, fraction: float, rng: np.random.Generator, stratify: bool):
@@ -198,7 +199,7 @@ class Trainer:
         self.state.settings = json_safe(settings)
         self.rng = np.random.default_rng(loop_seq)
         self.rng.bit_generator.state = self.state.rng
-        self.interrupted = False
+        self.interrupted = ""  # set by Ctrl-C or SIGTERM: stop at the next batch boundary
 
     def _check_resume(self, saved: TrainState, resume: str, data_shape: list, settings: dict) -> None:
         """A checkpoint continues only the run that wrote it: same data, same settings."""
@@ -293,14 +294,15 @@ class Trainer:
             if threading.current_thread() is not threading.main_thread():
                 return self._run(epochs)
 
-            def on_sigint(signum, frame):  # finish the batch in progress, then stop cleanly
-                self.interrupted = True
+            def on_signal(signum, frame):  # finish the batch in progress, then stop cleanly
+                self.interrupted = "terminated" if signum == signal.SIGTERM else "interrupted"
 
-            previous = signal.signal(signal.SIGINT, on_sigint)
+            previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
             try:
                 return self._run(epochs)
             finally:
-                signal.signal(signal.SIGINT, previous)
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
 
     def _run(self, epochs: int) -> TrainState:
         net, st, h = self.net, self.state, self.state.history
@@ -335,7 +337,7 @@ class Trainer:
                     self._sync()
                     if self.checkpoint:
                         self.save(self.checkpoint)
-                    raise TrainingInterrupted(st, self.checkpoint)
+                    raise TrainingInterrupted(st, self.checkpoint, self.interrupted)
             if not np.all(np.isfinite(net.theta)):
                 self._diverged(float("nan"))
             stop = self._end_epoch(time.perf_counter() - t0, end)
@@ -480,7 +482,7 @@ def train(net, X, y, *, epochs: int = 100, resume: str | None = None, **options)
         continues from it, bit-identically. It is copied, not changed.
     checkpoint : str, optional
         Path of a checkpoint written atomically every ``checkpoint_every`` epochs, at
-        the end, and on Ctrl-C.
+        the end, and on Ctrl-C or SIGTERM.
     resume : str, optional
         A checkpoint to continue from: the same as ``state=load_checkpoint(resume)``,
         with the data (shape and fingerprint) and the settings checked to be the run's.
@@ -501,7 +503,7 @@ def train(net, X, y, *, epochs: int = 100, resume: str | None = None, **options)
     DivergenceError
         When the loss or gradient stops being finite (the last finite weights are kept).
     TrainingInterrupted
-        On Ctrl-C, between two batches, after writing the checkpoint.
+        On Ctrl-C or SIGTERM, between two batches, after writing the checkpoint.
     """
     if resume is not None:
         if options.get("state") is not None:
