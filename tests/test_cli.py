@@ -225,6 +225,7 @@ def test_mnist_pkl_gz(tmp_path):
     cli("train", "--data", "mnist.pkl.gz", "--hidden", "8", "--epochs", "40", "--plot", "", cwd=tmp_path, check=0)
     model = dp.load(tmp_path / "mnist-model.safetensors")
     assert model.metadata["test_accuracy"] > 0.9 and model.network.likelihood.name == "bernoulli"
+    assert model.preprocessor is None  # pixels in [0, 1] are not standardized by default
 
 
 def test_mnist_pkl_gz_refuses_code(tmp_path):
@@ -354,3 +355,110 @@ def test_progress_bar_on_a_terminal(tmp_path):
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+
+
+def test_outputs_are_checked_before_anything_is_read_or_trained(tmp_path):
+    data = tmp_path / "d.csv"
+    data.write_text("a,b,y\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(30)))
+    before = data.read_bytes()
+    cases = [
+        (["--log", "d.csv", "--dropout", "1.0"], "--dropout: expected a fraction in [0, 1)"),
+        (["--log", "d.csv"], "--log d.csv: is an input of this run (d.csv)"),
+        (["--plot", "nodir/p.png"], "--plot nodir/p.png: the folder 'nodir' does not exist"),
+        (["--out", "d.csv/m.safetensors"], "the folder 'd.csv' does not exist"),
+        (["--out", "."], "--out .: is a folder"),
+        (["--out", "same.png", "--plot", "same.png"], "--plot same.png: is also given as --out"),
+    ]
+    for args, message in cases:
+        proc = cli("train", "--data", "d.csv", "--epochs", "2", *args, cwd=tmp_path)
+        assert_clean_error(proc, message)
+        assert data.read_bytes() == before  # an input is never truncated
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv"]  # nothing written, nothing left
+
+
+def test_outputs_are_named_after_the_data_and_replacing_one_is_said(tmp_path):
+    args = ["train", "--data", "iris", "--epochs", "3", "--hidden", "4", "--log", "h.jsonl"]
+    first = cli(*args, cwd=tmp_path, check=0).stdout
+    assert (tmp_path / "iris-model.safetensors").exists() and (tmp_path / "iris-curves.png").exists()
+    assert "model: iris-model.safetensors\n" in first and len((tmp_path / "h.jsonl").read_text().splitlines()) == 3
+    assert "model: iris-model.safetensors (replaced the previous file)" in cli(*args, cwd=tmp_path, check=0).stdout
+
+
+def test_which_epochs_weights_were_kept_is_said_and_a_finished_run_is_not_resumed(tmp_path):
+    args = ["train", "--data", "iris", "--epochs", "200", "--early-stopping", "3", "--lr", "0.05", "--plot", "",
+            "--checkpoint", "run.ckpt"]
+    out = cli(*args, cwd=tmp_path, check=0).stdout
+    model = dp.load(tmp_path / "iris-model.safetensors")
+    kept, epochs = model.metadata["weights_of_epoch"], model.metadata["epochs"]
+    assert kept < epochs and f"weights: those of epoch {kept}, the lowest validation loss" in out
+    assert_clean_error(cli(*args, "--resume", "run.ckpt", cwd=tmp_path), "is finished (early stopping")
+
+
+def test_sigterm_stops_at_a_batch_boundary_with_a_checkpoint(tmp_path):
+    args = ["train", "--data", "digits", "--epochs", "80", "--early-stopping", "0", "--batch-size", "8",
+            "--plot", "", "--quiet"]
+    proc = subprocess.Popen([sys.executable, "-m", "deltaprop", *args, "--checkpoint", "run.ckpt"],
+                            cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not (tmp_path / "run.ckpt").exists() and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert err.startswith("deltaprop: terminated after ") and "checkpoint saved to run.ckpt" in err
+    assert "Traceback" not in err and not (tmp_path / "digits-model.safetensors").exists()
+    assert dp.load_checkpoint(tmp_path / "run.ckpt").epoch >= 1
+
+
+def test_mistyped_commands_options_and_values_get_a_suggestion(tmp_path):
+    for args, message in ((["trian"], "did you mean 'train'?"), (["train", "--hiden", "3"], "did you mean '--hidden'?"),
+                          (["train", "--activation", "relo"], "did you mean 'relu'?"),
+                          (["train", "--likelihood", "relu+binary_cross_entropy"],
+                           "valid pairs: sigmoid+binary_cross_entropy")):
+        proc = cli(*args, cwd=tmp_path)
+        assert_clean_error(proc, message)
+        assert "error: deltaprop" not in proc.stderr  # the prefix once
+
+
+def _limited(megabytes):
+    def limit():
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (megabytes * 2**20, megabytes * 2**20))
+    return limit
+
+
+def test_hostile_files_under_a_memory_limit(tmp_path):
+    """Files built to exhaust memory or crash the reader end in one line and exit 2."""
+    from safetensors.numpy import load, save
+
+    from deltaprop.io.files import checksum
+
+    model = dp.Model(dp.Network([4, 3, 3], seed=0), classes=["a", "b", "c"])
+    model.save(tmp_path / "m.safetensors")
+    data = (tmp_path / "m.safetensors").read_bytes()
+    n = struct.unpack("<Q", data[:8])[0]
+    meta = json.loads(data[8:8 + n])["__metadata__"]
+    config = json.loads(meta["config"])
+    config["sizes"] = [10**7, 10**7, 3]  # 400 TB of parameters claimed by a file of 1 kB
+    meta["config"] = json.dumps(config)
+    tensors = load(data)
+    meta["checksum"] = checksum(tensors, meta)
+    (tmp_path / "huge.safetensors").write_bytes(save(tensors, metadata=meta))
+    deep = b"{" + b'"a":[' * 50_000 + b"]" * 50_000 + b"}"
+    (tmp_path / "deep.safetensors").write_bytes(struct.pack("<Q", len(deep)) + deep)
+    crafted = (
+        b"\x80\x02(cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85C\x01b\x87R(K\x01K\x05\x85"
+        b"cnumpy\ndtype\nX\x02\x00\x00\x00O8\x89\x88\x87R(K\x03X\x01\x00\x00\x00|NNNJ\xff\xff\xff\xffJ"
+        b"\xff\xff\xff\xffK?tb\x89]q\x00(K\x01K\x02etb)t.")
+    with gzip.open(tmp_path / "mnist.pkl.gz", "wb") as f:
+        f.write(crafted)
+    cases = [(["info", "huge.safetensors"], "W.1 has shape"), (["predict", "huge.safetensors", "x.npy"], "W.1"),
+             (["info", "/dev/zero"], "not a regular file"), (["info", "deep.safetensors"], "not valid JSON"),
+             (["train", "--data", "mnist.pkl.gz"], "refuses dtype 'O8'"),
+             (["train", "--hidden", "10000000", "10000000"], "would need 400 TB of memory")]
+    np.save(tmp_path / "x.npy", np.zeros((2, 4)))
+    for args, message in cases:
+        proc = subprocess.run([sys.executable, "-m", "deltaprop", *args], cwd=tmp_path, env=ENV, capture_output=True,
+                              text=True, timeout=60, preexec_fn=_limited(2048))
+        assert_clean_error(proc, message)

@@ -213,3 +213,74 @@ def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
         atomic_write(path, fail)
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]  # no temporary left behind
+
+
+def test_a_small_file_claiming_a_huge_network_is_refused_before_allocating(tmp_path, net):
+    import tracemalloc
+
+    path = tmp_path / "m.safetensors"
+    net.save(path)
+    tamper_config(path, sizes=[8000, 8000, 3], activations=["relu"])
+    tracemalloc.start()
+    with pytest.raises(ModelFileError, match=r"W.1 has shape \(5, 6\), but sizes \[8000, 8000, 3\] need"):
+        dp.load(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 5 * 2**20  # the claimed network would take 256 MB
+    tamper_config(path, sizes=[4, "6", 5, 3])
+    with pytest.raises(ModelFileError, match="sizes must be a list of at least two positive integers"):
+        dp.load(path)
+
+
+def _retensor(path, change):
+    """Rewrite a model file's tensors (checksum recomputed, as a forger would)."""
+    from safetensors.numpy import load, save
+
+    data, n, header = header_of(path)
+    tensors = load(data)
+    change(tensors)
+    meta = header["__metadata__"]
+    meta["checksum"] = checksum(tensors, meta)
+    path.write_bytes(save(tensors, metadata=meta))
+
+
+def test_unknown_tensors_and_malformed_scalers_are_refused(tmp_path, net):
+    path = tmp_path / "m.safetensors"
+    net.save(path)
+    _retensor(path, lambda t: t.__setitem__("payload", np.zeros(2)))
+    with pytest.raises(ModelFileError, match=r"unknown tensors \['payload'\]"):
+        dp.load(path)
+    net.save(path)
+    _retensor(path, lambda t: t.__setitem__("input.mean", t["input.mean"].reshape(2, 2)))
+    with pytest.raises(ModelFileError, match="input.mean and input.scale must be 1-D"):
+        dp.load(path)
+    net.save(path)
+    _retensor(path, lambda t: t.__setitem__("input.mean", t["input.mean"][:1]))
+    with pytest.raises(ModelFileError, match="mean has 1 columns, scale 4"):
+        dp.load(path)
+    net.save(path)
+    _retensor(path, lambda t: t.__setitem__("input.scale", np.zeros(4)))
+    with pytest.raises(ModelFileError, match="positive finite scales"):
+        dp.load(path)
+
+
+def test_save_refuses_what_load_would_refuse(tmp_path, net):
+    net.model.classes = np.array(["a", "b"])  # changed after the model was built: 3 outputs, 2 labels
+    with pytest.raises(ValueError, match="classes: expected 3 labels"):
+        net.save(tmp_path / "m.safetensors")
+    net.model.classes = np.array(["a", "b", "a"])
+    with pytest.raises(ValueError, match="distinct"):
+        net.save(tmp_path / "m.safetensors")
+    assert not (tmp_path / "m.safetensors").exists()
+    with pytest.raises(ValueError, match="distinct numbers or strings"):
+        dp.Model(net.network, classes=np.array([{"a": 1}, 2, 3], dtype=object))
+
+
+def test_a_file_missing_its_checksum_is_refused(tmp_path, net):
+    path = tmp_path / "m.safetensors"
+    net.save(path)
+    data, n, header = header_of(path)
+    del header["__metadata__"]["checksum"]
+    rewrite(path, header, data, n)
+    with pytest.raises(ModelFileError, match="checksum is missing"):
+        dp.load(path)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+import deltaprop as dp
 from deltaprop import get_likelihood
 from deltaprop.core.likelihoods import likelihood_names
 
@@ -108,3 +109,12 @@ def test_registry_names():
         get_likelihood("cauchy")
     with pytest.raises(ValueError, match="unknown name"):
         get_likelihood("sigmoid+hinge")
+
+
+@pytest.mark.parametrize("activation", ["relu", "identity", "tanh", "softplus", "elu", "gelu", "leaky_relu"])
+def test_binary_cross_entropy_needs_outputs_in_the_unit_interval(activation):
+    with pytest.raises(ValueError, match=f"binary_cross_entropy needs outputs in \\(0, 1\\), which {activation} "
+                                         "does not give; valid pairs: sigmoid\\+binary_cross_entropy"):
+        dp.Network([2, 3, 1], likelihood=f"{activation}+binary_cross_entropy")
+    assert f"{activation}+binary_cross_entropy" not in likelihood_names()
+    assert f"{activation}+squared_error" in likelihood_names()

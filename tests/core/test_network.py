@@ -264,3 +264,26 @@ def test_bad_sample_weights_are_named_at_every_boundary(w, match):
                  lambda: dp.train(net, X, y, sample_weight=w, epochs=1)):
         with pytest.raises(ValueError, match=f"sample_weight: .*{match}"):
             call()
+
+
+@pytest.mark.parametrize("value, dtype, message", [
+    (1e39, "float32", "1e\\+39 at row 1, column 2 is beyond the range of float32"),
+    (1e308, "float32", "beyond the range of float32"),
+    (np.nan, "float64", "expected finite values, found nan at row 1, column 2"),
+    (-np.inf, "float64", "found -inf at row 1, column 2"),
+])
+def test_inputs_must_be_finite_in_the_networks_dtype(value, dtype, message):
+    net = dp.Network([3, 2, 2], seed=0, dtype=dtype)
+    X = np.ones((3, 3))
+    X[1, 2] = value
+    with pytest.raises(ValueError, match=message):
+        net.forward(X)
+    X[:] = 1e308  # a float64 sum of these overflows; the check must not
+    if dtype == "float64":
+        assert np.all(np.isfinite(net.check_X(X)))
+
+
+def test_a_network_larger_than_memory_is_refused_up_front():
+    with pytest.raises(ValueError, match=r"sizes: the parameters of a 784-10000000-10000000-10 network would "
+                                         r"need 400 TB of memory, more than this machine's"):
+        dp.Network([784, 10**7, 10**7, 10])

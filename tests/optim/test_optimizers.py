@@ -143,3 +143,12 @@ def test_unknown_optimizer_and_bad_hyperparameters():
         dp.SGD(learning_rate=-1)
     with pytest.raises(ValueError, match="beta1"):
         dp.Adam(beta1=1.0)
+
+
+def test_sgd_with_a_vanishing_learning_rate_leaves_the_weights_and_reports_the_gradient():
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    y = (X[:, 0] > 0).astype(int)
+    net = dp.Network([3, 4, 2], seed=0)
+    before = net.theta.copy()
+    h = dp.train(net, X, y, optimizer=dp.SGD(learning_rate=1e-200), epochs=2, seed=0).history
+    assert np.array_equal(net.theta, before) and all(np.isfinite(h.grad_norm)) and h.grad_norm[-1] > 0

@@ -36,3 +36,27 @@ def test_names():
     assert isinstance(get_schedule(None), dp.Constant)
     with pytest.raises(ValueError, match="schedule: unknown name 'linear'.*cosine"):
         get_schedule("linear")
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: dp.StepDecay(step_size=math.inf), "step_size: expected an integer >= 1"),
+    (lambda: dp.StepDecay(step_size=2.5), "step_size: expected an integer >= 1"),
+    (lambda: dp.StepDecay(gamma=1.5), "gamma: expected a number in \\(0, 1\\]"),
+    (lambda: dp.Exponential(gamma=math.nan), "gamma"),
+    (lambda: dp.InverseTime(decay=math.nan), "decay: expected a non-negative number"),
+    (lambda: dp.Cosine(min_lr=math.nan), "min_lr: expected a non-negative number"),
+    (lambda: dp.Cosine(warmup=1.5), "warmup: expected an integer"),
+    (lambda: dp.ReduceOnPlateau(min_lr=math.inf), "min_lr: expected a non-negative number"),
+    (lambda: dp.ReduceOnPlateau(factor=1.0), "factor"),
+    (lambda: dp.ReduceOnPlateau(min_delta=-1), "min_delta"),
+])
+def test_settings_are_validated_when_made(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_a_schedule_state_of_another_schedule_is_refused():
+    state = dp.ReduceOnPlateau().state_dict()
+    with pytest.raises(ValueError, match="cosine schedule: expected a state"):
+        dp.Cosine().load_state_dict(state)
+    assert repr(get_schedule(None)) == "Constant()" and repr(dp.Cosine(warmup=2)) == "Cosine(warmup=2, min_lr=0.0)"

@@ -394,14 +394,14 @@ def load_dataset(spec: str = "digits", target: str | None = None, seed: int = 0)
             raise
         except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
             raise DataError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})") from None
-        return _finish(Dataset(path.name, X, y, infer_task(y)))
+        return _finish(Dataset(path.name, X, y, _task_of(y, path)))
     if name.endswith(".npy"):
         if target is None or not target.endswith(".npy"):
             raise DataError(f"{path}: a .npy feature file needs --target pointing to the targets' .npy file")
         if not Path(target).exists():
             raise DataError(f"--target {target!r}: no such file")
         X, y = _load_npy(path), _load_npy(Path(target))
-        return _finish(Dataset(path.name, X, y, infer_task(y)))
+        return _finish(Dataset(path.name, X, y, _task_of(y, path)))
     if name.endswith(".csv") or name.endswith(".txt"):
         X, y, features = read_csv(path, target)
         header = csv_header(path)
@@ -410,12 +410,15 @@ def load_dataset(spec: str = "digits", target: str | None = None, seed: int = 0)
     raise DataError(f"--data {spec!r}: unknown format; expected a .csv, .npz, .npy, mnist.pkl.gz or an IDX folder")
 
 
+def _task_of(y: Array, path: Path) -> str:
+    if y.ndim not in (1, 2):
+        raise DataError(f"{path}: expected targets of shape (n_samples,) or (n_samples, n_outputs), found {y.shape}")
+    return infer_task(y)
+
+
 def _finish(ds: Dataset) -> Dataset:
     """Check shapes and values; list the classes of a classification set."""
     X, y = np.asarray(ds.X), np.asarray(ds.y)
-    if y.ndim not in (1, 2):
-        raise DataError(f"{ds.name}: expected targets of shape (n_samples,) or (n_samples, n_outputs), "
-                        f"found {y.shape}")
     if X.ndim != 2 or X.shape[0] == 0:
         raise DataError(f"{ds.name}: expected features of shape (n_samples, n_features), found {X.shape}")
     if X.dtype.kind not in "biuf":

@@ -83,7 +83,7 @@ class History:
             raise ValueError("history: expected per-epoch lists of numbers of one length")
         best = d["best_epoch"]
         if not (isinstance(d["metric"], str) and isinstance(d["stop_reason"], str)
-                and (best is None or type(best) is int and 0 <= best < len(lists[0]))):
+                and (best is None or type(best) is int and 1 <= best <= len(lists[0]))):  # 1-based
             raise ValueError("history: malformed metric, stop_reason or best_epoch")
         return cls(**d)
 

@@ -1,0 +1,120 @@
+"""Checkpoints: validated field by field, protected by a checksum, tied to their run."""
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sklearn.datasets import load_digits
+
+import deltaprop as dp
+from deltaprop.io.files import atomic_safetensors, read_safetensors
+
+X_ALL, Y_ALL = load_digits(return_X_y=True)
+X, Y = X_ALL[:300] / 16, Y_ALL[:300]
+
+
+def _train(epochs, X=X, y=Y, **kw):
+    net = dp.Network([64, 16, 10], seed=0)
+    options = dict(epochs=epochs, batch_size=64, validation=0.2, optimizer="adam", seed=3)
+    options.update(kw)
+    state = dp.train(net, X, y, **options)
+    return net, state
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("c") / "run.ckpt"
+
+    class StopMidEpoch:  # a checkpoint that stopped mid-epoch holds a row order too
+        def on_batch_end(self, batch, loss, net, state):
+            if state.epoch == 1 and batch == 1:
+                raise KeyboardInterrupt
+
+    trainer = dp.Trainer(dp.Network([64, 16, 10], seed=0), X, Y, batch_size=64, validation=0.2, seed=3,
+                         early_stopping=5)
+    trainer.run(1)
+    trainer.callbacks.append(StopMidEpoch())
+    with pytest.raises(KeyboardInterrupt):
+        trainer.run(1)
+    trainer.state.batch = 2
+    trainer.save(str(path))
+    return path
+
+
+def _forge(path, out, change_state=None, change_tensors=None):
+    """Rewrite a checkpoint with changed fields and a *recomputed* checksum (a deliberate
+    forgery, or a bug): what is behind the checksum must still be validated."""
+    tensors, header = read_safetensors(path, "checkpoint")
+    state = json.loads(header["state"])
+    if change_state:
+        change_state(state)
+    if change_tensors:
+        change_tensors(tensors)
+    header = {k: v for k, v in header.items() if k != "checksum"}
+    atomic_safetensors(out, tensors, {**header, "state": json.dumps(state)})
+    return out
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(bit=st.integers(min_value=0))
+def test_a_flipped_bit_is_an_error_or_changes_nothing(tmp_path, checkpoint, bit):
+    data = bytearray(checkpoint.read_bytes())
+    bit %= 8 * len(data)
+    data[bit // 8] ^= 1 << (bit % 8)
+    path = tmp_path / "flipped.ckpt"
+    path.write_bytes(bytes(data))
+    try:
+        state = dp.load_checkpoint(path)
+    except dp.ModelFileError:
+        return
+    reference = dp.load_checkpoint(checkpoint)
+    assert state.theta.tobytes() == reference.theta.tobytes() and state.order.tobytes() == reference.order.tobytes()
+    assert (state.epoch, state.batch, state.rng, state.seed) == (reference.epoch, reference.batch, reference.rng,
+                                                                 reference.seed)
+
+
+@pytest.mark.parametrize("name, change_state, change_tensors, message", [
+    ("nan theta", None, lambda t: t["theta"].__setitem__(0, np.nan), "'theta' contains NaN"),
+    ("nan moment", None, lambda t: t["optimizer.m"].__setitem__(0, np.inf), "'optimizer.m' contains NaN"),
+    ("order", None, lambda t: t["order"].__setitem__(0, 10**6), "not a permutation"),
+    ("order repeated", None, lambda t: t["order"].__setitem__(0, t["order"][1]), "not a permutation"),
+    ("moment shape", None, lambda t: t.__setitem__("optimizer.m", t["optimizer.m"][:5]), "'optimizer.m' has shape"),
+    ("extra tensor", None, lambda t: t.__setitem__("payload", np.zeros(3)), "unknown tensors"),
+    ("learning rate", lambda s: s["optimizer"].__setitem__("learning_rate", -1.0), None, "'learning_rate'"),
+    ("step count", lambda s: s["optimizer"].__setitem__("t", "9"), None, "field 't'"),
+    ("batch", lambda s: s.__setitem__("batch", 99), None, "field 'batch'"),
+    ("epoch", lambda s: s.__setitem__("epoch", 7), None, "history has 1 epochs, its counter 7"),
+    ("rng", lambda s: s["rng"].__setitem__("bit_generator", "MT19937"), None, "random generator state"),
+    ("schedule", lambda s: s.__setitem__("schedule", {"scale": "x"}), None, "schedule state"),
+    ("history", lambda s: s["history"].__setitem__("loss", [1.0, 2.0]), None, "history"),
+    ("callback", lambda s: s["callbacks"].__setitem__("0.EarlyStopping", [1]), None, "callback"),
+    ("data shape", lambda s: s.__setitem__("data_shape", [240, 64, 10]), None, "data_shape"),
+])
+def test_every_field_is_validated(tmp_path, checkpoint, name, change_state, change_tensors, message):
+    path = _forge(checkpoint, tmp_path / "forged.ckpt", change_state, change_tensors)
+    with pytest.raises(dp.ModelFileError, match=message):
+        dp.load_checkpoint(path)
+
+
+def test_resume_refuses_other_data_or_settings(tmp_path):
+    ckpt = str(tmp_path / "run.ckpt")
+    _train(1, checkpoint=ckpt)
+    other = X_ALL[300:600] / 16  # the same shape, other rows
+    with pytest.raises(ValueError, match="other training data"):
+        _train(1, X=other, resume=ckpt)
+    for change, message in (({"l2": 0.01}, "l2=0.0 \\(now 0.01\\)"), ({"dropout": 0.2}, "dropout"),
+                            ({"optimizer": "sgd"}, "optimizer"), ({"schedule": "cosine"}, "schedule"),
+                            ({"optimizer": dp.Adam(learning_rate=0.01)}, "learning_rate")):
+        with pytest.raises(ValueError, match=message):
+            _train(1, resume=ckpt, **change)
+    net, state = _train(1, resume=ckpt)  # the run's own data and settings
+    assert state.epoch == 2
+
+
+def test_a_stopped_run_records_why_before_its_last_checkpoint(tmp_path):
+    ckpt = str(tmp_path / "run.ckpt")
+    net, state = _train(20, checkpoint=ckpt, grad_tol=1e6)
+    assert state.history.stop_reason.startswith("gradient norm") and state.epoch == 1
+    assert dp.load_checkpoint(ckpt).history.stop_reason == state.history.stop_reason
