@@ -34,7 +34,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from run import load_data, machine  # noqa: E402  (the harness's data loading and machine report)
+from run import load_data, machine, write_readme_section  # noqa: E402  (the harness's data, machine, README)
 
 
 def libraries():
@@ -264,16 +264,7 @@ def main():
     atomic_write(f"{stem}.json", lambda f: f.write(json.dumps(report, indent=1).encode()))
     atomic_write(f"{stem}.md", lambda f: f.write(md.encode()))
     if args.readme:
-        path = HERE / "README.md"
-        begin, end = "<!-- estimators: begin -->", "<!-- estimators: end -->"
-        text = path.read_text()
-        if begin not in text:
-            text += f"\n{begin}\n{end}\n"
-        head, _, rest = text.partition(begin)
-        _, _, tail = rest.partition(end)
-        body = md.replace("# Benchmark:", "### Latest run:", 1).replace("\n## ", "\n#### ")
-        atomic_write(path, lambda f: f.write(f"{head}{begin}\n{body}\n{end}{tail}".encode()))
-
+        write_readme_section("estimators", md.replace("# Benchmark:", "### Latest run:", 1).replace("\n## ", "\n#### "))
 
 if __name__ == "__main__":
     main()

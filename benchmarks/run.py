@@ -409,13 +409,23 @@ def publish(report, md, out: Path, data: str, readme: bool) -> None:
     atomic_write(out / f"{stem}.md", lambda f: f.write(md.encode()))
     print(f"# written: {out / (stem + '.json')}, {out / (stem + '.md')}")
     if readme:
-        path = HERE / "README.md"
-        begin, end = "<!-- results: begin -->", "<!-- results: end -->"
-        head, _, rest = path.read_text().partition(begin)
-        _, _, tail = rest.partition(end)
-        body = md.replace("# Benchmark:", "### Latest run:", 1).replace("\n## ", "\n#### ")
-        atomic_write(path, lambda f: f.write(f"{head}{begin}\n{body}\n{end}{tail}".encode()))
-        print(f"# updated: {path}")
+        write_readme_section("results", md.replace("# Benchmark:", "### Latest run:", 1).replace("\n## ", "\n#### "))
+
+
+def write_readme_section(name: str, body: str) -> None:
+    """Replace what lies between ``<!-- name: begin -->`` and ``<!-- name: end -->`` in
+    benchmarks/README.md (appending the markers if missing), atomically."""
+    from deltaprop.io.files import atomic_write
+
+    path = HERE / "README.md"
+    begin, end = f"<!-- {name}: begin -->", f"<!-- {name}: end -->"
+    text = path.read_text()
+    if begin not in text:
+        text += f"\n{begin}\n{end}\n"
+    head, _, rest = text.partition(begin)
+    _, _, tail = rest.partition(end)
+    atomic_write(path, lambda f: f.write(f"{head}{begin}\n{body}\n{end}{tail}".encode()))
+    print(f"# updated: {path}")
 
 
 if __name__ == "__main__":
