@@ -39,3 +39,10 @@ def test_estimator_benchmark_runs_on_digits(tmp_path):
     assert {r["data"] for r in report["lbfgs"]} == {"digits", "breast_cancer"}
     assert report["partial_fit"]["deltaprop_ms"] > 0 and report["partial_fit"]["ratio"] > 0
     assert "Machine:" in (tmp_path / "estimators-digits.md").read_text()
+
+
+def test_the_readme_documents_the_mnist_recipe_the_benchmark_measures():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from cli_mnist import RECIPE
+
+    assert f"--data path/to/mnist.pkl.gz {' '.join(RECIPE)}" in (ROOT / "README.md").read_text()

@@ -447,3 +447,12 @@ def test_hostile_files_under_a_memory_limit(tmp_path):
         proc = subprocess.run([sys.executable, "-m", "deltaprop", *args], cwd=tmp_path, env=ENV, capture_output=True,
                               text=True, timeout=60, preexec_fn=_limited(2048))
         assert_clean_error(proc, message)
+
+
+def test_a_value_beyond_float32_is_an_input_error_naming_the_cell(tmp_path):
+    cli("train", "--data", "iris", "--epochs", "2", "--hidden", "4", "--plot", "", "--quiet", cwd=tmp_path, check=0)
+    (tmp_path / "x.csv").write_text("a,b,c,d\n1,2,3,4\n5,1e300,7,8\n")
+    proc = cli("predict", "iris-model.safetensors", "x.csv", cwd=tmp_path)
+    assert_clean_error(proc, "1e+300 at row 1, column 1 is beyond the range of float32")
+    np.save(tmp_path / "c.npy", np.ones((2, 4), dtype=complex))
+    assert_clean_error(cli("predict", "iris-model.safetensors", "c.npy", cwd=tmp_path), "expected real numbers")

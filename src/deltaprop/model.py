@@ -109,10 +109,10 @@ class Model:
     def transform(self, X) -> Array:
         """Raw rows as the network takes them: checked, then standardized if the model was."""
         X = np.asarray(X)
-        if X.ndim == 2 and X.shape[1] == self.n_features and X.dtype.kind in "biuf" \
-                and self.preprocessor is not None:
-            X = self.preprocessor.transform(X)
-        return self.network.check_X(X)
+        if self.preprocessor is None:
+            return self.network.check_X(X)
+        # the raw values first, so that an error names the value the user gave
+        return self.network.check_X(self.preprocessor.transform(self.network.check_X(X, convert=False)))
 
     def forward(self, X) -> Array:
         """The lecture's output o on raw rows (network units: probabilities, or the mean

@@ -137,7 +137,7 @@ class Trainer:
         self.callbacks = list(callbacks)
         if early_stopping is not None and early_stopping is not False:
             settings = early_stopping.settings() if isinstance(early_stopping, EarlyStopping) \
-                else {"patience": early_stopping}
+                else {"patience": check_int("early_stopping", early_stopping, 1)}
             self.callbacks.insert(0, EarlyStopping(**settings))
 
         if state is not None and seed is not None and not isinstance(seed, np.random.Generator) \
