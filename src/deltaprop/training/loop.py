@@ -94,9 +94,10 @@ class Trainer:
     """One training run of ``net`` on (X, y), driven epoch by epoch with :meth:`run`.
 
     :func:`train` is ``Trainer(...).run(epochs)``; the arguments are those of
-    :func:`train` (but ``resume``, which here names the checkpoint ``state`` was loaded
-    from, so that its data fingerprint and settings are checked against this run's). Calling :meth:`run` again continues the same run, which is how
-    a caller can act between epochs without paying for the checks of the data again.
+    :func:`train`, but ``resume``, which here names the checkpoint ``state`` was loaded
+    from, so that its data fingerprint and settings are checked against this run's.
+    Calling :meth:`run` again continues the same run, which is how a caller can act
+    between epochs without paying for the checks of the data again.
 
     Attributes
     ----------
