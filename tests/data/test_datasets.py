@@ -167,3 +167,17 @@ def test_features_name_the_first_non_finite_value(tmp_path):
     np.savez(tmp_path / "d.npz", X=X, y=np.arange(4))
     with pytest.raises(DataError, match="inf at row 2, column 1"):
         load_dataset(str(tmp_path / "d.npz"))
+
+
+def test_a_decompression_bomb_is_refused_before_it_fills_memory(tmp_path):
+    import gzip
+
+    from deltaprop.data.datasets import read_bounded
+
+    path = tmp_path / "bomb.pkl.gz"
+    with gzip.open(path, "wb") as f:
+        for _ in range(8):
+            f.write(bytes(1 << 23))  # 64 MB of zeros, 64 kB on disk
+    with pytest.raises(DataError, match="holds more than 33.6 MB \\(decompressed\\)"):
+        read_bounded(path, limit=2**25)
+    assert len(read_bounded(path, limit=2**27)) == 2**26

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..validation import format_bytes, physical_memory
 from .preprocessing import infer_task
 
 Array = np.ndarray
@@ -179,11 +180,26 @@ def read_csv(path: Path, target: str | None) -> tuple[Array, Array | None, list[
     return X, (_labels_from_strings(labels) if t is not None else None), feature_names
 
 
-def _read_idx(path: Path) -> Array:
+def read_bounded(path: Path, limit: int | None = None) -> bytes:
+    """A file's bytes, decompressed if it ends in ``.gz``, refusing more than ``limit``
+    (default: a quarter of physical memory): a small crafted .gz can claim terabytes."""
+    total = physical_memory()
+    limit = limit or (total // 4 if total else 2**34)
     opener = gzip.open if path.suffix == ".gz" else open
+    chunks, size = [], 0
+    with opener(path, "rb") as f:
+        while chunk := f.read(1 << 24):
+            size += len(chunk)
+            if size > limit:
+                raise DataError(f"{path}: holds more than {format_bytes(limit)} (decompressed); "
+                                "not a data set this reader will load into memory")
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _read_idx(path: Path) -> Array:
     try:
-        with opener(path, "rb") as f:
-            data = f.read()
+        data = read_bounded(path)
     except (OSError, EOFError, zlib.error) as e:
         raise DataError(f"{path}: cannot be read as IDX ({e})") from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
@@ -309,8 +325,11 @@ def read_mnist_pkl(path: Path) -> tuple[Array, Array, Array, Array]:
     Its training and validation parts together are the 60,000 training images.
     """
     try:
-        with gzip.open(path, "rb") as f:
-            parts = _ArraysOnly(io.BytesIO(f.read()), encoding="latin1").load()
+        data = read_bounded(path)
+    except (OSError, EOFError, zlib.error) as e:
+        raise DataError(f"{path}: not a valid mnist.pkl.gz file ({type(e).__name__}: {e})") from None
+    try:
+        parts = _ArraysOnly(io.BytesIO(data), encoding="latin1").load()
     except DataError as e:
         raise DataError(f"{path}: {str(e).removeprefix('mnist.pkl.gz: ')}") from None
     except Exception as e:  # a malformed pickle or gzip stream can fail in many ways; none runs code here
