@@ -181,3 +181,16 @@ def test_a_decompression_bomb_is_refused_before_it_fills_memory(tmp_path):
     with pytest.raises(DataError, match="holds more than 33.6 MB \\(decompressed\\)"):
         read_bounded(path, limit=2**25)
     assert len(read_bounded(path, limit=2**27)) == 2**26
+
+
+def test_a_npy_header_claiming_more_than_the_file_holds_is_refused(tmp_path):
+    import io
+
+    import numpy.lib.format as fmt
+
+    buf = io.BytesIO()
+    fmt.write_array_header_1_0(buf, {"descr": "<f8", "fortran_order": False, "shape": (2 * 10**11, 3)})
+    (tmp_path / "huge.npy").write_bytes(buf.getvalue() + bytes(48))  # 4.4 TiB claimed, 48 bytes held
+    np.save(tmp_path / "y.npy", np.arange(2))
+    with pytest.raises(DataError, match="not a readable .npy array"):
+        load_dataset(str(tmp_path / "huge.npy"), target=str(tmp_path / "y.npy"))

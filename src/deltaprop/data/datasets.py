@@ -360,15 +360,15 @@ def read_features(path: str | Path) -> Array:
 
 
 def _load_npy(path: Path) -> Array:
-    try:
-        a = np.load(path, allow_pickle=False)
+    try:  # mapped first: a header claiming more than the file holds is refused before any allocation
+        a = np.load(path, allow_pickle=False, mmap_mode="r")
     except (ValueError, OSError, EOFError) as e:
         raise DataError(f"{path}: not a readable .npy array ({e})") from None
     if not isinstance(a, np.ndarray):  # an .npz renamed to .npy
         raise DataError(f"{path}: not a .npy array (a zip archive? use the .npz extension)")
     if a.dtype.kind not in "biuf":
         raise DataError(f"{path}: expected real numbers, found dtype {a.dtype}")
-    return a
+    return np.array(a)
 
 
 def load_dataset(spec: str = "digits", target: str | None = None, seed: int = 0) -> Dataset:
@@ -411,7 +411,7 @@ def load_dataset(spec: str = "digits", target: str | None = None, seed: int = 0)
                 X, y = z["X"], z["y"]
         except DataError:
             raise
-        except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
+        except (ValueError, OSError, EOFError, KeyError, MemoryError, zipfile.BadZipFile, zlib.error) as e:
             raise DataError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})") from None
         return _finish(Dataset(path.name, X, y, _task_of(y, path)))
     if name.endswith(".npy"):
