@@ -62,7 +62,7 @@ def _fmt():
 _DATA_SUFFIXES = (".pkl.gz", ".csv", ".txt", ".npz", ".npy", ".gz")
 
 
-def default_stem(data: str) -> str:
+def _default_stem(data: str) -> str:
     """What a run's outputs are named after: the data set (``digits``, ``mnist`` for
     ``path/to/mnist.pkl.gz``), so that runs on different data do not overwrite each other."""
     name = Path(data.rstrip("/\\")).name or "deltaprop"
@@ -113,7 +113,7 @@ def cmd_train(args) -> int:
     from .training.loop import TrainingInterrupted
 
     # every argument and output location is checked before any file is opened
-    stem = default_stem(args.data)
+    stem = _default_stem(args.data)
     out = args.out or f"{stem}-model.safetensors"
     plot = f"{stem}-curves.png" if args.plot is None else args.plot
     _check_outputs({"--out": out, "--plot": plot, "--log": args.log, "--checkpoint": args.checkpoint},
