@@ -4,6 +4,7 @@ import csv
 import gzip
 import json
 import os
+import re
 import signal
 import struct
 import subprocess
@@ -309,6 +310,7 @@ def test_error_cases(tmp_path, trained):
         (["info", "bad.safetensors"], ["not a safetensors file"]),
         (["evaluate", "missing.safetensors", "--data", "digits"], ["does not exist"]),
         (["frobnicate"], ["invalid choice"]),
+        (["gradcheck", "--samples", "100000000000"], ["out of memory"]),
     ]
     for args, fragments in cases:
         before = set(os.listdir(tmp_path))
@@ -329,7 +331,7 @@ def test_ctrl_c_or_sigterm_saves_a_checkpoint_and_resume_finishes(tmp_path, sig,
     args = ["train", "--data", "digits", "--epochs", "80", "--early-stopping", "0", "--batch-size", "8",
             "--plot", "", "--quiet"]
     proc = subprocess.Popen([sys.executable, "-m", "deltaprop", *args, "--checkpoint", "run.ckpt",
-                             "--out", "resumed.safetensors"],
+                             "--out", "resumed.safetensors", "--log", "run.jsonl"],
                             cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
     while not (tmp_path / "run.ckpt").exists() and time.time() < deadline:
@@ -339,6 +341,8 @@ def test_ctrl_c_or_sigterm_saves_a_checkpoint_and_resume_finishes(tmp_path, sig,
     assert proc.returncode == status, err
     assert err.startswith(f"deltaprop: {said} after ") and "checkpoint saved to run.ckpt" in err
     assert "Traceback" not in err and not (tmp_path / "resumed.safetensors").exists()  # no model from it
+    done = int(err.split(" after ")[1].split()[0])
+    assert len((tmp_path / "run.jsonl").read_text().splitlines()) == done  # the epochs it did are logged
     cli(*args, "--resume", "run.ckpt", "--out", "resumed.safetensors", cwd=tmp_path, check=0)
     cli(*args, "--out", "straight.safetensors", cwd=tmp_path, check=0)
     resumed, straight = dp.load(tmp_path / "resumed.safetensors"), dp.load(tmp_path / "straight.safetensors")
@@ -456,3 +460,24 @@ def test_a_value_beyond_float32_is_an_input_error_naming_the_cell(tmp_path):
     assert_clean_error(proc, "1e+300 at row 1, column 1 is beyond the range of float32")
     np.save(tmp_path / "c.npy", np.ones((2, 4), dtype=complex))
     assert_clean_error(cli("predict", "iris-model.safetensors", "c.npy", cwd=tmp_path), "expected real numbers")
+
+
+def test_training_options_reach_training(tmp_path):
+    args = ["train", "--data", "iris", "--hidden", "8", "--plot", "", "--quiet"]
+    cli(*args, "--epochs", "50", "--grad-tol", "1e9", "--out", "tol.safetensors", cwd=tmp_path, check=0)
+    assert dp.load(tmp_path / "tol.safetensors").metadata["stop_reason"].startswith("gradient norm")
+    cli(*args, "--epochs", "20", "--max-norm", "0.5", "--clip-norm", "1", "--lr", "0.05", "--out", "mn.safetensors",
+        cwd=tmp_path, check=0)
+    for W in dp.load(tmp_path / "mn.safetensors").network.W[1:]:
+        assert np.all(np.linalg.norm(W[:-1], axis=0) <= 0.5 + 1e-5)  # each unit's incoming weights, capped
+
+
+def test_every_option_of_every_command_has_a_description(tmp_path):
+    for command in ("train", "evaluate", "predict", "gradcheck", "explain", "info", "export"):
+        text = cli(command, "--help", cwd=tmp_path, check=0).stdout
+        lines = text.split("options:")[0].split("positional arguments:")[-1].splitlines() \
+            + re.split(r"\nexamples?:", text.split("options:")[1])[0].splitlines()
+        for i, line in enumerate(lines):
+            if line.startswith("  ") and not line.startswith("   ") and line.strip():
+                described = "  " in line.strip() or (i + 1 < len(lines) and lines[i + 1].startswith(" " * 8))
+                assert described, f"{command}: {line.strip()} has no description"

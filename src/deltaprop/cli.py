@@ -125,14 +125,11 @@ def cmd_train(args) -> int:
     schedule = SCHEDULES[name](**settings)
     epochs = args.epochs
     if args.resume:
-        history = load_checkpoint(args.resume).history
-        if history.stop_reason and not history.stop_reason.startswith("reached the maximum"):
-            raise CLIError(f"--resume: the run in {args.resume} is finished ({history.stop_reason}); "
-                           "there is nothing to continue")
-        if history.epochs >= args.epochs:
+        history = load_checkpoint(args.resume).history  # (a finished run is refused by train itself)
+        if history.epochs >= args.epochs and not history.stopped:
             raise CLIError(f"--resume: {args.resume} has already run {history.epochs} epochs of "
                            f"--epochs {args.epochs}")
-        epochs = args.epochs - history.epochs
+        epochs = max(args.epochs - history.epochs, 1)
 
     ds = load_dataset(args.data, args.target, seed=args.seed)
     if args.likelihood:  # the likelihood says what the targets are (counts look like labels)

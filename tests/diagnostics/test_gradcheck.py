@@ -71,3 +71,11 @@ def test_gradcheck_with_penalty_and_sample_weights(likelihood):
     assert result.passed, result.report()
     result = dp.gradcheck(net, X, y, sample_weight=w, alpha=0.9)  # scikit-learn's penalty, as the estimators use
     assert result.passed, result.report()
+
+
+@pytest.mark.parametrize("option, value", [("eps", 0.0), ("eps", float("nan")), ("tolerance", -1.0),
+                                           ("max_per_layer", 0)])
+def test_settings_are_validated(option, value):
+    net = dp.Network([2, 3, 2], seed=0)
+    with pytest.raises(ValueError, match=f"{option}: expected"):
+        dp.gradcheck(net, np.ones((2, 2)), np.array([0, 1]), **{option: value})

@@ -118,3 +118,16 @@ def test_a_stopped_run_records_why_before_its_last_checkpoint(tmp_path):
     net, state = _train(20, checkpoint=ckpt, grad_tol=1e6)
     assert state.history.stop_reason.startswith("gradient norm") and state.epoch == 1
     assert dp.load_checkpoint(ckpt).history.stop_reason == state.history.stop_reason
+    with pytest.raises(ValueError, match=r"the run in .* is finished \(gradient norm"):
+        _train(5, resume=ckpt, grad_tol=1e6)
+    ckpt2 = str(tmp_path / "budget.ckpt")
+    _train(1, checkpoint=ckpt2)  # ended by its epoch budget: not finished, it continues
+    assert not dp.load_checkpoint(ckpt2).history.stopped and _train(1, resume=ckpt2)[1].epoch == 2
+
+
+def test_a_callback_state_that_does_not_fit_the_callback_is_refused_on_resume(tmp_path):
+    ckpt = tmp_path / "run.ckpt"
+    _train(1, checkpoint=str(ckpt), early_stopping=5)
+    _forge(ckpt, ckpt, lambda s: s["callbacks"]["0.EarlyStopping"].__setitem__("wait", -3))
+    with pytest.raises(ValueError, match="early stopping: malformed state"):
+        _train(1, resume=str(ckpt), early_stopping=5)

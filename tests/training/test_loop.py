@@ -391,3 +391,17 @@ def test_validation_with_weights_is_weighted_and_held_out_rows_keep_theirs(digit
     assert h.val_loss[-1] == pytest.approx(net.loss(trainer.Xv, y[held_out], sample_weight=w[held_out]), rel=1e-12)
     with pytest.raises(TypeError, match="triple"):
         dp.train(net, X, y, validation=(Xv,), epochs=1)
+
+
+def test_a_state_continues_under_another_schedule_with_that_schedule_fresh():
+    X, y = load_digits(return_X_y=True)
+    net = dp.Network([64, 8, 10], seed=0)
+    state = dp.train(net, X[:200] / 16, y[:200], epochs=2, schedule=dp.ReduceOnPlateau(patience=0), seed=1)
+    state = dp.train(net, X[:200] / 16, y[:200], epochs=2, state=state, schedule=dp.Cosine(min_lr=1e-4))
+    assert state.epoch == 4 and state.schedule == {"warmup": 0, "min_lr": 1e-4}
+
+
+@pytest.mark.parametrize("value", [1.5, float("inf"), 0])
+def test_early_stopping_patience_is_validated_under_its_own_name(value):
+    with pytest.raises(ValueError, match="early_stopping: expected an integer >= 1"):
+        dp.train(dp.Network([2, 2, 1], likelihood="bernoulli"), XOR_X, XOR_y, early_stopping=value)

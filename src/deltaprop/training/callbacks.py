@@ -37,6 +37,10 @@ class History:
     time : list of float
         Wall time of each epoch, seconds (the one field that is not reproducible).
     stop_reason : str
+    stopped : bool
+        Whether a stopping rule (early stopping, the gradient tolerance, a callback)
+        ended the run, rather than the epoch budget: such a run is finished, and a
+        checkpoint of it is not resumed.
     best_epoch : int or None
         The epoch whose weights were restored by early stopping.
     """
@@ -49,9 +53,11 @@ class History:
     learning_rate: list = field(default_factory=list)
     time: list = field(default_factory=list)
     stop_reason: str = ""
+    stopped: bool = False
     best_epoch: int | None = None
 
     _per_epoch = ("loss", "val_loss", "val_metric", "grad_norm", "learning_rate", "time")
+    _scalars = ("metric", "stop_reason", "stopped", "best_epoch")
 
     @property
     def epochs(self) -> int:
@@ -70,21 +76,21 @@ class History:
         return History(**{k: list(v) if isinstance(v, list) else v for k, v in vars(self).items()})
 
     def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in (*self._per_epoch, "metric", "stop_reason", "best_epoch")}
+        return {k: getattr(self, k) for k in (*self._per_epoch, *self._scalars)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "History":
         """The inverse of :meth:`to_dict`, with every field checked (ValueError otherwise)."""
-        if not isinstance(d, dict) or set(d) != {*cls._per_epoch, "metric", "stop_reason", "best_epoch"}:
+        if not isinstance(d, dict) or set(d) != {*cls._per_epoch, *cls._scalars}:
             raise ValueError("history: expected the fields of History.to_dict()")
         lists = [d[k] for k in cls._per_epoch]
         if not all(isinstance(v, list) and len(v) == len(lists[0]) and all(
                 isinstance(x, (int, float)) and not isinstance(x, bool) for x in v) for v in lists):
             raise ValueError("history: expected per-epoch lists of numbers of one length")
         best = d["best_epoch"]
-        if not (isinstance(d["metric"], str) and isinstance(d["stop_reason"], str)
+        if not (isinstance(d["metric"], str) and isinstance(d["stop_reason"], str) and isinstance(d["stopped"], bool)
                 and (best is None or type(best) is int and 1 <= best <= len(lists[0]))):  # 1-based
-            raise ValueError("history: malformed metric, stop_reason or best_epoch")
+            raise ValueError("history: malformed metric, stop_reason, stopped or best_epoch")
         return cls(**d)
 
 

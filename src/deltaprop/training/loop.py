@@ -204,7 +204,11 @@ class Trainer:
         self.interrupted = ""  # set by Ctrl-C or SIGTERM: stop at the next batch boundary
 
     def _check_resume(self, saved: TrainState, resume: str, data_shape: list, settings: dict) -> None:
-        """A checkpoint continues only the run that wrote it: same data, same settings."""
+        """A checkpoint continues only an unfinished run, and only the run that wrote it:
+        same data, same settings."""
+        if saved.history.stopped:
+            raise ValueError(f"resume: the run in {resume} is finished ({saved.history.stop_reason}); "
+                             "there is nothing to continue")
         if data_shape != saved.data_shape:
             raise ValueError(
                 f"resume: checkpoint {resume!r} was written for data of shape (N, D, K, batch) = "
@@ -344,10 +348,10 @@ class Trainer:
                 self._diverged(float("nan"))
             stop = self._end_epoch(time.perf_counter() - t0, end)
             if stop:  # recorded before the last checkpoint, so that resuming it knows the run is over
-                h.stop_reason = stop
+                h.stop_reason, h.stopped = stop, True
             if self.checkpoint and (st.epoch % self.checkpoint_every == 0 or stop or st.epoch == end):
                 self.save(self.checkpoint)
-        h.stop_reason = stop or f"reached the maximum of {end} epochs"
+        h.stop_reason, h.stopped = stop or f"reached the maximum of {end} epochs", bool(stop)
         self._sync()
         for cb in self.callbacks:
             if hasattr(cb, "on_train_end"):
