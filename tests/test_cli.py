@@ -173,8 +173,32 @@ def test_regression_model_predicts_and_exports_in_target_units(tmp_path):
 def test_explain_command(tmp_path):
     out = cli("explain", "--sizes", "2", "2", "1", "--x", "1", "2", "--y", "1", "--lr", "0.5",
               cwd=tmp_path, check=0).stdout
-    assert "delta[2] = o - y (eqs. 7-8)" in out and "J after the step" in out and "PASSED" in out
+    assert re.search(r"delta\[2\] = o - y = \[-?[0-9.]+\]", out) and "J after the step" in out and "PASSED" in out
     assert_clean_error(cli("explain", "--sizes", "3", "2", "--x", "1", cwd=tmp_path), "--x: expected 3 numbers")
+    assert_clean_error(cli("explain", "--sample", "3", cwd=tmp_path), "--sample: only with --model")
+
+
+def test_explain_a_trained_model_on_a_real_sample(trained, tmp_path):
+    d, _ = trained
+    model = d / "digits-model.safetensors"
+    out = cli("explain", "--model", model, "--sample", "7", "--units", "0", "5", cwd=tmp_path, check=0).stdout
+    assert out.startswith("One step of backpropagation: network 64-128-64-10")
+    assert "W[1]: shape (65, 128)" in out and "unit 5: bias" in out and "(eq. 12)" in out
+    assert "J after the step" in out and "PASSED" in out  # a sample of each layer's entries, checked
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    t = dp.trace(dp.load(model), X[7], y[7], learning_rate=0.01)
+    assert f"J = {t.J:.6g}" in out and f"J after the step = {t.J_after:.6g}" in out
+    cli("explain", "--model", model, "--sample", "7", "--format", "html", "--out", "step.html", cwd=tmp_path, check=0)
+    page = (tmp_path / "step.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "(eq. 8)" in page
+    md = cli("explain", "--format", "markdown", cwd=tmp_path, check=0).stdout
+    assert "$$" in md and r"\tag{9}" in md
+    assert_clean_error(cli("explain", "--model", model, "--sample", "5000", cwd=tmp_path), "--sample", "1797 rows")
+    assert_clean_error(cli("explain", "--model", model, "--data", "iris", cwd=tmp_path),
+                       "--data", "64 features")
+    assert_clean_error(cli("explain", "--format", "pdf", cwd=tmp_path), "--format")
 
 
 def test_gradcheck_command(tmp_path):

@@ -9,7 +9,8 @@ The pieces, each with one job (see the README's layout section):
 - :func:`train` / :class:`Trainer` (``training``): the loop, returning a
   :class:`TrainState` to continue from; :func:`fit` goes from raw data to a
   :class:`Model`, the saved predictor (preprocessing + network + output mapping).
-- :func:`gradcheck` and :func:`explain_step` (``diagnostics``).
+- :func:`gradcheck`, :func:`trace` (one step, every quantity of the lecture) and
+  :func:`explain_step` (``diagnostics``).
 - :class:`MLPClassifier` and :class:`MLPRegressor` (``estimators``): scikit-learn's
   estimators on this engine, imported on first use (they need scikit-learn; the
   rest of the package needs only NumPy).
@@ -22,6 +23,7 @@ from .core.objective import Objective
 from .data.preprocessing import Standardizer
 from .diagnostics.explain import explain_step
 from .diagnostics.gradcheck import GradcheckResult, gradcheck
+from .diagnostics.trace import LayerTrace, StepTrace, trace
 from .io.files import ModelFileError
 from .model import Model, load
 from .optim.optimizers import (OPTIMIZERS, SGD, AdaGrad, Adam, AdamW, Momentum, Nesterov, Optimizer,
@@ -38,11 +40,11 @@ from .version import __version__
 __all__ = [
     "ACTIVATIONS", "Activation", "AdaGrad", "Adam", "AdamW", "Callback", "Constant", "Cosine",
     "DivergenceError", "EarlyStopping", "Exponential", "GeneralOutput", "GradcheckResult", "History",
-    "InverseTime", "LIKELIHOODS", "Likelihood", "MLPClassifier", "MLPRegressor", "Model", "ModelFileError",
+    "InverseTime", "LIKELIHOODS", "LayerTrace", "Likelihood", "MLPClassifier", "MLPRegressor", "Model", "ModelFileError",
     "Momentum", "Nesterov", "Network",
     "OPTIMIZERS", "Objective", "Optimizer", "OptimizerState", "RMSProp", "ReduceOnPlateau", "SCHEDULES", "SGD",
-    "Standardizer", "StepDecay", "TrainState", "Trainer", "TrainingInterrupted", "__version__", "explain_step",
-    "fit", "get_activation", "get_likelihood", "gradcheck", "load", "load_checkpoint", "train",
+    "Standardizer", "StepDecay", "StepTrace", "TrainState", "Trainer", "TrainingInterrupted", "__version__", "explain_step",
+    "fit", "get_activation", "get_likelihood", "gradcheck", "load", "load_checkpoint", "trace", "train",
 ]
 
 

@@ -350,22 +350,58 @@ def cmd_gradcheck(args) -> int:
 # --- explain ------------------------------------------------------------------------
 def cmd_explain(args) -> int:
     from .core.network import Network
-    from .diagnostics.explain import explain_step
+    from .diagnostics.trace import trace
 
-    net = Network(args.sizes, activation=args.activation, likelihood=args.likelihood, seed=args.seed,
-                  dtype="float64")
-    rng = np.random.default_rng(args.seed)
-    x = np.array(args.x, dtype=np.float64) if args.x else rng.normal(size=net.sizes[0])
-    if len(x) != net.sizes[0]:
-        raise CLIError(f"--x: expected {net.sizes[0]} numbers (sizes[0]), found {len(x)}")
-    if args.y is not None:
-        y = args.y if len(args.y) > 1 else args.y[0]
-    elif net.likelihood.name == "categorical":
-        y = int(rng.integers(0, net.sizes[-1]))
+    if args.out:
+        _check_outputs({"--out": args.out}, [args.model or "", args.data or ""])
+    if args.model:
+        model, x, y = _explained_sample(args)
+        what = model
+        lr = args.lr or 0.01
     else:
-        y = rng.integers(0, 2, net.sizes[-1]).astype(float)
-    print(explain_step(net, x, y, args.lr))
+        for option in ("data", "sample", "units"):
+            if getattr(args, option) is not None:
+                raise CLIError(f"--{option}: only with --model (a trained model explained on a real sample)")
+        what = Network(args.sizes, activation=args.activation, likelihood=args.likelihood, seed=args.seed,
+                       dtype="float64")
+        rng = np.random.default_rng(args.seed)
+        x = np.array(args.x, dtype=np.float64) if args.x else rng.normal(size=what.sizes[0])
+        if len(x) != what.sizes[0]:
+            raise CLIError(f"--x: expected {what.sizes[0]} numbers (sizes[0]), found {len(x)}")
+        if args.y is not None:
+            y = args.y if len(args.y) > 1 else args.y[0]
+        elif what.likelihood.name == "categorical":
+            y = int(rng.integers(0, what.sizes[-1]))
+        else:
+            y = rng.integers(0, 2, what.sizes[-1]).astype(float)
+        lr = args.lr or 0.5
+    text = trace(what, x, y, lr).explain(args.format, units=args.units)
+    if args.out:
+        from .io.files import atomic_write
+
+        atomic_write(args.out, lambda f: f.write(text.encode()))
+        print(f"explanation: {args.out}")
+    else:
+        sys.stdout.write(text)
     return 0
+
+
+def _explained_sample(args):
+    """The model, and row ``--sample`` of its data (the test split when the data has one)."""
+    from .data.datasets import load_dataset
+    from .model import load
+
+    model = load(args.model)
+    data = args.data or model.metadata.get("data")
+    if not data:
+        raise CLIError("--data: needed with this model (it does not record the data it was trained on)")
+    ds = load_dataset(data, args.target or model.metadata.get("target"), seed=model.metadata.get("seed", 0) or 0)
+    X, y = (ds.X_test, ds.y_test) if ds.X_test is not None else (ds.X, ds.y)
+    _check_features(model, X, "--data")
+    n = args.sample or 0
+    if n >= len(X):
+        raise CLIError(f"--sample: expected a row index below {len(X)} ({ds.name} has {len(X)} rows), found {n}")
+    return model, np.asarray(X[n], dtype=np.float64), y[n]
 
 
 # --- info ---------------------------------------------------------------------------
@@ -527,10 +563,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0, help="random seed of the network and the samples (default: 0)")
     g.set_defaults(func=cmd_gradcheck)
 
-    xp = sub.add_parser("explain", help="one update step of a small network, number by number",
+    xp = sub.add_parser("explain", help="one update step, number by number, with the lecture's equations",
                         formatter_class=_fmt(),
                         epilog="examples:\n  deltaprop explain\n  deltaprop explain --sizes 2 2 1 --x 1 2 --y 1 --lr 0.5\n"
-                               "  deltaprop explain --sizes 3 4 2 --activation tanh --likelihood categorical --y 1")
+                               "  deltaprop explain --sizes 3 4 2 --activation tanh --likelihood categorical --y 1\n"
+                               "  deltaprop explain --model digits-model.safetensors --sample 3 --units 0 5\n"
+                               "  deltaprop explain --format html --out step.html")
     xp.add_argument("--sizes", type=int, nargs="+", default=[2, 2, 1], help="layer widths (default: 2 2 1)")
     xp.add_argument("--activation", default="sigmoid", choices=list(ACTIVATIONS), metavar="NAME",
                     help=f"hidden activation: {', '.join(ACTIVATIONS)} (default: sigmoid)")
@@ -538,8 +576,20 @@ def build_parser() -> argparse.ArgumentParser:
                     help="categorical, bernoulli, gaussian, poisson or ACTIVATION+LOSS (default: bernoulli)")
     xp.add_argument("--x", type=float, nargs="+", help="the input (default: random)")
     xp.add_argument("--y", type=float, nargs="+", help="the target (default: random)")
-    xp.add_argument("--lr", type=_positive_float("--lr"), default=0.5, help="mu of eq. (10) (default: 0.5)")
+    xp.add_argument("--lr", type=_positive_float("--lr"),
+                    help="mu of eq. (10) (default: 0.5; 0.01 with --model)")
     xp.add_argument("--seed", type=int, default=0, help="random seed of the weights, x and y (default: 0)")
+    xp.add_argument("--model", help="explain a trained model's step instead of a new small network")
+    xp.add_argument("--data", metavar="SOURCE", help="with --model: the data to take the sample from "
+                    "(default: the model's training data; its test split when it has one)")
+    xp.add_argument("--target", help="with --model: CSV target column (default: the model's)")
+    xp.add_argument("--sample", type=_int_at_least(0, "--sample"), metavar="N",
+                    help="with --model: the row to explain (default: 0)")
+    xp.add_argument("--units", type=_int_at_least(0, "--units"), nargs="+", metavar="J",
+                    help="units shown in full in layers too wide to print (default: the 3 with the largest delta)")
+    xp.add_argument("--format", default="text", choices=["text", "markdown", "html"],
+                    help="text, markdown (LaTeX math) or html (one self-contained page) (default: text)")
+    xp.add_argument("--out", help="file to write (default: standard output)")
     xp.set_defaults(func=cmd_explain)
 
     i = sub.add_parser("info", help="architecture, parameter count and training metadata of a model",

@@ -67,6 +67,25 @@ class Likelihood:
 
     name: str = ""
     task: str = "regression"  # "classification" or "regression": which metric to report
+    shortcut: bool = True  # a canonical pair: eq. (8) reduces to delta = o - y
+
+    # eq. (8) term by term, for explanations (the training loop uses loss_and_delta)
+    def grad_output(self, o: Array, T: Array) -> Array:
+        """grad_o of -log p(y|x), row by row (a new array)."""
+        raise NotImplementedError
+
+    def output_prime(self, z: Array, o: Array) -> Array | None:
+        """o'(z) elementwise (a new array), or None when o is not elementwise (softmax,
+        whose o' is the Jacobian diag(o) - o o^T)."""
+        raise NotImplementedError
+
+    def general_delta(self, z: Array, o: Array, T: Array) -> Array:
+        """Eq. (8) as written, grad_o J (.) o', row by row (through the Jacobian for softmax)."""
+        g, o_prime = self.grad_output(o, T), self.output_prime(z, o)
+        if o_prime is not None:
+            return g * o_prime
+        # softmax: delta_j = sum_k g_k do_k/dz_j = o_j (g_j - sum_k g_k o_k)
+        return o * (g - np.sum(g * o, axis=1, keepdims=True))
 
     def output(self, z: Array, out: Array) -> None:
         """Write the output o(z), the mean of p(y|x), into ``out``."""
@@ -105,18 +124,19 @@ class Categorical(Likelihood):
         out /= out.sum(axis=1, keepdims=True)
 
     def loss_and_delta(self, z, T, o, delta, work, nll):
-        # -log p = log sum_k e^{z_k} - T.z, with log-sum-exp = m + log sum_k e^{z_k - m}, m = max_k z_k
+        # -log p = log sum_k e^{z_k} - T.z = (m - T.z) + log sum_k e^{z_k - m}, m = max_k z_k:
+        # in this order a confident right answer (m = T.z) loses no digits of its small loss
         np.maximum.reduce(z, axis=1, keepdims=True, out=nll)
         np.subtract(z, nll, out=o)
         np.exp(o, out=o)
         row = work[:, :1]
+        np.multiply(T, z, out=delta)  # delta as scratch, written last
+        np.add.reduce(delta, axis=1, keepdims=True, out=row)
+        nll -= row
         np.add.reduce(o, axis=1, keepdims=True, out=row)
         o /= row
         np.log(row, out=row)
         nll += row
-        np.multiply(T, z, out=delta)  # delta as scratch, written last
-        np.add.reduce(delta, axis=1, keepdims=True, out=row)
-        nll -= row
         np.subtract(o, T, out=delta)
 
     def encode_targets(self, y, n_outputs, dtype):
@@ -144,6 +164,12 @@ class Categorical(Likelihood):
 
     def predict(self, o):
         return np.argmax(o, axis=1)
+
+    def grad_output(self, o, T):
+        return -T / o  # -log p = -sum_k y_k log o_k
+
+    def output_prime(self, z, o):
+        return None
 
     def onnx(self, g, z):
         return g.node("Softmax", [z], axis=1)
@@ -181,6 +207,12 @@ class Bernoulli(Likelihood):
     def predict(self, o):
         return _threshold(o)
 
+    def grad_output(self, o, T):
+        return (o - T) / (o * (1 - o))  # -log p = -(y log o + (1 - y) log(1 - o))
+
+    def output_prime(self, z, o):
+        return o * (1 - o)
+
     def onnx(self, g, z):
         return g.node("Sigmoid", [z])
 
@@ -206,6 +238,12 @@ class Gaussian(Likelihood):
         np.add.reduce(work, axis=1, keepdims=True, out=nll)
         nll *= 0.5
 
+    def grad_output(self, o, T):
+        return o - T  # -log p = 1/2 ||y - o||^2
+
+    def output_prime(self, z, o):
+        return np.ones_like(o)
+
     def onnx(self, g, z):
         return g.node("Identity", [z])
 
@@ -229,6 +267,12 @@ class Poisson(Likelihood):
         np.subtract(o, work, out=work)  # e^z - y z
         np.add.reduce(work, axis=1, keepdims=True, out=nll)
         np.subtract(o, T, out=delta)
+
+    def grad_output(self, o, T):
+        return 1 - T / o  # -log p = o - y log o
+
+    def output_prime(self, z, o):
+        return o.copy()
 
     def onnx(self, g, z):
         return g.node("Exp", [z])
@@ -283,6 +327,15 @@ class GeneralOutput(Likelihood):
                              f"give; valid pairs: {valid}")
         self.name = f"{self.activation.name}+{self.loss.name}"
         self.task = self.loss.task
+        self.shortcut = False
+
+    def grad_output(self, o, T):
+        if self.loss.name == "squared_error":
+            return o - T
+        return (o - T) / (o * (1 - o))
+
+    def output_prime(self, z, o):
+        return self.activation.prime(z)
 
     def output(self, z, out):
         self.activation.forward(z, out)

@@ -74,6 +74,27 @@ def relative_error(analytic: Array, numeric: Array, floor: float | None = None) 
     return np.abs(analytic - numeric) / np.maximum(np.maximum(np.abs(analytic), np.abs(numeric)), floor)
 
 
+def numeric_gradient(objective: Objective, batch, index, eps: float = 1e-3, valid=None) -> Array:
+    """Finite-difference estimates of dJ/dtheta[i] for each i of ``index``, at the network's
+    ``theta`` (restored after): the fourth-order central difference
+    ``(8 (J(w+e) - J(w-e)) - (J(w+2e) - J(w-2e))) / (12 e)``, whose truncation error is
+    O(e^4), so that e can be large enough for rounding in J to stay far below 1e-6.
+    ``valid()``, if given, is asked after each evaluation whether it may be used (an
+    estimate with one that may not is NaN)."""
+    theta = objective.net.theta
+    numeric = np.empty(len(index))
+    for k, i in enumerate(index):
+        old = theta[i]
+        J, ok = {}, True
+        for step in (-2, -1, 1, 2):
+            theta[i] = old + step * eps
+            J[step] = objective.value(theta, batch)
+            ok = ok and (valid is None or valid())
+        theta[i] = old
+        numeric[k] = (8 * (J[1] - J[-1]) - (J[2] - J[-2])) / (12 * eps) if ok else np.nan
+    return numeric
+
+
 def gradcheck(
     net: Network,
     X,
@@ -135,23 +156,12 @@ def gradcheck(
     G = [None] + [g.copy() for g in objective.G[1:]]
     rng = as_rng(seed)
     errors, counts = {}, {}
-    for l in range(1, net64.n_layers + 1):
-        W = net64.W[l]
-        flat_idx = np.arange(W.size)
-        if max_per_layer is not None and W.size > max_per_layer:
-            flat_idx = rng.choice(W.size, size=max_per_layer, replace=False)
-        numeric = np.empty(len(flat_idx))
-        Wf = W.reshape(-1)  # a view: writes reach theta
-        for k, i in enumerate(flat_idx):
-            old = Wf[i]
-            J = {}
-            for step in (-2, -1, 1, 2):
-                Wf[i] = old + step * eps
-                J[step] = objective.value(theta, batch)
-            Wf[i] = old
-            # the fourth-order central difference: its truncation error is O(eps^4),
-            # so eps can be large enough that rounding in J stays far below tolerance
-            numeric[k] = (8 * (J[1] - J[-1]) - (J[2] - J[-2])) / (12 * eps)
+    for l, (block, _) in enumerate(net64.blocks(), start=1):
+        size = block.stop - block.start
+        flat_idx = np.arange(size)
+        if max_per_layer is not None and size > max_per_layer:
+            flat_idx = rng.choice(size, size=max_per_layer, replace=False)
+        numeric = numeric_gradient(objective, batch, block.start + flat_idx, eps)
         floor = max(1e-3 * float(np.abs(G[l]).max()), 1e-10)
         errors[l] = float(relative_error(G[l].reshape(-1)[flat_idx], numeric, floor).max())
         counts[l] = len(flat_idx)
