@@ -21,9 +21,9 @@ from .core.likelihoods import LIKELIHOODS, GeneralOutput, Likelihood, get_likeli
 from .core.network import Network
 from .core.objective import Objective
 from .data.preprocessing import Standardizer
-from .diagnostics.explain import explain_step
 from .diagnostics.gradcheck import GradcheckResult, gradcheck
-from .diagnostics.trace import LayerTrace, StepTrace, trace
+from .diagnostics.health import Diagnostics, diagnose
+from .diagnostics.trace import LayerTrace, StepTrace, explain_step, trace
 from .io.files import ModelFileError
 from .model import Model, load
 from .optim.optimizers import (OPTIMIZERS, SGD, AdaGrad, Adam, AdamW, Momentum, Nesterov, Optimizer,
@@ -39,11 +39,11 @@ from .version import __version__
 
 __all__ = [
     "ACTIVATIONS", "Activation", "AdaGrad", "Adam", "AdamW", "Callback", "Constant", "Cosine",
-    "DivergenceError", "EarlyStopping", "Exponential", "GeneralOutput", "GradcheckResult", "History",
+    "Diagnostics", "DivergenceError", "EarlyStopping", "Exponential", "GeneralOutput", "GradcheckResult", "History",
     "InverseTime", "LIKELIHOODS", "LayerTrace", "Likelihood", "MLPClassifier", "MLPRegressor", "Model", "ModelFileError",
     "Momentum", "Nesterov", "Network",
     "OPTIMIZERS", "Objective", "Optimizer", "OptimizerState", "RMSProp", "ReduceOnPlateau", "SCHEDULES", "SGD",
-    "Standardizer", "StepDecay", "StepTrace", "TrainState", "Trainer", "TrainingInterrupted", "__version__", "explain_step",
+    "Standardizer", "StepDecay", "StepTrace", "TrainState", "Trainer", "TrainingInterrupted", "__version__", "diagnose", "explain_step",
     "fit", "get_activation", "get_likelihood", "gradcheck", "load", "load_checkpoint", "trace", "train",
 ]
 

@@ -116,7 +116,8 @@ def cmd_train(args) -> int:
     stem = _default_stem(args.data)
     out = args.out or f"{stem}-model.safetensors"
     plot = f"{stem}-curves.png" if args.plot is None else args.plot
-    _check_outputs({"--out": out, "--plot": plot, "--log": args.log, "--checkpoint": args.checkpoint},
+    _check_outputs({"--out": out, "--plot": plot, "--log": args.log, "--checkpoint": args.checkpoint,
+                    "--report": args.report, "--animate": args.animate},
                    [args.data if Path(args.data).is_file() else "", args.target or "",
                     args.resume if args.resume != args.checkpoint else ""])
     name, settings = args.optimizer
@@ -150,7 +151,11 @@ def cmd_train(args) -> int:
     say(f"data: {ds.name}, {len(Xtr)} training and {len(Xte)} test samples, {Xtr.shape[1]} features, {what}"
         + ("" if standardize else " (not standardized)"))
 
+    if args.animate and not (classification and Xtr.shape[1] == 2 and ds.y.ndim == 1):
+        raise CLIError(f"--animate: needs 2-D data with class labels (xor, moons, circles, spirals or a CSV of "
+                       f"two features); {ds.name} has {Xtr.shape[1]} features")
     progress = Progress(args.epochs, quiet=args.quiet)
+    snapshots = _Snapshots() if args.animate else None
 
     class Announce:  # the network exists once fit has chosen its outputs
         def on_train_begin(self, net, state):
@@ -171,7 +176,8 @@ def cmd_train(args) -> int:
             optimizer=optimizer, epochs=epochs, batch_size=args.batch_size or None,
             validation=args.validation_fraction or None, schedule=schedule, l2=args.l2, dropout=args.dropout,
             clip_norm=args.clip_norm, max_norm=args.max_norm, grad_tol=args.grad_tol,
-            early_stopping=args.early_stopping or None, callbacks=[Announce(), progress],
+            early_stopping=args.early_stopping or None, diagnostics=args.diagnostics or bool(args.report),
+            callbacks=[Announce(), progress] + ([snapshots] if snapshots else []),
             checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume)
     except TrainingInterrupted as e:
         progress.close()
@@ -199,6 +205,12 @@ def cmd_train(args) -> int:
             "restores them)")
     say(f"test {metric}: {score:.4f} ({len(Xte)} samples)")
     say(f"model: {out}" + (" (replaced the previous file)" if replaced else ""))
+    if args.diagnostics:
+        from .diagnostics.health import diagnose
+
+        findings = diagnose(history, net)
+        say("diagnostics: " + ("\n  ".join([""] + findings) if findings else
+                               "nothing looks wrong (gradient and update sizes, dead and saturated units per layer)"))
     if args.log:
         write_json_log(history, args.log)
         say(f"log: {args.log}")
@@ -211,7 +223,50 @@ def cmd_train(args) -> int:
             plot_decision_regions(lambda G: net.predict(model.transform(G)), X_all,
                                   encode_labels(np.r_[ytr, yte], model.classes)[0], regions, title=ds.name)
             say(f"decision regions: {regions}")
+    if args.animate:
+        from .diagnostics.plotting import animate_decision_regions
+
+        epochs_shown, predicts = snapshots.frames(net, model, history)
+        animate_decision_regions(predicts, np.r_[Xtr, Xte], encode_labels(np.r_[ytr, yte], model.classes)[0],
+                                 args.animate, [f"{ds.name}: epoch {e}" for e in epochs_shown])
+        say(f"animation: {args.animate} ({len(predicts)} frames)")
+    if args.report:
+        from .diagnostics.report import write_report
+
+        write_report(args.report, model, history, Xte, yte, title=f"deltaprop: {ds.name}",
+                     facts={"data": f"{ds.name}: {len(Xtr)} training and {len(Xte)} test samples",
+                            "optimizer": repr(optimizer), "schedule": repr(schedule),
+                            "batch size": args.batch_size or "full batch", "training time": f"{seconds:.1f} s"})
+        say(f"report: {args.report}")
     return 0
+
+
+class _Snapshots:
+    """The weights at each epoch's end, for an animation of the decision regions."""
+
+    FRAMES = 40
+
+    def __init__(self):
+        self.thetas = []
+
+    def on_epoch_end(self, epoch, history, net):
+        self.thetas.append(net.theta.copy())
+        return False
+
+    def frames(self, net, model, history):
+        """(epochs shown, a predict function per frame): at most FRAMES epochs, evenly spaced,
+        and the model's final weights last."""
+        n = len(self.thetas)
+        chosen = np.unique(np.linspace(0, n - 1, min(n, self.FRAMES - 1)).round().astype(int))
+        shown, predicts = [], []
+        for k in chosen:
+            frame = net.copy()
+            np.copyto(frame.theta, self.thetas[k])
+            predicts.append(lambda G, f=frame: f.predict(model.transform(G)))
+            shown.append(str(k + 1))
+        predicts.append(lambda G: net.predict(model.transform(G)))
+        shown.append(f"{history.best_epoch or history.epochs} (final weights)")
+        return shown, predicts
 
 
 # --- evaluate -----------------------------------------------------------------------
@@ -520,6 +575,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", help="continue bit-identically from this checkpoint")
     t.add_argument("--quiet", action="store_true", help="print nothing but errors")
     t.add_argument("--log", help="write one JSON line per epoch to this file (when the run ends)")
+    t.add_argument("--diagnostics", action="store_true",
+                   help="measure every layer each epoch (gradient and weight norms, update/weight ratio, dead and "
+                        "saturated units): in the log and the plot, and said in words at the end when something "
+                        "looks wrong")
+    t.add_argument("--report", metavar="FILE",
+                   help="write a self-contained HTML report: curves, diagnostics, test results, the network, "
+                        "and one step explained (turns --diagnostics on)")
+    t.add_argument("--animate", metavar="FILE",
+                   help="for 2-D data: a GIF of the decision regions epoch by epoch")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="accuracy, per-class precision/recall and confusion matrix, or R^2/RMSE",

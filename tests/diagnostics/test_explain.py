@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import deltaprop as dp
-from deltaprop.diagnostics.explain import explain_step, latex_html
+from deltaprop.diagnostics.explain import latex_html
+from deltaprop.diagnostics.trace import explain_step
 
 
 def _lecture_net():

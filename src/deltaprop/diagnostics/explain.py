@@ -22,29 +22,10 @@ import re
 
 import numpy as np
 
-from ..core.network import Network
 from ..validation import check_int
 
 Array = np.ndarray
 FORMATS = ("text", "markdown", "html")
-
-
-def explain_step(net: Network, x, y, learning_rate: float) -> str:
-    """The forward pass, the deltas, the gradients and the update of eq. (10) for one sample,
-    as text (see :func:`deltaprop.trace` for the numbers themselves).
-
-    Parameters
-    ----------
-    net : Network
-        Works on a float64 copy; ``net`` itself is not changed.
-    x : array-like of shape (D_0,)
-    y : the sample's target, as the likelihood expects it
-    learning_rate : float
-        mu of eq. (10).
-    """
-    from .trace import trace
-
-    return trace(net, x, y, learning_rate).explain("text")
 
 
 # --- the story, as blocks ------------------------------------------------------------------
@@ -65,7 +46,7 @@ class _Story:
     def eq(self, number: str, latex: str, plain: str) -> None:
         self.blocks.append(("eq", number, latex, plain))
 
-    def a(self, plain: str, latex: str, array, delta_for_units=None) -> None:
+    def a(self, plain: str, latex: str, array, delta_for_units=None, weights: bool = False) -> None:
         array = np.asarray(array, dtype=np.float64)
         width = array.shape[-1] if array.ndim else 1
         if self.units is not None:
@@ -74,7 +55,7 @@ class _Story:
             units = sorted(np.argsort(-np.abs(np.atleast_2d(delta_for_units)[0]), kind="stable")[:3].tolist())
         else:
             units = list(range(min(3, width)))
-        self.blocks.append(("a", plain, latex, array, units, self.max_width))
+        self.blocks.append(("a", plain, latex, array, units, self.max_width, weights))
 
 
 def _vec(a: Array) -> Array:
@@ -107,7 +88,7 @@ def _story(t, units, max_width: int) -> _Story:
          f"f(x) = o(z[{L}]) = o(W[{L}]^T h[{L - 1}]) = ...")
     for lay in t.layers:
         l = lay.l
-        s.a(f"W[{l}]", rf"\mathbf{{W}}^{{({l})}}", lay.W, lay.delta)
+        s.a(f"W[{l}]", rf"\mathbf{{W}}^{{({l})}}", lay.W, lay.delta, weights=True)
         s.a(f"h[{l - 1}]" + (" = [x, 1]" if l == 1 else f" = [{t.layer(l - 1).activation}(z[{l - 1}]), 1]"),
             rf"\mathbf{{h}}^{{({l - 1})}}", _vec(lay.h_prev), t.layer(l - 1).delta if l > 1 else None)
         s.a(f"z[{l}] = W[{l}]^T h[{l - 1}]", rf"\mathbf{{z}}^{{({l})}} = \mathbf{{W}}^{{({l})\top}}"
@@ -162,13 +143,13 @@ def _story(t, units, max_width: int) -> _Story:
     s.h("The gradient matrix (eq. 9)")
     s.eq("9", rf"\nabla_{{\mathbf{{W}}^{{({L})}}}} J = \mathbf{{h}}^{{({L - 1})}}\boldsymbol{{\delta}}^{{({L})\top}}",
          f"grad W[{L}] = h[{L - 1}] delta[{L}]^T")
-    s.a(f"grad W[{L}]", rf"\nabla_{{\mathbf{{W}}^{{({L})}}}} J", out.G, out.delta)
+    s.a(f"grad W[{L}]", rf"\nabla_{{\mathbf{{W}}^{{({L})}}}} J", out.G, out.delta, weights=True)
     _check_note(s, out)
 
     s.h("The update (eq. 10)")
     s.eq("10", rf"\mathbf{{W}}^{{({L})}} \leftarrow \mathbf{{W}}^{{({L})}} - \mu\,\mathbf{{h}}^{{({L - 1})}}"
                rf"\boldsymbol{{\delta}}^{{({L})\top}}", f"W[{L}] <- W[{L}] - mu h[{L - 1}] delta[{L}]^T")
-    s.a(f"W[{L}] after the step", rf"\mathbf{{W}}^{{({L})}}", out.W_after, out.delta)
+    s.a(f"W[{L}] after the step", rf"\mathbf{{W}}^{{({L})}}", out.W_after, out.delta, weights=True)
 
     s.h("The biases (eqs. 11-12)")
     s.eq("11", rf"\mathbf{{h}}^{{({L - 1})}} = (h_1^{{({L - 1})}}, \ldots, h_{{D}}^{{({L - 1})}}, 1)^\top",
@@ -189,11 +170,11 @@ def _story(t, units, max_width: int) -> _Story:
         s.a(f"delta[{l}]", rf"\boldsymbol{{\delta}}^{{({l})}}", _vec(lay.delta), lay.delta)
         s.eq("9", rf"\nabla_{{\mathbf{{W}}^{{({l})}}}} J = \mathbf{{h}}^{{({l - 1})}}\boldsymbol{{\delta}}^{{({l})\top}}",
              f"grad W[{l}] = h[{l - 1}] delta[{l}]^T")
-        s.a(f"grad W[{l}]", rf"\nabla_{{\mathbf{{W}}^{{({l})}}}} J", lay.G, lay.delta)
+        s.a(f"grad W[{l}]", rf"\nabla_{{\mathbf{{W}}^{{({l})}}}} J", lay.G, lay.delta, weights=True)
         _check_note(s, lay)
         s.eq("10", rf"\mathbf{{W}}^{{({l})}} \leftarrow \mathbf{{W}}^{{({l})}} - \mu\,\nabla_{{\mathbf{{W}}^{{({l})}}}} J",
              f"W[{l}] <- W[{l}] - mu grad W[{l}]")
-        s.a(f"W[{l}] after the step", rf"\mathbf{{W}}^{{({l})}}", lay.W_after, lay.delta)
+        s.a(f"W[{l}] after the step", rf"\mathbf{{W}}^{{({l})}}", lay.W_after, lay.delta, weights=True)
 
     s.h("Gradient check and the step's effect")
     checked = [lay for lay in t.layers if lay.n_checked]
@@ -239,13 +220,16 @@ def _is_wide(a: Array, max_width: int) -> bool:
     return a.ndim >= 1 and (a.shape[-1] > max_width or (a.ndim == 2 and a.shape[0] > max_width + 1))
 
 
-def _unit_rows(a: Array, units: list) -> list[tuple[str, Array]]:
-    """For a wide array, the chosen units in full: a vector's entries, a matrix's columns
-    summarised by their bias (last row) and the norm of their weights."""
+def _unit_rows(a: Array, units: list, weights: bool) -> list[tuple[str, Array]]:
+    """For a wide array, the chosen units in full: a vector's entries, each sample's value
+    (rows are samples), or a weight matrix's column: its weights in full when few, else
+    their norm, and its bias (the last row)."""
     if a.ndim == 1:
         return [(f"unit {u}: {_num(a[u])}", None) for u in units]
-    if a.shape[0] <= 8:  # rows are samples
+    if not weights:
         return [(f"unit {u}", a[:, u]) for u in units]
+    if a.shape[0] <= 11:
+        return [(f"unit {u}: bias {_num(a[-1, u])}, weights", a[:-1, u]) for u in units]
     return [(f"unit {u}: bias {_num(a[-1, u])}, weight norm {_num(np.linalg.norm(a[:-1, u]))}", None)
             for u in units]
 
@@ -261,6 +245,12 @@ def render(t, format: str = "text", units=None, max_width: int = 10) -> str:
     return {"text": _text, "markdown": _markdown, "html": _html}[format](story.blocks)
 
 
+def html_body(t, units=None, max_width: int = 10) -> str:
+    """The explanation as HTML elements without the page around them (for a report;
+    style them with :data:`CSS`)."""
+    return html_fragment(_story(t, units, max_width).blocks)
+
+
 def _text(blocks) -> str:
     out = []
     for b in blocks:
@@ -271,10 +261,10 @@ def _text(blocks) -> str:
         elif b[0] == "eq":
             out.append(f"  {b[3]}" + (f"   (eq. {b[1]})" if b[1] else ""))
         else:
-            _, plain, _, a, units, max_width = b
+            _, plain, _, a, units, max_width, weights = b
             if _is_wide(a, max_width):
                 out.append(f"  {plain}: {_summary(a)}")
-                for name, v in _unit_rows(a, units):
+                for name, v in _unit_rows(a, units, weights):
                     out.append(f"    {name}" + ("" if v is None else " = " + _text_row(v)))
             elif a.ndim <= 1:
                 out.append(f"  {plain} = {_text_row(np.atleast_1d(a))}")
@@ -298,10 +288,10 @@ def _markdown(blocks) -> str:
             out.append(f"$$ {b[2]}" + (rf" \tag{{{b[1]}}}" if b[1] else "") + " $$"
                        + (f"\n\n(eq. {b[1]})" if b[1] else ""))
         else:
-            _, _, latex, a, units, max_width = b
+            _, _, latex, a, units, max_width, weights = b
             if _is_wide(a, max_width):
                 rows = [f"| {name} | {'' if v is None else ', '.join(_num(x) for x in v)} |"
-                        for name, v in _unit_rows(a, units)]
+                        for name, v in _unit_rows(a, units, weights)]
                 out.append(f"${latex}$: {_summary(a)}\n\n| unit | values |\n|---|---|\n" + "\n".join(rows))
             else:
                 m = np.atleast_2d(a)
@@ -310,7 +300,7 @@ def _markdown(blocks) -> str:
     return "\n\n".join(out) + "\n"
 
 
-_CSS = """body{font-family:Georgia,serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222;line-height:1.45}
+CSS = """body{font-family:Georgia,serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222;line-height:1.45}
 h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:1.6rem;border-bottom:1px solid #ddd}
 .eq{display:flex;justify-content:space-between;margin:.6rem 0;font-size:1.1rem}.eq .n{color:#555}
 .math{font-style:italic}.math b{font-style:normal}
@@ -324,7 +314,7 @@ table.m td{padding:.05rem .6rem;text-align:right}
 
 def _html(blocks, title: str = "deltaprop explain") -> str:
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
-            f"<style>{_CSS}</style></head><body>\n{html_fragment(blocks)}</body></html>\n")
+            f"<style>{CSS}</style></head><body>\n{html_fragment(blocks)}</body></html>\n")
 
 
 def html_fragment(blocks) -> str:
@@ -340,11 +330,11 @@ def html_fragment(blocks) -> str:
             out.append(f"<div class=\"eq\"><span class=\"math\">{latex_html(b[2])}</span>"
                        + (f"<span class=\"n\">(eq. {b[1]})</span>" if b[1] else "") + "</div>")
         else:
-            _, _, latex, a, units, max_width = b
+            _, _, latex, a, units, max_width, weights = b
             name = f"<span class=\"math\">{latex_html(latex)}</span>"
             if _is_wide(a, max_width):
                 items = "".join(f"<li>{html.escape(n)}" + ("" if v is None else " = " + html.escape(_text_row(v)))
-                                + "</li>" for n, v in _unit_rows(a, units))
+                                + "</li>" for n, v in _unit_rows(a, units, weights))
                 out.append(f"<div class=\"arr\">{name}: <span class=\"sum\">{html.escape(_summary(a))}</span>"
                            f"<ul class=\"sum\">{items}</ul></div>")
             else:

@@ -86,9 +86,16 @@ def write_json_log(history, path) -> None:
     writes its log once it is over, so a failed run never truncates an existing file."""
     from ..io.files import atomic_write
 
-    lines = []
-    for epoch in range(history.epochs):
-        record = {k: (None if isinstance(v, float) and math.isnan(v) else v)  # NaN is not JSON
-                  for k, v in history.record(epoch).items()}
-        lines.append(json.dumps(record) + "\n")
+    lines = [json.dumps(_no_nan(history.record(epoch))) + "\n" for epoch in range(history.epochs)]
     atomic_write(path, lambda f: f.write("".join(lines).encode()))
+
+
+def _no_nan(value):
+    """NaN is not JSON: None in its place, at any depth."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _no_nan(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_no_nan(v) for v in value]
+    return value

@@ -304,3 +304,18 @@ def _estimates(objective, batch, net, check, eps) -> list | None:
         est[idx] = numeric_gradient(objective, batch, block.start + idx, eps, same_side if kinked else None)
         out.append(est.reshape(net.W[l].shape))
     return out
+
+
+def explain_step(net, x, y, learning_rate: float) -> str:
+    """One step for one sample told as text: ``trace(net, x, y, learning_rate).explain()``.
+
+    Parameters
+    ----------
+    net : Network
+        Works on a float64 copy; ``net`` itself is not changed.
+    x : array-like of shape (D_0,)
+    y : the sample's target, as the likelihood expects it
+    learning_rate : float
+        mu of eq. (10).
+    """
+    return trace(net, x, y, learning_rate).explain("text")

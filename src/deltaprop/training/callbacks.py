@@ -43,6 +43,10 @@ class History:
         checkpoint of it is not resumed.
     best_epoch : int or None
         The epoch whose weights were restored by early stopping.
+    layers : dict
+        With diagnostics on (:class:`~deltaprop.diagnostics.health.Diagnostics`): for each
+        quantity (``grad_norm``, ``weight_norm``, ``update_ratio``, ``dead``,
+        ``saturated``), one list per epoch of one value per layer; else empty.
     """
 
     loss: list = field(default_factory=list)
@@ -55,6 +59,7 @@ class History:
     stop_reason: str = ""
     stopped: bool = False
     best_epoch: int | None = None
+    layers: dict = field(default_factory=dict)
 
     _per_epoch = ("loss", "val_loss", "val_metric", "grad_norm", "learning_rate", "time")
     _scalars = ("metric", "stop_reason", "stopped", "best_epoch")
@@ -69,20 +74,32 @@ class History:
         for k in self._per_epoch:
             out[k] = getattr(self, k)[epoch]
         out[f"val_{self.metric}"] = out.pop("val_metric")
+        if self.layers:
+            out["layers"] = {q: values[epoch] for q, values in self.layers.items()}
         return out
 
     def copy(self) -> "History":
         """An independent copy (the lists are new; their numbers are immutable)."""
-        return History(**{k: list(v) if isinstance(v, list) else v for k, v in vars(self).items()})
+        new = History(**{k: list(v) if isinstance(v, list) else v for k, v in vars(self).items()})
+        new.layers = {q: [list(e) for e in values] for q, values in self.layers.items()}
+        return new
 
     def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in (*self._per_epoch, *self._scalars)}
+        return {k: getattr(self, k) for k in (*self._per_epoch, *self._scalars, "layers")}
 
     @classmethod
     def from_dict(cls, d: dict) -> "History":
         """The inverse of :meth:`to_dict`, with every field checked (ValueError otherwise)."""
-        if not isinstance(d, dict) or set(d) != {*cls._per_epoch, *cls._scalars}:
+        if not isinstance(d, dict) or set(d) - {"layers"} != {*cls._per_epoch, *cls._scalars}:
             raise ValueError("history: expected the fields of History.to_dict()")
+        d = {"layers": {}, **d}
+        layers = d["layers"]
+        epochs = len(d["loss"]) if isinstance(d["loss"], list) else -1
+        if not (isinstance(layers, dict) and all(
+                isinstance(q, str) and isinstance(v, list) and len(v) == epochs and all(
+                    isinstance(e, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in e)
+                    for e in v) for q, v in layers.items())):
+            raise ValueError("history: malformed layers (expected per-epoch lists of per-layer numbers)")
         lists = [d[k] for k in cls._per_epoch]
         if not all(isinstance(v, list) and len(v) == len(lists[0]) and all(
                 isinstance(x, (int, float)) and not isinstance(x, bool) for x in v) for v in lists):

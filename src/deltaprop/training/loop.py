@@ -32,6 +32,7 @@ import numpy as np
 from ..core.network import as_rng
 from ..core.objective import Objective
 from ..data.sources import ArraySource
+from ..diagnostics.health import Diagnostics, probe_rows
 from ..io.files import json_safe
 from ..metrics import metric_name, score_outputs
 from ..optim.optimizers import Optimizer, get_optimizer
@@ -118,7 +119,7 @@ class Trainer:
                  early_stopping: int | EarlyStopping | None = None, callbacks: Sequence[Callback] = (),
                  shuffle: bool = True, seed: int | np.random.Generator | None = None,
                  state: TrainState | None = None, checkpoint: str | None = None, checkpoint_every: int = 1,
-                 blas_threads: int | None = None, resume: str | None = None):
+                 blas_threads: int | None = None, diagnostics: bool = False, resume: str | None = None):
         self.net = net
         X = net.check_X(X, convert=False)
         T = net.encode_targets(y, X.shape[0])
@@ -178,6 +179,12 @@ class Trainer:
         self.source = ArraySource(X, T, w, B, net.dtype)
         self.objective = Objective(net, l2=self.l2, dropout=self.dropout, alpha=self.alpha)
         self.ws = self.objective.workspace(self.source.batch_size)
+        # measured on a fixed probe of training rows, it changes nothing of the run; called
+        # before the callbacks (which may read it), it is not one of them (their checkpoint keys)
+        self.diagnostics = None
+        if diagnostics:
+            rows = probe_rows(N)
+            self.diagnostics = Diagnostics(net.check_X(X[rows]), T[rows])
         # clipping needs the whole gradient before any update; otherwise each layer is
         # updated as soon as backpropagation is done with it
         self.fused = self.clip_norm is None
@@ -313,8 +320,11 @@ class Trainer:
     def _run(self, epochs: int) -> TrainState:
         net, st, h = self.net, self.state, self.state.history
         end = st.epoch + epochs
-        batch_begin = [cb.on_batch_begin for cb in self.callbacks if hasattr(cb, "on_batch_begin")]
-        self._batch_end = [cb.on_batch_end for cb in self.callbacks if hasattr(cb, "on_batch_end")]
+        hooks = ([self.diagnostics] if self.diagnostics else []) + self.callbacks
+        batch_begin = [cb.on_batch_begin for cb in hooks if hasattr(cb, "on_batch_begin")]
+        self._batch_end = [cb.on_batch_end for cb in hooks if hasattr(cb, "on_batch_end")]
+        if self.diagnostics:
+            self.diagnostics.on_train_begin(net, st)
         for i, cb in enumerate(self.callbacks):
             if hasattr(cb, "on_train_begin"):
                 cb.on_train_begin(net, st)
@@ -379,6 +389,8 @@ class Trainer:
         stop = ""
         if self.grad_tol is not None and h.grad_norm[-1] < self.grad_tol:
             stop = f"gradient norm {h.grad_norm[-1]:.3g} below the tolerance {self.grad_tol:g}"
+        if self.diagnostics:
+            self.diagnostics.on_epoch_end(epoch, h, net)
         for cb in self.callbacks:
             if hasattr(cb, "on_epoch_end") and cb.on_epoch_end(epoch, h, net) and not stop:
                 stop = getattr(cb, "stop_reason", "") or f"stopped by {type(cb).__name__}"
@@ -492,6 +504,10 @@ def train(net, X, y, *, epochs: int = 100, resume: str | None = None, **options)
     resume : str, optional
         A checkpoint to continue from: the same as ``state=load_checkpoint(resume)``,
         with the data (shape and fingerprint) and the settings checked to be the run's.
+    diagnostics : bool
+        Measure every layer at each epoch's end (gradient and weight norms, the
+        update/weight ratio, dead and saturated units) into ``history.layers``;
+        :func:`deltaprop.diagnose` says in words what looks wrong.
     blas_threads : int, optional
         Threads for the BLAS matrix products while training (through threadpoolctl).
         By default one thread when the batch's largest product is small (under 10
