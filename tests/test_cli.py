@@ -507,3 +507,34 @@ def test_every_option_of_every_command_has_a_description(tmp_path):
             if line.startswith("  ") and not line.startswith("   ") and line.strip():
                 described = "  " in line.strip() or (i + 1 < len(lines) and lines[i + 1].startswith(" " * 8))
                 assert described, f"{command}: {line.strip()} has no description"
+
+
+def test_diagnostics_report_and_animation(tmp_path):
+    proc = cli("train", "--data", "xor", "--hidden", "8", "--epochs", "6", "--early-stopping", "0", "--diagnostics",
+               "--report", "xor.html", "--animate", "xor.gif", "--log", "log.jsonl", cwd=tmp_path, check=0)
+    assert "diagnostics: nothing looks wrong" in proc.stdout
+    assert "report: xor.html" in proc.stdout and "animation: xor.gif (7 frames)" in proc.stdout
+    record = json.loads((tmp_path / "log.jsonl").read_text().splitlines()[-1])
+    assert len(record["layers"]["grad_norm"]) == 2 and record["layers"]["dead"][1] is None
+    page = (tmp_path / "xor.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "One step explained" in page and "confusion matrix" in page.lower()
+    from PIL import Image
+
+    gif = Image.open(tmp_path / "xor.gif")
+    assert gif.format == "GIF" and gif.n_frames == 7
+    # with diagnostics, the plot gains a row of per-layer panels
+    plain = cli("train", "--data", "xor", "--hidden", "8", "--epochs", "2", "--plot", "plain.png", cwd=tmp_path, check=0)
+    assert plain.returncode == 0
+    assert Image.open(tmp_path / "xor-curves.png").height > 1.5 * Image.open(tmp_path / "plain.png").height
+
+
+def test_diagnostics_name_the_problem(tmp_path):
+    proc = cli("train", "--data", "iris", "--hidden", "8", "--epochs", "3", "--lr", "1e-7", "--diagnostics",
+               "--plot", "", cwd=tmp_path, check=0)
+    assert "update/weight ratio" in proc.stdout and "the learning rate is too small" in proc.stdout
+
+
+def test_animation_needs_two_dimensional_classes(tmp_path):
+    assert_clean_error(cli("train", "--data", "iris", "--animate", "a.gif", cwd=tmp_path), "--animate", "4 features")
+    assert_clean_error(cli("train", "--data", "sine", "--animate", "a.gif", cwd=tmp_path), "--animate")
+    assert not (tmp_path / "a.gif").exists()

@@ -28,3 +28,25 @@ def test_layout_section_names_every_module():
             assert f"`{path.stem}`" in layout or f"`{path.name}`" in layout, path.relative_to(package)
     for folder in (p for p in package.iterdir() if p.is_dir() and p.name != "__pycache__"):
         assert f"`{folder.name}/`" in layout, folder.name
+
+
+def _cli(*args, cwd):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "deltaprop", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300, check=True).stdout
+
+
+def test_readme_explain_output_is_what_the_command_prints(tmp_path):
+    shown = README[README.index("$ deltaprop explain\n") + len("$ deltaprop explain\n"):]
+    shown = shown[: shown.index("```")]
+    assert shown == _cli("explain", cwd=tmp_path)
+
+
+def test_readme_diagnostics_summary_is_what_the_command_prints(tmp_path):
+    command = "$ deltaprop train --optimizer sgd --lr 2 --diagnostics --epochs 10\n...\n"
+    shown = README[README.index(command) + len(command):]
+    shown = shown[: shown.index("```")]
+    out = _cli(*command.split("\n")[0].split()[2:], "--plot", "", cwd=tmp_path)
+    assert shown == out[out.index("diagnostics:"):]

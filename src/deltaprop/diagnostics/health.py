@@ -40,8 +40,8 @@ DEAD = 0.5  # a layer with half its units dead
 SATURATED = 0.35
 TINY_UPDATE = 1e-5  # update/weight ratio of one step
 HUGE_UPDATE = 0.3
-VANISHING = 1e-4  # the first layer's RMS gradient against the last one's
-EXPLODING = 1e4
+VANISHING = 1e-2  # the first layer's RMS gradient against the last one's (healthy runs: 0.1 to 1)
+EXPLODING = 1e2
 
 
 def probe_rows(n: int, k: int = PROBE_ROWS) -> Array:
@@ -141,7 +141,7 @@ def diagnose(history, net) -> list[str]:
     stuck = {int(f.split(":")[0].split()[1]) for f in findings if "dead" in f}
     for l in range(1, L + 1):
         ratio = layers["update_ratio"][last][l - 1]
-        if l in stuck:  # a dead layer does not move whatever the learning rate: said already
+        if stuck:  # dead units pass no gradient down and feed constants up: the cause is said already
             continue
         if ratio < TINY_UPDATE:
             findings.append(f"layer {l}: update/weight ratio {ratio:.1g} — the learning rate is too small")

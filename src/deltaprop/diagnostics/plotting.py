@@ -80,6 +80,8 @@ def plot_layer_panels(history, panels, axes) -> None:
         label, scale = _PANELS[q]
         if scale == "log" and np.nanmin(values) > 0:
             ax.set_yscale("log")
+        elif scale == "linear":  # fractions of units
+            ax.set_ylim(-0.03, 1.03)
         ax.set(xlabel="epoch", title=label)
         ax.legend(fontsize=7)
 

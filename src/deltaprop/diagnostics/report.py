@@ -31,7 +31,7 @@ def _img(png: bytes, alt: str) -> str:
 def architecture_svg(net) -> str:
     """The network as a row of layers: a box per layer (height growing with its width), the
     weight matrix W[l] with its shape on each arrow."""
-    L, step, top = net.n_layers, 170, 40
+    L, step, top = net.n_layers, 170, 24
     heights = [40 + 25 * math.log2(1 + d) for d in net.sizes]
     H = int(max(heights) + 2 * top + 20)
     parts = [f'<svg role="img" width="{step * L + 140}" height="{H}" '
