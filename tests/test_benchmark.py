@@ -46,3 +46,10 @@ def test_the_readme_documents_the_mnist_recipe_the_benchmark_measures():
     from cli_mnist import RECIPE
 
     assert f"--data path/to/mnist.pkl.gz {' '.join(RECIPE)}" in (ROOT / "README.md").read_text()
+
+
+def test_diagnostics_overhead_benchmark_runs_on_digits():
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "diagnostics_overhead.py"), "--data", "digits",
+                           "--epochs", "2"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "bit-identical weights" in proc.stdout and "overhead" in proc.stdout and "Machine:" in proc.stdout
