@@ -72,6 +72,30 @@ def test_what_is_recorded_and_that_it_changes_nothing(digits):
     assert h.layers["update_ratio"][0][0] == pytest.approx(expected, rel=1e-5)
 
 
+def test_dead_fraction_counts_units_silent_on_every_probe_row():
+    X = np.random.default_rng(0).normal(size=(64, 2))
+    y = (X[:, 0] > 0).astype(int)
+    net = dp.Network([2, 4, 2], seed=0)
+    net.W[1][...] = [[0.0, 0.0, 1.0, -1.0], [0.0, 0.0, 0.5, 0.5], [-0.1, -0.1, 5.0, 5.0]]
+    h = dp.train(net, X, y, epochs=1, seed=0, optimizer=dp.SGD(learning_rate=1e-3), diagnostics=True).history
+    assert h.layers["dead"][0][0] == 0.5  # units 0 and 1: z = -0.1 on every row
+
+
+def test_the_update_ratio_is_that_of_the_epochs_last_step(digits):
+    X, y = digits
+
+    class LastStep:
+        def on_batch_begin(self, batch, net, state):
+            if batch == 3:
+                self.before = net.theta.copy()
+
+    net, last = dp.Network([64, 8, 10], seed=0), LastStep()
+    h = dp.train(net, X, y, epochs=1, batch_size=225, seed=0, diagnostics=True, callbacks=[last]).history
+    W1 = slice(0, 65 * 8)  # 900 rows in 4 batches of 225
+    expected = np.linalg.norm(net.theta[W1] - last.before[W1]) / np.linalg.norm(net.theta[W1])
+    assert h.layers["update_ratio"][0][0] == pytest.approx(expected, rel=1e-5)
+
+
 def test_resume_continues_the_record(digits, tmp_path):
     X, y = digits
     net = dp.Network([64, 16, 10], seed=0)
