@@ -414,7 +414,7 @@ def cmd_explain(args) -> int:
         what = model
         lr = args.lr or 0.01
     else:
-        for option in ("data", "sample", "units"):
+        for option in ("data", "target", "sample"):
             if getattr(args, option) is not None:
                 raise CLIError(f"--{option}: only with --model (a trained model explained on a real sample)")
         what = Network(args.sizes, activation=args.activation, likelihood=args.likelihood, seed=args.seed,
@@ -646,7 +646,7 @@ def build_parser() -> argparse.ArgumentParser:
     xp.add_argument("--model", help="explain a trained model's step instead of a new small network")
     xp.add_argument("--data", metavar="SOURCE", help="with --model: the data to take the sample from "
                     "(default: the model's training data; its test split when it has one)")
-    xp.add_argument("--target", help="with --model: CSV target column (default: the model's)")
+    xp.add_argument("--target", help="with --model: CSV target column (default: the model's, else the last)")
     xp.add_argument("--sample", type=_int_at_least(0, "--sample"), metavar="N",
                     help="with --model: the row to explain (default: 0)")
     xp.add_argument("--units", type=_int_at_least(0, "--units"), nargs="+", metavar="J",

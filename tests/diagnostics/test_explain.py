@@ -80,8 +80,8 @@ def test_equations_appear_in_the_lectures_order(fmt):
     net = dp.Network([3, 4, 4, 2], activation="tanh", likelihood="categorical", seed=0)
     out = dp.trace(net, np.ones(3), 1).explain(fmt)
     first = {}
-    for m in re.finditer(r"\(eq\. (\d+)\)", out):
-        first.setdefault(int(m.group(1)), m.start())
+    for m in re.finditer(r"\(eq\. (\d+)\)|\\tag\{(\d+)\}", out):  # (markdown numbers equations with \tag)
+        first.setdefault(int(m.group(1) or m.group(2)), m.start())
     assert sorted(first) == [1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
     assert sorted(first, key=first.get) == sorted(first)
 
@@ -90,8 +90,12 @@ def test_markdown_writes_latex_and_html_is_self_contained():
     t = dp.trace(_lecture_net(), [1.0, 2.0], 1, 0.5)
     md = t._repr_markdown_()
     assert md.startswith("# One step") and r"\tag{8}" in md and r"\begin{bmatrix}" in md
-    page = t._repr_html_()
+    page = t.explain("html")
     assert page.startswith("<!DOCTYPE html>")
+    cell = t._repr_html_()  # for Jupyter: one element whose style reaches nothing outside it
+    assert cell.startswith('<div class="dp-step"><style>') and "<body" not in cell
+    style = cell[cell.index("<style>") + 7:cell.index("</style>")]
+    assert all(rule.startswith(".dp-step") for rule in re.findall(r"(?:^|\})([^{}]+)\{", style))
     for fetch in ("http://", "https://", "<script", "src=", "<link"):
         assert fetch not in page
     assert "<b>δ</b><sup>(2)</sup>" in page and "0.543477" in page

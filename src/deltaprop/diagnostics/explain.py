@@ -245,6 +245,15 @@ def render(t, format: str = "text", units=None, max_width: int = 10) -> str:
     return {"text": _text, "markdown": _markdown, "html": _html}[format](story.blocks)
 
 
+def html_cell(t, units=None, max_width: int = 10) -> str:
+    """The explanation as one element with its own style, scoped to it (for Jupyter: the
+    page's style, ``body`` included, would otherwise restyle the whole notebook)."""
+    rules = re.findall(r"([^{}]+)\{([^{}]*)\}", CSS)
+    scoped = "".join(",".join(".dp-step" if sel.strip() == "body" else f".dp-step {sel.strip()}"
+                              for sel in selectors.split(",")) + "{" + body + "}" for selectors, body in rules)
+    return f'<div class="dp-step"><style>{scoped}</style>{html_body(t, units, max_width)}</div>'
+
+
 def html_body(t, units=None, max_width: int = 10) -> str:
     """The explanation as HTML elements without the page around them (for a report;
     style them with :data:`CSS`)."""
@@ -285,8 +294,7 @@ def _markdown(blocks) -> str:
         elif b[0] == "p":
             out.append(b[1].replace("*", r"\*"))
         elif b[0] == "eq":
-            out.append(f"$$ {b[2]}" + (rf" \tag{{{b[1]}}}" if b[1] else "") + " $$"
-                       + (f"\n\n(eq. {b[1]})" if b[1] else ""))
+            out.append(f"$$ {b[2]}" + (rf" \tag{{{b[1]}}}" if b[1] else "") + " $$")
         else:
             _, _, latex, a, units, max_width, weights = b
             if _is_wide(a, max_width):

@@ -180,7 +180,9 @@ class StepTrace:
         return self.explain("markdown")
 
     def _repr_html_(self) -> str:
-        return self.explain("html")
+        from .explain import html_cell
+
+        return html_cell(self)
 
 
 def trace(model_or_network, X, y, learning_rate: float = 0.1, *, check: bool | int | None = None,
