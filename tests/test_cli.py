@@ -176,6 +176,9 @@ def test_explain_command(tmp_path):
     assert re.search(r"delta\[2\] = o - y = \[-?[0-9.]+\]", out) and "J after the step" in out and "PASSED" in out
     assert_clean_error(cli("explain", "--sizes", "3", "2", "--x", "1", cwd=tmp_path), "--x: expected 3 numbers")
     assert_clean_error(cli("explain", "--sample", "3", cwd=tmp_path), "--sample: only with --model")
+    wide = cli("explain", "--sizes", "3", "12", "2", "--likelihood", "categorical", "--units", "5", cwd=tmp_path,
+               check=0).stdout
+    assert "z[1] = W[1]^T h[0]: shape (12,)" in wide and "    unit 5: " in wide
 
 
 def test_explain_a_trained_model_on_a_real_sample(trained, tmp_path):

@@ -1,3 +1,4 @@
+import math
 import warnings
 
 import numpy as np
@@ -118,3 +119,13 @@ def test_binary_cross_entropy_needs_outputs_in_the_unit_interval(activation):
         dp.Network([2, 3, 1], likelihood=f"{activation}+binary_cross_entropy")
     assert f"{activation}+binary_cross_entropy" not in likelihood_names()
     assert f"{activation}+squared_error" in likelihood_names()
+
+
+@pytest.mark.parametrize("gap", [20.0, 30.0])
+def test_categorical_loss_of_a_confident_right_answer_is_exact_to_one_unit_of_one(gap):
+    # -log p = log(1 + 2 e^-gap) when the target's logit leads by `gap`: summed as
+    # (m - T.z) + log sum e^(z - m), its error is that of the log near 1 (summed as
+    # m + log sum - T.z, it was that of m, about 1e-15)
+    net = dp.Network([1, 3], likelihood="categorical", dtype="float64")
+    net.W[1][...] = [[0.0, 0.0, 0.0], [0.0, 0.0, gap]]
+    assert abs(net.loss([[1.0]], [2]) - math.log1p(2 * math.exp(-gap))) < 2.5e-16

@@ -79,3 +79,21 @@ def test_settings_are_validated(option, value):
     net = dp.Network([2, 3, 2], seed=0)
     with pytest.raises(ValueError, match=f"{option}: expected"):
         dp.gradcheck(net, np.ones((2, 2)), np.array([0, 1]), **{option: value})
+
+
+def test_weights_whose_steps_cross_a_relu_kink_are_left_out():
+    net = dp.Network([2, 3, 2], activation="relu", seed=0, dtype="float64")
+    net.W[1][:, 0] = [0.5, -0.5, 1e-4]  # unit 0: z = 1e-4, within the steps (+-2e-3) of the kink
+    result = dp.gradcheck(net, np.array([[1.0, 1.0]]), [1])
+    assert result.passed and result.n_checked == {1: 6, 2: 8}  # the 3 weights into unit 0 are not checked
+    t = dp.trace(net, [1.0, 1.0], 1, check=True)
+    assert np.isnan(t.layer(1).G_numeric[:, 0]).all() and t.layer(1).n_checked == 6 and t.max_rel_error < 1e-6
+
+
+def test_a_confidently_right_output_is_checked_against_the_rounding_in_J():
+    net = dp.Network([4, 16, 3], activation="tanh", seed=0, dtype="float64")
+    net.W[2][-1] = [0.0, 0.0, 16.0]  # J about 2e-7: every gradient entry is tiny
+    x = np.random.default_rng(0).normal(size=(1, 4))
+    assert dp.gradcheck(net, x, [2]).passed
+    t = dp.trace(net, x[0], 2, check=True)
+    assert t.J < 1e-6 and t.max_rel_error < 1e-6

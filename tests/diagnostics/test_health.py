@@ -106,6 +106,9 @@ def test_resume_continues_the_record(digits, tmp_path):
     done = dp.train(again, X, y, epochs=1, seed=0, diagnostics=True, resume=tmp_path / "c.ckpt")
     assert np.shape(done.history.layers["grad_norm"]) == (3, 2)
     assert done.history.layers["grad_norm"][:2] == state.history.layers["grad_norm"]
+    copied = state.history.copy()
+    copied.layers["grad_norm"][0][0] = -1.0  # a copy's record is its own
+    assert state.history.layers["grad_norm"][0][0] != -1.0
 
 
 def test_histories_without_layers_still_load_and_malformed_ones_are_refused():

@@ -68,6 +68,7 @@ def test_report_is_self_contained_and_renders(trained, tmp_path):
         assert fetch not in page
     assert len(re.findall(r'src="data:image/png;base64,', page)) == 2  # curves + confusion matrix
     assert "<svg" in page and "W[3]" in page and "(eq. 8)" in page and "Nothing looks wrong" in page
+    assert page.count("<h1>") == 1 and "<h3>One step of backpropagation" in page  # the step is a section
     errors, requests, text, broken = open_in_chromium(path, tmp_path / "report.png")
     assert errors == [] and requests == [] and broken == 0
     assert "One step explained: test row 3" in text and "test accuracy" in text and "Diagnostics" in text

@@ -254,10 +254,10 @@ def html_cell(t, units=None, max_width: int = 10) -> str:
     return f'<div class="dp-step"><style>{scoped}</style>{html_body(t, units, max_width)}</div>'
 
 
-def html_body(t, units=None, max_width: int = 10) -> str:
+def html_body(t, units=None, max_width: int = 10, level: int = 1) -> str:
     """The explanation as HTML elements without the page around them (for a report;
-    style them with :data:`CSS`)."""
-    return html_fragment(_story(t, units, max_width).blocks)
+    style them with :data:`CSS`), its title a heading of ``level``, its sections one below."""
+    return html_fragment(_story(t, units, max_width).blocks, level)
 
 
 def _text(blocks) -> str:
@@ -325,12 +325,13 @@ def _html(blocks, title: str = "deltaprop explain") -> str:
             f"<style>{CSS}</style></head><body>\n{html_fragment(blocks)}</body></html>\n")
 
 
-def html_fragment(blocks) -> str:
+def html_fragment(blocks, level: int = 1) -> str:
     """The blocks as HTML elements (the body of :func:`_html`, or a section of a report)."""
     out, first = [], True
     for b in blocks:
         if b[0] == "h":
-            out.append(f"<h{1 if first else 2}>{html.escape(b[1])}</h{1 if first else 2}>")
+            h = level if first else level + 1
+            out.append(f"<h{h}>{html.escape(b[1])}</h{h}>")
             first = False
         elif b[0] == "p":
             out.append(f"<p>{html.escape(b[1])}</p>")

@@ -31,7 +31,7 @@ class GradcheckResult:
     passed : bool
         True when every layer's error is below ``tolerance``.
     n_checked : dict of int to int
-        How many entries of each W[l] were checked.
+        How many entries of each W[l] were checked (those at a relu kink are not).
     """
 
     errors: dict[int, float]
@@ -60,38 +60,64 @@ class GradcheckResult:
         return "\n".join(lines)
 
 
+def error_floor(G: Array, minimum: float = 1e-10) -> float:
+    """The floor of :func:`relative_error` for a layer whose gradient is ``G``: 1e-3 of its
+    largest entry, and at least ``minimum`` (see :func:`rounding_floor`)."""
+    return max(1e-3 * float(np.max(np.abs(G), initial=0.0)), minimum)
+
+
 def relative_error(analytic: Array, numeric: Array, floor: float | None = None) -> Array:
     """|a - n| / max(|a|, |n|, floor), elementwise.
 
     The floor keeps entries whose gradient is zero, or nearly so (a dead relu, a
     saturated unit), from dividing the finite-difference noise (about 1e-12) by
     itself: entries below it are judged by their absolute error instead. By
-    default it is 1e-3 of the layer's largest gradient entry (and at least 1e-10),
-    so every entry that matters for the layer is checked to the full tolerance.
+    default it is :func:`error_floor` of ``analytic``, so every entry that matters
+    for the layer is checked to the full tolerance.
     """
     if floor is None:
-        floor = max(1e-3 * float(np.max(np.abs(analytic), initial=0.0)), 1e-10)
+        floor = error_floor(analytic)
     return np.abs(analytic - numeric) / np.maximum(np.maximum(np.abs(analytic), np.abs(numeric)), floor)
 
 
-def numeric_gradient(objective: Objective, batch, index, eps: float = 1e-3, valid=None) -> Array:
+def rounding_floor(objective: Objective, b: int, eps: float, tolerance: float = 1e-6) -> float:
+    """The smallest gradient entry whose estimate can be trusted to ``tolerance``, right after
+    J was evaluated on a batch of b rows: J is rounded to about 1e-16 of its largest term
+    (|z[L]| + 1), which a difference over ``eps`` magnifies 1/eps times. A confidently right
+    output (J near 0, every gradient tiny) needs it; smaller entries are judged by their
+    absolute error."""
+    z = objective.workspace(b).z[objective.net.n_layers][:b]
+    return max(1e-10, 4 * np.finfo(np.float64).eps * (1 + float(np.abs(z).max())) / eps / tolerance)
+
+
+_KINKED = ("relu", "leaky_relu")  # phi' jumps at 0
+
+
+def numeric_gradient(objective: Objective, batch, index, eps: float = 1e-3) -> Array:
     """Finite-difference estimates of dJ/dtheta[i] for each i of ``index``, at the network's
-    ``theta`` (restored after): the fourth-order central difference
+    ``theta`` (restored after), on a batch ``(X, T[, w])``: the fourth-order central difference
     ``(8 (J(w+e) - J(w-e)) - (J(w+2e) - J(w-2e))) / (12 e)``, whose truncation error is
     O(e^4), so that e can be large enough for rounding in J to stay far below 1e-6.
-    ``valid()``, if given, is asked after each evaluation whether it may be used (an
-    estimate with one that may not is NaN)."""
-    theta = objective.net.theta
+
+    An entry whose steps move a relu or leaky_relu unit to the other side of 0 on some row
+    gets NaN: across the kink a difference is not a derivative.
+    """
+    net, theta = objective.net, objective.net.theta
+    b = len(batch[0])
+    ws = objective.workspace(b)
+    kinked = [l for l in range(1, net.n_layers) if net.activations[l].name in _KINKED]
+    objective.value(theta, batch)
+    sides = [ws.z[l][:b] > 0 for l in kinked]
     numeric = np.empty(len(index))
     for k, i in enumerate(index):
         old = theta[i]
-        J, ok = {}, True
+        J, same_side = {}, True
         for step in (-2, -1, 1, 2):
             theta[i] = old + step * eps
             J[step] = objective.value(theta, batch)
-            ok = ok and (valid is None or valid())
+            same_side = same_side and all(np.array_equal(ws.z[l][:b] > 0, side) for l, side in zip(kinked, sides))
         theta[i] = old
-        numeric[k] = (8 * (J[1] - J[-1]) - (J[2] - J[-2])) / (12 * eps) if ok else np.nan
+        numeric[k] = (8 * (J[1] - J[-1]) - (J[2] - J[-2])) / (12 * eps) if same_side else np.nan
     return numeric
 
 
@@ -115,9 +141,10 @@ def gradcheck(
     ``(8 (J(w+e) - J(w-e)) - (J(w+2e) - J(w-2e))) / (12 e)``, where J is the
     objective (the mean, or weighted mean, negative log-likelihood plus the L2
     penalty). Its truncation error is
-    O(e^4), so e = 1e-3 keeps truncation near 1e-12 and rounding near 1e-13. Piecewise
-    activations (the relu family, elu) must keep every z at least 2e away from 0
-    for the check to be meaningful.
+    O(e^4), so e = 1e-3 keeps truncation near 1e-12 and rounding near 1e-13. Weights
+    whose steps move a relu or leaky_relu unit across 0 are left out (a difference
+    across the kink is not a derivative), and entries too small for the rounding in J
+    (:func:`rounding_floor`) are judged by their absolute error.
 
     Parameters
     ----------
@@ -154,6 +181,7 @@ def gradcheck(
     theta = net64.theta
     objective.value_and_grad(theta, batch)
     G = [None] + [g.copy() for g in objective.G[1:]]
+    minimum = rounding_floor(objective, X64.shape[0], eps, tolerance)
     rng = as_rng(seed)
     errors, counts = {}, {}
     for l, (block, _) in enumerate(net64.blocks(), start=1):
@@ -162,7 +190,8 @@ def gradcheck(
         if max_per_layer is not None and size > max_per_layer:
             flat_idx = rng.choice(size, size=max_per_layer, replace=False)
         numeric = numeric_gradient(objective, batch, block.start + flat_idx, eps)
-        floor = max(1e-3 * float(np.abs(G[l]).max()), 1e-10)
-        errors[l] = float(relative_error(G[l].reshape(-1)[flat_idx], numeric, floor).max())
-        counts[l] = len(flat_idx)
+        ok = ~np.isnan(numeric)  # (entries at a relu kink are not checkable)
+        errors[l] = float(relative_error(G[l].reshape(-1)[flat_idx][ok], numeric[ok],
+                                         error_floor(G[l], minimum)).max(initial=0.0))
+        counts[l] = int(ok.sum())
     return GradcheckResult(errors, tolerance, counts)

@@ -123,7 +123,7 @@ def diagnose(history, net) -> list[str]:
     layers = history.layers
     if not layers or not layers.get("grad_norm"):
         return []
-    findings, last = [], history.epochs - 1
+    findings, last, dead_layers = [], history.epochs - 1, set()
     L = net.n_layers
     for l in range(1, L):
         name = net.activations[l].name
@@ -131,6 +131,7 @@ def diagnose(history, net) -> list[str]:
         if dead[last] >= DEAD:
             fix = "lower the learning rate or use leaky_relu" if name == "relu" else \
                 "lower the learning rate or initialize the biases at 0"
+            dead_layers.add(l)
             findings.append(f"layer {l}: {dead[last]:.0%} of units dead since epoch {_since(dead, DEAD)} "
                             f"(z <= 0 on every probe row, so no gradient reaches them) — {fix}")
         sat = [e[l - 1] for e in layers["saturated"]]
@@ -138,16 +139,17 @@ def diagnose(history, net) -> list[str]:
             findings.append(f"layer {l}: {sat[last]:.0%} of {name} units saturated since epoch "
                             f"{_since(sat, SATURATED)} (phi' near 0) — standardize the inputs, use the default "
                             "initialization (smaller weights), or relu")
-    stuck = {int(f.split(":")[0].split()[1]) for f in findings if "dead" in f}
+    if dead_layers:
+        # dead units pass no gradient down and feed constants up: with the cause said, its
+        # consequences (updates of zero, a vanishing gradient) would only mislead
+        return findings
     for l in range(1, L + 1):
         ratio = layers["update_ratio"][last][l - 1]
-        if stuck:  # dead units pass no gradient down and feed constants up: the cause is said already
-            continue
         if ratio < TINY_UPDATE:
             findings.append(f"layer {l}: update/weight ratio {ratio:.1g} — the learning rate is too small")
         elif ratio > HUGE_UPDATE:
             findings.append(f"layer {l}: update/weight ratio {ratio:.2g} — the learning rate is too large")
-    if L > 1 and not stuck:
+    if L > 1:
         sizes = [np.prod(s) for s in net.shapes]
         g = layers["grad_norm"][last]
         first, top = g[0] / math.sqrt(sizes[0]), g[-1] / math.sqrt(sizes[-1])

@@ -127,8 +127,7 @@ def write_report(path, model, history, X_test, y_test, *, title: str = "deltapro
          if results is not None else ""),
         f"<h2>One step explained: test row {sample}</h2>",
         "<p>The update this sample would make with μ = 0.01, equation by equation.</p>",
-        '<div class="step">' + html_body(step).replace("<h1>", "<h3>").replace("</h1>", "</h3>")
-        .replace("<h2>", "<h3>").replace("</h2>", "</h3>") + "</div>",
+        '<div class="step">' + html_body(step, level=3) + "</div>",
     ]
     page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
             f"<style>{CSS}\n{_REPORT_CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")

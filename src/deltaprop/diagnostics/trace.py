@@ -21,7 +21,7 @@ import numpy as np
 
 from ..core.objective import Objective
 from ..validation import check_float, check_int
-from .gradcheck import numeric_gradient, relative_error
+from .gradcheck import error_floor, numeric_gradient, relative_error, rounding_floor
 
 Array = np.ndarray
 
@@ -77,10 +77,6 @@ class LayerTrace:
     def W_after(self) -> Array:
         """The weights after the step, ``W + update``."""
         return self.W + self.update
-
-    @property
-    def width(self) -> int:
-        return self.W.shape[1]
 
     @property
     def n_checked(self) -> int:
@@ -213,22 +209,16 @@ def trace(model_or_network, X, y, learning_rate: float = 0.1, *, check: bool | i
     learning_rate = check_float("learning_rate", learning_rate, 0.0, strict=True)
     eps = check_float("eps", eps, 0.0, strict=True)
     net, raw, labels = model_or_network, None, None
+    X = np.asarray(X, dtype=np.float64)
+    X = X.reshape(1, -1) if X.ndim == 1 else X
+    y = np.asarray(y)
+    if y.ndim == 0 or (y.ndim == 1 and X.shape[0] == 1 and len(y) > 1):  # one sample's target(s)
+        y = y.reshape(1, -1) if y.ndim == 1 else y.reshape(1)
     if hasattr(model_or_network, "network"):  # a Model: raw rows in, labels through its encoding
-        model = model_or_network
-        net = model.network
-        raw = np.asarray(X, dtype=np.float64)
-        raw = raw.reshape(1, -1) if raw.ndim == 1 else raw
-        X = model.transform(raw)
-        y = np.asarray(y)
-        T = model.encode_targets(y.reshape(1, -1) if y.ndim == 1 and len(y) != len(raw) else
-                                 (y.reshape(1) if y.ndim == 0 else y))
-        labels = None if model.classes is None else model.classes.tolist()
+        net, raw = model_or_network.network, X
+        X, T = model_or_network.transform(raw), model_or_network.encode_targets(y)
+        labels = None if model_or_network.classes is None else model_or_network.classes.tolist()
     else:
-        X = np.asarray(X, dtype=np.float64)
-        X = X.reshape(1, -1) if X.ndim == 1 else X
-        y = np.asarray(y)
-        if y.ndim == 0 or (y.ndim == 1 and X.shape[0] == 1 and net.sizes[-1] > 1 and len(y) == net.sizes[-1]):
-            y = y.reshape(1, -1) if y.ndim == 1 else y.reshape(1)
         T = net.encode_targets(y, X.shape[0])
     net64 = net.copy(dtype=np.float64)
     X = net64.check_X(X)
@@ -257,17 +247,13 @@ def trace(model_or_network, X, y, learning_rate: float = 0.1, *, check: bool | i
             z=ws.z[l][:B].copy(), h=ws.a[l][:B].copy() if hidden else o,
             phi_prime=ws.dphi[l][:B].copy() if hidden else None, delta=ws.delta[l][:B].copy(),
             W=net64.W[l].copy(), G=G[l], update=-learning_rate * G[l]))
-    # entries smaller than this are judged by their absolute error: J is rounded to about
-    # 1e-16 of its largest term (|z[L]| + 1), which a difference over eps magnifies 1/eps
-    # times, so below it no estimate can resolve 1e-6 of an entry
-    noise_floor = max(1e-10, 4 * np.finfo(np.float64).eps * (1 + float(np.abs(z_L).max())) / eps / 1e-6)
+    minimum = rounding_floor(objective, B, eps)  # (while the workspace holds the pass at theta)
     # (the estimates reuse the objective's buffers: the layers' arrays are copied first)
     for layer, G_num in zip(layers, _estimates(objective, batch, net64, check, eps) or ()):
         layer.G_numeric = G_num
         layer.rel_error = np.full(G_num.shape, np.nan)
         done = ~np.isnan(G_num)
-        floor = max(1e-3 * float(np.abs(layer.G).max()), noise_floor)
-        layer.rel_error[done] = relative_error(layer.G[done], G_num[done], floor)
+        layer.rel_error[done] = relative_error(layer.G[done], G_num[done], error_floor(layer.G, minimum))
     np.copyto(net64.theta, theta - learning_rate * grad)
     J_after = objective.value(net64.theta, batch)
     return StepTrace(sizes=list(net64.sizes), activations=net64.activation_names, likelihood=lik.name,
@@ -276,26 +262,15 @@ def trace(model_or_network, X, y, learning_rate: float = 0.1, *, check: bool | i
                      raw_X=raw if raw is not None and not np.array_equal(raw, X) else None, labels=labels, eps=eps)
 
 
-_KINKED = ("relu", "leaky_relu")  # phi' jumps at 0: a difference across the kink is not a derivative
-
-
 def _estimates(objective, batch, net, check, eps) -> list | None:
     """Per layer, the finite-difference estimate of each chosen entry: NaN for entries not
-    chosen, and for those whose steps move some unit across a relu kink."""
+    chosen, and for those at a relu kink (see :func:`numeric_gradient`)."""
     if check is False:
         return None
     if check is None or check is True:
         per_layer = None if (check is True or net.n_params <= CHECK_ALL_UP_TO) else CHECK_PER_LAYER
     else:
         per_layer = check_int("check", check, 1)
-    B = batch[0].shape[0]
-    ws = objective.workspace(B)
-    kinked = [l for l in range(1, net.n_layers) if net.activations[l].name in _KINKED]
-    sides = [ws.z[l][:B] > 0 for l in kinked]
-
-    def same_side() -> bool:
-        return all(np.array_equal(ws.z[l][:B] > 0, side) for l, side in zip(kinked, sides))
-
     out = []
     for l, (block, _) in enumerate(net.blocks(), start=1):
         size = block.stop - block.start
@@ -303,7 +278,7 @@ def _estimates(objective, batch, net, check, eps) -> list | None:
         idx = np.arange(size) if per_layer is None or per_layer >= size else \
             np.unique(np.linspace(0, size - 1, per_layer).round().astype(np.intp))
         est = np.full(size, np.nan)
-        est[idx] = numeric_gradient(objective, batch, block.start + idx, eps, same_side if kinked else None)
+        est[idx] = numeric_gradient(objective, batch, block.start + idx, eps)
         out.append(est.reshape(net.W[l].shape))
     return out
 
