@@ -11,6 +11,9 @@ The pieces, each with one job (see the README's layout section):
   :class:`Model`, the saved predictor (preprocessing + network + output mapping).
 - :func:`gradcheck`, :func:`trace` (one step, every quantity of the lecture) and
   :func:`explain_step` (``diagnostics``).
+- :class:`Blocks` (``data``): data larger than memory, read block by block from
+  ``.npy``, HDF5, Zarr or Parquet; :func:`get_communicator` (``training``): the
+  allreduce of data-parallel training, over MPI or ``torch.distributed``.
 - :class:`MLPClassifier` and :class:`MLPRegressor` (``estimators``): scikit-learn's
   estimators on this engine, imported on first use (they need scikit-learn; the
   rest of the package needs only NumPy).
@@ -20,6 +23,7 @@ from .core.activations import ACTIVATIONS, Activation, get_activation
 from .core.likelihoods import LIKELIHOODS, GeneralOutput, Likelihood, get_likelihood
 from .core.network import Network
 from .core.objective import Objective
+from .data.blocks import Blocks, open_blocks
 from .data.preprocessing import Standardizer
 from .diagnostics.gradcheck import GradcheckResult, gradcheck
 from .diagnostics.health import Diagnostics, diagnose
@@ -31,6 +35,7 @@ from .optim.optimizers import (OPTIMIZERS, SGD, AdaGrad, Adam, AdamW, Momentum, 
 from .optim.schedules import SCHEDULES, Constant, Cosine, Exponential, InverseTime, ReduceOnPlateau, StepDecay
 from .training.callbacks import Callback, EarlyStopping, History
 from .training.checkpoints import load_checkpoint
+from .training.communicators import Communicator, get_communicator
 from .training.fit import fit
 from .training.loop import DivergenceError, Trainer, TrainingInterrupted, train
 from .training.state import TrainState
@@ -38,13 +43,14 @@ from .version import __version__
 
 
 __all__ = [
-    "ACTIVATIONS", "Activation", "AdaGrad", "Adam", "AdamW", "Callback", "Constant", "Cosine",
+    "ACTIVATIONS", "Activation", "AdaGrad", "Adam", "AdamW", "Blocks", "Callback", "Communicator", "Constant", "Cosine",
     "Diagnostics", "DivergenceError", "EarlyStopping", "Exponential", "GeneralOutput", "GradcheckResult", "History",
     "InverseTime", "LIKELIHOODS", "LayerTrace", "Likelihood", "MLPClassifier", "MLPRegressor", "Model", "ModelFileError",
     "Momentum", "Nesterov", "Network",
     "OPTIMIZERS", "Objective", "Optimizer", "OptimizerState", "RMSProp", "ReduceOnPlateau", "SCHEDULES", "SGD",
     "Standardizer", "StepDecay", "StepTrace", "TrainState", "Trainer", "TrainingInterrupted", "__version__", "diagnose", "explain_step",
-    "fit", "get_activation", "get_likelihood", "gradcheck", "load", "load_checkpoint", "trace", "train",
+    "fit", "get_activation", "get_communicator", "get_likelihood", "gradcheck", "load", "load_checkpoint",
+    "open_blocks", "trace", "train",
 ]
 
 

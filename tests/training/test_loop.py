@@ -385,10 +385,12 @@ def test_validation_with_weights_is_weighted_and_held_out_rows_keep_theirs(digit
     w = np.where(y < 5, 5.0, 0.1)
     net = dp.Network([64, 16, 10], seed=0, dtype="float64")
     trainer = dp.Trainer(net, X, y, sample_weight=w, validation=0.2, seed=0)
-    held_out = [int(np.flatnonzero((X == row).all(axis=1))[0]) for row in trainer.Xv]
-    np.testing.assert_array_equal(trainer.wv, w[held_out])
+    held_out = trainer.validation.rows
+    assert abs(len(held_out) - 0.2 * len(X)) < 10 and len(np.intersect1d(held_out, trainer.source.rows)) == 0
     h = trainer.run(1).history
-    assert h.val_loss[-1] == pytest.approx(net.loss(trainer.Xv, y[held_out], sample_weight=w[held_out]), rel=1e-12)
+    assert h.val_loss[-1] == pytest.approx(net.loss(X[held_out], y[held_out], sample_weight=w[held_out]), rel=1e-12)
+    right = net.predict(X[held_out]) == y[held_out]
+    assert h.val_metric[-1] == pytest.approx(np.average(right, weights=w[held_out]), rel=1e-12)
     with pytest.raises(TypeError, match="triple"):
         dp.train(net, X, y, validation=(Xv,), epochs=1)
 

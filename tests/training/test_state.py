@@ -199,7 +199,8 @@ def test_the_validation_split_is_stratified():
     counts = set()
     for seed in range(8):
         trainer = dp.Trainer(dp.Network([4, 3, 2], seed=0), X, y, validation=0.2, seed=seed)
-        counts.add((len(trainer.Tv), int(trainer.Tv[:, 1].sum())))
+        held_out = trainer.validation.rows
+        counts.add((len(held_out), int(y[held_out].sum())))
     assert counts == {(20, 2)}  # always 18 of the common class and 2 of the rare one
 
 
@@ -212,7 +213,7 @@ def test_the_validation_split_of_multilabel_targets_keeps_each_label_pattern():
     counts = set()
     for seed in range(8):
         trainer = dp.Trainer(dp.Network([4, 3, 2], likelihood="bernoulli", seed=0), X, Y, validation=0.2, seed=seed)
-        counts.add(int(trainer.Tv[:, 1].sum()))
+        counts.add(int(Y[trainer.validation.rows, 1].sum()))
     assert counts == {2}
 
 

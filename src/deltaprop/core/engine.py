@@ -111,7 +111,7 @@ def forward(net, ws: Workspace, b: int, masks=None) -> None:
                 a *= mask
 
 
-def output_delta(net, ws: Workspace, b: int, T: Array, scale: float = 1.0) -> float:
+def output_delta(net, ws: Workspace, b: int, T: Array, scale: float = 1.0, mean: bool = True) -> float:
     """Eqs. (7)-(8) on the first b rows: writes ``o``, ``nll`` and ``delta[L]``; returns J.
 
     J is the mean over the rows of -log p(y|x), or with ``ws.weighted`` the weighted
@@ -119,20 +119,27 @@ def output_delta(net, ws: Workspace, b: int, T: Array, scale: float = 1.0) -> fl
     with respect to ``z[L]``: each row scaled by 1/b (or w_i / sum w), once, so every
     gradient below inherits it; ``scale`` lets an optimizer ask for a multiple of the
     gradient at the cost of scaling this small array instead of every weight.
+    With ``mean=False``, J is the (weighted) sum, eq. (1) itself, and ``delta[L]`` its
+    gradient: a part of a batch whose total is only known later (data-parallel training).
     """
     L = net.n_layers
     delta, nll = ws.delta[L][:b], ws.nll[:b]
     net.likelihood.loss_and_delta(ws.z[L][:b], T[:b], ws.o[:b], delta, ws.work[:b], nll)
     if not ws.weighted:
         ws.total_weight = float(b)
+        if not mean:
+            if scale != 1.0:
+                delta *= scale
+            return float(np.add.reduce(nll, axis=None))
         delta *= scale / b
         return float(np.add.reduce(nll, axis=None)) / b
     w = ws.w[:b]
     ws.total_weight = total_w = float(np.add.reduce(w))
+    divisor = total_w if mean else 1.0
     col = ws.work[:b, :1]
-    np.multiply(w[:, None], scale / total_w, out=col)
+    np.multiply(w[:, None], scale / divisor, out=col)
     delta *= col
-    return float(np.dot(w, nll[:, 0])) / total_w
+    return float(np.dot(w, nll[:, 0])) / divisor
 
 
 def backward(net, ws: Workspace, b: int, G: Sequence, dphi_ready: bool = False, after_layer=None) -> None:

@@ -51,6 +51,9 @@ class Objective:
     alpha : float
         The L2 penalty as scikit-learn scales it: ``alpha / B`` added to ``l2`` for a
         batch of B rows (or of total sample weight B).
+    carry : int
+        Extra slots after the gradient in :attr:`buffer`, for numbers that must travel
+        with it (the loss and flags of data-parallel training).
 
     Attributes
     ----------
@@ -58,14 +61,18 @@ class Objective:
         The gradient of the last evaluation (overwritten by the next one).
     G : list of ndarray
         ``G[l]``, views of ``grad`` shaped like ``W[l]`` (slot 0 None).
+    buffer : ndarray of shape (n_params + carry,)
+        ``grad`` followed by the ``carry`` slots.
     """
 
-    def __init__(self, net, l2: float = 0.0, dropout: float = 0.0, alpha: float = 0.0):
+    def __init__(self, net, l2: float = 0.0, dropout: float = 0.0, alpha: float = 0.0, carry: int = 0):
         self.net = net
         self.l2 = float(l2)
         self.alpha = float(alpha)
         self.dropout = float(dropout)
-        self.grad = np.zeros(net.n_params, dtype=net.dtype)
+        # the gradient, then ``carry`` numbers that travel with it (one allreduce for all)
+        self.buffer = np.zeros(net.n_params + int(carry), dtype=net.dtype)
+        self.grad = self.buffer[:net.n_params]
         self.G = views(self.grad, net.shapes)
         self._workspaces: dict[int, Workspace] = {}
         penalized = self.l2 > 0 or self.alpha > 0
@@ -121,11 +128,11 @@ class Objective:
         forward(self.net, ws, b, masks)
         return masks is not None
 
-    def _set_penalty(self, ws: Workspace) -> None:
+    def _set_penalty(self, total_weight: float) -> None:
         """The penalty lambda of this batch: l2, plus alpha over its rows (or weights), as
         :func:`~deltaprop.core.engine.output_delta` counted them."""
         if self.alpha > 0:
-            self._lam = self.l2 + self.alpha / ws.total_weight
+            self._lam = self.l2 + self.alpha / total_weight
 
     def _penalize(self, l: int, scale: float) -> float:
         """Add ``scale * lambda * W[l]`` to the weight rows of ``G[l]``; return lambda/2 ||W[l][:-1]||^2."""
@@ -146,7 +153,7 @@ class Objective:
         ws, b = self._load(batch)
         forward(self.net, ws, b)
         J = output_delta(self.net, ws, b, ws.T)
-        self._set_penalty(ws)
+        self._set_penalty(ws.total_weight)
         if self._l2_work is not None:
             J += sum(0.5 * self._lam * float(np.vdot(W, W)) for W in self.net.weight_rows())
         return J
@@ -176,11 +183,46 @@ class Objective:
         ws, b = self._load(batch)
         dphi_ready = self._forward(ws, b, rng)
         J = output_delta(self.net, ws, b, ws.T)
-        self._set_penalty(ws)
+        self._set_penalty(ws.total_weight)
         backward(self.net, ws, b, self.G, dphi_ready)
         for l in range(1, self.net.n_layers + 1):
             J += self._penalize(l, 1.0)
         return J, self.grad
+
+    def sum_and_grad(self, theta: Array, batch, rng: np.random.Generator | None = None) -> tuple[float, float, Array]:
+        """The data term of J summed over one part of a batch (eq. (1), weighted), and its gradient.
+
+        Data-parallel training splits a batch over processes: each evaluates its part
+        with this, the parts' sums are added (an allreduce of :attr:`grad`), and
+        :meth:`finish` divides by the batch's total weight and adds the penalty. A part
+        may be empty (no rows: zero sum, zero gradient).
+
+        Returns
+        -------
+        loss_sum : float
+            sum_i w_i (-log p(y_i|x_i)) over the part's rows (w_i = 1 without weights).
+        total_weight : float
+            The part's rows, or the sum of its weights.
+        grad : ndarray of shape (n_params,)
+            This objective's own buffer, holding the gradient of ``loss_sum``.
+        """
+        if theta is not self.net.theta:
+            np.copyto(self.net.theta, theta)
+        ws, b = self._load(batch)
+        dphi_ready = self._forward(ws, b, rng)
+        loss_sum = output_delta(self.net, ws, b, ws.T, mean=False)
+        backward(self.net, ws, b, self.G, dphi_ready)
+        return loss_sum, ws.total_weight, self.grad
+
+    def finish(self, loss_sum: float, total_weight: float) -> float:
+        """Turn the summed gradient in :attr:`grad` into the gradient of J for a batch of
+        ``total_weight`` rows (or weight): divide, add the penalty; return J."""
+        self.grad *= 1.0 / total_weight
+        self._set_penalty(total_weight)
+        J = loss_sum / total_weight
+        for l in range(1, self.net.n_layers + 1):
+            J += self._penalize(l, 1.0)
+        return J
 
     def value_and_step(self, batch, optimizer, state, rng: np.random.Generator | None = None,
                        norm: bool = False) -> tuple[float, float]:
@@ -205,7 +247,7 @@ class Objective:
         if not math.isfinite(J):
             return J, math.nan
         optimizer.begin_step(state)
-        self._set_penalty(ws)
+        self._set_penalty(ws.total_weight)
         self._step = (optimizer, state, scale, norm)
         self._penalty = self._g2 = 0.0
         backward(net, ws, b, self.G, dphi_ready, self._update_layer)

@@ -4,7 +4,22 @@ A source knows how many rows it has and gathers the rows of one batch into the
 buffers of a :class:`~deltaprop.core.engine.Workspace` (``ws.X``, ``ws.T``,
 ``ws.w``), in an order the loop chose. It never copies the data set: rows are
 gathered from the caller's arrays (in memory or memory-mapped) straight into
-buffers that were allocated once.
+buffers that were allocated once, and converted to the network's dtype there,
+batch by batch (a uint8 memmap stays uint8 on disk and in memory).
+
+Every source has the same small interface, which the training loop uses:
+
+- ``n_samples``, ``batch_size`` (rows of a whole batch, over all ranks);
+- ``shard(rank, size)``: from now on, :meth:`fill` gathers only this rank's part of
+  each batch (data-parallel training); every rank takes the same number of steps;
+- ``order(rng)``: the plan of one epoch (an int64 array the checkpoint keeps), drawn
+  from ``rng`` (None: in storage order);
+- ``check_order(order)``: raise ValueError unless ``order`` is a plan of this source;
+- ``steps(order)``: the number of batches (steps) of that epoch;
+- ``fill(ws, order, k)``: gather this rank's part of batch k into ``ws``.
+
+:class:`ArraySource` serves arrays; :class:`~deltaprop.data.blocks.BlockSource`
+serves data stored in blocks (``.npy`` files, HDF5, Zarr, Parquet).
 """
 
 from __future__ import annotations
@@ -14,13 +29,20 @@ import numpy as np
 Array = np.ndarray
 
 
+def part_of(b: int, rank: int, size: int) -> tuple[int, int]:
+    """Rows [lo, hi) of a batch of b rows that rank ``rank`` of ``size`` takes (sizes differ by one at most)."""
+    return b * rank // size, b * (rank + 1) // size
+
+
 class ArraySource:
     """Rows of arrays: inputs X (n, D), encoded targets T (n, K), optional weights w (n,).
 
     Parameters
     ----------
     X : ndarray of shape (n, D)
-        Converted to ``dtype`` once if it is not already (no copy when it is).
+        In memory, converted to ``dtype`` once if it is not already (no copy when it
+        is); a memmap (``np.memmap`` or ``np.load(..., mmap_mode="r")``) is read as it
+        is, its rows converted batch by batch.
     T : ndarray of shape (n, K)
         Targets as :meth:`Network.encode_targets` returns them.
     w : ndarray of shape (n,), optional
@@ -29,19 +51,32 @@ class ArraySource:
         Rows per batch; the last batch of an epoch may be shorter.
     dtype : numpy dtype
         The training dtype.
+    rows : ndarray of int, optional
+        Use only these rows (e.g. the training rows of a held-out split), without copying them.
     """
 
-    def __init__(self, X: Array, T: Array, w: Array | None, batch_size: int, dtype):
-        self.n_samples = X.shape[0]
+    def __init__(self, X: Array, T: Array, w: Array | None, batch_size: int, dtype, rows: Array | None = None):
+        self.rows = None if rows is None else np.asarray(rows, dtype=np.int64)
+        self.n_samples = X.shape[0] if self.rows is None else len(self.rows)
         self.batch_size = min(int(batch_size), self.n_samples)
         self.n_batches = -(-self.n_samples // self.batch_size)
-        # a single batch is copied (and converted) into the workspace once: no copy here
-        convert = (lambda a: a) if self.n_batches == 1 else (lambda a: np.ascontiguousarray(a, dtype=dtype))
-        self.X, self.T = convert(X), convert(T)
+        self.rank, self.size = 0, 1
+        self.dtype = np.dtype(dtype)
+        # a single batch is copied (and converted) into the workspace once, and a memmap
+        # is read as it is: no copy of the data here
+        whole = self.n_batches == 1 and self.rows is None
+        self.X = X if whole or isinstance(X, np.memmap) else np.ascontiguousarray(X, dtype=dtype)
+        convert = (lambda a: a) if whole else (lambda a: np.ascontiguousarray(a, dtype=dtype))
+        self.T = convert(T)
         self.w = None if w is None else convert(w)
-        # np.take into the strided ws.X would be buffered: gather into a contiguous stage first
-        # (full batch: rows in order, copied as they are, no stage)
-        self._stage = np.empty((self.batch_size, self.X.shape[1]), dtype=dtype) if self.n_batches > 1 else None
+        self.weighted = w is not None
+        self._stage = self._idx = None
+        self._whole = whole
+
+    def shard(self, rank: int, size: int) -> None:
+        """Gather only rank ``rank``'s part of every batch from now on."""
+        self.rank, self.size = int(rank), int(size)
+        self._whole = self._whole and size == 1
 
     def order(self, rng: np.random.Generator | None) -> Array:
         """The order of the rows for one epoch: a permutation drawn from ``rng``, or 0..n-1
@@ -50,19 +85,35 @@ class ArraySource:
             return np.arange(self.n_samples)
         return rng.permutation(self.n_samples)
 
+    def check_order(self, order: Array) -> None:
+        n = self.n_samples
+        if order.dtype != np.int64 or order.shape != (n,) or not np.array_equal(np.sort(order), np.arange(n)):
+            raise ValueError(f"order: expected a permutation of the {n} training rows")
+
+    def steps(self, order: Array) -> int:
+        return self.n_batches
+
     def fill(self, ws, order: Array, k: int) -> int:
-        """Gather batch k of an epoch in ``order`` into ``ws``; return its number of rows."""
+        """Gather this rank's part of batch k of an epoch in ``order`` into ``ws``; return its rows."""
         start = k * self.batch_size
         b = min(self.batch_size, self.n_samples - start)
         ws.weighted = self.w is not None
-        ws.n = b
-        if self._stage is None:
+        if self._whole:
+            ws.n = b
             np.copyto(ws.X[:b], self.X)
             np.copyto(ws.T[:b], self.T)
             if ws.weighted:
                 np.copyto(ws.w[:b], self.w)
             return b
-        idx = order[start:start + b]
+        if self._stage is None:  # allocated once, at the first batch
+            # np.take into the strided ws.X would be buffered: gather into a contiguous stage first
+            self._stage = np.empty((self.batch_size, self.X.shape[1]), dtype=self.X.dtype)
+            self._idx = np.empty(self.batch_size, dtype=np.int64)
+        lo, hi = part_of(b, self.rank, self.size)
+        b = ws.n = hi - lo
+        idx = order[start + lo:start + hi]
+        if self.rows is not None:
+            idx = np.take(self.rows, idx, out=self._idx[:b])
         np.take(self.X, idx, axis=0, out=self._stage[:b], mode="clip")
         np.copyto(ws.X[:b], self._stage[:b])
         np.take(self.T, idx, axis=0, out=ws.T[:b], mode="clip")

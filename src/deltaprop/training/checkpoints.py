@@ -39,7 +39,7 @@ def save_checkpoint(path, net, state: TrainState, optimizer) -> None:
         "epoch": state.epoch, "batch": state.batch, "loss_sum": state.loss_sum,
         "grad_norm_sq": state.grad_norm_sq, "epoch_time": state.epoch_time, "data_shape": state.data_shape,
         "data_digest": state.data_digest, "settings": state.settings,
-        "seed": state.seed, "rng": state.rng, "schedule": state.schedule, "history": state.history.to_dict(),
+        "seed": state.seed, "rng": state.rng, "rank_rngs": state.rank_rngs, "schedule": state.schedule, "history": state.history.to_dict(),
         "optimizer": {"name": optimizer.name, **opt_scalars}, "callbacks": callbacks,
     }
     atomic_safetensors(path, tensors, {"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION,
@@ -124,12 +124,18 @@ def _state_from(config: dict, st: dict, tensors: dict, net) -> TrainState:
         type(n) is int and n >= 1 for n in v), "(n_samples, n_features, n_outputs, batch_size)")
     n, batch_size = data_shape[0], data_shape[3]
     epoch = _field(st, "epoch", int, *nonneg)
-    batch = _field(st, "batch", int, lambda v: 0 <= v < -(-n // batch_size), "a batch index of the epoch")
+    batch = _field(st, "batch", int, *nonneg)
     order = None
     if "order" in tensors:
         order = tensors["order"]
-        if order.dtype != np.int64 or order.shape != (n,) or not np.array_equal(np.sort(order), np.arange(n)):
-            raise _Invalid(f"tensor 'order' is not a permutation of the {n} training rows")
+        # rows (arrays), or a shuffle seed and the blocks (block sources): the run checks which
+        rows = order.shape == (n,) and np.array_equal(np.sort(order), np.arange(n))
+        blocks = order.ndim == 1 and len(order) > 1 and order[0] >= -1 and np.array_equal(
+            np.sort(order[1:]), np.arange(len(order) - 1))
+        if order.dtype != np.int64 or not (rows or blocks):
+            raise _Invalid(f"tensor 'order' is not a permutation of the {n} training rows or of blocks")
+        if rows and batch >= -(-n // batch_size):
+            raise _Invalid(f"field 'batch' is {batch}, beyond the {-(-n // batch_size)} batches of an epoch")
         order = order.copy()
     elif batch > 0:
         raise _Invalid("it stopped mid-epoch but holds no row order")
@@ -152,10 +158,14 @@ def _state_from(config: dict, st: dict, tensors: dict, net) -> TrainState:
     if unknown:
         raise _Invalid(f"unknown tensors {sorted(unknown)}")
     rng = _field(st, "rng", dict)
-    try:
-        np.random.PCG64().state = rng  # NumPy validates a generator state when it is set
-    except (TypeError, ValueError, KeyError, OverflowError):
-        raise _Invalid("its random generator state is malformed") from None
+    rank_rngs = st.get("rank_rngs", [])
+    if not isinstance(rank_rngs, list):
+        raise _Invalid("'rank_rngs' is not a list")
+    for state in [rng, *rank_rngs]:
+        try:
+            np.random.PCG64().state = state  # NumPy validates a generator state when it is set
+        except (TypeError, ValueError, KeyError, OverflowError):
+            raise _Invalid("its random generator state is malformed") from None
     schedule = _field(st, "schedule", dict)
     if not all(isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v)
                for k, v in schedule.items()):
@@ -165,7 +175,7 @@ def _state_from(config: dict, st: dict, tensors: dict, net) -> TrainState:
         raise _Invalid(f"its history has {history.epochs} epochs, its counter {epoch}")
     return TrainState(
         theta=theta, last_good=last_good, optimizer=opt_state, schedule=schedule,
-        seed=_field(st, "seed", int), rng=rng, history=history, data_shape=data_shape,
+        seed=_field(st, "seed", int), rng=rng, rank_rngs=rank_rngs, history=history, data_shape=data_shape,
         data_digest=_field(st, "data_digest", str), settings=_field(st, "settings", dict),
         epoch=epoch, batch=batch, order=order,
         loss_sum=_field(st, "loss_sum", float, math.isfinite, "a finite number"),

@@ -25,12 +25,15 @@ import math
 import signal
 import threading
 import time
+from contextlib import contextmanager
 from typing import Sequence
 
 import numpy as np
 
+from ..core.engine import Workspace, forward, output_delta
 from ..core.network import as_rng
 from ..core.objective import Objective
+from ..data.blocks import Blocks, BlockSource
 from ..data.sources import ArraySource
 from ..diagnostics.health import Diagnostics, probe_rows
 from ..io.files import json_safe
@@ -41,9 +44,15 @@ from ..threads import blas_limit, largest_product
 from ..validation import check_float, check_int, check_weights
 from .callbacks import Callback, EarlyStopping, History
 from .checkpoints import load_checkpoint, save_checkpoint
+from .communicators import get_communicator
 from .state import TrainState
 
 Array = np.ndarray
+
+# rows per batch when the validation data is evaluated
+VALIDATION_BATCH = 1024
+# what travels with the gradient in the allreduce of data-parallel training
+CARRIED = ("loss_sum", "total_weight", "rows", "nonfinite", "interrupted", "terminated")
 
 
 class DivergenceError(RuntimeError):
@@ -112,18 +121,18 @@ class Trainer:
         The validation inputs, encoded targets and sample weights.
     """
 
-    def __init__(self, net, X, y, *, sample_weight=None, optimizer: str | Optimizer = "adam",
+    def __init__(self, net, X, y=None, *, sample_weight=None, optimizer: str | Optimizer = "adam",
                  batch_size: int | None = 32, validation=None, schedule: str | Schedule | None = None,
                  l2: float = 0.0, alpha: float = 0.0, dropout: float = 0.0, clip_norm: float | None = None,
                  max_norm: float | None = None, grad_tol: float | None = None,
                  early_stopping: int | EarlyStopping | None = None, callbacks: Sequence[Callback] = (),
                  shuffle: bool = True, seed: int | np.random.Generator | None = None,
                  state: TrainState | None = None, checkpoint: str | None = None, checkpoint_every: int = 1,
-                 blas_threads: int | None = None, diagnostics: bool = False, resume: str | None = None):
+                 blas_threads: int | None = None, diagnostics: bool = False, resume: str | None = None,
+                 distributed=None, buffer_blocks: int = 4):
         self.net = net
-        X = net.check_X(X, convert=False)
-        T = net.encode_targets(y, X.shape[0])
-        w = None if sample_weight is None else check_weights(sample_weight, X.shape[0])
+        self.comm = comm = get_communicator(distributed)
+        self.parallel = comm.size > 1
         self.l2 = check_float("l2", l2, 0.0)
         self.alpha = check_float("alpha", alpha, 0.0)
         self.dropout = check_float("dropout", dropout, 0.0, below=1.0)
@@ -134,63 +143,96 @@ class Trainer:
         self.checkpoint = checkpoint
         self.checkpoint_every = check_int("checkpoint_every", checkpoint_every, 1)
         self.blas_threads = None if blas_threads is None else check_int("blas_threads", blas_threads, 1)
+        buffer_blocks = check_int("buffer_blocks", buffer_blocks, 1)
         self.optimizer = get_optimizer(optimizer)
         self.schedule = copy.deepcopy(get_schedule(schedule))  # its state is the run's, not the caller's
-        self.callbacks = list(callbacks)
+        # rank 0 alone validates, logs and checkpoints: the callbacks are its own
+        self.callbacks = list(callbacks) if comm.rank == 0 else []
         if early_stopping is not None and early_stopping is not False:
             settings = early_stopping.settings() if isinstance(early_stopping, EarlyStopping) \
                 else {"patience": check_int("early_stopping", early_stopping, 1)}
-            self.callbacks.insert(0, EarlyStopping(**settings))
+            if comm.rank == 0:
+                self.callbacks.insert(0, EarlyStopping(**settings))
 
         if state is not None and seed is not None and not isinstance(seed, np.random.Generator) \
                 and _root_seed(seed) != state.seed:
             raise ValueError(f"seed: the state to continue was started with seed {state.seed}, found {seed}; "
                              "pass the same seed or none")
-        root = state.seed if state is not None else _root_seed(seed)
-        split_seq, loop_seq = np.random.SeedSequence(root).spawn(2)
+        # every rank follows rank 0's seed (shuffling) and starts from its weights
+        root = state.seed if state is not None else comm.broadcast_object(_root_seed(seed))
+        split_seq, loop_seq, rank_seq = np.random.SeedSequence(root).spawn(3)
+        if self.parallel and state is None:
+            comm.broadcast(net.theta)
 
-        # validation data: given, or a held-out fraction (stratified for classification)
-        self._data, self._digest = (X, T, w), None  # for the fingerprint of the data (see data_digest)
-        self.Xv = self.Tv = self.wv = None
-        if isinstance(validation, (float, np.floating)) and not isinstance(validation, bool):
-            if not 0 < validation < 1:
-                raise ValueError(f"validation: expected a fraction in (0, 1), found {validation}")
-            train_idx, val_idx = split_validation(T, float(validation), np.random.default_rng(split_seq),
-                                                  net.task == "classification")
-            self.Xv, self.Tv = net.check_X(X[val_idx]), T[val_idx]
-            X, T = X[train_idx], T[train_idx]
-            if w is not None:
-                w, self.wv = w[train_idx], w[val_idx]
-        elif validation is not None:
+        # the data: arrays (gathered by rows) or blocks (read a buffer at a time)
+        blocks = X if isinstance(X, Blocks) else None
+        split_rng = np.random.default_rng(split_seq)
+        if blocks is not None:
+            if y is not None or sample_weight is not None:
+                raise TypeError("y, sample_weight: Blocks carry their own targets and weights; pass X=blocks alone")
+            X = T = w = train_rows = None
+            if isinstance(validation, (float, np.floating)) and not isinstance(validation, bool):
+                _check_fraction(validation)
+                blocks, held_out = blocks.split(float(validation), split_rng)
+                validation = held_out
+        else:
+            if y is None:
+                raise TypeError("y: expected the targets of X (or X as Blocks, which carry their own)")
+            X = net.check_X(X, convert=False)
+            T = net.encode_targets(y, X.shape[0])
+            w = None if sample_weight is None else check_weights(sample_weight, X.shape[0])
+            train_rows = val_rows = None
+            if isinstance(validation, (float, np.floating)) and not isinstance(validation, bool):
+                _check_fraction(validation)
+                train_rows, val_rows = split_validation(T, float(validation), split_rng,
+                                                        net.task == "classification")
+        self._data, self._digest = (blocks,) if blocks is not None else (X, T, w), None  # (see data_digest)
+
+        # validation data: rows held out above, blocks, or arrays given
+        self.validation = None
+        if blocks is None and train_rows is not None:
+            self.validation = ArraySource(X, T, w, VALIDATION_BATCH, net.dtype, rows=val_rows)
+        elif isinstance(validation, Blocks):
+            self.validation = self._block_source(validation, VALIDATION_BATCH, 1, prefetch=False)
+        elif validation is not None and not isinstance(validation, (float, np.floating)):
             if not isinstance(validation, (tuple, list)) or len(validation) not in (2, 3):
-                raise TypeError("validation: expected a fraction, a pair (X_val, y_val) or a triple "
-                                "(X_val, y_val, sample_weight_val)")
-            self.Xv = net.check_X(validation[0], "validation X")
-            self.Tv = net.encode_targets(validation[1], self.Xv.shape[0])
+                raise TypeError("validation: expected a fraction, a pair (X_val, y_val), a triple "
+                                "(X_val, y_val, sample_weight_val) or Blocks")
+            Xv = net.check_X(validation[0], "validation X", convert=False)
+            Tv = net.encode_targets(validation[1], Xv.shape[0])
+            wv = None
             if len(validation) == 3 and validation[2] is not None:
-                self.wv = check_weights(validation[2], self.Xv.shape[0])
+                wv = check_weights(validation[2], Xv.shape[0])
+            self.validation = ArraySource(Xv, Tv, wv, VALIDATION_BATCH, net.dtype)
 
-        N = X.shape[0]
+        N = blocks.n_samples if blocks is not None else (X.shape[0] if train_rows is None else len(train_rows))
         B = N if batch_size is None else check_int("batch_size", batch_size, 1)
         settings = {"optimizer": {"name": self.optimizer.name, **self.optimizer.hyperparameters()},
                     "schedule": {"name": self.schedule.name, **self.schedule.settings()},
                     "batch_size": batch_size, "shuffle": self.shuffle, "l2": self.l2, "alpha": self.alpha,
                     "dropout": self.dropout, "clip_norm": self.clip_norm, "max_norm": self.max_norm}
-        self.source = ArraySource(X, T, w, B, net.dtype)
-        self.objective = Objective(net, l2=self.l2, dropout=self.dropout, alpha=self.alpha)
+        if blocks is not None:
+            self.source = self._block_source(blocks, B, buffer_blocks)
+        else:
+            self.source = ArraySource(X, T, w, B, net.dtype, rows=train_rows)
+        if self.parallel:
+            self.source.shard(comm.rank, comm.size)
+        # one buffer carries the gradient and, after it, what the ranks add up with it
+        self.objective = Objective(net, l2=self.l2, dropout=self.dropout, alpha=self.alpha,
+                                   carry=len(CARRIED) if self.parallel else 0)
         self.ws = self.objective.workspace(self.source.batch_size)
+        self._val_ws = None if self.validation is None else Workspace(net.sizes, VALIDATION_BATCH, net.dtype)
         # measured on a fixed probe of training rows, it changes nothing of the run; called
         # before the callbacks (which may read it), it is not one of them (their checkpoint keys)
         self.diagnostics = None
-        if diagnostics:
-            rows = probe_rows(N)
-            self.diagnostics = Diagnostics(net.check_X(X[rows]), T[rows])
-        # clipping needs the whole gradient before any update; otherwise each layer is
-        # updated as soon as backpropagation is done with it
-        self.fused = self.clip_norm is None
+        if diagnostics and comm.rank == 0:
+            self.diagnostics = Diagnostics(*self._probe(X, T, train_rows))
+        # clipping (and an allreduce) needs the whole gradient before any update; otherwise
+        # each layer is updated as soon as backpropagation is done with it
+        self.fused = self.clip_norm is None and not self.parallel
         self.weight_rows = net.weight_rows()
         self.col_norms = [np.empty(W.shape[1], dtype=net.dtype) for W in self.weight_rows] if self.max_norm else None
-        data_shape = [int(N), int(X.shape[1]), int(T.shape[1]), int(self.source.batch_size)]
+        data_shape = [int(N), int(net.sizes[0]), int(net.sizes[-1]), int(self.source.batch_size)]
 
         if state is None:
             self.state = TrainState(
@@ -208,7 +250,15 @@ class Trainer:
         self.state.settings = json_safe(settings)
         self.rng = np.random.default_rng(loop_seq)
         self.rng.bit_generator.state = self.state.rng
-        self.interrupted = ""  # set by Ctrl-C or SIGTERM: stop at the next batch boundary
+        # the same shuffle on every rank, but dropout masks of each rank's own
+        self.mask_rng = self.rng
+        if self.parallel:
+            self.mask_rng = np.random.default_rng(rank_seq.spawn(comm.size)[comm.rank])
+            if len(self.state.rank_rngs) == comm.size:
+                self.mask_rng.bit_generator.state = self.state.rank_rngs[comm.rank]
+        # set by Ctrl-C or SIGTERM: stop at the next batch boundary (every rank at the same one:
+        # under data-parallel training, a signal travels with the gradient)
+        self.signalled = self.interrupted = ""
 
     def _check_resume(self, saved: TrainState, resume: str, data_shape: list, settings: dict) -> None:
         """A checkpoint continues only an unfinished run, and only the run that wrote it:
@@ -245,6 +295,18 @@ class Trainer:
             raise ValueError(
                 f"state: it stopped mid-epoch on data of shape (N, D, K, batch) = {tuple(state.data_shape)}, "
                 f"found {tuple(data_shape)}")
+        processes = self.comm.size if self.parallel else 0
+        if mid_epoch and len(state.rank_rngs) != processes:
+            raise ValueError(f"state: it stopped mid-epoch in a run of {max(1, len(state.rank_rngs))} "
+                             f"process(es), not {max(1, processes)}; continue it with as many")
+        if mid_epoch:
+            try:
+                self.source.check_order(state.order)
+            except ValueError as e:
+                raise ValueError(f"state: it stopped mid-epoch on other data: {e}") from None
+            if state.batch >= self.source.steps(state.order):
+                raise ValueError(f"state: batch {state.batch} is beyond the epoch's "
+                                 f"{self.source.steps(state.order)} batches")
         state = state.copy()
         fresh.load_state_dict(*state.optimizer.state_dict())
         state.optimizer = fresh
@@ -254,19 +316,24 @@ class Trainer:
     # -- one batch ---------------------------------------------------------------------
     def _step(self, k: int, last: bool) -> None:
         net, st, ws = self.net, self.state, self.ws
-        if self.source.n_batches > 1 or ws.n == 0:  # a single batch is gathered once
+        if self.source.steps(st.order) > 1 or ws.n == 0 or self.parallel:  # a single batch is gathered once
             self.source.fill(ws, st.order, k)
-        rng = self.rng if self.dropout > 0 else None
+        rng = self.mask_rng if self.dropout > 0 else None
+        rows = ws.n
         if self.fused:
             J, g2 = self.objective.value_and_step(ws, self.optimizer, st.optimizer, rng, norm=last)
             if not math.isfinite(J):
                 self._diverged(J)  # nothing was updated: the weights are the last finite ones
         else:
-            J, grad = self.objective.value_and_grad(net.theta, ws, rng)
-            g2 = float(np.dot(grad, grad))
+            if self.parallel:
+                J, g2, rows = self._reduced_gradient(ws, rng)
+            else:
+                J, grad = self.objective.value_and_grad(net.theta, ws, rng)
+                g2 = float(np.dot(grad, grad))
             if not (math.isfinite(J) and math.isfinite(g2)):
                 self._diverged(J)
-            if g2 > self.clip_norm ** 2:
+            grad = self.objective.grad
+            if self.clip_norm is not None and g2 > self.clip_norm ** 2:
                 grad *= self.clip_norm / math.sqrt(g2)
             self.optimizer.step(net.theta, grad, st.optimizer)
         if last and not math.isfinite(g2):  # (a gradient overflowing with a finite loss)
@@ -278,11 +345,32 @@ class Trainer:
                 np.maximum(norms, self.max_norm, out=norms)
                 np.divide(self.max_norm, norms, out=norms)
                 W *= norms
-        st.loss_sum += J * ws.n
+        st.loss_sum += J * rows
         if last:
             st.grad_norm_sq = g2
         for hook in self._batch_end:
             hook(k, J, net, st)
+
+    def _reduced_gradient(self, ws, rng) -> tuple[float, float, float]:
+        """Data-parallel: this rank's part of the batch, summed over every rank by one
+        in-place allreduce of the gradient buffer, which carries the loss, the weights,
+        the rows and the flags (a non-finite loss, a signal) with it. Every rank gets
+        the same numbers, so every rank takes the same step or stops at the same batch."""
+        objective = self.objective
+        loss_sum, weight, _ = objective.sum_and_grad(self.net.theta, ws, rng)
+        carried = objective.buffer[self.net.n_params:]
+        carried[:] = (loss_sum if math.isfinite(loss_sum) else 0.0, weight, ws.n,
+                      not math.isfinite(loss_sum), self.signalled == "interrupted",
+                      self.signalled == "terminated")
+        self.comm.allreduce(objective.buffer)
+        loss_sum, weight, rows, nonfinite, interrupted, terminated = (float(v) for v in carried)
+        if terminated or interrupted:
+            self.interrupted = "terminated" if terminated else "interrupted"
+        if nonfinite:
+            return math.inf, math.nan, rows
+        J = objective.finish(loss_sum, weight)
+        grad = objective.grad
+        return J, float(np.dot(grad, grad)), rows
 
     def _diverged(self, J):
         net, st = self.net, self.state
@@ -308,7 +396,7 @@ class Trainer:
                 return self._run(epochs)
 
             def on_signal(signum, frame):  # finish the batch in progress, then stop cleanly
-                self.interrupted = "terminated" if signum == signal.SIGTERM else "interrupted"
+                self.signalled = "terminated" if signum == signal.SIGTERM else "interrupted"
 
             previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
             try:
@@ -336,18 +424,21 @@ class Trainer:
             if st.batch == 0:
                 st.optimizer.learning_rate = self.schedule(self.optimizer.learning_rate, st.epoch, end)
                 st.order = self.source.order(self.rng if self.shuffle else None)
+                self.source.steps(st.order)  # plans the epoch (in the order's own terms)
                 np.copyto(st.last_good, net.theta)
                 st.loss_sum = st.grad_norm_sq = st.epoch_time = 0.0
             for cb in self.callbacks:
                 if hasattr(cb, "on_epoch_begin"):
                     cb.on_epoch_begin(st.epoch, net, st)
             t0 = time.perf_counter()
-            n_batches = self.source.n_batches
+            n_batches = self.source.steps(st.order)
             while st.batch < n_batches:
                 for hook in batch_begin:
                     hook(st.batch, net, st)
                 self._step(st.batch, st.batch == n_batches - 1)
                 st.batch += 1
+                if not self.parallel:
+                    self.interrupted = self.signalled
                 if self.interrupted:
                     st.epoch_time += time.perf_counter() - t0
                     self._sync()
@@ -366,18 +457,21 @@ class Trainer:
         for cb in self.callbacks:
             if hasattr(cb, "on_train_end"):
                 cb.on_train_end(net, h)
+        if self.parallel:  # (early stopping restored its best weights on rank 0)
+            self.comm.broadcast(net.theta)
         return st
 
     def _end_epoch(self, seconds: float, end: int) -> str:
-        net, st, h = self.net, self.state, self.state.history
+        net, st, h, comm = self.net, self.state, self.state.history, self.comm
         h.loss.append(st.loss_sum / self.source.n_samples)
         h.grad_norm.append(math.sqrt(st.grad_norm_sq))
         h.learning_rate.append(st.optimizer.learning_rate)
-        if self.Xv is not None:
-            vl, o = net.loss_and_outputs(self.Xv, self.Tv, self.wv)
-            vm = score_outputs(net.likelihood, o, self.Tv, self.wv)
-        else:
-            vl = vm = float("nan")
+        vl = vm = float("nan")
+        if self.validation is not None and comm.rank == 0:
+            vl, vm = self._validate()
+        if self.parallel:  # rank 0's numbers drive every rank's schedule
+            self._check_same_theta()
+            vl, vm = comm.broadcast_object((vl, vm))
         h.val_loss.append(vl)
         h.val_metric.append(vm)
         h.time.append(st.epoch_time + seconds)
@@ -394,13 +488,44 @@ class Trainer:
         for cb in self.callbacks:
             if hasattr(cb, "on_epoch_end") and cb.on_epoch_end(epoch, h, net) and not stop:
                 stop = getattr(cb, "stop_reason", "") or f"stopped by {type(cb).__name__}"
-        return stop
+        return comm.broadcast_object(stop) if self.parallel else stop
+
+    def _validate(self) -> tuple[float, float]:
+        """The validation loss (the data term) and metric, a batch at a time."""
+        net, source = self.net, self.validation
+        ws = self._val_ws
+        order = source.order(None)
+        K = net.sizes[-1]
+        o, T = np.empty((source.n_samples, K), net.dtype), np.empty((source.n_samples, K), net.dtype)
+        w = np.empty(source.n_samples, net.dtype) if source.weighted else None
+        loss = weight = 0.0
+        start = 0
+        for k in range(source.steps(order)):
+            b = source.fill(ws, order, k)
+            forward(net, ws, b)
+            loss += output_delta(net, ws, b, ws.T, mean=False)
+            weight += ws.total_weight
+            o[start:start + b], T[start:start + b] = ws.o[:b], ws.T[:b]
+            if w is not None:
+                w[start:start + b] = ws.w[:b]
+            start += b
+        return loss / weight, score_outputs(net.likelihood, o, T, w)
+
+    def _check_same_theta(self) -> None:
+        """Every rank took the same steps: their weights must agree bit for bit."""
+        digests = self.comm.allgather_object(hashlib.sha256(self.net.theta.tobytes()).hexdigest())
+        if len(set(digests)) > 1:
+            raise RuntimeError(f"distributed: the ranks' weights differ after epoch {self.state.epoch + 1} "
+                               f"(digests {digests}); their steps were not the same")
 
     def _sync(self) -> None:
-        """Bring the state up to date: the iterate, the RNG and the callbacks' states."""
+        """Bring the state up to date: the iterate, the RNGs and the callbacks' states
+        (collective under data-parallel training: every rank's dropout generator)."""
         st = self.state
         np.copyto(st.theta, self.net.theta)
         st.rng = self.rng.bit_generator.state
+        if self.parallel:
+            st.rank_rngs = self.comm.allgather_object(self.mask_rng.bit_generator.state)
         for i, cb in enumerate(self.callbacks):
             if hasattr(cb, "state_dict"):
                 scalars, arrays = cb.state_dict()
@@ -409,8 +534,12 @@ class Trainer:
     def data_digest(self) -> str:
         """A fingerprint of the training data: every target and weight, and a fixed
         sample of at most 1024 evenly spaced rows of X in the network's dtype (cheap
-        for data of any size, and it tells other data apart)."""
+        for data of any size, and it tells other data apart); for blocks, their sizes
+        and the first block's rows (:meth:`Blocks.digest`)."""
         if self._digest is not None:
+            return self._digest
+        if len(self._data) == 1:
+            self._digest = self._data[0].digest()
             return self._digest
         X, T, w = self._data
         h = hashlib.sha256()
@@ -423,10 +552,47 @@ class Trainer:
         return self._digest
 
     def save(self, path: str) -> None:
-        """Write the run's state as a checkpoint (see :mod:`deltaprop.training.checkpoints`)."""
+        """Write the run's state as a checkpoint (see :mod:`deltaprop.training.checkpoints`);
+        under data-parallel training every rank calls this and rank 0 writes."""
         self._sync()
-        self.state.data_digest = self.data_digest()
-        save_checkpoint(path, self.net, self.state, self.optimizer)
+        if not self.parallel:
+            self.state.data_digest = self.data_digest()
+            save_checkpoint(path, self.net, self.state, self.optimizer)
+            return
+        failed = None
+        if self.comm.rank == 0:
+            try:
+                self.state.data_digest = self.data_digest()
+                save_checkpoint(path, self.net, self.state, self.optimizer)
+            except Exception as e:  # every rank must learn of it, and go on only once it is written
+                failed = f"{type(e).__name__}: {e}"
+        failed = self.comm.broadcast_object(failed)
+        if failed:
+            raise RuntimeError(f"checkpoint: rank 0 could not write {path}: {failed}")
+
+    def _block_source(self, blocks: Blocks, batch_size: int, buffer_blocks: int = 4,
+                      prefetch: bool = True) -> BlockSource:
+        net = self.net
+        target_map = blocks.target_map
+
+        def encode(y, n):
+            return net.encode_targets(y if target_map is None else target_map(y), n)
+
+        return BlockSource(blocks, batch_size, net.dtype, encode, blocks.transform, buffer_blocks, prefetch)
+
+    def _probe(self, X, T, train_rows):
+        """The rows diagnostics measure: evenly spaced training rows, or a block's first ones."""
+        if X is None:
+            blocks = self.source.blocks
+            Xb, yb, _ = blocks.read(0)
+            n = min(len(Xb), len(probe_rows(blocks.n_samples)))
+            Xp = np.array(Xb[:n], dtype=self.net.dtype)
+            if blocks.transform is not None:
+                blocks.transform(Xp)
+            return Xp, self._block_source(blocks, 1).encode(yb[:n], n)
+        rows = probe_rows(len(train_rows) if train_rows is not None else X.shape[0])
+        rows = rows if train_rows is None else train_rows[rows]
+        return self.net.check_X(X[rows]), T[rows]
 
     # multiply-adds; on the 2-core development machine one BLAS thread was faster below it
     # (784-256-128-10: batch 32, 0.85 s against 1.02 s an epoch; batch 64 and up, two threads won)
@@ -438,11 +604,16 @@ class Trainer:
                           self.SMALL_PRODUCT)
 
 
+def _check_fraction(validation) -> None:
+    if not 0 < validation < 1:
+        raise ValueError(f"validation: expected a fraction in (0, 1), found {validation}")
+
+
 def _callback_key(i: int, cb) -> str:
     return f"{i}.{type(cb).__name__}"
 
 
-def train(net, X, y, *, epochs: int = 100, resume: str | None = None, **options) -> TrainState:
+def train(net, X, y=None, *, epochs: int = 100, resume: str | None = None, **options) -> TrainState:
     """Train ``net`` in place by backpropagation and gradient descent.
 
     Parameters
@@ -527,11 +698,32 @@ def train(net, X, y, *, epochs: int = 100, resume: str | None = None, **options)
     TrainingInterrupted
         On Ctrl-C or SIGTERM, between two batches, after writing the checkpoint.
     """
-    if resume is not None:
-        if options.get("state") is not None:
-            raise ValueError("resume: give a checkpoint or a state to continue, not both")
-        options["state"] = load_checkpoint(resume, net)
-        trainer = Trainer(net, X, y, resume=str(resume), **options)
-    else:
-        trainer = Trainer(net, X, y, **options)
-    return trainer.run(epochs)
+    with all_ranks_or_none(options.get("distributed")) as comm:
+        options["distributed"] = comm
+        if resume is not None:
+            if options.get("state") is not None:
+                raise ValueError("resume: give a checkpoint or a state to continue, not both")
+            options["state"] = load_checkpoint(resume, net)
+            trainer = Trainer(net, X, y, resume=str(resume), **options)
+        else:
+            trainer = Trainer(net, X, y, **options)
+        return trainer.run(epochs)
+
+
+@contextmanager
+def all_ranks_or_none(distributed):
+    """The communicator for ``distributed``, in a context that ends every rank when one
+    fails alone (the others would wait for it forever in the next collective).
+
+    Errors that every rank raises together (divergence and interruption, decided from
+    the numbers of the allreduce) are raised as usual, on every rank.
+    """
+    comm = get_communicator(distributed)
+    try:
+        yield comm
+    except (DivergenceError, TrainingInterrupted):
+        raise
+    except BaseException as e:
+        if comm.size > 1:
+            comm.abort(f"deltaprop: error on rank {comm.rank} of {comm.size}: {type(e).__name__}: {e}")
+        raise

@@ -30,6 +30,9 @@ class TrainState:
         The run's root seed: the validation split and the RNG stream come from it.
     rng : dict
         The state of the generator that shuffles and draws dropout masks.
+    rank_rngs : list of dict
+        Under data-parallel training, each rank's generator of dropout masks (the
+        shuffling generator above is the same on every rank); empty otherwise.
     epoch, batch : int
         Completed epochs, and batches done in the epoch in progress.
     order : ndarray or None
@@ -66,6 +69,7 @@ class TrainState:
     grad_norm_sq: float = 0.0
     epoch_time: float = 0.0
     callbacks: dict = field(default_factory=dict)
+    rank_rngs: list = field(default_factory=list)
     data_digest: str = ""
     settings: dict = field(default_factory=dict)
 
@@ -80,7 +84,7 @@ class TrainState:
         new.theta, new.last_good = self.theta.copy(), self.last_good.copy()
         new.order = None if self.order is None else self.order.copy()
         new.optimizer = copy.deepcopy(self.optimizer)
-        new.schedule, new.rng, new.callbacks, new.settings = copy.deepcopy(
-            (self.schedule, self.rng, self.callbacks, self.settings))
+        new.schedule, new.rng, new.callbacks, new.settings, new.rank_rngs = copy.deepcopy(
+            (self.schedule, self.rng, self.callbacks, self.settings, self.rank_rngs))
         new.history, new.data_shape = self.history.copy(), list(self.data_shape)
         return new

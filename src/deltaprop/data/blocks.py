@@ -1,0 +1,480 @@
+"""Data stored in blocks of rows, larger than memory: ``.npy`` files, HDF5, Zarr, Parquet.
+
+:class:`Blocks` describes a data set as a sequence of blocks, each a few thousand to
+a few million rows (X, y[, sample_weight]) that can be read at once: row ranges of
+memory-mapped ``.npy`` files, of HDF5 datasets (``h5py``) or of Zarr arrays (aligned
+with their chunks), or the row groups of Parquet files (``pyarrow``). The stores'
+own libraries read them; deltaprop has no format of its own.
+
+:class:`BlockSource` is what the training loop reads from (see
+:mod:`deltaprop.data.sources`). An epoch is planned from a seed: a permutation of
+the blocks, and a shuffle of the rows inside each buffer of ``buffer_blocks``
+consecutive blocks, so that reads stay sequential and memory stays bounded (one
+buffer, plus the next one read ahead by a background thread). Rows are converted
+to the network's dtype batch by batch. Under data-parallel training the blocks of
+each epoch are dealt to the ranks in turn; each rank reads only its own.
+"""
+
+from __future__ import annotations
+
+import bisect
+import glob
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from .sources import part_of
+
+Array = np.ndarray
+
+DEFAULT_BLOCK_ROWS = 65536
+
+
+class _Arrays:
+    """Array-likes (X, y, w) sliceable by rows, opened on first use in each process."""
+
+    def __init__(self, opener, describe: str):
+        self._opener, self._arrays, self.describe = opener, None, describe
+
+    def get(self):
+        if self._arrays is None:
+            self._arrays = self._opener()
+        return self._arrays
+
+
+class _RowRange:
+    """Rows [lo, hi) of arrays."""
+
+    def __init__(self, arrays: _Arrays, lo: int, hi: int):
+        self.arrays, self.lo, self.hi = arrays, lo, hi
+        self.n = hi - lo
+
+    def read(self):
+        X, y, w = self.arrays.get()
+        return (np.asarray(X[self.lo:self.hi]), np.asarray(y[self.lo:self.hi]),
+                None if w is None else np.asarray(w[self.lo:self.hi]))
+
+    def __repr__(self):
+        return f"rows {self.lo}..{self.hi} of {self.arrays.describe}"
+
+
+class _RowGroup:
+    """Row group i of a Parquet file."""
+
+    def __init__(self, path: str, i: int, n: int, features: list, target, weights):
+        self.path, self.i, self.n = path, i, n
+        self.features, self.target, self.weights = features, target, weights
+
+    def read(self):
+        import pyarrow.parquet as pq
+
+        targets = [self.target] if isinstance(self.target, str) else list(self.target)
+        columns = self.features + targets + ([self.weights] if self.weights else [])
+        table = pq.ParquetFile(self.path).read_row_group(self.i, columns=columns)
+        X = np.column_stack([table.column(c).to_numpy() for c in self.features])
+        y = np.column_stack([table.column(c).to_numpy() for c in targets])
+        y = y[:, 0] if isinstance(self.target, str) else y
+        w = table.column(self.weights).to_numpy() if self.weights else None
+        return X, y, w
+
+    def __repr__(self):
+        return f"row group {self.i} of {self.path}"
+
+
+def _ranges(arrays: _Arrays, n: int, block_rows: int) -> list:
+    return [_RowRange(arrays, lo, min(lo + block_rows, n)) for lo in range(0, n, block_rows)]
+
+
+def _chunk_rows(array, block_rows: int | None) -> int:
+    """Rows per block: as asked, else a multiple of the store's chunk rows near 65536."""
+    if block_rows is not None:
+        return int(block_rows)
+    chunks = getattr(array, "chunks", None)
+    rows = chunks[0] if chunks else 0
+    if not rows:
+        return DEFAULT_BLOCK_ROWS
+    return max(1, DEFAULT_BLOCK_ROWS // rows) * rows
+
+
+def _check_names(what: str, arrays: dict, path: str, *names):
+    for name in names:
+        if name is not None and name not in arrays:
+            raise ValueError(f"{what}: {path} has no {name!r}; it holds {', '.join(sorted(arrays)) or 'nothing'}")
+
+
+class Blocks:
+    """A data set as blocks of rows (X, y[, sample_weight]), read one block at a time.
+
+    Make one with :meth:`from_arrays`, :meth:`from_npy`, :meth:`from_hdf5`,
+    :meth:`from_zarr`, :meth:`from_parquet`, or :func:`open_blocks` (by path), and pass
+    it to :func:`deltaprop.train` (as X, with no y), to ``validation=``, or to an
+    estimator's ``partial_fit``. Nothing is read until training asks for a block.
+
+    Attributes
+    ----------
+    sizes : ndarray of int
+        Rows of each block.
+    n_samples, n_features : int
+    weighted : bool
+        Whether the blocks carry sample weights.
+    """
+
+    def __init__(self, parts: list, n_features: int, weighted: bool, describe: str):
+        if not parts:
+            raise ValueError(f"{describe}: no rows")
+        self.parts = list(parts)
+        self.sizes = np.array([p.n for p in self.parts], dtype=np.int64)
+        self.n_samples, self.n_features, self.weighted = int(self.sizes.sum()), int(n_features), bool(weighted)
+        self.describe = describe
+        self.transform = self.target_map = None
+
+    def with_preprocessing(self, transform=None, target_map=None) -> "Blocks":
+        """The same blocks, with each batch's inputs passed through ``transform`` (in place,
+        after conversion to the network's dtype) and each block's targets through
+        ``target_map`` (e.g. labels to class indices) before the likelihood encodes them."""
+        new = self.subset(range(len(self)))
+        new.transform, new.target_map = transform, target_map
+        return new
+
+    def __len__(self) -> int:
+        return len(self.parts)
+
+    def __repr__(self) -> str:
+        return f"Blocks({self.describe}: {self.n_samples} rows x {self.n_features} features in {len(self)} blocks)"
+
+    def read(self, i: int) -> tuple[Array, Array, Array | None]:
+        """Block i as arrays (X, y, w), checked against the description."""
+        X, y, w = self.parts[i].read()
+        n = self.parts[i].n
+        if X.ndim != 2 or X.shape != (n, self.n_features):
+            raise ValueError(f"{self.parts[i]!r}: expected X of shape ({n}, {self.n_features}), found {X.shape}")
+        if len(y) != n or (w is not None and len(w) != n):
+            raise ValueError(f"{self.parts[i]!r}: expected {n} targets and weights, found {len(y)}")
+        return X, y, w
+
+    def subset(self, ids) -> "Blocks":
+        """The blocks ``ids``, in that order."""
+        new = Blocks([self.parts[i] for i in ids], self.n_features, self.weighted, self.describe)
+        new.transform, new.target_map = self.transform, self.target_map
+        return new
+
+    def split(self, fraction: float, rng: np.random.Generator) -> tuple["Blocks", "Blocks"]:
+        """(training blocks, held-out blocks): about ``fraction`` of the rows, in whole blocks
+        drawn by ``rng``."""
+        if len(self) < 2:
+            raise ValueError(f"validation: {self.describe} has one block; a held-out fraction needs "
+                             "several (use smaller blocks or a separate validation source)")
+        perm = rng.permutation(len(self))
+        take = np.cumsum(self.sizes[perm]) <= fraction * self.n_samples
+        k = min(max(1, int(take.sum())), len(self) - 1)
+        return self.subset(np.sort(perm[k:])), self.subset(np.sort(perm[:k]))
+
+    def targets(self) -> Array:
+        """Every block's y, concatenated (targets are small next to X)."""
+        return np.concatenate([self.parts[i].read()[1] for i in range(len(self))])
+
+    def moments(self) -> tuple[Array, Array]:
+        """Per-column mean and standard deviation of X over every row, in one pass (float64,
+        the blocks' means and sums of squares combined by Chan's rule)."""
+        n, mean, m2 = 0, np.zeros(self.n_features), np.zeros(self.n_features)
+        for i in range(len(self)):
+            X = self.read(i)[0].astype(np.float64)
+            nb = X.shape[0]
+            mb = X.mean(axis=0)
+            d = mb - mean
+            m2 += ((X - mb) ** 2).sum(axis=0) + d * d * n * nb / (n + nb)
+            mean += d * nb / (n + nb)
+            n += nb
+        return mean, np.sqrt(m2 / n)
+
+    def digest(self) -> str:
+        """A fingerprint: the block sizes and the first block's rows and targets."""
+        h = hashlib.sha256(self.sizes.tobytes())
+        X, y, _ = self.parts[0].read()
+        h.update(np.ascontiguousarray(X[:1024]).tobytes())
+        h.update(np.ascontiguousarray(y[:1024]).tobytes())
+        return h.hexdigest()[:32]
+
+    # -- constructors ---------------------------------------------------------------
+    @classmethod
+    def from_arrays(cls, X, y, sample_weight=None, block_rows: int = DEFAULT_BLOCK_ROWS) -> "Blocks":
+        """Row ranges of arrays (in memory or memmaps, e.g. ``np.load(path, mmap_mode="r")``)."""
+        if np.ndim(X) != 2:
+            raise ValueError(f"X: expected a 2-D array (n_samples, n_features), found shape {np.shape(X)}")
+        n = X.shape[0]
+        if len(y) != n or (sample_weight is not None and len(sample_weight) != n):
+            raise ValueError(f"y: expected {n} targets (one per row of X), found {len(y)}")
+        arrays = _Arrays(lambda: (X, y, sample_weight), "arrays")
+        return cls(_ranges(arrays, n, int(block_rows)), X.shape[1], sample_weight is not None, "arrays")
+
+    @classmethod
+    def from_npy(cls, path: str, block_rows: int = DEFAULT_BLOCK_ROWS) -> "Blocks":
+        """A folder of ``.npy`` files, memory-mapped: ``X.npy`` and ``y.npy`` (optional
+        ``w.npy``), or pairs ``X_<part>.npy`` / ``y_<part>.npy`` (and ``w_<part>.npy``)."""
+        path = os.fspath(path)
+        if not os.path.isdir(path):
+            raise ValueError(f"data: {path} is not a folder of .npy files")
+        xs = sorted(glob.glob(os.path.join(path, "X*.npy")))
+        if not xs:
+            raise ValueError(f"data: {path} holds no X.npy or X_<part>.npy")
+        parts, D, weighted = [], None, None
+        for x in xs:
+            suffix = os.path.basename(x)[1:]
+            y, w = os.path.join(path, "y" + suffix), os.path.join(path, "w" + suffix)
+            if not os.path.exists(y):
+                raise ValueError(f"data: {x} has no targets {y}")
+            w = w if os.path.exists(w) else None
+            if weighted is not None and weighted != (w is not None):
+                raise ValueError(f"data: {path}: some parts have weights (w*.npy) and others not")
+            weighted = w is not None
+            X = np.load(x, mmap_mode="r")
+            if X.ndim != 2 or (D is not None and X.shape[1] != D):
+                raise ValueError(f"data: {x}: expected a 2-D array of {D or 'n'} columns, found shape {X.shape}")
+            D = X.shape[1]
+            arrays = _Arrays(lambda x=x, y=y, w=w: (np.load(x, mmap_mode="r"), np.load(y, mmap_mode="r"),
+                                                    None if w is None else np.load(w, mmap_mode="r")), x)
+            parts += _ranges(arrays, X.shape[0], int(block_rows))
+        return cls(parts, D, weighted, path)
+
+    @classmethod
+    def _from_store(cls, path: str, opener, features: str, target: str, weights: str | None,
+                    block_rows: int | None, what: str) -> "Blocks":
+        store = opener()
+        _check_names(what, store, path, features, target, weights)
+        X = store[features]
+        if len(X.shape) != 2:
+            raise ValueError(f"{what}: {path}:{features}: expected a 2-D array, found shape {X.shape}")
+        arrays = _Arrays(lambda: (lambda s: (s[features], s[target], None if weights is None else s[weights]))(
+            opener()), f"{path}:{features}")
+        return cls(_ranges(arrays, X.shape[0], _chunk_rows(X, block_rows)), X.shape[1], weights is not None, path)
+
+    @classmethod
+    def from_hdf5(cls, path: str, features: str = "X", target: str = "y", weights: str | None = None,
+                  block_rows: int | None = None) -> "Blocks":
+        """Datasets of an HDF5 file (``h5py``), in blocks of whole chunks."""
+        import h5py
+
+        path = os.fspath(path)
+        return cls._from_store(path, lambda: h5py.File(path, "r"), features, target, weights, block_rows, "data")
+
+    @classmethod
+    def from_zarr(cls, path: str, features: str = "X", target: str = "y", weights: str | None = None,
+                  block_rows: int | None = None) -> "Blocks":
+        """Arrays of a Zarr group, in blocks of whole chunks."""
+        import zarr
+
+        path = os.fspath(path)
+        return cls._from_store(path, lambda: zarr.open_group(path, mode="r"), features, target, weights,
+                               block_rows, "data")
+
+    @classmethod
+    def from_parquet(cls, path: str, features=None, target: str = "y", weights: str | None = None) -> "Blocks":
+        """A Parquet file, or a folder of them, one block per row group (``pyarrow``).
+
+        ``features``: the input columns (default: every column but the target and weights);
+        ``target``: one column name, or a list of them.
+        """
+        import pyarrow.parquet as pq
+
+        path = os.fspath(path)
+        files = sorted(glob.glob(os.path.join(path, "*.parquet"))) if os.path.isdir(path) else [path]
+        if not files:
+            raise ValueError(f"data: {path} holds no .parquet files")
+        parts, names = [], None
+        for f in files:
+            pf = pq.ParquetFile(f)
+            cols = list(pf.schema_arrow.names)
+            targets = [target] if isinstance(target, str) else list(target)
+            _check_names("data", dict.fromkeys(cols), f, *targets, weights, *(features or []))
+            feats = list(features) if features is not None else [c for c in cols if c not in targets and c != weights]
+            if names is not None and feats != names:
+                raise ValueError(f"data: {f} has other columns than {files[0]}")
+            names = feats
+            parts += [_RowGroup(f, i, pf.metadata.row_group(i).num_rows, feats, target, weights)
+                      for i in range(pf.num_row_groups) if pf.metadata.row_group(i).num_rows]
+        return cls(parts, len(names), weights is not None, path)
+
+
+def open_blocks(path: str, features=None, target=None, weights: str | None = None,
+                block_rows: int | None = None) -> Blocks:
+    """:class:`Blocks` from a path, by what it is: a folder of ``.npy`` or ``.parquet`` files,
+    a ``.parquet`` file, an HDF5 file (``.h5``, ``.hdf5``) or a Zarr store (``.zarr``).
+
+    ``features`` and ``target`` name the arrays (HDF5, Zarr; default ``X`` and ``y``) or the
+    columns (Parquet; default: every column but the target, and ``y``).
+    """
+    path = os.fspath(path)
+    ext = os.path.splitext(path.rstrip("/"))[1].lower()
+    if ext == ".zarr":
+        return Blocks.from_zarr(path, features or "X", target or "y", weights, block_rows)
+    if ext in (".h5", ".hdf5"):
+        return Blocks.from_hdf5(path, features or "X", target or "y", weights, block_rows)
+    if ext == ".parquet" or (os.path.isdir(path) and glob.glob(os.path.join(path, "*.parquet"))):
+        feats = features.split(",") if isinstance(features, str) else features
+        return Blocks.from_parquet(path, feats, target or "y", weights)
+    if os.path.isdir(path):
+        return Blocks.from_npy(path, DEFAULT_BLOCK_ROWS if block_rows is None else block_rows)
+    raise ValueError(f"data: {path}: expected a folder of .npy or .parquet files, a .parquet, .h5/.hdf5 "
+                     "or .zarr path")
+
+
+class _Buffer:
+    """The rows of one buffer of blocks: raw X, encoded T, w, and their shuffled order."""
+
+    def __init__(self, X, T, w, perm):
+        self.X, self.T, self.w, self.perm = X, T, w, perm
+
+
+class BlockSource:
+    """Batches from :class:`Blocks`, for the training loop (the interface of
+    :mod:`deltaprop.data.sources`).
+
+    Parameters
+    ----------
+    blocks : Blocks
+    batch_size : int
+        Rows per batch, over all ranks.
+    dtype : numpy dtype
+        The network's dtype; rows are converted to it batch by batch.
+    encode : callable
+        ``encode(y, n) -> T``: a block's raw targets as the likelihood wants them.
+    transform : callable, optional
+        ``transform(X)``: in place on a batch's converted inputs (e.g. standardization).
+    buffer_blocks : int
+        Blocks per shuffle buffer: rows are shuffled among this many blocks.
+    prefetch : bool
+        Read the next buffer in a background thread while this one is used.
+    """
+
+    def __init__(self, blocks: Blocks, batch_size: int, dtype, encode, transform=None,
+                 buffer_blocks: int = 4, prefetch: bool = True):
+        self.blocks, self.encode, self.transform = blocks, encode, transform
+        self.n_samples = blocks.n_samples
+        self.batch_size = min(int(batch_size), self.n_samples)
+        self.dtype = np.dtype(dtype)
+        self.buffer_blocks = int(buffer_blocks)
+        self.weighted = blocks.weighted
+        self.rank, self.size = 0, 1
+        self._pool = ThreadPoolExecutor(max_workers=1) if prefetch else None
+        self._plan_of = None
+        self._loaded: dict[int, object] = {}
+        self._stage = self._x_dtype = None
+
+    def shard(self, rank: int, size: int) -> None:
+        if self.batch_size < size:
+            raise ValueError(f"batch_size: {self.batch_size} rows cannot be shared by {size} processes")
+        self.rank, self.size = int(rank), int(size)
+        self._plan_of = None
+
+    def local_batch(self) -> int:
+        lo, hi = part_of(self.batch_size, self.rank, self.size)
+        return hi - lo
+
+    def order(self, rng: np.random.Generator | None) -> Array:
+        """The epoch's plan: a seed for the row shuffles (-1: none), then the block order."""
+        if rng is None:
+            return np.concatenate([[-1], np.arange(len(self.blocks))]).astype(np.int64)
+        seed = int(rng.integers(2**62))
+        return np.concatenate([[seed], rng.permutation(len(self.blocks))]).astype(np.int64)
+
+    def check_order(self, order: Array) -> None:
+        n = len(self.blocks)
+        if order.dtype != np.int64 or order.shape != (n + 1,) or order[0] < -1 \
+                or not np.array_equal(np.sort(order[1:]), np.arange(n)):
+            raise ValueError(f"order: expected a shuffle seed and a permutation of the {n} blocks")
+
+    def _plan(self, order: Array):
+        """This rank's buffers for an epoch: their block ids and first stream rows."""
+        key = order.tobytes()
+        if self._plan_of != key:
+            self._drop()
+            mine = order[1:][self.rank::self.size]
+            groups = [mine[i:i + self.buffer_blocks] for i in range(0, len(mine), self.buffer_blocks)]
+            starts = np.cumsum([0] + [int(self.blocks.sizes[g].sum()) for g in groups])
+            # every rank takes as many steps as the rank that needs the most
+            steps = 1
+            for r in range(self.size):
+                rows = int(self.blocks.sizes[order[1:][r::self.size]].sum())
+                lo, hi = part_of(self.batch_size, r, self.size)
+                steps = max(steps, -(-rows // (hi - lo)))
+            self._plan_of, self._groups, self._starts, self._steps = key, groups, starts, steps
+            self._seed = int(order[0])
+        return self._groups, self._starts
+
+    def steps(self, order: Array) -> int:
+        self._plan(order)
+        return self._steps
+
+    def _read(self, g: int) -> _Buffer:
+        ids = self._groups[g]
+        parts = [self.blocks.read(int(i)) for i in ids]
+        X = parts[0][0] if len(parts) == 1 else np.concatenate([p[0] for p in parts])
+        if self._x_dtype is None:  # (the first read is never in the background)
+            self._x_dtype = X.dtype
+            self._stage = np.empty((self.batch_size, self.blocks.n_features), dtype=X.dtype)
+        X = X.astype(self._x_dtype, copy=False)  # blocks stored in another dtype than the first
+        y = parts[0][1] if len(parts) == 1 else np.concatenate([p[1] for p in parts])
+        T = self.encode(y, X.shape[0])
+        w = None if not self.blocks.weighted else np.concatenate([p[2] for p in parts]).astype(self.dtype)
+        if self._seed < 0:
+            perm = np.arange(X.shape[0])
+        else:
+            perm = np.random.default_rng([self._seed, self.rank, g]).permutation(X.shape[0])
+        return _Buffer(X, T, w, perm)
+
+    def _buffer(self, g: int) -> _Buffer:
+        buf = self._loaded.get(g)
+        if buf is None:
+            self._drop()
+            buf = self._read(g)
+        elif not isinstance(buf, _Buffer):
+            buf = buf.result()
+        # keep this buffer and the next one (being read), nothing else
+        self._loaded = {g: buf}
+        if g + 1 < len(self._groups):
+            nxt = self._pool.submit(self._read, g + 1) if self._pool is not None else None
+            if nxt is not None:
+                self._loaded[g + 1] = nxt
+        return buf
+
+    def _drop(self) -> None:
+        for v in self._loaded.values():
+            if not isinstance(v, _Buffer):
+                v.cancel()
+        self._loaded = {}
+
+    def fill(self, ws, order: Array, k: int) -> int:
+        """Gather this rank's part of batch k into ``ws``; return its rows (0 when this
+        rank's blocks are used up before the others')."""
+        groups, starts = self._plan(order)
+        b = self.local_batch()
+        total = int(starts[-1])
+        start = k * b
+        n = max(0, min(b, total - start))
+        ws.n, ws.weighted = n, self.blocks.weighted
+        pos = 0
+        while pos < n:
+            g = bisect.bisect_right(starts, start + pos) - 1
+            buf = self._loaded.get(g)
+            buf = buf if isinstance(buf, _Buffer) else self._buffer(g)
+            a = start + pos - int(starts[g])
+            take = min(n - pos, len(buf.perm) - a)
+            idx = buf.perm[a:a + take]
+            np.take(buf.X, idx, axis=0, out=self._stage[pos:pos + take])
+            np.take(buf.T, idx, axis=0, out=ws.T[pos:pos + take])
+            if ws.weighted:
+                np.take(buf.w, idx, out=ws.w[pos:pos + take])
+            pos += take
+        if n:
+            np.copyto(ws.X[:n], self._stage[:n], casting="unsafe")
+            if self.transform is not None:
+                self.transform(ws.X[:n])
+        return n
+
+    def close(self) -> None:
+        """Stop reading ahead."""
+        self._drop()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
