@@ -67,11 +67,11 @@ def main(backend, scenario, out):
                     steps=state.optimizer.t)
     elif scenario == "blocks":
         X, y = digits()
-        blocks = dp.Blocks.from_arrays(X.astype(np.uint8 if False else np.float64), y, block_rows=40)
+        blocks = dp.Blocks.from_arrays(X, y, block_rows=40)
         net = dp.Network([64, 16, 10], seed=0, dtype="float64")
         state = dp.train(net, blocks, optimizer="adam", batch_size=32, seed=7, epochs=1, distributed=comm,
                          buffer_blocks=2)
-        save = dict(theta=net.theta, steps=state.optimizer.t)
+        save = dict(theta=net.theta, steps=state.optimizer.t, order=state.order)
     elif scenario in ("whole", "resume"):
         # dropout: each rank's masks come from its own generator, which the checkpoint keeps
         X, y = digits()

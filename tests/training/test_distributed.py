@@ -1,0 +1,160 @@
+"""Data-parallel training over two processes, started as users start them (``mpiexec -n 2``,
+``torchrun``), each rank running tests/training/distributed_worker.py.
+
+mpi4py and the mpich wheel are the ``[mpi]`` extra; without them these tests are skipped
+here, and fail in CI (``DELTAPROP_CI=1``), which installs every extra.
+"""
+
+import importlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import deltaprop as dp
+from deltaprop.core.engine import Workspace
+from deltaprop.data.blocks import BlockSource
+
+WORKER = Path(__file__).with_name("distributed_worker.py")
+sys.path.insert(0, str(WORKER.parent))
+from distributed_worker import digits, options  # noqa: E402
+
+
+def need(module: str):
+    if os.environ.get("DELTAPROP_CI"):
+        return importlib.import_module(module)
+    return pytest.importorskip(module)
+
+
+def launcher(backend: str) -> list:
+    bin_dir = Path(sys.executable).parent
+    if backend == "mpi":
+        need("mpi4py")
+        exe = shutil.which("mpiexec", path=str(bin_dir)) or shutil.which("mpiexec")
+        return [exe, "-n", "2", sys.executable]
+    need("torch")  # torchrun, which runs the script with this interpreter
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
+            str(29500 + os.getpid() % 1000)]
+
+
+def launch(backend, scenario, out, **kwargs):
+    return subprocess.Popen([*launcher(backend), str(WORKER), backend, scenario, str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+
+
+def run(backend, scenario, out, timeout=120):
+    proc = launch(backend, scenario, out)
+    output, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, output
+    return [np.load(out / f"{scenario}.rank{r}.npz") for r in (0, 1)]
+
+
+@pytest.mark.parametrize("backend, scenario", [("mpi", "adam"), ("mpi", "sgd-weighted"), ("torch", "adam")])
+def test_two_processes_take_the_steps_of_one(tmp_path, backend, scenario):
+    ranks = run(backend, scenario, tmp_path)
+    # every rank took the same steps: the same weights, bit for bit
+    np.testing.assert_array_equal(ranks[0]["theta"], ranks[1]["theta"])
+    # one process on the same global batches (the same seed): the same weights, up to the
+    # order of the additions (sample weights, alpha, l2, clipping and validation included)
+    X, y, opts = options(scenario)
+    net = dp.Network([64, 16, 10], seed=0, dtype="float64")
+    state = dp.train(net, X, y, **opts)
+    theta = ranks[0]["theta"]
+    assert np.linalg.norm(theta - net.theta) <= 1e-6 * np.linalg.norm(net.theta)
+    assert int(ranks[0]["steps"]) == state.optimizer.t >= 10
+    np.testing.assert_allclose(ranks[0]["loss"], state.history.loss, rtol=1e-9)
+    np.testing.assert_allclose(ranks[1]["val_loss"], state.history.val_loss, rtol=1e-9)
+
+
+def test_blocks_are_shared_out_and_each_step_adds_both_parts(tmp_path):
+    ranks = run("mpi", "blocks", tmp_path)
+    np.testing.assert_array_equal(ranks[0]["theta"], ranks[1]["theta"])
+    # replay in one process: each step's global batch is rank 0's part and rank 1's part of it
+    X, y = digits()
+    blocks = dp.Blocks.from_arrays(X, y, block_rows=40)
+    net = dp.Network([64, 16, 10], seed=0, dtype="float64")
+    order = ranks[0]["order"]
+    parts = []
+    for r in (0, 1):
+        source = BlockSource(blocks, 32, net.dtype, net.encode_targets, buffer_blocks=2, prefetch=False)
+        source.shard(r, 2)
+        parts.append(source)
+    steps = parts[0].steps(order)
+    assert steps == parts[1].steps(order) == int(ranks[0]["steps"])
+    adam, objective = dp.Adam(), dp.Objective(net)
+    st = adam.init_state(net.theta, net.blocks())
+    seen = []
+    for k in range(steps):
+        batch = []
+        for source in parts:
+            ws = Workspace(net.sizes, 32, net.dtype)
+            b = source.fill(ws, order, k)
+            batch.append((ws.X[:b].copy(), ws.T[:b].copy()))
+            seen.append(ws.X[:b].copy())
+        Xb, Tb = np.concatenate([p[0] for p in batch]), np.concatenate([p[1] for p in batch])
+        _, grad = objective.value_and_grad(net.theta, (Xb, Tb))
+        adam.step(net.theta, grad, st)
+    assert len(np.concatenate(seen)) == len(X)  # every row once, over both ranks
+    assert np.linalg.norm(ranks[0]["theta"] - net.theta) <= 1e-6 * np.linalg.norm(net.theta)
+
+
+def test_a_checkpoint_taken_under_two_processes_resumes_to_the_same_result(tmp_path):
+    """With dropout, so that each rank's own mask generator must come back too; the run is
+    interrupted mid-epoch by a signal to rank 0 alone, which every rank obeys at the same batch."""
+    whole = run("mpi", "whole", tmp_path)
+    resumed = run("mpi", "resume", tmp_path)
+    assert list(resumed[0]["stopped_at"]) == list(resumed[1]["stopped_at"]) == [1, 6]
+    for r in (0, 1):
+        np.testing.assert_array_equal(resumed[r]["theta"], whole[r]["theta"])
+
+
+def test_an_error_on_one_rank_ends_every_rank_with_a_clear_message(tmp_path):
+    t0 = time.perf_counter()
+    proc = launch("mpi", "fail", tmp_path)
+    output, _ = proc.communicate(timeout=60)
+    assert time.perf_counter() - t0 < 10
+    assert proc.returncode != 0
+    assert "error on rank 1 of 2: OSError: block 3: read error (simulated)" in output
+    assert not list(tmp_path.glob("fail.rank*.npz"))  # no rank finished
+
+
+@pytest.mark.parametrize("sig, cause", [(signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated")])
+def test_a_signal_to_the_launcher_stops_every_rank_at_the_same_batch(tmp_path, sig, cause):
+    proc = launch("mpi", "long", tmp_path)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "started").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.poll() else ""
+        time.sleep(0.1)
+    proc.send_signal(sig)
+    output, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, output
+    ranks = [np.load(tmp_path / f"long.rank{r}.npz") for r in (0, 1)]
+    assert [str(r["cause"]) for r in ranks] == [cause, cause]
+    assert list(ranks[0]["batch"]) == list(ranks[1]["batch"])
+    np.testing.assert_array_equal(ranks[0]["theta"], ranks[1]["theta"])
+    state = dp.load_checkpoint(tmp_path / "long.ckpt")
+    assert [state.epoch, state.batch] == list(ranks[0]["batch"])
+
+
+def test_one_process_needs_no_engine_and_names_are_checked():
+    comm = dp.get_communicator(None)
+    assert (comm.rank, comm.size) == (0, 1)
+    buffer = np.arange(3.0)
+    comm.allreduce(buffer)
+    np.testing.assert_array_equal(buffer, [0, 1, 2])
+    with pytest.raises(ValueError, match="distributed: unknown name 'nccl'; expected one of mpi, torch"):
+        dp.get_communicator("nccl")
+
+
+def test_torch_outside_torchrun_says_how_to_start(monkeypatch):
+    need("torch")
+    for key in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(key, raising=False)
+    with pytest.raises(RuntimeError, match="torchrun --nproc-per-node P"):
+        dp.get_communicator("torch")
