@@ -150,6 +150,11 @@ class Blocks:
         n = self.parts[i].n
         if X.ndim != 2 or X.shape != (n, self.n_features):
             raise ValueError(f"{self.parts[i]!r}: expected X of shape ({n}, {self.n_features}), found {X.shape}")
+        if X.dtype.kind not in "biuf":
+            raise TypeError(f"{self.parts[i]!r}: expected numeric values, found dtype {X.dtype}")
+        # the extremes tell whether every value is finite, without an array of the block's size
+        if X.dtype.kind == "f" and n and not (np.isfinite(X.min()) and np.isfinite(X.max())):
+            raise ValueError(f"{self.parts[i]!r}: holds NaN or infinite values")
         if len(y) != n or (w is not None and len(w) != n):
             raise ValueError(f"{self.parts[i]!r}: expected {n} targets and weights, found {len(y)}")
         return X, y, w

@@ -189,6 +189,9 @@ class Trainer:
         self._data, self._digest = (blocks,) if blocks is not None else (X, T, w), None  # (see data_digest)
 
         # validation data: rows held out above, blocks, or arrays given
+        for b in (blocks, validation):
+            if isinstance(b, Blocks) and b.n_features != net.sizes[0]:
+                raise ValueError(f"X: expected {net.sizes[0]} features (sizes[0]), found {b.n_features} in {b!r}")
         self.validation = None
         if blocks is None and train_rows is not None:
             self.validation = ArraySource(X, T, w, VALIDATION_BATCH, net.dtype, rows=val_rows)
