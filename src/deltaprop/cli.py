@@ -59,7 +59,7 @@ def _fmt():
 
 
 # --- train --------------------------------------------------------------------------
-_DATA_SUFFIXES = (".pkl.gz", ".csv", ".txt", ".npz", ".npy", ".gz")
+_DATA_SUFFIXES = (".pkl.gz", ".csv", ".txt", ".npz", ".npy", ".gz", ".h5", ".hdf5", ".zarr", ".parquet")
 
 
 def _default_stem(data: str) -> str:
@@ -98,6 +98,49 @@ def _check_outputs(outputs: dict[str, str], inputs: list[str]) -> None:
 
 
 def cmd_train(args) -> int:
+    from .training.loop import all_ranks_or_none
+
+    # data-parallel (--distributed): an error on one rank ends them all
+    with all_ranks_or_none(args.distributed) as comm:
+        return _train(args, comm)
+
+
+_BLOCK_SUFFIXES = (".h5", ".hdf5", ".zarr", ".parquet")
+
+
+def _block_data(args):
+    """The data as Blocks when --data names a block store (HDF5, Zarr, Parquet, a folder of
+    .npy or .parquet files), else None (a data set read into memory)."""
+    from .data.blocks import open_blocks
+
+    p = Path(args.data)
+    if not (p.suffix.lower() in _BLOCK_SUFFIXES or (p.is_dir() and (any(p.glob("X*.npy"))
+                                                                    or any(p.glob("*.parquet"))))):
+        if args.features:
+            raise CLIError("--features: only for data in blocks (HDF5, Zarr, Parquet, a folder of .npy files)")
+        return None
+    if not p.exists():
+        raise CLIError(f"--data {args.data}: no such file or folder")
+    try:
+        return open_blocks(p, features=args.features, target=args.target)
+    except ImportError as e:
+        raise CLIError(f"--data {args.data}: reading it needs {e.name}: pip install 'deltaprop[data]'") from None
+
+
+def _score_blocks(model, blocks) -> float:
+    """Accuracy or R^2 of the model on every row of ``blocks``, read a block at a time."""
+    from .metrics import accuracy, r2
+
+    y, pred = [], []
+    for i in range(len(blocks)):
+        Xb, yb, _ = blocks.read(i)
+        y.append(yb)
+        pred.append(model.predict(Xb))
+    y, pred = np.concatenate(y), np.concatenate(pred)
+    return accuracy(y, pred) if model.task == "classification" else r2(y, pred)
+
+
+def _train(args, comm) -> int:
     from sklearn.model_selection import train_test_split
 
     from . import __version__
@@ -132,24 +175,40 @@ def cmd_train(args) -> int:
                            f"--epochs {args.epochs}")
         epochs = max(args.epochs - history.epochs, 1)
 
-    ds = load_dataset(args.data, args.target, seed=args.seed)
-    if args.likelihood:  # the likelihood says what the targets are (counts look like labels)
-        ds.task = get_likelihood(args.likelihood).task
-    classification = ds.task == "classification"
-    # images arrive scaled to [0, 1] (the pixel intensities' own scale, which suits
-    # them better than per-pixel standardization); other data is standardized
-    standardize = args.standardize if args.standardize is not None else not ds.images
-    if ds.X_test is not None:
-        Xtr, Xte, ytr, yte = ds.X, ds.X_test, ds.y, ds.y_test
-    else:
-        Xtr, Xte, ytr, yte = train_test_split(
-            ds.X, ds.y, test_size=args.test_fraction, random_state=args.seed,
-            stratify=ds.y if classification and ds.y.ndim == 1 else None)
+    args.quiet = args.quiet or comm.rank != 0  # rank 0 speaks and writes for every rank
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
-    what = f"{len(ds.classes)} classes" if classification and ds.classes else (
-        "several labels" if classification else f"{1 if ds.y.ndim == 1 else ds.y.shape[1]} real target(s)")
-    say(f"data: {ds.name}, {len(Xtr)} training and {len(Xte)} test samples, {Xtr.shape[1]} features, {what}"
-        + ("" if standardize else " (not standardized)"))
+    blocks = _block_data(args)
+    if blocks is not None:  # read a block at a time, never whole
+        for option in ("report", "animate"):
+            if getattr(args, option):
+                raise CLIError(f"--{option}: needs a data set in memory; {args.data} is read in blocks")
+        Xtr, Xte = blocks.split(args.test_fraction, np.random.default_rng(args.seed), "--test-fraction")
+        ytr = yte = None
+        task = get_likelihood(args.likelihood).task if args.likelihood else None
+        standardize = args.standardize is not False
+        classification = None  # (known once fit has looked at the targets)
+        name = _default_stem(args.data)
+        say(f"data: {args.data}, {Xtr.n_samples} training and {Xte.n_samples} test samples in blocks, "
+            f"{blocks.n_features} features" + ("" if standardize else " (not standardized)"))
+    else:
+        ds = load_dataset(args.data, args.target, seed=args.seed)
+        if args.likelihood:  # the likelihood says what the targets are (counts look like labels)
+            ds.task = get_likelihood(args.likelihood).task
+        task, name = ds.task, ds.name
+        classification = ds.task == "classification"
+        # images arrive scaled to [0, 1] (the pixel intensities' own scale, which suits
+        # them better than per-pixel standardization); other data is standardized
+        standardize = args.standardize if args.standardize is not None else not ds.images
+        if ds.X_test is not None:
+            Xtr, Xte, ytr, yte = ds.X, ds.X_test, ds.y, ds.y_test
+        else:
+            Xtr, Xte, ytr, yte = train_test_split(
+                ds.X, ds.y, test_size=args.test_fraction, random_state=args.seed,
+                stratify=ds.y if classification and ds.y.ndim == 1 else None)
+        what = f"{len(ds.classes)} classes" if classification and ds.classes else (
+            "several labels" if classification else f"{1 if ds.y.ndim == 1 else ds.y.shape[1]} real target(s)")
+        say(f"data: {ds.name}, {len(Xtr)} training and {len(Xte)} test samples, {Xtr.shape[1]} features, {what}"
+            + ("" if standardize else " (not standardized)"))
 
     if args.animate and not (classification and Xtr.shape[1] == 2 and ds.y.ndim == 1):
         raise CLIError(f"--animate: needs 2-D data with class labels (xor, moons, circles, spirals or a CSV of "
@@ -163,22 +222,25 @@ def cmd_train(args) -> int:
                 f"{net.n_params:,} parameters, {np.dtype(net.dtype).name}; optimizer {optimizer!r}")
 
     metadata = {
-        "data": args.data, "test_fraction": args.test_fraction if ds.X_test is None else None, "seed": args.seed,
-        "target": ds.target_name or args.target, "feature_names": ds.feature_names,
+        "data": args.data, "seed": args.seed,
+        "test_fraction": args.test_fraction if blocks is not None or ds.X_test is None else None,
+        "target": args.target if blocks is not None else ds.target_name or args.target,
+        "feature_names": None if blocks is not None else ds.feature_names,
         "optimizer": repr(optimizer), "schedule": repr(schedule), "batch_size": args.batch_size,
         "trained_with": f"deltaprop {__version__}",
     }
     t0 = time.perf_counter()
     try:
         model, state = fit(
-            Xtr, ytr, hidden=args.hidden, activation=args.activation, likelihood=args.likelihood, task=ds.task,
+            Xtr, ytr, hidden=args.hidden, activation=args.activation, likelihood=args.likelihood, task=task,
             standardize=standardize, dtype=args.dtype, seed=args.seed, metadata=metadata,
             optimizer=optimizer, epochs=epochs, batch_size=args.batch_size or None,
             validation=args.validation_fraction or None, schedule=schedule, l2=args.l2, dropout=args.dropout,
             clip_norm=args.clip_norm, max_norm=args.max_norm, grad_tol=args.grad_tol,
             early_stopping=args.early_stopping or None, diagnostics=args.diagnostics or bool(args.report),
             callbacks=[Announce(), progress] + ([snapshots] if snapshots else []),
-            checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume)
+            checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume,
+            distributed=comm)
     except TrainingInterrupted as e:
         progress.close()
         if args.log:  # the epochs it did are real: keep their record
@@ -190,8 +252,11 @@ def cmd_train(args) -> int:
     finally:
         progress.close()
     seconds = time.perf_counter() - t0
+    if comm.rank != 0:
+        return 0
     net, history = model.network, state.history
-    score = model.score(Xte, yte)
+    classification = model.task == "classification"
+    score = _score_blocks(model, Xte) if blocks is not None else model.score(Xte, yte)
     metric = "accuracy" if classification else "R^2"
     model.metadata.update({"epochs": history.epochs, "stop_reason": history.stop_reason,
                            "weights_of_epoch": history.best_epoch or history.epochs,
@@ -203,7 +268,7 @@ def cmd_train(args) -> int:
     if history.best_epoch and history.best_epoch != history.epochs:
         say(f"weights: those of epoch {history.best_epoch}, the lowest validation loss (early stopping "
             "restores them)")
-    say(f"test {metric}: {score:.4f} ({len(Xte)} samples)")
+    say(f"test {metric}: {score:.4f} ({Xte.n_samples if blocks is not None else len(Xte)} samples)")
     say(f"model: {out}" + (" (replaced the previous file)" if replaced else ""))
     if args.diagnostics:
         from .diagnostics.health import diagnose
@@ -215,9 +280,9 @@ def cmd_train(args) -> int:
         write_json_log(history, args.log)
         say(f"log: {args.log}")
     if plot:
-        plot_learning_curves(history, plot, title=f"{ds.name}: {'-'.join(map(str, net.sizes))}")
+        plot_learning_curves(history, plot, title=f"{name}: {'-'.join(map(str, net.sizes))}")
         say(f"plot: {plot}")
-        if Xtr.shape[1] == 2 and model.classes is not None:
+        if blocks is None and Xtr.shape[1] == 2 and model.classes is not None:
             regions = str(Path(plot).with_name(Path(plot).stem + "_regions.png"))
             X_all = np.r_[Xtr, Xte]
             plot_decision_regions(lambda G: net.predict(model.transform(G)), X_all,
@@ -524,9 +589,16 @@ def build_parser() -> argparse.ArgumentParser:
                               "  deltaprop train --data mnist/ --hidden 256 128 --epochs 20 --batch-size 128\n"
                               "  deltaprop train --checkpoint run.ckpt   (Ctrl-C, then add --resume run.ckpt)")
     t.add_argument("--data", default="digits", metavar="SOURCE",
-                   help=f"built-in ({', '.join(BUILTIN_NAMES)}), .csv, .npz, .npy, an MNIST IDX folder or "
-                        "mnist.pkl.gz (default: digits)")
-    t.add_argument("--target", help="CSV target column (default: the last), or the targets' .npy file")
+                   help=f"built-in ({', '.join(BUILTIN_NAMES)}), .csv, .npz, .npy, an MNIST IDX folder, "
+                        "mnist.pkl.gz, or data read in blocks: a folder of X*.npy/y*.npy or .parquet files, "
+                        ".parquet, .h5/.hdf5, .zarr (default: digits)")
+    t.add_argument("--target", help="CSV target column (default: the last), the targets' .npy file, or the "
+                                    "target array (HDF5, Zarr; default y) or column (Parquet; default y)")
+    t.add_argument("--features", help="data in blocks: the input array (HDF5, Zarr; default X) or the "
+                                      "comma-separated input columns (Parquet; default: all but the target)")
+    t.add_argument("--distributed", choices=["mpi", "torch"],
+                   help="data-parallel training, one process per rank: start with mpiexec -n P (mpi) or "
+                        "torchrun --nproc-per-node P (torch)")
     t.add_argument("--hidden", type=int, nargs="*", default=[128, 64], metavar="WIDTH",
                    help="hidden layer widths (default: 128 64)")
     t.add_argument("--activation", default="relu", choices=list(ACTIVATIONS), metavar="NAME",

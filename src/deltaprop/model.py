@@ -138,13 +138,18 @@ class Model:
     def encode_targets(self, y) -> Array:
         """Raw targets as the network was trained on them (labels to indices, targets
         standardized), encoded for its likelihood."""
+        return self.network.encode_targets(self.map_targets(y))
+
+    def map_targets(self, y) -> Array:
+        """Raw targets in the network's terms (labels to indices, targets standardized),
+        before the likelihood encodes them (:meth:`Network.encode_targets`)."""
         y = np.asarray(y)
         if self.classes is not None:
             idx, _ = encode_labels(y.reshape(-1) if y.ndim == 2 and y.shape[1] == 1 else y, self.classes)
-            y = idx.reshape(-1, 1) if self.network.sizes[-1] == 1 else idx
-        elif self.target_scaler is not None:
-            y = self.target_scaler.transform(y.reshape(len(y), -1))
-        return self.network.encode_targets(y)
+            return idx.reshape(-1, 1) if self.network.sizes[-1] == 1 else idx
+        if self.target_scaler is not None:
+            return self.target_scaler.transform(y.reshape(len(y), -1))
+        return y
 
     def score(self, X, y) -> float:
         """Accuracy (classifiers) or R^2 averaged over targets (regressors), on raw rows."""

@@ -56,6 +56,9 @@ class _RowRange:
         return (np.asarray(X[self.lo:self.hi]), np.asarray(y[self.lo:self.hi]),
                 None if w is None else np.asarray(w[self.lo:self.hi]))
 
+    def read_targets(self):
+        return np.asarray(self.arrays.get()[1][self.lo:self.hi])
+
     def __repr__(self):
         return f"rows {self.lo}..{self.hi} of {self.arrays.describe}"
 
@@ -67,17 +70,23 @@ class _RowGroup:
         self.path, self.i, self.n = path, i, n
         self.features, self.target, self.weights = features, target, weights
 
-    def read(self):
+    def read(self, columns=None):
         import pyarrow.parquet as pq
 
         targets = [self.target] if isinstance(self.target, str) else list(self.target)
-        columns = self.features + targets + ([self.weights] if self.weights else [])
-        table = pq.ParquetFile(self.path).read_row_group(self.i, columns=columns)
-        X = np.column_stack([table.column(c).to_numpy() for c in self.features])
+        features = self.features if columns is None else []
+        table = pq.ParquetFile(self.path).read_row_group(
+            self.i, columns=features + targets + ([self.weights] if self.weights and columns is None else []))
         y = np.column_stack([table.column(c).to_numpy() for c in targets])
         y = y[:, 0] if isinstance(self.target, str) else y
+        if columns is not None:
+            return y
+        X = np.column_stack([table.column(c).to_numpy() for c in features])
         w = table.column(self.weights).to_numpy() if self.weights else None
         return X, y, w
+
+    def read_targets(self):
+        return self.read(columns="targets")
 
     def __repr__(self):
         return f"row group {self.i} of {self.path}"
@@ -87,15 +96,16 @@ def _ranges(arrays: _Arrays, n: int, block_rows: int) -> list:
     return [_RowRange(arrays, lo, min(lo + block_rows, n)) for lo in range(0, n, block_rows)]
 
 
-def _chunk_rows(array, block_rows: int | None) -> int:
-    """Rows per block: as asked, else a multiple of the store's chunk rows near 65536."""
+def _block_rows(array, block_rows: int | None) -> int:
+    """Rows per block: as asked, else up to 65536 but at least 16 blocks (so that small data
+    sets can be shuffled and held out by blocks too), a multiple of the store's chunk rows."""
     if block_rows is not None:
         return int(block_rows)
+    n = array.shape[0]
+    want = max(1, min(DEFAULT_BLOCK_ROWS, -(-n // 16)))
     chunks = getattr(array, "chunks", None)
     rows = chunks[0] if chunks else 0
-    if not rows:
-        return DEFAULT_BLOCK_ROWS
-    return max(1, DEFAULT_BLOCK_ROWS // rows) * rows
+    return max(1, want // rows) * rows if rows else want
 
 
 def _check_names(what: str, arrays: dict, path: str, *names):
@@ -165,11 +175,11 @@ class Blocks:
         new.transform, new.target_map = self.transform, self.target_map
         return new
 
-    def split(self, fraction: float, rng: np.random.Generator) -> tuple["Blocks", "Blocks"]:
+    def split(self, fraction: float, rng: np.random.Generator, what: str = "validation") -> tuple["Blocks", "Blocks"]:
         """(training blocks, held-out blocks): about ``fraction`` of the rows, in whole blocks
-        drawn by ``rng``."""
+        drawn by ``rng``; ``what`` names the option in an error."""
         if len(self) < 2:
-            raise ValueError(f"validation: {self.describe} has one block; a held-out fraction needs "
+            raise ValueError(f"{what}: {self.describe} has one block; a held-out fraction needs "
                              "several (use smaller blocks or a separate validation source)")
         perm = rng.permutation(len(self))
         take = np.cumsum(self.sizes[perm]) <= fraction * self.n_samples
@@ -177,8 +187,8 @@ class Blocks:
         return self.subset(np.sort(perm[k:])), self.subset(np.sort(perm[:k]))
 
     def targets(self) -> Array:
-        """Every block's y, concatenated (targets are small next to X)."""
-        return np.concatenate([self.parts[i].read()[1] for i in range(len(self))])
+        """Every block's y, concatenated (targets are small next to X, which is not read)."""
+        return np.concatenate([p.read_targets() for p in self.parts])
 
     def moments(self) -> tuple[Array, Array]:
         """Per-column mean and standard deviation of X over every row, in one pass (float64,
@@ -204,7 +214,7 @@ class Blocks:
 
     # -- constructors ---------------------------------------------------------------
     @classmethod
-    def from_arrays(cls, X, y, sample_weight=None, block_rows: int = DEFAULT_BLOCK_ROWS) -> "Blocks":
+    def from_arrays(cls, X, y, sample_weight=None, block_rows: int | None = None) -> "Blocks":
         """Row ranges of arrays (in memory or memmaps, e.g. ``np.load(path, mmap_mode="r")``)."""
         if np.ndim(X) != 2:
             raise ValueError(f"X: expected a 2-D array (n_samples, n_features), found shape {np.shape(X)}")
@@ -212,10 +222,10 @@ class Blocks:
         if len(y) != n or (sample_weight is not None and len(sample_weight) != n):
             raise ValueError(f"y: expected {n} targets (one per row of X), found {len(y)}")
         arrays = _Arrays(lambda: (X, y, sample_weight), "arrays")
-        return cls(_ranges(arrays, n, int(block_rows)), X.shape[1], sample_weight is not None, "arrays")
+        return cls(_ranges(arrays, n, _block_rows(X, block_rows)), X.shape[1], sample_weight is not None, "arrays")
 
     @classmethod
-    def from_npy(cls, path: str, block_rows: int = DEFAULT_BLOCK_ROWS) -> "Blocks":
+    def from_npy(cls, path: str, block_rows: int | None = None) -> "Blocks":
         """A folder of ``.npy`` files, memory-mapped: ``X.npy`` and ``y.npy`` (optional
         ``w.npy``), or pairs ``X_<part>.npy`` / ``y_<part>.npy`` (and ``w_<part>.npy``)."""
         path = os.fspath(path)
@@ -240,7 +250,7 @@ class Blocks:
             D = X.shape[1]
             arrays = _Arrays(lambda x=x, y=y, w=w: (np.load(x, mmap_mode="r"), np.load(y, mmap_mode="r"),
                                                     None if w is None else np.load(w, mmap_mode="r")), x)
-            parts += _ranges(arrays, X.shape[0], int(block_rows))
+            parts += _ranges(arrays, X.shape[0], _block_rows(X, block_rows))
         return cls(parts, D, weighted, path)
 
     @classmethod
@@ -253,7 +263,7 @@ class Blocks:
             raise ValueError(f"{what}: {path}:{features}: expected a 2-D array, found shape {X.shape}")
         arrays = _Arrays(lambda: (lambda s: (s[features], s[target], None if weights is None else s[weights]))(
             opener()), f"{path}:{features}")
-        return cls(_ranges(arrays, X.shape[0], _chunk_rows(X, block_rows)), X.shape[1], weights is not None, path)
+        return cls(_ranges(arrays, X.shape[0], _block_rows(X, block_rows)), X.shape[1], weights is not None, path)
 
     @classmethod
     def from_hdf5(cls, path: str, features: str = "X", target: str = "y", weights: str | None = None,
@@ -320,7 +330,7 @@ def open_blocks(path: str, features=None, target=None, weights: str | None = Non
         feats = features.split(",") if isinstance(features, str) else features
         return Blocks.from_parquet(path, feats, target or "y", weights)
     if os.path.isdir(path):
-        return Blocks.from_npy(path, DEFAULT_BLOCK_ROWS if block_rows is None else block_rows)
+        return Blocks.from_npy(path, block_rows)
     raise ValueError(f"data: {path}: expected a folder of .npy or .parquet files, a .parquet, .h5/.hdf5 "
                      "or .zarr path")
 

@@ -49,6 +49,11 @@ class Standardizer:
     def transform(self, X) -> Array:
         return (np.asarray(X, dtype=np.float64) - self.mean) / self.scale
 
+    def transform_inplace(self, X: Array) -> None:
+        """The same, in place on a float array (a batch in the network's dtype)."""
+        X -= self.mean
+        X /= self.scale
+
     def inverse_transform(self, Z) -> Array:
         return np.asarray(Z, dtype=np.float64) * self.scale + self.mean
 

@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from ..core.network import Network
+from ..data.blocks import Blocks
 from ..data.preprocessing import Standardizer, choose_output
 from ..model import Model
 from .loop import train
@@ -63,6 +64,10 @@ def fit(X, y, *, hidden: Sequence[int] = (128, 64), activation: str | Sequence[s
     state : TrainState
         With the history; pass it to :func:`train` as ``state=`` to continue.
     """
+    if isinstance(X, Blocks):
+        return _fit_blocks(X, y, hidden=hidden, activation=activation, likelihood=likelihood, task=task,
+                           standardize=standardize, init=init, dtype=dtype, seed=seed, validation=validation,
+                           metadata=metadata, **train_options)
     X = np.asarray(X)
     if X.ndim != 2 or X.dtype.kind not in "biuf":
         raise ValueError(f"X: expected a 2-D array of numbers (n_samples, n_features), found shape {X.shape}, "
@@ -81,4 +86,35 @@ def fit(X, y, *, hidden: Sequence[int] = (128, 64), activation: str | Sequence[s
     # the same maps the Model applies at prediction, so training and prediction cannot disagree
     state = train(net, model.transform(X), model.encode_targets(y), validation=validation, seed=seed,
                   **train_options)
+    return model, state
+
+
+def _fit_blocks(blocks: Blocks, y, *, hidden, activation, likelihood, task, standardize, init, dtype, seed,
+                validation, metadata, **train_options) -> tuple[Model, TrainState]:
+    """:func:`fit` for data in blocks: the decisions from every block's targets and one pass
+    over the inputs (their means and standard deviations); each batch standardized as it
+    is read."""
+    if y is not None:
+        raise TypeError("y: Blocks carry their own targets; pass X=blocks alone")
+    out = choose_output(blocks.targets(), likelihood, task)
+    net = Network([blocks.n_features, *hidden, out.n_outputs], activation=activation, likelihood=out.likelihood,
+                  init=init, seed=seed, dtype=dtype)
+    preprocessor = None
+    if standardize:
+        mean, std = blocks.moments()
+        preprocessor = Standardizer(mean, np.where(std > 0, std, 1.0))
+    target_scaler = Standardizer.fit(out.y) if standardize and out.likelihood == "gaussian" else None
+    model = Model(net, preprocessor=preprocessor, classes=out.classes, target_scaler=target_scaler,
+                  metadata=metadata)
+
+    def prepared(b: Blocks) -> Blocks:  # the Model's maps, applied as each batch is read
+        return b.with_preprocessing(None if preprocessor is None else preprocessor.transform_inplace,
+                                    model.map_targets)
+
+    if isinstance(validation, Blocks):
+        validation = prepared(validation)
+    elif validation is not None and not isinstance(validation, (float, np.floating)):
+        Xv, yv = validation
+        validation = (model.transform(Xv), model.encode_targets(yv))
+    state = train(net, prepared(blocks), validation=validation, seed=seed, **train_options)
     return model, state
