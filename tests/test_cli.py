@@ -541,3 +541,56 @@ def test_animation_needs_two_dimensional_classes(tmp_path):
     assert_clean_error(cli("train", "--data", "iris", "--animate", "a.gif", cwd=tmp_path), "--animate", "4 features")
     assert_clean_error(cli("train", "--data", "sine", "--animate", "a.gif", cwd=tmp_path), "--animate")
     assert not (tmp_path / "a.gif").exists()
+
+
+# --- data in blocks, and data-parallel training ---------------------------------------------
+def need(module: str):
+    if os.environ.get("DELTAPROP_CI"):  # CI installs every extra: a missing one fails there
+        import importlib
+
+        return importlib.import_module(module)
+    return pytest.importorskip(module)
+
+
+def test_train_reads_a_folder_of_npy_blocks_and_an_hdf5_file(tmp_path):
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    (tmp_path / "parts").mkdir()
+    for i in range(3):  # uint8 on disk, as images are
+        np.save(tmp_path / "parts" / f"X_{i}.npy", X[i::3].astype(np.uint8))
+        np.save(tmp_path / "parts" / f"y_{i}.npy", y[i::3])
+    proc = cli("train", "--data", "parts", "--epochs", "8", "--plot", "", cwd=tmp_path, check=0)
+    assert "data: parts, " in proc.stdout and "samples in blocks, 64 features" in proc.stdout
+    accuracy = float(re.search(r"test accuracy: ([\d.]+)", proc.stdout).group(1))
+    assert accuracy > 0.85
+    model = dp.load(tmp_path / "parts-model.safetensors")
+    assert model.score(X, y) > 0.85  # the saved model standardizes raw rows as training did
+
+    h5py = need("h5py")
+    with h5py.File(tmp_path / "digits.h5", "w") as f:
+        f.create_dataset("images", data=X.astype(np.uint8), chunks=(64, 64))
+        f.create_dataset("labels", data=y)
+    proc = cli("train", "--data", "digits.h5", "--features", "images", "--target", "labels", "--epochs", "8",
+               cwd=tmp_path, check=0)
+    assert float(re.search(r"test accuracy: ([\d.]+)", proc.stdout).group(1)) > 0.85
+    assert (tmp_path / "digits-model.safetensors").exists() and (tmp_path / "digits-curves.png").exists()
+    assert_clean_error(cli("train", "--data", "digits.h5", cwd=tmp_path), "digits.h5 has no 'X'; it holds images, labels")
+    assert_clean_error(cli("train", "--data", "parts", "--report", "r.html", cwd=tmp_path),
+                       "--report: needs a data set in memory")
+    assert_clean_error(cli("train", "--data", "iris", "--features", "a", cwd=tmp_path), "--features: only for data in blocks")
+
+
+def test_train_under_mpiexec_gives_the_model_of_one_process(tmp_path):
+    need("mpi4py")
+    mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    args = ["train", "--epochs", "3", "--plot", "", "--seed", "2"]
+    proc = subprocess.run([mpiexec, "-n", "2", sys.executable, "-m", "deltaprop", *args, "--distributed", "mpi",
+                           "--out", "two.safetensors"], cwd=tmp_path, env=ENV, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("test accuracy") == 1  # rank 0 alone speaks
+    one = cli(*args, "--out", "one.safetensors", cwd=tmp_path, check=0)
+    assert re.search(r"test accuracy: .*", proc.stdout).group(0) == re.search(r"test accuracy: .*", one.stdout).group(0)
+    a, b = dp.load(tmp_path / "two.safetensors"), dp.load(tmp_path / "one.safetensors")
+    np.testing.assert_allclose(a.network.theta, b.network.theta, rtol=1e-4, atol=1e-6)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import warnings
 from numbers import Integral, Real
+from types import SimpleNamespace
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -32,6 +33,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 from ..core.activations import ACTIVATIONS
 from ..core.network import Network, check_dtype
 from ..core.objective import Objective
+from ..data.blocks import Blocks
 from ..data.sources import ArraySource
 from ..model import Model, load
 from ..optim.lbfgs import minimize_lbfgs
@@ -182,6 +184,8 @@ class BaseMLP(BaseEstimator):
 
     # -- fitting ---------------------------------------------------------------------
     def _fit(self, X, y, sample_weight=None, incremental: bool = False, classes=None):
+        if isinstance(X, Blocks):
+            return self._fit_blocks(X, y, sample_weight, incremental, classes)
         self._check_params()
         hidden = self._hidden_sizes()
         first_pass = "model_" not in vars(self) or (not self.warm_start and not incremental)
@@ -204,6 +208,38 @@ class BaseMLP(BaseEstimator):
         else:
             self._fit_stochastic(X, T, w, y, incremental)
         if not np.all(np.isfinite(self.model_.network.theta)):
+            raise ValueError(_NON_FINITE)
+        return self
+
+    def _fit_blocks(self, blocks: Blocks, y, sample_weight, incremental: bool, classes):
+        """partial_fit on data larger than memory: one epoch over the blocks, a buffer at a time
+        (the targets are read whole to check them, as fit checks y)."""
+        if not incremental:
+            raise TypeError("X: Blocks are for partial_fit (one epoch per call); fit takes arrays")
+        if y is not None or sample_weight is not None:
+            raise TypeError("y, sample_weight: Blocks carry their own targets and weights; pass X=blocks alone")
+        self._check_params()
+        if self.solver == "lbfgs":
+            raise ValueError("partial_fit: not with solver='lbfgs'")
+        hidden = self._hidden_sizes()
+        first_pass = "model_" not in vars(self)
+        y = blocks.targets()
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y.reshape(-1)
+        self._check_targets(y, first_pass, incremental)
+        if first_pass:
+            dtype = blocks.read(0)[0].dtype if self.dtype is None else None
+            shape = SimpleNamespace(shape=(blocks.n_samples, blocks.n_features),
+                                    dtype=np.float64 if dtype == np.float64 else np.float32)
+            self._initialize(shape, y, hidden, classes)
+            self.n_features_in_ = blocks.n_features
+        elif blocks.n_features != self.n_features_in_:
+            raise ValueError(f"X has {blocks.n_features} features, but {type(self).__name__} is expecting "
+                             f"{self.n_features_in_} features as input.")
+        model = self.model_
+        transform = None if model.preprocessor is None else model.preprocessor.transform_inplace
+        self._fit_stochastic(blocks.with_preprocessing(transform, model.map_targets), None, None, y, incremental)
+        if not np.all(np.isfinite(model.network.theta)):
             raise ValueError(_NON_FINITE)
         return self
 
@@ -278,7 +314,7 @@ class BaseMLP(BaseEstimator):
                                  "of your dataset.")
             validation = (X[val], T[val], None if w is None else w[val])
             X, T, w = X[train], T[train], None if w is None else w[train]
-        n = X.shape[0]
+        n = X.n_samples if isinstance(X, Blocks) else X.shape[0]
         if self.batch_size == "auto":
             batch_size = min(200, n)
         else:

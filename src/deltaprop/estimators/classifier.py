@@ -154,8 +154,10 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+        X : array-like of shape (n_samples, n_features), or Blocks
+            Rows in memory, or :class:`deltaprop.Blocks` (data larger than memory, read a
+            buffer of blocks at a time; they carry their targets: y is then None).
+        y : array-like of shape (n_samples,) or (n_samples, n_labels), or None with Blocks
         sample_weight : array-like of shape (n_samples,), optional
             Per-sample weights of the criterion (times ``class_weight``).
 
@@ -166,13 +168,15 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         return self._fit(X, y, sample_weight)
 
     @available_if(BaseMLP._check_solver)
-    def partial_fit(self, X, y, sample_weight=None, classes=None):
+    def partial_fit(self, X, y=None, sample_weight=None, classes=None):
         """One epoch over (X, y), continuing the training run (not with solver='lbfgs').
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+        X : array-like of shape (n_samples, n_features), or Blocks
+            Rows in memory, or :class:`deltaprop.Blocks` (data larger than memory, read a
+            buffer of blocks at a time; they carry their targets: y is then None).
+        y : array-like of shape (n_samples,) or (n_samples, n_labels), or None with Blocks
         sample_weight : array-like of shape (n_samples,), optional
         classes : array-like, optional
             Every label that may ever appear; required on the first call.

@@ -99,8 +99,11 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         return self._fit(X, y, sample_weight)
 
     @available_if(BaseMLP._check_solver)
-    def partial_fit(self, X, y, sample_weight=None):
+    def partial_fit(self, X, y=None, sample_weight=None):
         """One epoch over (X, y), continuing the training run (not with solver='lbfgs').
+
+        ``X`` may be :class:`deltaprop.Blocks` (data larger than memory, read a buffer of
+        blocks at a time), which carry their targets: y is then None.
 
         Returns
         -------
