@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import deltaprop as dp
+from conftest import need
 
 ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
 
@@ -544,12 +545,6 @@ def test_animation_needs_two_dimensional_classes(tmp_path):
 
 
 # --- data in blocks, and data-parallel training ---------------------------------------------
-def need(module: str):
-    if os.environ.get("DELTAPROP_CI"):  # CI installs every extra: a missing one fails there
-        import importlib
-
-        return importlib.import_module(module)
-    return pytest.importorskip(module)
 
 
 def test_train_reads_a_folder_of_npy_blocks_and_an_hdf5_file(tmp_path):

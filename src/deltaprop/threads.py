@@ -11,6 +11,15 @@ more threads than the library or the caller allow.
 from __future__ import annotations
 
 import contextlib
+import os
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask), else the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def largest_product(sizes, batch_size: int) -> int:

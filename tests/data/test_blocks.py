@@ -11,14 +11,11 @@ import pytest
 import deltaprop as dp
 from deltaprop.core.engine import Workspace
 from deltaprop.data.blocks import BlockSource
+from conftest import need
 
 N, D, K = 437, 6, 3
 
 
-def need(module: str):
-    if os.environ.get("DELTAPROP_CI"):  # CI installs every extra: a missing one fails there
-        return importlib.import_module(module)
-    return pytest.importorskip(module)
 
 
 def data(dtype=np.float32):

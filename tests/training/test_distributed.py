@@ -5,7 +5,6 @@ mpi4py and the mpich wheel are the ``[mpi]`` extra; without them these tests are
 here, and fail in CI (``DELTAPROP_CI=1``), which installs every extra.
 """
 
-import importlib
 import os
 import shutil
 import signal
@@ -20,16 +19,13 @@ import pytest
 import deltaprop as dp
 from deltaprop.core.engine import Workspace
 from deltaprop.data.blocks import BlockSource
+from conftest import need
 
 WORKER = Path(__file__).with_name("distributed_worker.py")
 sys.path.insert(0, str(WORKER.parent))
 from distributed_worker import digits, options  # noqa: E402
 
 
-def need(module: str):
-    if os.environ.get("DELTAPROP_CI"):
-        return importlib.import_module(module)
-    return pytest.importorskip(module)
 
 
 def launcher(backend: str) -> list:
@@ -158,3 +154,25 @@ def test_torch_outside_torchrun_says_how_to_start(monkeypatch):
         monkeypatch.delenv(key, raising=False)
     with pytest.raises(RuntimeError, match="torchrun --nproc-per-node P"):
         dp.get_communicator("torch")
+
+
+def test_ranks_that_share_a_machine_share_its_cores(monkeypatch):
+    threadpoolctl = need("threadpoolctl")
+    import deltaprop.training.loop as loop
+
+    class FourHere(dp.Communicator):  # one process of four on this machine (collectives: one process)
+        local_size = 4
+
+    seen = []
+
+    class BlasThreads:
+        def on_epoch_end(self, epoch, history, net):
+            seen.append(max(i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"))
+
+    monkeypatch.setattr(loop, "available_cpus", lambda: 4)
+    X, y = digits(320)
+    net = dp.Network([64, 512, 10], seed=0)  # batch 320 x 65 x 512: above the one-thread size
+    dp.train(net, X, y, batch_size=None, epochs=1, distributed=FourHere(), callbacks=[BlasThreads()])
+    monkeypatch.setattr(loop, "available_cpus", lambda: 8)
+    dp.train(net, X, y, batch_size=None, epochs=1, distributed=FourHere(), callbacks=[BlasThreads()])
+    assert seen[0] == 1 and seen[1] == min(2, os.cpu_count())

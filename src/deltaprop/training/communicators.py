@@ -35,11 +35,14 @@ class Communicator:
         This process's rank, 0..size-1.
     size : int
         How many processes train together.
+    local_size : int
+        How many of them run on this machine (and share its cores).
     """
 
     name = "single"
     rank = 0
     size = 1
+    local_size = 1  # ranks on this machine, which share its cores
 
     def allreduce(self, buffer: Array) -> None:
         """Sum ``buffer`` over the ranks, in place (every rank gets the sum)."""
@@ -81,6 +84,9 @@ class MPICommunicator(Communicator):
         self._MPI = MPI
         self.comm = MPI.COMM_WORLD if comm is None else comm
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
+        local = self.comm.Split_type(MPI.COMM_TYPE_SHARED)
+        self.local_size = local.Get_size()
+        local.Free()
 
     def allreduce(self, buffer: Array) -> None:
         # the buffer-protocol call: no pickling, no second buffer
@@ -122,6 +128,7 @@ class TorchCommunicator(Communicator):
             dist.init_process_group("gloo")
         self._torch, self._dist = torch, dist
         self.rank, self.size = dist.get_rank(), dist.get_world_size()
+        self.local_size = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
 
     def allreduce(self, buffer: Array) -> None:
         self._dist.all_reduce(self._torch.from_numpy(buffer))  # shares memory: in place

@@ -40,7 +40,7 @@ from ..io.files import json_safe
 from ..metrics import metric_name, score_outputs
 from ..optim.optimizers import Optimizer, get_optimizer
 from ..optim.schedules import Schedule, get_schedule
-from ..threads import blas_limit, largest_product
+from ..threads import available_cpus, blas_limit, largest_product
 from ..validation import check_float, check_int, check_weights
 from .callbacks import Callback, EarlyStopping, History
 from .checkpoints import load_checkpoint, save_checkpoint
@@ -602,9 +602,12 @@ class Trainer:
     SMALL_PRODUCT = 10_000_000
 
     def _blas_limit(self):
-        """A context that limits BLAS threads (threadpoolctl), or does nothing."""
-        return blas_limit(self.blas_threads, largest_product(self.net.sizes, self.source.batch_size),
-                          self.SMALL_PRODUCT)
+        """A context that limits BLAS threads (threadpoolctl), or does nothing. Ranks that
+        share a machine share its cores: each gets its part of them."""
+        threads = self.blas_threads
+        if threads is None and self.comm.local_size > 1:
+            threads = max(1, available_cpus() // self.comm.local_size)
+        return blas_limit(threads, largest_product(self.net.sizes, self.source.batch_size), self.SMALL_PRODUCT)
 
 
 def _check_fraction(validation) -> None:
