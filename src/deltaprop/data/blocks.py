@@ -29,7 +29,8 @@ from .sources import part_of
 
 Array = np.ndarray
 
-DEFAULT_BLOCK_ROWS = 65536
+# the default size of a block: a buffer of 4 and the next one read ahead stay near 128 MB
+BLOCK_BYTES = 16 * 2**20
 
 
 class _Arrays:
@@ -97,12 +98,13 @@ def _ranges(arrays: _Arrays, n: int, block_rows: int) -> list:
 
 
 def _block_rows(array, block_rows: int | None) -> int:
-    """Rows per block: as asked, else up to 65536 but at least 16 blocks (so that small data
-    sets can be shuffled and held out by blocks too), a multiple of the store's chunk rows."""
+    """Rows per block: as asked, else about 16 MB of inputs but at least 16 blocks (so that
+    small data sets can be shuffled and held out by blocks too), a multiple of the store's
+    chunk rows."""
     if block_rows is not None:
         return int(block_rows)
-    n = array.shape[0]
-    want = max(1, min(DEFAULT_BLOCK_ROWS, -(-n // 16)))
+    n, row_bytes = array.shape[0], max(1, int(np.prod(array.shape[1:])) * np.dtype(array.dtype).itemsize)
+    want = max(1, min(BLOCK_BYTES // row_bytes, -(-n // 16)))
     chunks = getattr(array, "chunks", None)
     rows = chunks[0] if chunks else 0
     return max(1, want // rows) * rows if rows else want
