@@ -110,11 +110,12 @@ def test_a_checkpoint_taken_under_two_processes_resumes_to_the_same_result(tmp_p
         np.testing.assert_array_equal(resumed[r]["theta"], whole[r]["theta"])
 
 
-def test_an_error_on_one_rank_ends_every_rank_with_a_clear_message(tmp_path):
+@pytest.mark.parametrize("backend, seconds", [("mpi", 10), ("torch", 30)])  # (torchrun alone takes ~5 s)
+def test_an_error_on_one_rank_ends_every_rank_with_a_clear_message(tmp_path, backend, seconds):
     t0 = time.perf_counter()
-    proc = launch("mpi", "fail", tmp_path)
+    proc = launch(backend, "fail", tmp_path)
     output, _ = proc.communicate(timeout=60)
-    assert time.perf_counter() - t0 < 10
+    assert time.perf_counter() - t0 < seconds
     assert proc.returncode != 0
     assert "error on rank 1 of 2: OSError: block 3: read error (simulated)" in output
     assert not list(tmp_path.glob("fail.rank*.npz"))  # no rank finished

@@ -22,7 +22,7 @@ from .loop import train
 from .state import TrainState
 
 
-def fit(X, y, *, hidden: Sequence[int] = (128, 64), activation: str | Sequence[str] = "relu",
+def fit(X, y=None, *, hidden: Sequence[int] = (128, 64), activation: str | Sequence[str] = "relu",
         likelihood: str | None = None, task: str | None = None, standardize: bool = True,
         init: str | None = None, dtype="float32", seed: int | None = None, validation=None,
         metadata: dict | None = None, **train_options) -> tuple[Model, TrainState]:
@@ -30,9 +30,11 @@ def fit(X, y, *, hidden: Sequence[int] = (128, 64), activation: str | Sequence[s
 
     Parameters
     ----------
-    X : array-like of shape (n_samples, n_features)
-        Raw inputs (numbers).
-    y : array-like
+    X : array-like of shape (n_samples, n_features), or Blocks
+        Raw inputs (numbers); or data in blocks (:class:`~deltaprop.data.blocks.Blocks`,
+        which carry their targets: y is then None), standardized from one pass over them
+        and read a buffer at a time.
+    y : array-like, or None with Blocks
         Class labels of any type (strings, integers...), several 0/1 columns
         (multilabel), or real targets (one or several columns), or counts with
         ``likelihood="poisson"``.

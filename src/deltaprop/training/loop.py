@@ -115,10 +115,12 @@ class Trainer:
         The run's state (what :meth:`run` returns).
     objective : Objective
         The criterion being minimized (its L2 penalty and dropout rate).
-    source : ArraySource
-        Where the batches come from.
-    Xv, Tv, wv : ndarray or None
-        The validation inputs, encoded targets and sample weights.
+    source : ArraySource or BlockSource
+        Where the batches come from (this rank's part of each, under data-parallel training).
+    validation : ArraySource or BlockSource or None
+        The validation rows (held-out rows or blocks, or the data given), read a batch at a time.
+    comm : Communicator
+        The ranks training together (one process alone by default).
     """
 
     def __init__(self, net, X, y=None, *, sample_weight=None, optimizer: str | Optimizer = "adam",
@@ -393,7 +395,7 @@ class Trainer:
         return the state; the network holds the trained weights (the best ones, with
         early stopping)."""
         epochs = check_int("epochs", epochs, 1)
-        with self._blas_limit(), np.errstate(over="ignore", invalid="ignore"):
+        with all_ranks_or_none(self.comm), self._blas_limit(), np.errstate(over="ignore", invalid="ignore"):
             # overflow on the way to divergence is caught explicitly (DivergenceError), not warned about
             if threading.current_thread() is not threading.main_thread():
                 return self._run(epochs)
@@ -625,8 +627,11 @@ def train(net, X, y=None, *, epochs: int = 100, resume: str | None = None, **opt
     Parameters
     ----------
     net : Network
-    X : array-like of shape (n_samples, D_0)
-    y : array-like
+    X : array-like of shape (n_samples, D_0), or Blocks
+        Rows in memory or memory-mapped (read a batch at a time, converted to the network's
+        dtype as they are gathered), or :class:`~deltaprop.data.blocks.Blocks`: data in
+        ``.npy`` files, HDF5, Zarr or Parquet, read a buffer of blocks at a time.
+    y : array-like, or None with Blocks (which carry their targets)
         Targets for the network's likelihood (class indices or one-hot, 0/1, reals, counts).
     epochs : int
         How many passes over the data this call makes (when continuing a state that
@@ -640,10 +645,12 @@ def train(net, X, y=None, *, epochs: int = 100, resume: str | None = None, **opt
     batch_size : int or None, default 32
         None for full-batch gradient descent (eq. (10) on the whole criterion), 1 for
         online learning. The last, shorter batch of an epoch is used, not dropped.
-    validation : float, (X_val, y_val) or (X_val, y_val, sample_weight_val), optional
+    validation : float, (X_val, y_val), (X_val, y_val, sample_weight_val) or Blocks, optional
         Validation data, or the fraction of (X, y) to hold out (stratified by class
-        for classification; with ``sample_weight``, the held-out rows keep theirs).
-        The validation loss and metric are weighted when there are weights.
+        for classification; with ``sample_weight``, the held-out rows keep theirs;
+        with Blocks, whole blocks are held out). The validation loss and metric are
+        weighted when there are weights. Never a copy of the training data: it is
+        read a batch at a time.
     schedule : str or Schedule, optional
         Learning-rate schedule: ``constant``, ``step``, ``exponential``,
         ``inverse_time``, ``cosine``, ``plateau`` or an object (copied, not changed).
@@ -691,6 +698,15 @@ def train(net, X, y=None, *, epochs: int = 100, resume: str | None = None, **opt
         million multiply-adds, e.g. batch 32 on a 784-256 layer), where thread
         hand-offs cost more than they save next to NumPy's single-threaded
         element-wise work; otherwise the BLAS library's own setting.
+
+    distributed : {"mpi", "torch"} or Communicator, optional
+        Data-parallel training, one process per rank (started by ``mpiexec -n P`` or
+        ``torchrun``): each rank computes its part of every batch, one in-place allreduce
+        adds the parts, and every rank takes the same step. Rank 0 validates, runs the
+        callbacks and writes the checkpoints; an error on one rank ends all of them. See
+        ``docs/scale.md``.
+    buffer_blocks : int
+        With Blocks: how many blocks are read, and their rows shuffled, together.
 
     Returns
     -------
