@@ -177,3 +177,21 @@ def test_ranks_that_share_a_machine_share_its_cores(monkeypatch):
     monkeypatch.setattr(loop, "available_cpus", lambda: 8)
     dp.train(net, X, y, batch_size=None, epochs=1, distributed=FourHere(), callbacks=[BlasThreads()])
     assert seen[0] == 1 and seen[1] == min(2, os.cpu_count())
+
+
+def test_ranks_whose_weights_differ_are_stopped():
+    """At each epoch's end the ranks compare their weights; a rank that took another step
+    (here: a communicator that reports another rank's digest) ends the run."""
+
+    class Diverging(dp.Communicator):  # rank 0 of 2, whose partner's weights are not its own
+        size = 2
+
+        def allgather_object(self, obj):
+            return [obj, "0" * len(obj)] if isinstance(obj, str) else [obj, obj]
+
+        def abort(self, message, code=1):
+            raise SystemExit(message)
+
+    X, y = digits(64)
+    with pytest.raises(SystemExit, match="the ranks' weights differ after epoch 1"):
+        dp.train(dp.Network([64, 8, 10], seed=0), X, y, epochs=1, distributed=Diverging())

@@ -14,6 +14,7 @@ order.
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 
@@ -126,6 +127,8 @@ class TorchCommunicator(Communicator):
                 raise RuntimeError(f"distributed='torch': {', '.join(missing)} not set; start the "
                                    "program with torchrun --nproc-per-node P")
             dist.init_process_group("gloo")
+            # a group still alive when the interpreter ends can abort the process (std::terminate)
+            atexit.register(dist.destroy_process_group)
         self._torch, self._dist = torch, dist
         self.rank, self.size = dist.get_rank(), dist.get_world_size()
         self.local_size = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
