@@ -60,6 +60,7 @@ def test_the_order_depends_only_on_the_seed_and_reads_stay_within_buffers():
     assert not np.array_equal(first, np.concatenate(epoch_rows(blocks, 32, seed=2)))
     # rows are shuffled, but only among the blocks of one buffer (3 blocks of 40 rows)
     assert not np.array_equal(first, np.sort(first))
+    assert all(len(set(first[i:i + 32] // 40)) > 1 for i in (0, 128, 256))  # a batch mixes blocks
     buffers = [set(first[i:i + 120] // 40) for i in range(0, 440, 120)]
     assert all(len(b) <= 3 for b in buffers)
     # without shuffling: the rows in storage order
