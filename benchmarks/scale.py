@@ -199,7 +199,8 @@ def markdown_memory(r: dict, m: dict, gb: float) -> str:
         f"{'-'.join(map(str, SIZES))} relu, Adam, batch 128 (model {mm['model_mb']:.1f} MB):", "",
         "| data | epoch | memory above the model's process (peak RssAnon) | file pages mapped (RssFile) |",
         "|---|---|---|---|",
-        f"| memmap, `Blocks.from_npy` | {mm['epoch_s']:.1f} s | {mm['extra_mb']:.0f} MB | {mm['file_peak_mb']:.0f} MB |",
+        f"| memmap, `Blocks.from_npy` | {mm['epoch_s']:.1f} s | {mm['extra_mb']:.0f} MB "
+        f"| {mm['file_peak_mb']:.0f} MB |",
         f"| the same rows in memory, `Blocks.from_arrays` | {mem['epoch_s']:.1f} s | {mem['extra_mb']:.0f} MB "
         f"(plus the {mem['anon_base_mb'] - mm['anon_base_mb']:.0f} MB of data read before) | - |", "",
         f"Epoch time from disk / in memory: {r['ratio']:.2f}x (goal: at most 1.1x); memory above the model "

@@ -570,10 +570,12 @@ def test_train_reads_a_folder_of_npy_blocks_and_an_hdf5_file(tmp_path):
                cwd=tmp_path, check=0)
     assert float(re.search(r"test accuracy: ([\d.]+)", proc.stdout).group(1)) > 0.85
     assert (tmp_path / "digits-model.safetensors").exists() and (tmp_path / "digits-curves.png").exists()
-    assert_clean_error(cli("train", "--data", "digits.h5", cwd=tmp_path), "digits.h5 has no 'X'; it holds images, labels")
+    assert_clean_error(cli("train", "--data", "digits.h5", cwd=tmp_path),
+                       "digits.h5 has no 'X'; it holds images, labels")
     assert_clean_error(cli("train", "--data", "parts", "--report", "r.html", cwd=tmp_path),
                        "--report: needs a data set in memory")
-    assert_clean_error(cli("train", "--data", "iris", "--features", "a", cwd=tmp_path), "--features: only for data in blocks")
+    assert_clean_error(cli("train", "--data", "iris", "--features", "a", cwd=tmp_path),
+                       "--features: only for data in blocks")
 
 
 def test_train_under_mpiexec_gives_the_model_of_one_process(tmp_path):

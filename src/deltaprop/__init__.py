@@ -43,7 +43,8 @@ from .version import __version__
 
 
 __all__ = [
-    "ACTIVATIONS", "Activation", "AdaGrad", "Adam", "AdamW", "Blocks", "Callback", "Communicator", "Constant", "Cosine",
+    "ACTIVATIONS", "Activation", "AdaGrad", "Adam", "AdamW", "Blocks", "Callback", "Communicator", "Constant",
+    "Cosine",
     "Diagnostics", "DivergenceError", "EarlyStopping", "Exponential", "GeneralOutput", "GradcheckResult", "History",
     "InverseTime", "LIKELIHOODS", "LayerTrace", "Likelihood", "MLPClassifier", "MLPRegressor", "Model", "ModelFileError",
     "Momentum", "Nesterov", "Network",

@@ -189,3 +189,12 @@ def test_blocks_say_what_is_wrong(tmp_path):
         dp.train(dp.Network([D, 4, K]), dp.Blocks.from_arrays(X, y, block_rows=100), epochs=1)
     with pytest.raises(ValueError, match="has one block"):
         dp.train(dp.Network([D, 4, K]), dp.Blocks.from_arrays(X, y, block_rows=N), validation=0.2)
+
+
+def test_diagnostics_measure_rows_of_the_first_block_as_training_sees_them():
+    X, y = data(np.uint8)
+    blocks = dp.Blocks.from_arrays(X, y, block_rows=50).with_preprocessing(lambda batch: batch.__imul__(1 / 255))
+    net = dp.Network([D, 8, K], seed=0)
+    history = dp.train(net, blocks, epochs=2, seed=0, diagnostics=True).history
+    assert len(history.layers["weight_norm"][0]) == 2
+    assert dp.diagnose(history, net) == []

@@ -39,7 +39,8 @@ def save_checkpoint(path, net, state: TrainState, optimizer) -> None:
         "epoch": state.epoch, "batch": state.batch, "loss_sum": state.loss_sum,
         "grad_norm_sq": state.grad_norm_sq, "epoch_time": state.epoch_time, "data_shape": state.data_shape,
         "data_digest": state.data_digest, "settings": state.settings,
-        "seed": state.seed, "rng": state.rng, "rank_rngs": state.rank_rngs, "schedule": state.schedule, "history": state.history.to_dict(),
+        "seed": state.seed, "rng": state.rng, "rank_rngs": state.rank_rngs, "schedule": state.schedule,
+        "history": state.history.to_dict(),
         "optimizer": {"name": optimizer.name, **opt_scalars}, "callbacks": callbacks,
     }
     atomic_safetensors(path, tensors, {"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION,

@@ -594,7 +594,7 @@ class Trainer:
             Xp = np.array(Xb[:n], dtype=self.net.dtype)
             if blocks.transform is not None:
                 blocks.transform(Xp)
-            return Xp, self._block_source(blocks, 1).encode(yb[:n], n)
+            return Xp, self.source.encode(yb[:n], n)
         rows = probe_rows(len(train_rows) if train_rows is not None else X.shape[0])
         rows = rows if train_rows is None else train_rows[rows]
         return self.net.check_X(X[rows]), T[rows]
