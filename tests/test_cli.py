@@ -561,6 +561,11 @@ def test_train_reads_a_folder_of_npy_blocks_and_an_hdf5_file(tmp_path):
     assert accuracy > 0.85
     model = dp.load(tmp_path / "parts-model.safetensors")
     assert model.score(X, y) > 0.85  # the saved model standardizes raw rows as training did
+    # evaluate reads the same blocks, and --held-out finds the test blocks train held out
+    held_out = cli("evaluate", "parts-model.safetensors", "--data", "parts", "--held-out", cwd=tmp_path, check=0)
+    assert f"accuracy: {accuracy:.4f}" in held_out.stdout and "confusion matrix" in held_out.stdout
+    whole = cli("evaluate", "parts-model.safetensors", "--data", "parts", cwd=tmp_path, check=0)
+    assert f"accuracy: {model.score(X, y):.4f} ({len(X)} samples)" in whole.stdout
 
     h5py = need("h5py")
     with h5py.File(tmp_path / "digits.h5", "w") as f:

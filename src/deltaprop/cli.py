@@ -127,17 +127,29 @@ def _block_data(args):
         raise CLIError(f"--data {args.data}: reading it needs {e.name}: pip install 'deltaprop[data]'") from None
 
 
-def _score_blocks(model, blocks) -> float:
-    """Accuracy or R^2 of the model on every row of ``blocks``, read a block at a time."""
-    from .metrics import accuracy, r2
-
+def _predict_blocks(model, blocks):
+    """(targets, predictions) of the model on every row of ``blocks``, read a block at a time."""
     y, pred = [], []
     for i in range(len(blocks)):
         Xb, yb, _ = blocks.read(i)
         y.append(yb)
         pred.append(model.predict(Xb))
-    y, pred = np.concatenate(y), np.concatenate(pred)
+    return np.concatenate(y), np.concatenate(pred)
+
+
+def _score_blocks(model, blocks) -> float:
+    """Accuracy or R^2 of the model on every row of ``blocks``."""
+    from .metrics import accuracy, r2
+
+    y, pred = _predict_blocks(model, blocks)
     return accuracy(y, pred) if model.task == "classification" else r2(y, pred)
+
+
+def _test_fraction(model) -> float:
+    frac = model.metadata.get("test_fraction")
+    if not frac:
+        raise CLIError("--held-out: the model does not record a test fraction")
+    return frac
 
 
 def _train(args, comm) -> int:
@@ -342,23 +354,33 @@ def cmd_evaluate(args) -> int:
     from .diagnostics.plotting import plot_confusion_matrix
     from .model import load
 
-    model = load(args.model)
-    ds = load_dataset(args.data, args.target, seed=model.metadata.get("seed", 0) or 0)
-    X, y = (ds.X_test, ds.y_test) if ds.X_test is not None else (ds.X, ds.y)
-    if ds.X_test is None and args.held_out:
-        frac = model.metadata.get("test_fraction")
-        if not frac:
-            raise CLIError("--held-out: the model does not record a test fraction")
-        from sklearn.model_selection import train_test_split
+    from .metrics import accuracy, r2
 
-        _, X, _, y = train_test_split(ds.X, ds.y, test_size=frac, random_state=model.metadata.get("seed", 0),
-                                      stratify=ds.y if ds.task == "classification" and ds.y.ndim == 1 else None)
-    _check_features(model, X, "--data")
-    pred = model.predict(X)
-    if model.task == "classification":
-        if ds.task != "classification":
+    model = load(args.model)
+    seed = model.metadata.get("seed", 0) or 0
+    blocks = _block_data(args)
+    if blocks is not None:  # read a block at a time; --held-out: the blocks train held out
+        if args.held_out:
+            blocks = blocks.split(_test_fraction(model), np.random.default_rng(seed), "--held-out")[1]
+        if blocks.n_features != model.n_features:
+            raise CLIError(f"--data: the model expects {model.n_features} features, the data has {blocks.n_features}")
+        y, pred = _predict_blocks(model, blocks)
+        if model.task == "classification" and np.asarray(y).dtype.kind == "f" and not np.all(y == np.round(y)):
+            raise CLIError(f"--data: the model is a classifier, but {args.data} has real-valued targets")
+    else:
+        ds = load_dataset(args.data, args.target, seed=seed)
+        X, y = (ds.X_test, ds.y_test) if ds.X_test is not None else (ds.X, ds.y)
+        if ds.X_test is None and args.held_out:
+            from sklearn.model_selection import train_test_split
+
+            _, X, _, y = train_test_split(ds.X, ds.y, test_size=_test_fraction(model), random_state=seed,
+                                          stratify=ds.y if ds.task == "classification" and ds.y.ndim == 1 else None)
+        _check_features(model, X, "--data")
+        pred = model.predict(X)
+        if model.task == "classification" and ds.task != "classification":
             raise CLIError(f"--data: the model is a classifier, but {ds.name} has real-valued targets")
-        print(f"accuracy: {model.score(X, y):.4f} ({len(y)} samples)")
+    if model.task == "classification":
+        print(f"accuracy: {accuracy(y, pred):.4f} ({len(y)} samples)")
         if model.classes is None:  # several labels per row
             print(metrics.classification_report(y, pred, digits=4, zero_division=0))
             return 0
@@ -381,7 +403,7 @@ def cmd_evaluate(args) -> int:
             print(f"plot: {args.plot}")
     else:
         y = np.asarray(y, dtype=np.float64).reshape(pred.shape)
-        print(f"R^2: {model.score(X, y):.4f}")
+        print(f"R^2: {r2(y, pred):.4f}")
         print(f"RMSE: {math.sqrt(metrics.mean_squared_error(y, pred)):.4f} ({len(y)} samples)")
     return 0
 
@@ -665,8 +687,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("model", help="a model file written by deltaprop train")
     e.add_argument("--data", required=True, metavar="SOURCE",
                    help="the data to evaluate on: a built-in name, .csv, .npz, .npy, MNIST folder or mnist.pkl.gz "
-                        "(its test split, when it has one)")
-    e.add_argument("--target", help="CSV target column (default: the model's, else the last)")
+                        "(its test split, when it has one), or data in blocks as for train")
+    e.add_argument("--target", help="CSV target column (default: the model's, else the last), or the target "
+                                    "array or column of data in blocks")
+    e.add_argument("--features", help="data in blocks: the input array or the comma-separated input columns")
     e.add_argument("--held-out", action="store_true", help="only the test split recorded at training time")
     e.add_argument("--plot", help="confusion-matrix PNG")
     e.set_defaults(func=cmd_evaluate)
