@@ -198,3 +198,31 @@ def test_diagnostics_measure_rows_of_the_first_block_as_training_sees_them():
     history = dp.train(net, blocks, epochs=2, seed=0, diagnostics=True).history
     assert len(history.layers["weight_norm"][0]) == 2
     assert dp.diagnose(history, net) == []
+
+
+def test_weights_and_parquet_folders_with_chosen_columns(tmp_path):
+    X, y = data()
+    w = np.random.default_rng(1).uniform(0.1, 3.0, N)
+    # weighted blocks, read in storage order, make the steps of the weighted arrays
+    net_a, net_b = dp.Network([D, 8, K], seed=0), dp.Network([D, 8, K], seed=0)
+    dp.train(net_a, dp.Blocks.from_arrays(X, y, sample_weight=w, block_rows=100), epochs=2, batch_size=50,
+             shuffle=False, buffer_blocks=1)
+    dp.train(net_b, X, y, sample_weight=w, epochs=2, batch_size=50, shuffle=False)
+    np.testing.assert_allclose(net_a.theta, net_b.theta, rtol=1e-5, atol=1e-7)
+    # a folder of Parquet files, some columns left out, weights from a column
+    pa, pq = need("pyarrow"), importlib.import_module("pyarrow.parquet")
+    (tmp_path / "p").mkdir()
+    for i, rows in enumerate((slice(0, 200), slice(200, N))):
+        table = pa.table({**{f"x{j}": X[rows, j] for j in range(D)}, "note": np.zeros(len(X[rows])),
+                          "label": y[rows], "weight": w[rows]})
+        pq.write_table(table, tmp_path / "p" / f"part{i}.parquet", row_group_size=64)
+    blocks = dp.Blocks.from_parquet(tmp_path / "p", features=[f"x{j}" for j in range(D)], target="label",
+                                    weights="weight")
+    assert (blocks.n_samples, blocks.n_features, len(blocks), blocks.weighted) == (N, D, 4 + 4, True)
+    Xb, yb, wb = blocks.read(4)
+    np.testing.assert_array_equal(Xb, X[200:264])
+    np.testing.assert_array_equal(yb, y[200:264])
+    np.testing.assert_array_equal(wb, w[200:264])
+    np.testing.assert_array_equal(blocks.targets(), y)
+    with pytest.raises(ValueError, match="has no 'score'"):
+        dp.Blocks.from_parquet(tmp_path / "p", target="score")
