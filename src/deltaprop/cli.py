@@ -259,7 +259,8 @@ def _train(args, comm) -> int:
             write_json_log(e.history, args.log)
         where = (f"checkpoint saved to {e.checkpoint}; continue with --resume {e.checkpoint}"
                  if e.checkpoint else "nothing saved (use --checkpoint to keep progress)")
-        print(f"deltaprop: {e.cause} after {e.history.epochs} epochs; {where}", file=sys.stderr)
+        if comm.rank == 0:  # (every rank stopped at the same batch)
+            print(f"deltaprop: {e.cause} after {e.history.epochs} epochs; {where}", file=sys.stderr)
         return EXIT_TERMINATED if e.cause == "terminated" else EXIT_INTERRUPTED
     finally:
         progress.close()
