@@ -263,8 +263,11 @@ class Blocks:
         X = store[features]
         if len(X.shape) != 2:
             raise ValueError(f"{what}: {path}:{features}: expected a 2-D array, found shape {X.shape}")
-        arrays = _Arrays(lambda: (lambda s: (s[features], s[target], None if weights is None else s[weights]))(
-            opener()), f"{path}:{features}")
+        def open_arrays():  # in each process that reads (a file handle is not shared)
+            s = opener()
+            return s[features], s[target], None if weights is None else s[weights]
+
+        arrays = _Arrays(open_arrays, f"{path}:{features}")
         return cls(_ranges(arrays, X.shape[0], _block_rows(X, block_rows)), X.shape[1], weights is not None, path)
 
     @classmethod
