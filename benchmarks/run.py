@@ -87,10 +87,12 @@ def rss_bytes() -> int:
 
 
 class PeakRSS:
-    """Samples the resident set size every 2 ms while training runs."""
+    """Samples the resident set size (or another ``measure`` of memory) every ``every`` seconds
+    while training runs."""
 
-    def __init__(self):
-        self.peak, self.running = rss_bytes(), False
+    def __init__(self, measure=rss_bytes, every: float = 0.002):
+        self.measure, self.every = measure, every
+        self.peak, self.running = measure(), False
 
     def __enter__(self):
         self.running = True
@@ -100,13 +102,13 @@ class PeakRSS:
 
     def _sample(self):
         while self.running:
-            self.peak = max(self.peak, rss_bytes())
-            time.sleep(0.002)
+            self.peak = max(self.peak, self.measure())
+            time.sleep(self.every)
 
     def __exit__(self, *exc):
         self.running = False
         self.thread.join()
-        self.peak = max(self.peak, rss_bytes())
+        self.peak = max(self.peak, self.measure())
 
 
 def worker(args):

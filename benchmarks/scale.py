@@ -28,7 +28,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -37,7 +36,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from run import load_data, machine, write_readme_section  # noqa: E402
+from run import PeakRSS, load_data, machine, write_readme_section  # noqa: E402
 
 SIZES = [784, 256, 128, 10]
 
@@ -49,27 +48,6 @@ def _status(field: str) -> int:
             if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
     return 0
-
-
-class PeakMemory:
-    """The peak of RssAnon and RssFile, sampled in a thread."""
-
-    def __init__(self, every: float = 0.01):
-        self.every, self.anon, self.file, self._stop = every, 0, 0, threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.anon, self.file = max(self.anon, _status("RssAnon")), max(self.file, _status("RssFile"))
-            time.sleep(self.every)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
 
 
 def make_data(folder: Path, gb: float) -> tuple[int, float]:
@@ -108,14 +86,14 @@ def memory_worker(folder: str, where: str) -> dict:
     transform = lambda batch: batch.__imul__(1 / 255)  # noqa: E731  (pixels to [0, 1], in place)
     blocks = blocks.with_preprocessing(transform)
     base_anon, base_file = _status("RssAnon"), _status("RssFile")
-    with PeakMemory() as peak:
+    with PeakRSS(lambda: _status("RssAnon"), 0.01) as anon, PeakRSS(lambda: _status("RssFile"), 0.01) as file:
         t0 = time.perf_counter()
         state = dp.train(net, blocks, epochs=1, batch_size=128, seed=0)
         seconds = time.perf_counter() - t0
     return {"where": where, "rows": blocks.n_samples, "blocks": len(blocks), "epoch_s": seconds,
             "loss": state.history.loss[-1], "model_mb": net.theta.nbytes / 1e6,
-            "anon_base_mb": base_anon / 1e6, "anon_peak_mb": peak.anon / 1e6,
-            "extra_mb": (peak.anon - base_anon) / 1e6, "file_peak_mb": (peak.file - base_file) / 1e6}
+            "anon_base_mb": base_anon / 1e6, "anon_peak_mb": anon.peak / 1e6,
+            "extra_mb": (anon.peak - base_anon) / 1e6, "file_peak_mb": (file.peak - base_file) / 1e6}
 
 
 def measure_memory(folder: Path, gb: float) -> dict:

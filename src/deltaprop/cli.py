@@ -355,6 +355,7 @@ def cmd_evaluate(args) -> int:
     from .diagnostics.plotting import plot_confusion_matrix
     from .model import load
 
+    from .data.preprocessing import infer_task
     from .metrics import accuracy, r2
 
     model = load(args.model)
@@ -366,8 +367,7 @@ def cmd_evaluate(args) -> int:
         if blocks.n_features != model.n_features:
             raise CLIError(f"--data: the model expects {model.n_features} features, the data has {blocks.n_features}")
         y, pred = _predict_blocks(model, blocks)
-        if model.task == "classification" and np.asarray(y).dtype.kind == "f" and not np.all(y == np.round(y)):
-            raise CLIError(f"--data: the model is a classifier, but {args.data} has real-valued targets")
+        task, name = infer_task(y), args.data
     else:
         ds = load_dataset(args.data, args.target, seed=seed)
         X, y = (ds.X_test, ds.y_test) if ds.X_test is not None else (ds.X, ds.y)
@@ -378,8 +378,9 @@ def cmd_evaluate(args) -> int:
                                           stratify=ds.y if ds.task == "classification" and ds.y.ndim == 1 else None)
         _check_features(model, X, "--data")
         pred = model.predict(X)
-        if model.task == "classification" and ds.task != "classification":
-            raise CLIError(f"--data: the model is a classifier, but {ds.name} has real-valued targets")
+        task, name = ds.task, ds.name
+    if model.task == "classification" and task != "classification":
+        raise CLIError(f"--data: the model is a classifier, but {name} has real-valued targets")
     if model.task == "classification":
         print(f"accuracy: {accuracy(y, pred):.4f} ({len(y)} samples)")
         if model.classes is None:  # several labels per row

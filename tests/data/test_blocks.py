@@ -185,8 +185,13 @@ def test_blocks_say_what_is_wrong(tmp_path):
     with pytest.raises(ValueError, match=r"X: expected 7 features \(sizes\[0\]\), found 6"):
         dp.train(dp.Network([D + 1, 4, K]), blocks, epochs=1)
     X[100, 2] = np.nan
-    with pytest.raises(ValueError, match="rows 100..200 of arrays: holds NaN or infinite values"):
+    with pytest.raises(ValueError, match="rows 100..200 of arrays: expected finite values, found nan at row 0, "
+                                         "column 2"):
         dp.train(dp.Network([D, 4, K]), dp.Blocks.from_arrays(X, y, block_rows=100), epochs=1)
+    X = X.astype(np.float64)
+    X[100, 2], X[250, 1] = 0.0, 1e300  # fine for float64 storage, not for a float32 network
+    with pytest.raises(ValueError, match="rows 200..300 of arrays: 1e.300 at row 50, column 1 is beyond the range"):
+        dp.fit(dp.Blocks.from_arrays(X, y, block_rows=100), epochs=1)
     with pytest.raises(ValueError, match="has one block"):
         dp.train(dp.Network([D, 4, K]), dp.Blocks.from_arrays(X, y, block_rows=N), validation=0.2)
 

@@ -23,6 +23,10 @@ def test_partial_fit_reads_blocks_as_it_reads_arrays():
     reg = dp.MLPRegressor(hidden_layer_sizes=(8,), random_state=0, shuffle=True)
     reg.partial_fit(dp.Blocks.from_arrays(Xr, yr, block_rows=40))
     assert np.isfinite(reg.loss_) and reg.n_iter_ == 1
+    on_blocks.set_params(hidden_layer_sizes=(8,))
+    with pytest.raises(ValueError, match="hidden_layer_sizes: the fitted network has hidden layers"):
+        on_blocks.partial_fit(blocks)
+    on_blocks.set_params(hidden_layer_sizes=(16,))
     with pytest.raises(TypeError, match="Blocks carry their own targets"):
         on_blocks.partial_fit(blocks, y)
     with pytest.raises(TypeError, match="Blocks are for partial_fit"):

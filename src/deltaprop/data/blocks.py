@@ -156,17 +156,16 @@ class Blocks:
     def __repr__(self) -> str:
         return f"Blocks({self.describe}: {self.n_samples} rows x {self.n_features} features in {len(self)} blocks)"
 
-    def read(self, i: int) -> tuple[Array, Array, Array | None]:
-        """Block i as arrays (X, y, w), checked against the description."""
+    def read(self, i: int, check=None) -> tuple[Array, Array, Array | None]:
+        """Block i as arrays (X, y, w), checked against the description, and by
+        ``check(X, name)`` if given (:meth:`Network.check_X`: numbers, finite, within the
+        network's dtype), the block named in its errors."""
         X, y, w = self.parts[i].read()
         n = self.parts[i].n
         if X.ndim != 2 or X.shape != (n, self.n_features):
             raise ValueError(f"{self.parts[i]!r}: expected X of shape ({n}, {self.n_features}), found {X.shape}")
-        if X.dtype.kind not in "biuf":
-            raise TypeError(f"{self.parts[i]!r}: expected numeric values, found dtype {X.dtype}")
-        # the extremes tell whether every value is finite, without an array of the block's size
-        if X.dtype.kind == "f" and n and not (np.isfinite(X.min()) and np.isfinite(X.max())):
-            raise ValueError(f"{self.parts[i]!r}: holds NaN or infinite values")
+        if check is not None:
+            check(X, repr(self.parts[i]))
         if len(y) != n or (w is not None and len(w) != n):
             raise ValueError(f"{self.parts[i]!r}: expected {n} targets and weights, found {len(y)}")
         return X, y, w
@@ -192,12 +191,13 @@ class Blocks:
         """Every block's y, concatenated (targets are small next to X, which is not read)."""
         return np.concatenate([p.read_targets() for p in self.parts])
 
-    def moments(self) -> tuple[Array, Array]:
+    def moments(self, check=None) -> tuple[Array, Array]:
         """Per-column mean and standard deviation of X over every row, in one pass (float64,
-        the blocks' means and sums of squares combined by Chan's rule)."""
+        the blocks' means and sums of squares combined by Chan's rule); ``check`` as for
+        :meth:`read`."""
         n, mean, m2 = 0, np.zeros(self.n_features), np.zeros(self.n_features)
         for i in range(len(self)):
-            X = self.read(i)[0].astype(np.float64)
+            X = self.read(i, check)[0].astype(np.float64)
             nb = X.shape[0]
             mb = X.mean(axis=0)
             d = mb - mean
@@ -362,6 +362,9 @@ class BlockSource:
         ``encode(y, n) -> T``: a block's raw targets as the likelihood wants them.
     transform : callable, optional
         ``transform(X)``: in place on a batch's converted inputs (e.g. standardization).
+    check : callable, optional
+        ``check(X, name)``: raises for a block's inputs the network cannot take
+        (:meth:`Network.check_X`).
     buffer_blocks : int
         Blocks per shuffle buffer: rows are shuffled among this many blocks.
     prefetch : bool
@@ -369,8 +372,8 @@ class BlockSource:
     """
 
     def __init__(self, blocks: Blocks, batch_size: int, dtype, encode, transform=None,
-                 buffer_blocks: int = 4, prefetch: bool = True):
-        self.blocks, self.encode, self.transform = blocks, encode, transform
+                 buffer_blocks: int = 4, prefetch: bool = True, check=None):
+        self.blocks, self.encode, self.transform, self.check = blocks, encode, transform, check
         self.n_samples = blocks.n_samples
         self.batch_size = min(int(batch_size), self.n_samples)
         self.dtype = np.dtype(dtype)
@@ -378,7 +381,7 @@ class BlockSource:
         self.weighted = blocks.weighted
         self.rank, self.size = 0, 1
         self._pool = ThreadPoolExecutor(max_workers=1) if prefetch else None
-        self._plan_of = None
+        self._plan_of = self._plan_order = None
         self._loaded: dict[int, object] = {}
         self._stage = self._x_dtype = None
 
@@ -386,7 +389,7 @@ class BlockSource:
         if self.batch_size < size:
             raise ValueError(f"batch_size: {self.batch_size} rows cannot be shared by {size} processes")
         self.rank, self.size = int(rank), int(size)
-        self._plan_of = None
+        self._plan_of = self._plan_order = None
 
     def local_batch(self) -> int:
         lo, hi = part_of(self.batch_size, self.rank, self.size)
@@ -406,8 +409,12 @@ class BlockSource:
             raise ValueError(f"order: expected a shuffle seed and a permutation of the {n} blocks")
 
     def _plan(self, order: Array):
-        """This rank's buffers for an epoch: their block ids and first stream rows."""
+        """This rank's buffers for an epoch: their block ids and first stream rows (planned
+        once per epoch: every batch of the epoch passes the same ``order`` object)."""
+        if order is self._plan_order:
+            return self._groups, self._starts
         key = order.tobytes()
+        self._plan_order = order
         if self._plan_of != key:
             self._drop()
             mine = order[1:][self.rank::self.size]
@@ -429,7 +436,7 @@ class BlockSource:
 
     def _read(self, g: int) -> _Buffer:
         ids = self._groups[g]
-        parts = [self.blocks.read(int(i)) for i in ids]
+        parts = [self.blocks.read(int(i), self.check) for i in ids]
         X = parts[0][0] if len(parts) == 1 else np.concatenate([p[0] for p in parts])
         if self._x_dtype is None:  # (the first read is never in the background)
             self._x_dtype = X.dtype

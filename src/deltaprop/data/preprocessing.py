@@ -35,8 +35,13 @@ class Standardizer:
     def fit(cls, X) -> "Standardizer":
         X = np.asarray(X, dtype=np.float64)
         X = X.reshape(len(X), -1)
-        std = X.std(axis=0)
-        return cls(X.mean(axis=0), np.where(std > 0, std, 1.0))
+        return cls.from_moments(X.mean(axis=0), X.std(axis=0))
+
+    @classmethod
+    def from_moments(cls, mean, std) -> "Standardizer":
+        """From per-column means and standard deviations (e.g. computed a block at a time)."""
+        std = np.asarray(std, dtype=np.float64)
+        return cls(mean, np.where(std > 0, std, 1.0))
 
     def __post_init__(self):
         self.mean = np.asarray(self.mean, dtype=np.float64).reshape(-1)

@@ -24,9 +24,21 @@ serves data stored in blocks (``.npy`` files, HDF5, Zarr, Parquet).
 
 from __future__ import annotations
 
+import mmap
+
 import numpy as np
 
 Array = np.ndarray
+
+
+def memory_mapped(a) -> bool:
+    """Whether ``a`` is, or views, a memory-mapped file (``np.asarray`` of a memmap is a
+    plain ndarray whose base is the map)."""
+    while a is not None:
+        if isinstance(a, (np.memmap, mmap.mmap)):
+            return True
+        a = getattr(a, "base", None)
+    return False
 
 
 def part_of(b: int, rank: int, size: int) -> tuple[int, int]:
@@ -65,7 +77,7 @@ class ArraySource:
         # a single batch is copied (and converted) into the workspace once, and a memmap
         # is read as it is: no copy of the data here
         whole = self.n_batches == 1 and self.rows is None
-        self.X = X if whole or isinstance(X, np.memmap) else np.ascontiguousarray(X, dtype=dtype)
+        self.X = X if whole or memory_mapped(X) else np.ascontiguousarray(X, dtype=dtype)
         convert = (lambda a: a) if whole else (lambda a: np.ascontiguousarray(a, dtype=dtype))
         self.T = convert(T)
         self.w = None if w is None else convert(w)

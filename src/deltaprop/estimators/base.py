@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import warnings
 from numbers import Integral, Real
-from types import SimpleNamespace
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -184,72 +183,66 @@ class BaseMLP(BaseEstimator):
 
     # -- fitting ---------------------------------------------------------------------
     def _fit(self, X, y, sample_weight=None, incremental: bool = False, classes=None):
-        if isinstance(X, Blocks):
-            return self._fit_blocks(X, y, sample_weight, incremental, classes)
         self._check_params()
         hidden = self._hidden_sizes()
         first_pass = "model_" not in vars(self) or (not self.warm_start and not incremental)
-        X, y = validate_data(self, X, y, reset=first_pass, multi_output=True, dtype=(np.float64, np.float32),
-                             y_numeric=self._y_numeric)
+        if isinstance(X, Blocks):
+            y, dtype = self._blocks_targets(X, y, sample_weight, incremental, first_pass)
+            n_features = X.n_features
+        else:
+            X, y = validate_data(self, X, y, reset=first_pass, multi_output=True, dtype=(np.float64, np.float32),
+                                 y_numeric=self._y_numeric)
+            n_features, dtype = X.shape[1], X.dtype
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         self._check_targets(y, first_pass, incremental)
         if first_pass:
-            self._initialize(X, y, hidden, classes)
+            self._initialize(n_features, dtype, y, hidden, classes)
         elif self.model_.network.sizes[1:-1] != hidden:
             raise ValueError(f"hidden_layer_sizes: the fitted network has hidden layers {self.model_.network.sizes[1:-1]},"
                              f" found {hidden}; set warm_start=False to start anew")
-        T = self.model_.encode_targets(y)
-        w = self._sample_weight(y, sample_weight, X.shape[0], incremental)
-        if self.model_.preprocessor is not None:  # a model from a file may standardize its inputs
-            X = self.model_.transform(X)
-        if self.solver == "lbfgs":
-            self._fit_lbfgs(X, T, w)
-        else:
-            self._fit_stochastic(X, T, w, y, incremental)
-        if not np.all(np.isfinite(self.model_.network.theta)):
-            raise ValueError(_NON_FINITE)
-        return self
-
-    def _fit_blocks(self, blocks: Blocks, y, sample_weight, incremental: bool, classes):
-        """partial_fit on data larger than memory: one epoch over the blocks, a buffer at a time
-        (the targets are read whole to check them, as fit checks y)."""
-        if not incremental:
-            raise TypeError("X: Blocks are for partial_fit (one epoch per call); fit takes arrays")
-        if y is not None or sample_weight is not None:
-            raise TypeError("y, sample_weight: Blocks carry their own targets and weights; pass X=blocks alone")
-        self._check_params()
-        if self.solver == "lbfgs":
-            raise ValueError("partial_fit: not with solver='lbfgs'")
-        hidden = self._hidden_sizes()
-        first_pass = "model_" not in vars(self)
-        y = blocks.targets()
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = y.reshape(-1)
-        self._check_targets(y, first_pass, incremental)
-        if first_pass:
-            dtype = blocks.read(0)[0].dtype if self.dtype is None else None
-            shape = SimpleNamespace(shape=(blocks.n_samples, blocks.n_features),
-                                    dtype=np.float64 if dtype == np.float64 else np.float32)
-            self._initialize(shape, y, hidden, classes)
-            self.n_features_in_ = blocks.n_features
-        elif blocks.n_features != self.n_features_in_:
-            raise ValueError(f"X has {blocks.n_features} features, but {type(self).__name__} is expecting "
-                             f"{self.n_features_in_} features as input.")
         model = self.model_
-        transform = None if model.preprocessor is None else model.preprocessor.transform_inplace
-        self._fit_stochastic(blocks.with_preprocessing(transform, model.map_targets), None, None, y, incremental)
+        if isinstance(X, Blocks):  # read a buffer at a time, mapped as the Model maps rows
+            transform = None if model.preprocessor is None else model.preprocessor.transform_inplace
+            self._fit_stochastic(X.with_preprocessing(transform, model.map_targets), None, None, y, incremental)
+        else:
+            T = model.encode_targets(y)
+            w = self._sample_weight(y, sample_weight, X.shape[0], incremental)
+            if model.preprocessor is not None:  # a model from a file may standardize its inputs
+                X = model.transform(X)
+            if self.solver == "lbfgs":
+                self._fit_lbfgs(X, T, w)
+            else:
+                self._fit_stochastic(X, T, w, y, incremental)
         if not np.all(np.isfinite(model.network.theta)):
             raise ValueError(_NON_FINITE)
         return self
 
-    def _initialize(self, X, y, hidden: list[int], classes) -> None:
+    def _blocks_targets(self, blocks: Blocks, y, sample_weight, incremental: bool, first_pass: bool):
+        """For partial_fit on data in blocks (one epoch per call, a buffer at a time): every
+        block's targets (read whole to check them, as fit checks y) and the data's dtype; what
+        ``validate_data`` checks of arrays."""
+        if not incremental:
+            raise TypeError("X: Blocks are for partial_fit (one epoch per call); fit takes arrays")
+        if y is not None or sample_weight is not None:
+            raise TypeError("y, sample_weight: Blocks carry their own targets and weights; pass X=blocks alone")
+        if self.solver == "lbfgs":
+            raise ValueError("partial_fit: not with solver='lbfgs'")
+        if first_pass:
+            self.n_features_in_ = blocks.n_features
+        elif blocks.n_features != self.n_features_in_:
+            raise ValueError(f"X has {blocks.n_features} features, but {type(self).__name__} is expecting "
+                             f"{self.n_features_in_} features as input.")
+        stored = blocks.read(0)[0].dtype if first_pass and self.dtype is None else None
+        return blocks.targets(), (np.float64 if stored == np.float64 else np.float32)
+
+    def _initialize(self, n_features: int, data_dtype, y, hidden: list[int], classes) -> None:
         likelihood, n_outputs, labels = self._output(y, classes)
-        dtype = check_dtype(self.dtype) if self.dtype is not None else X.dtype
+        dtype = check_dtype(self.dtype) if self.dtype is not None else data_dtype
         self._seed = _root_seed(self.random_state)
         # scikit-learn's initialization (biases drawn too): on small data sets it decides the result
         init = "sklearn_logistic" if self.activation == "logistic" else "sklearn"
-        net = Network([X.shape[1], *hidden, n_outputs], activation=self.activation, likelihood=likelihood,
+        net = Network([n_features, *hidden, n_outputs], activation=self.activation, likelihood=likelihood,
                       init=init, seed=self._seed, dtype=dtype)
         self.model_ = Model(net, classes=labels)
         self.n_iter_, self.t_ = 0, 0

@@ -18,7 +18,7 @@ from ..core.network import Network
 from ..data.blocks import Blocks
 from ..data.preprocessing import Standardizer, choose_output
 from ..model import Model
-from .loop import train
+from .loop import block_check, train
 from .state import TrainState
 
 
@@ -66,50 +66,32 @@ def fit(X, y=None, *, hidden: Sequence[int] = (128, 64), activation: str | Seque
     state : TrainState
         With the history; pass it to :func:`train` as ``state=`` to continue.
     """
-    if isinstance(X, Blocks):
-        return _fit_blocks(X, y, hidden=hidden, activation=activation, likelihood=likelihood, task=task,
-                           standardize=standardize, init=init, dtype=dtype, seed=seed, validation=validation,
-                           metadata=metadata, **train_options)
-    X = np.asarray(X)
-    if X.ndim != 2 or X.dtype.kind not in "biuf":
-        raise ValueError(f"X: expected a 2-D array of numbers (n_samples, n_features), found shape {X.shape}, "
-                         f"dtype {X.dtype}")
-    out = choose_output(y, likelihood, task)
-    net = Network([X.shape[1], *hidden, out.n_outputs], activation=activation, likelihood=out.likelihood,
-                  init=init, seed=seed, dtype=dtype)
-    net.check_X(X, convert=False)  # raw values must be finite and fit the network's dtype
-    preprocessor = Standardizer.fit(X) if standardize else None
-    target_scaler = Standardizer.fit(out.y) if standardize and out.likelihood == "gaussian" else None
-    model = Model(net, preprocessor=preprocessor, classes=out.classes, target_scaler=target_scaler,
-                  metadata=metadata)
-    if validation is not None and not isinstance(validation, (float, np.floating)):
-        Xv, yv = validation
-        validation = (model.transform(Xv), model.encode_targets(yv))
-    # the same maps the Model applies at prediction, so training and prediction cannot disagree
-    state = train(net, model.transform(X), model.encode_targets(y), validation=validation, seed=seed,
-                  **train_options)
-    return model, state
-
-
-def _fit_blocks(blocks: Blocks, y, *, hidden, activation, likelihood, task, standardize, init, dtype, seed,
-                validation, metadata, **train_options) -> tuple[Model, TrainState]:
-    """:func:`fit` for data in blocks: the decisions from every block's targets and one pass
-    over the inputs (their means and standard deviations); each batch standardized as it
-    is read."""
-    if y is not None:
-        raise TypeError("y: Blocks carry their own targets; pass X=blocks alone")
-    out = choose_output(blocks.targets(), likelihood, task)
-    net = Network([blocks.n_features, *hidden, out.n_outputs], activation=activation, likelihood=out.likelihood,
+    blocks = X if isinstance(X, Blocks) else None
+    if blocks is not None:  # the decisions from every block's targets, the inputs read once
+        if y is not None:
+            raise TypeError("y: Blocks carry their own targets; pass X=blocks alone")
+        n_features, targets = blocks.n_features, blocks.targets()
+    else:
+        X = np.asarray(X)
+        if X.ndim != 2 or X.dtype.kind not in "biuf":
+            raise ValueError(f"X: expected a 2-D array of numbers (n_samples, n_features), found shape "
+                             f"{X.shape}, dtype {X.dtype}")
+        n_features, targets = X.shape[1], y
+    out = choose_output(targets, likelihood, task)
+    net = Network([n_features, *hidden, out.n_outputs], activation=activation, likelihood=out.likelihood,
                   init=init, seed=seed, dtype=dtype)
     preprocessor = None
-    if standardize:
-        mean, std = blocks.moments()
-        preprocessor = Standardizer(mean, np.where(std > 0, std, 1.0))
+    if blocks is None:
+        net.check_X(X, convert=False)  # raw values must be finite and fit the network's dtype
+        preprocessor = Standardizer.fit(X) if standardize else None
+    elif standardize:
+        preprocessor = Standardizer.from_moments(*blocks.moments(block_check(net)))
     target_scaler = Standardizer.fit(out.y) if standardize and out.likelihood == "gaussian" else None
     model = Model(net, preprocessor=preprocessor, classes=out.classes, target_scaler=target_scaler,
                   metadata=metadata)
 
-    def prepared(b: Blocks) -> Blocks:  # the Model's maps, applied as each batch is read
+    # the same maps the Model applies at prediction, so training and prediction cannot disagree
+    def prepared(b: Blocks) -> Blocks:  # (for blocks: as each batch is read)
         return b.with_preprocessing(None if preprocessor is None else preprocessor.transform_inplace,
                                     model.map_targets)
 
@@ -118,5 +100,6 @@ def _fit_blocks(blocks: Blocks, y, *, hidden, activation, likelihood, task, stan
     elif validation is not None and not isinstance(validation, (float, np.floating)):
         Xv, yv = validation
         validation = (model.transform(Xv), model.encode_targets(yv))
-    state = train(net, prepared(blocks), validation=validation, seed=seed, **train_options)
+    data = (prepared(blocks),) if blocks is not None else (model.transform(X), model.encode_targets(y))
+    state = train(net, *data, validation=validation, seed=seed, **train_options)
     return model, state

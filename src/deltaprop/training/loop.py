@@ -188,7 +188,7 @@ class Trainer:
                 _check_fraction(validation)
                 train_rows, val_rows = split_validation(T, float(validation), split_rng,
                                                         net.task == "classification")
-        self._data, self._digest = (blocks,) if blocks is not None else (X, T, w), None  # (see data_digest)
+        self._data, self._digest = blocks if blocks is not None else (X, T, w), None  # (see data_digest)
 
         # validation data: rows held out above, blocks, or arrays given
         for b in (blocks, validation):
@@ -309,9 +309,9 @@ class Trainer:
                 self.source.check_order(state.order)
             except ValueError as e:
                 raise ValueError(f"state: it stopped mid-epoch on other data: {e}") from None
-            if state.batch >= self.source.steps(state.order):
-                raise ValueError(f"state: batch {state.batch} is beyond the epoch's "
-                                 f"{self.source.steps(state.order)} batches")
+            steps = self.source.steps(state.order)
+            if state.batch >= steps:
+                raise ValueError(f"state: batch {state.batch} is beyond the epoch's {steps} batches")
         state = state.copy()
         fresh.load_state_dict(*state.optimizer.state_dict())
         state.optimizer = fresh
@@ -319,9 +319,10 @@ class Trainer:
         return state
 
     # -- one batch ---------------------------------------------------------------------
-    def _step(self, k: int, last: bool) -> None:
+    def _step(self, k: int, n_batches: int) -> None:
         net, st, ws = self.net, self.state, self.ws
-        if self.source.steps(st.order) > 1 or ws.n == 0 or self.parallel:  # a single batch is gathered once
+        last = k == n_batches - 1
+        if n_batches > 1 or ws.n == 0 or self.parallel:  # a single batch is gathered once
             self.source.fill(ws, st.order, k)
         rng = self.mask_rng if self.dropout > 0 else None
         rows = ws.n
@@ -429,7 +430,6 @@ class Trainer:
             if st.batch == 0:
                 st.optimizer.learning_rate = self.schedule(self.optimizer.learning_rate, st.epoch, end)
                 st.order = self.source.order(self.rng if self.shuffle else None)
-                self.source.steps(st.order)  # plans the epoch (in the order's own terms)
                 np.copyto(st.last_good, net.theta)
                 st.loss_sum = st.grad_norm_sq = st.epoch_time = 0.0
             for cb in self.callbacks:
@@ -440,7 +440,7 @@ class Trainer:
             while st.batch < n_batches:
                 for hook in batch_begin:
                     hook(st.batch, net, st)
-                self._step(st.batch, st.batch == n_batches - 1)
+                self._step(st.batch, n_batches)
                 st.batch += 1
                 if not self.parallel:
                     self.interrupted = self.signalled
@@ -543,8 +543,8 @@ class Trainer:
         and the first block's rows (:meth:`Blocks.digest`)."""
         if self._digest is not None:
             return self._digest
-        if len(self._data) == 1:
-            self._digest = self._data[0].digest()
+        if isinstance(self._data, Blocks):
+            self._digest = self._data.digest()
             return self._digest
         X, T, w = self._data
         h = hashlib.sha256()
@@ -583,13 +583,14 @@ class Trainer:
         def encode(y, n):
             return net.encode_targets(y if target_map is None else target_map(y), n)
 
-        return BlockSource(blocks, batch_size, net.dtype, encode, blocks.transform, buffer_blocks, prefetch)
+        return BlockSource(blocks, batch_size, net.dtype, encode, blocks.transform, buffer_blocks, prefetch,
+                           check=block_check(net))
 
     def _probe(self, X, T, train_rows):
         """The rows diagnostics measure: evenly spaced training rows, or a block's first ones."""
         if X is None:
             blocks = self.source.blocks
-            Xb, yb, _ = blocks.read(0)
+            Xb, yb, _ = blocks.read(0, block_check(self.net))
             n = min(len(Xb), len(probe_rows(blocks.n_samples)))
             Xp = np.array(Xb[:n], dtype=self.net.dtype)
             if blocks.transform is not None:
@@ -610,6 +611,11 @@ class Trainer:
         if threads is None and self.comm.local_size > 1:
             threads = max(1, available_cpus() // self.comm.local_size)
         return blas_limit(threads, largest_product(self.net.sizes, self.source.batch_size), self.SMALL_PRODUCT)
+
+
+def block_check(net):
+    """``check(X, name)`` for :class:`Blocks`: the network's own input check, naming the block."""
+    return lambda X, name: net.check_X(X, name, convert=False)
 
 
 def _check_fraction(validation) -> None:
