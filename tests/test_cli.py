@@ -577,6 +577,11 @@ def test_train_reads_a_folder_of_npy_blocks_and_an_hdf5_file(tmp_path):
     assert (tmp_path / "digits-model.safetensors").exists() and (tmp_path / "digits-curves.png").exists()
     assert_clean_error(cli("train", "--data", "digits.h5", cwd=tmp_path),
                        "digits.h5 has no 'X'; it holds images, labels")
+    (tmp_path / "real").mkdir()
+    np.save(tmp_path / "real" / "X.npy", X)
+    np.save(tmp_path / "real" / "y.npy", X[:, 20] + 0.5)
+    assert_clean_error(cli("evaluate", "parts-model.safetensors", "--data", "real", cwd=tmp_path),
+                       "the model is a classifier, but real has real-valued targets")
     assert_clean_error(cli("train", "--data", "parts", "--report", "r.html", cwd=tmp_path),
                        "--report: needs a data set in memory")
     assert_clean_error(cli("train", "--data", "iris", "--features", "a", cwd=tmp_path),

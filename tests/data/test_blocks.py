@@ -231,3 +231,11 @@ def test_weights_and_parquet_folders_with_chosen_columns(tmp_path):
     np.testing.assert_array_equal(blocks.targets(), y)
     with pytest.raises(ValueError, match="has no 'score'"):
         dp.Blocks.from_parquet(tmp_path / "p", target="score")
+
+
+def test_default_blocks_hold_about_16_mb_and_small_data_sets_get_16():
+    big = np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), shape=(1_000_000, 100), strides=(0, 0))
+    blocks = dp.Blocks.from_arrays(big, np.zeros(1_000_000))
+    assert blocks.sizes.max() * 100 * 4 <= 16 * 2**20 < 2 * blocks.sizes.max() * 100 * 4
+    X, y = data()
+    assert len(dp.Blocks.from_arrays(X, y)) == 16  # 437 rows: 16 blocks of 28 (the last shorter)

@@ -78,8 +78,8 @@ def main(backend, scenario, out):
         net = dp.Network([64, 16, 10], seed=0, dtype="float64")
         opts = dict(optimizer="adam", batch_size=32, seed=11, dropout=0.2, distributed=comm)
         ckpt = os.path.join(out, "resume.ckpt")
-        if scenario == "whole":
-            dp.train(net, X, y, epochs=3, **opts)
+        if scenario == "whole":  # (its checkpoint, at an epoch's end, is resumed by one process)
+            dp.train(net, X, y, epochs=3, checkpoint=os.path.join(out, "whole.ckpt"), **opts)
         else:
             try:
                 dp.train(net, X, y, epochs=3, checkpoint=ckpt, callbacks=[SignalAt(1, 4)], **opts)

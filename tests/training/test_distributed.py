@@ -108,6 +108,34 @@ def test_a_checkpoint_taken_under_two_processes_resumes_to_the_same_result(tmp_p
     assert list(resumed[0]["stopped_at"]) == list(resumed[1]["stopped_at"]) == [1, 6]
     for r in (0, 1):
         np.testing.assert_array_equal(resumed[r]["theta"], whole[r]["theta"])
+    # from an epoch's end, any number of processes may continue (here: one)
+    X, y = digits()
+    net = dp.Network([64, 16, 10], seed=0, dtype="float64")
+    state = dp.train(net, X, y, epochs=1, resume=str(tmp_path / "whole.ckpt"), optimizer="adam", batch_size=32,
+                     seed=11, dropout=0.2)
+    assert state.history.epochs == 4 and state.optimizer.t == 4 * 10
+
+
+def test_a_checkpoint_from_mid_epoch_needs_as_many_processes(tmp_path):
+    class StopAt:
+        def on_batch_end(self, k, J, net, state):
+            if k == 3:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    X, y = digits()
+    with pytest.raises(dp.TrainingInterrupted):
+        dp.train(dp.Network([64, 8, 10], seed=0), X, y, epochs=2, checkpoint=str(tmp_path / "c.ckpt"),
+                 callbacks=[StopAt()])
+
+    class TwoHere(dp.Communicator):  # rank 0 of 2 (its collectives: one process's)
+        size = 2
+
+        def abort(self, message, code=1):
+            raise SystemExit(message)
+
+    with pytest.raises(SystemExit, match=r"stopped mid-epoch in a run of 1 process\(es\), not 2"):
+        dp.train(dp.Network([64, 8, 10], seed=0), X, y, epochs=1, resume=str(tmp_path / "c.ckpt"),
+                 distributed=TwoHere())
 
 
 @pytest.mark.parametrize("backend, seconds", [("mpi", 10), ("torch", 30)])  # (torchrun alone takes ~5 s)
