@@ -13,7 +13,9 @@ unused and ``h[0]`` is the input. Rows are samples (NOTATION.md):
 
 These functions know nothing of learning rates, optimizers or penalties; they read
 the network's ``W[l]`` and write only into the :class:`Workspace` and the
-gradient views they are given, and allocate nothing. Whoever holds a workspace
+gradient views they are given, and allocate nothing. The element-wise work between
+the products is done by the workspace's :class:`~deltaprop.core.kernels.Ops`
+(NumPy, or fused Numba kernels). Whoever holds a workspace
 (an inference call, lent one by a :class:`WorkspacePool`; an
 :class:`~deltaprop.core.objective.Objective`) is the only one using it, which is
 what makes inference thread-safe.
@@ -26,6 +28,8 @@ from contextlib import contextmanager
 from typing import Sequence
 
 import numpy as np
+
+from .kernels import Ops
 
 Array = np.ndarray
 
@@ -40,12 +44,14 @@ class Workspace:
     targets) and ``work`` have shape (B, D_L); ``nll`` (B, 1) holds each row's
     -log p(y|x) and ``w`` (B,) its sample weight. ``n`` is the number of rows of
     the batch now loaded (0 when none is); ``total_weight`` is its number of rows,
-    or the sum of its weights, as :func:`output_delta` last found it.
+    or the sum of its weights, as :func:`output_delta` last found it. ``ops``
+    (:class:`~deltaprop.core.kernels.Ops`) does the element-wise work of the passes;
+    if None, the first pass sets the default path's for its network.
     """
 
-    def __init__(self, sizes: Sequence[int], B: int, dtype):
+    def __init__(self, sizes: Sequence[int], B: int, dtype, ops: Ops | None = None):
         L = len(sizes) - 1
-        self.B = B
+        self.B, self.ops = B, ops
         self.h = [np.ones((B, sizes[l] + 1), dtype=dtype) for l in range(L)]
         self.a = [self.h[l][:, :-1] for l in range(L)]
         self.X = self.a[0]
@@ -67,11 +73,14 @@ class WorkspacePool:
 
     Concurrent callers (threads, or a nested call) never share a buffer; once a
     workspace has been returned, the next caller reuses it instead of allocating.
-    At most ``keep`` idle workspaces are kept.
+    At most ``keep`` idle workspaces are kept. ``ops`` is an
+    :class:`~deltaprop.core.kernels.Ops`, or a function that makes one, called at the
+    first loan (so that building a network compiles or imports nothing).
     """
 
-    def __init__(self, sizes: Sequence[int], B: int, dtype, keep: int = 4):
+    def __init__(self, sizes: Sequence[int], B: int, dtype, ops=None, keep: int = 4):
         self.sizes, self.B, self.dtype, self.keep = list(sizes), B, dtype, keep
+        self._ops = ops
         self._idle: list[Workspace] = []
         self._lock = threading.Lock()
 
@@ -80,13 +89,21 @@ class WorkspacePool:
         with self._lock:
             ws = self._idle.pop() if self._idle else None
         if ws is None:
-            ws = Workspace(self.sizes, self.B, self.dtype)
+            if callable(self._ops):
+                self._ops = self._ops()
+            ws = Workspace(self.sizes, self.B, self.dtype, self._ops)
         try:
             yield ws
         finally:
             with self._lock:
                 if len(self._idle) < self.keep:
                     self._idle.append(ws)
+
+
+def _ops(net, ws: Workspace) -> Ops:
+    if ws.ops is None:
+        ws.ops = Ops(net)
+    return ws.ops
 
 
 def forward(net, ws: Workspace, b: int, masks=None) -> None:
@@ -96,13 +113,13 @@ def forward(net, ws: Workspace, b: int, masks=None) -> None:
     1/keep), ``h[l] *= mask[l]`` on hidden layers, and ``dphi[l]`` is taken here,
     before masking, with the mask folded in, so that :func:`backward` finds it ready.
     """
-    L = net.n_layers
+    L, phi = net.n_layers, _ops(net, ws).phi
     for l in range(1, L + 1):
         z = ws.z[l][:b]
         np.matmul(ws.h[l - 1][:b], net.W[l], out=z)
         if l < L:
             a = ws.a[l][:b]
-            net.activations[l].forward(z, a)
+            phi[l](z, a)
             if masks is not None:
                 mask = masks[l][:b]
                 dphi = ws.dphi[l][:b]
@@ -122,17 +139,14 @@ def output_delta(net, ws: Workspace, b: int, T: Array, scale: float = 1.0, mean:
     With ``mean=False``, J is the (weighted) sum, eq. (1) itself, and ``delta[L]`` its
     gradient: a part of a batch whose total is only known later (data-parallel training).
     """
-    L = net.n_layers
+    L, ops = net.n_layers, _ops(net, ws)
     delta, nll = ws.delta[L][:b], ws.nll[:b]
-    net.likelihood.loss_and_delta(ws.z[L][:b], T[:b], ws.o[:b], delta, ws.work[:b], nll)
     if not ws.weighted:
         ws.total_weight = float(b)
-        if not mean:
-            if scale != 1.0:
-                delta *= scale
-            return float(np.add.reduce(nll, axis=None))
-        delta *= scale / b
-        return float(np.add.reduce(nll, axis=None)) / b
+        total = ops.loss_and_delta(ws.z[L][:b], T[:b], ws.o[:b], delta, ws.work[:b], nll,
+                                      scale / b if mean else scale)
+        return total / b if mean else total
+    ops.loss_and_delta(ws.z[L][:b], T[:b], ws.o[:b], delta, ws.work[:b], nll, 1.0)
     w = ws.w[:b]
     ws.total_weight = total_w = float(np.add.reduce(w))
     divisor = total_w if mean else 1.0
@@ -150,17 +164,22 @@ def backward(net, ws: Workspace, b: int, G: Sequence, dphi_ready: bool = False, 
     no longer needed by the pass, so that layer l can be updated while it is still
     in cache.
     """
+    backprop = _ops(net, ws).backprop
     for l in range(net.n_layers, 0, -1):
         # eq. (9): grad W = h delta^T, summed over the batch; its last row is eq. (12)
         np.matmul(ws.h[l - 1][:b].T, ws.delta[l][:b], out=G[l])
         if l > 1:
             below = ws.delta[l - 1][:b]
-            dphi = ws.dphi[l - 1][:b]
-            if not dphi_ready:
-                net.activations[l - 1].derivative(ws.z[l - 1][:b], ws.a[l - 1][:b], dphi, below)
+            z, a, dphi = ws.z[l - 1][:b], ws.a[l - 1][:b], ws.dphi[l - 1][:b]
+            fused = backprop[l - 1] if not dphi_ready else None
+            if fused is None and not dphi_ready:  # (below is free scratch until the product)
+                net.activations[l - 1].derivative(z, a, dphi, below)
             # hidden-layer recursion: delta[l-1] = phi'(z[l-1]) * (delta[l] W[l][:-1]^T)
             np.matmul(ws.delta[l][:b], net.W[l][:-1].T, out=below)
-            below *= dphi
+            if fused is None:
+                below *= dphi
+            else:
+                fused(z, a, below)  # the product by phi' in one pass
         if after_layer is not None:
             after_layer(l)
 

@@ -20,6 +20,7 @@ import numpy as np
 from ..validation import check_memory, check_weights
 from .activations import Activation, get_activation
 from .engine import WorkspacePool, forward, output_delta, views
+from .kernels import Ops
 from .initializers import check_init, init_weights
 from .likelihoods import Likelihood, get_likelihood
 from .objective import Objective
@@ -121,7 +122,7 @@ class Network:
                      f"the parameters of a {'-'.join(map(str, self.sizes))} network")
         self.theta = np.zeros(self.n_params, dtype=self.dtype)
         self.W = views(self.theta, self.shapes)
-        self._pool = WorkspacePool(self.sizes, _CHUNK, self.dtype)
+        self._pool = self._inference_pool()
 
         rng = as_rng(seed)
         for l in range(1, L + 1):
@@ -171,7 +172,7 @@ class Network:
         new.dtype = check_dtype(dtype if dtype is not None else self.dtype)
         new.theta = self.theta.astype(new.dtype, copy=True)
         new.W = views(new.theta, self.shapes)
-        new._pool = WorkspacePool(new.sizes, _CHUNK, new.dtype)
+        new._pool = new._inference_pool()
         return new
 
     def __deepcopy__(self, memo) -> "Network":
@@ -184,7 +185,7 @@ class Network:
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self.W = views(self.theta, self.shapes)
-        self._pool = WorkspacePool(self.sizes, _CHUNK, self.dtype)
+        self._pool = self._inference_pool()
 
     # -- validation at the boundary ------------------------------------------------
     def check_X(self, X, name: str = "X", convert: bool = True) -> Array:
@@ -231,6 +232,10 @@ class Network:
         return T
 
     # -- inference: each call on buffers of its own ---------------------------------
+    def _inference_pool(self) -> WorkspacePool:
+        # the kernels are chosen (and Numba imported) at the first inference, not here
+        return WorkspacePool(self.sizes, _CHUNK, self.dtype, lambda: Ops(self))
+
     def _chunks(self, X: Array):
         """Yield (workspace, start, b) after eq. (3) on rows start..start+b of checked X.
 

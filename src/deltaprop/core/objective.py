@@ -31,6 +31,7 @@ import math
 import numpy as np
 
 from .engine import Workspace, backward, forward, output_delta, views
+from .kernels import Ops
 
 Array = np.ndarray
 
@@ -54,6 +55,9 @@ class Objective:
     carry : int
         Extra slots after the gradient in :attr:`buffer`, for numbers that must travel
         with it (the loss and flags of data-parallel training).
+    kernels : {"numpy", "numba"}, optional
+        Who does the element-wise work (:mod:`deltaprop.core.kernels`); by default
+        Numba's fused kernels when Numba is installed, else NumPy.
 
     Attributes
     ----------
@@ -63,10 +67,14 @@ class Objective:
         ``G[l]``, views of ``grad`` shaped like ``W[l]`` (slot 0 None).
     buffer : ndarray of shape (n_params + carry,)
         ``grad`` followed by the ``carry`` slots.
+    ops : Ops
+        The element-wise steps of the passes, on the chosen path.
     """
 
-    def __init__(self, net, l2: float = 0.0, dropout: float = 0.0, alpha: float = 0.0, carry: int = 0):
+    def __init__(self, net, l2: float = 0.0, dropout: float = 0.0, alpha: float = 0.0, carry: int = 0,
+                 kernels: str | None = None):
         self.net = net
+        self.ops = Ops(net, kernels)
         self.l2 = float(l2)
         self.alpha = float(alpha)
         self.dropout = float(dropout)
@@ -89,7 +97,7 @@ class Objective:
         ws = self._workspaces.get(B)
         if ws is None:
             net = self.net
-            ws = Workspace(net.sizes, B, net.dtype)
+            ws = Workspace(net.sizes, B, net.dtype, self.ops)
             ws.masks = None
             if self.dropout > 0 and net.n_layers > 1:
                 ws.masks = [None] + [np.empty((B, net.sizes[l]), dtype=net.dtype) for l in range(1, net.n_layers)]

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..core.kernels import update_kernel
 from ..registry import lookup
 from ..validation import check_float
 
@@ -42,6 +43,9 @@ class OptimizerState:
         The optimizer's state vectors, shaped like ``theta`` (e.g. Adam's ``m``, ``v``).
     blocks : list of (slice, int)
         The layers of ``theta``: ``(slice, n_weights)``, weights first, then the bias row.
+    kernel : callable or None
+        The optimizer's fused update (Numba), or None for the NumPy reference; how the
+        state is updated, not part of it (checkpoints do not save it).
     """
 
     t: int
@@ -49,10 +53,16 @@ class OptimizerState:
     arrays: dict
     blocks: list
     work: Array | None = field(default=None, repr=False)
+    kernel: object = field(default=None, repr=False)
 
     def state_dict(self) -> tuple[dict, dict]:
         """(scalars, arrays): everything needed to continue bit-identically."""
         return {"t": self.t, "learning_rate": self.learning_rate}, dict(self.arrays)
+
+    def __deepcopy__(self, memo) -> "OptimizerState":
+        # the kernel is shared, not copied (a compiled function is no state)
+        return OptimizerState(self.t, self.learning_rate, {k: v.copy() for k, v in self.arrays.items()},
+                              list(self.blocks), None if self.work is None else self.work.copy(), self.kernel)
 
     def load_state_dict(self, scalars: dict, arrays: dict) -> None:
         """Restore what :meth:`state_dict` returned into this (same-shaped) state."""
@@ -81,18 +91,22 @@ class Optimizer:
     def __init__(self, learning_rate: float):
         self.learning_rate = check_float("learning_rate", learning_rate, 0.0, strict=True)
 
-    def init_state(self, theta: Array, blocks: list[tuple[slice, int]] | None = None) -> OptimizerState:
+    def init_state(self, theta: Array, blocks: list[tuple[slice, int]] | None = None,
+                   kernels: str | None = None) -> OptimizerState:
         """A fresh state (zeros) for parameters shaped like ``theta``.
 
         ``blocks`` splits ``theta`` into layers: ``(slice, n_weights)`` per layer, the
         first ``n_weights`` entries of a block being weights and the rest biases (the
         augmented W[l] of eq. (11), flattened). Decoupled weight decay (AdamW) acts on
         weights only. By default the whole of theta is one block of weights.
+        ``kernels`` chooses the update's path (:mod:`deltaprop.core.kernels`): with
+        ``"numba"``, one fused pass per block.
         """
         arrays = {name: np.zeros_like(theta) for name in self._state}
+        kernel = update_kernel(self, kernels) if self._state else None
         return OptimizerState(0, self.learning_rate, arrays,
                               list(blocks) if blocks else [(slice(0, theta.size), theta.size)],
-                              np.empty_like(theta) if self._uses_work else None)
+                              np.empty_like(theta) if self._uses_work and kernel is None else None, kernel)
 
     def prescale(self, state: OptimizerState) -> float:
         """The factor the gradient may arrive multiplied by (see the module docstring)."""
@@ -109,6 +123,12 @@ class Optimizer:
         g = grad[sl]
         if scale != 1.0:
             g *= 1.0 / scale
+        if state.kernel is not None:  # the same update in one pass, the flush folded in
+            dt = theta.dtype.type
+            state.kernel(theta[sl], g, *(a[sl] for a in state.arrays.values()),
+                         *self._fused_args(state.learning_rate, state.t, n_weights, dt),
+                         state.t % self.flush_every == 0, dt(np.finfo(theta.dtype).tiny))
+            return
         arrays = {name: a[sl] for name, a in state.arrays.items()}
         work = None if state.work is None else state.work[sl]
         self._update(theta[sl], g, state.learning_rate, state.t, arrays, work, n_weights)
@@ -123,6 +143,11 @@ class Optimizer:
             self.update_block(theta, grad, state, k)
 
     def _update(self, theta, grad, lr, t, state, work, n_weights):
+        raise NotImplementedError
+
+    def _fused_args(self, lr, t, n_weights, dt) -> tuple:
+        """The constants of this step for the fused kernel (:mod:`deltaprop.core.fused`), in
+        the parameters' dtype ``dt``, as ``_update`` rounds them."""
         raise NotImplementedError
 
     def hyperparameters(self) -> dict:
@@ -190,6 +215,9 @@ class Momentum(Optimizer):
         v -= grad
         theta += v
 
+    def _fused_args(self, lr, t, n_weights, dt):
+        return dt(lr), dt(self.momentum)
+
 
 class Nesterov(Momentum):
     """Nesterov momentum (Sutskever's form): v <- beta v - mu g;  theta <- theta + beta v - mu g."""
@@ -230,6 +258,9 @@ class AdaGrad(Optimizer):
         grad *= lr
         theta -= grad
 
+    def _fused_args(self, lr, t, n_weights, dt):
+        return dt(lr), dt(self.eps), dt(1), dt(1)  # s <- 1 s + 1 g^2
+
 
 class RMSProp(AdaGrad):
     """RMSProp: s <- rho s + (1 - rho) g^2;  theta <- theta - mu g / (sqrt(s) + eps)."""
@@ -245,6 +276,9 @@ class RMSProp(AdaGrad):
         work *= 1 - self.rho
         s *= self.rho
         s += work
+
+    def _fused_args(self, lr, t, n_weights, dt):
+        return dt(lr), dt(self.eps), dt(self.rho), dt(1 - self.rho)
 
 
 class Adam(Optimizer):
@@ -278,15 +312,24 @@ class Adam(Optimizer):
         V *= b2
         np.multiply(grad, grad, out=w)
         V += w  # V = v / (1 - b2)
-        # m_hat / (sqrt(v_hat) + eps) = M / (sqrt(V) + e) * c, with
-        # c = (1 - b1) / (1 - b1^t) * sqrt((1 - b2^t) / (1 - b2)) and e = eps * sqrt((1 - b2^t) / (1 - b2))
-        r2 = math.sqrt((1 - b2 ** t) / (1 - b2))
-        c = lr * (1 - b1) / (1 - b1 ** t) * r2
+        e, inv_c = self._scalars(lr, t)
         np.sqrt(V, out=w)
-        w += self.eps * r2
-        w *= 1.0 / c
+        w += e
+        w *= inv_c
         np.divide(M, w, out=w)
         theta -= w
+
+    def _scalars(self, lr, t):
+        # m_hat / (sqrt(v_hat) + eps) = M / (sqrt(V) + e) * c, with
+        # c = (1 - b1) / (1 - b1^t) * sqrt((1 - b2^t) / (1 - b2)) and e = eps * sqrt((1 - b2^t) / (1 - b2))
+        b1, b2 = self.beta1, self.beta2
+        r2 = math.sqrt((1 - b2 ** t) / (1 - b2))
+        c = lr * (1 - b1) / (1 - b1 ** t) * r2
+        return self.eps * r2, 1.0 / c
+
+    def _fused_args(self, lr, t, n_weights, dt):
+        e, inv_c = self._scalars(lr, t)
+        return dt(self.beta1), dt(self.beta2), dt(e), dt(inv_c), dt(1), 0  # (no decay)
 
 
 class AdamW(Adam):
@@ -306,6 +349,9 @@ class AdamW(Adam):
     def _update(self, theta, grad, lr, t, state, work, n_weights):
         theta[:n_weights] *= 1 - lr * self.weight_decay
         super()._update(theta, grad, lr, t, state, work, n_weights)
+
+    def _fused_args(self, lr, t, n_weights, dt):
+        return super()._fused_args(lr, t, n_weights, dt)[:4] + (dt(1 - lr * self.weight_decay), n_weights)
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {

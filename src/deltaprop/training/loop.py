@@ -31,6 +31,7 @@ from typing import Sequence
 import numpy as np
 
 from ..core.engine import Workspace, forward, output_delta
+from ..core.kernels import resolve_kernels
 from ..core.network import as_rng
 from ..core.objective import Objective
 from ..data.blocks import Blocks, BlockSource
@@ -131,8 +132,9 @@ class Trainer:
                  shuffle: bool = True, seed: int | np.random.Generator | None = None,
                  state: TrainState | None = None, checkpoint: str | None = None, checkpoint_every: int = 1,
                  blas_threads: int | None = None, diagnostics: bool = False, resume: str | None = None,
-                 distributed=None, buffer_blocks: int = 4):
+                 distributed=None, buffer_blocks: int = 4, kernels: str | None = None):
         self.net = net
+        self.kernels = resolve_kernels(kernels)
         self.comm = comm = get_communicator(distributed)
         self.parallel = comm.size > 1
         self.l2 = check_float("l2", l2, 0.0)
@@ -224,9 +226,9 @@ class Trainer:
             self.source.shard(comm.rank, comm.size)
         # one buffer carries the gradient and, after it, what the ranks add up with it
         self.objective = Objective(net, l2=self.l2, dropout=self.dropout, alpha=self.alpha,
-                                   carry=len(CARRIED) if self.parallel else 0)
+                                   carry=len(CARRIED) if self.parallel else 0, kernels=self.kernels)
         self.ws = self.objective.workspace(self.source.batch_size)
-        self._val_ws = None if self.validation is None else Workspace(net.sizes, VALIDATION_BATCH, net.dtype)
+        self._val_ws = None if self.validation is None else Workspace(net.sizes, VALIDATION_BATCH, net.dtype, self.objective.ops)
         # measured on a fixed probe of training rows, it changes nothing of the run; called
         # before the callbacks (which may read it), it is not one of them (their checkpoint keys)
         self.diagnostics = None
@@ -241,7 +243,7 @@ class Trainer:
 
         if state is None:
             self.state = TrainState(
-                theta=net.theta.copy(), optimizer=self.optimizer.init_state(net.theta, net.blocks()),
+                theta=net.theta.copy(), optimizer=self.optimizer.init_state(net.theta, net.blocks(), self.kernels),
                 schedule=self.schedule.state_dict(), seed=root, rng=np.random.default_rng(loop_seq).bit_generator.state,
                 history=History(metric=metric_name(net.task)), last_good=np.empty_like(net.theta),
                 data_shape=data_shape)
@@ -291,7 +293,7 @@ class Trainer:
                              f"the network ({net.n_params}, {np.dtype(net.dtype).name})")
         if not np.all(np.isfinite(state.theta)):
             raise ValueError("state: its parameters contain NaN or inf")
-        fresh = self.optimizer.init_state(net.theta, net.blocks())
+        fresh = self.optimizer.init_state(net.theta, net.blocks(), self.kernels)
         if set(fresh.arrays) != set(state.optimizer.arrays):
             raise ValueError(f"state: it holds the state of another optimizer ({sorted(state.optimizer.arrays)}), "
                              f"not of {self.optimizer!r}")
@@ -713,6 +715,11 @@ def train(net, X, y=None, *, epochs: int = 100, resume: str | None = None, **opt
         ``docs/scale.md``.
     buffer_blocks : int
         With Blocks: how many blocks are read, and their rows shuffled, together.
+    kernels : {"numpy", "numba"}, optional
+        Who does the element-wise work between the matrix products: NumPy (the
+        reference) or fused Numba kernels (``pip install 'deltaprop[fast]'``); by default
+        ``$DELTAPROP_KERNELS``, else Numba when it is installed. Both give the same
+        results to float32 rounding; each path and seed gives the same bits every time.
 
     Returns
     -------

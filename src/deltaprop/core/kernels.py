@@ -1,0 +1,125 @@
+"""Which code does the element-wise work of training: NumPy (the reference) or fused Numba kernels.
+
+The matrix products of eqs. (3) and (9) always go to the BLAS library. What lies
+between them (the activation phi, delta times phi', the likelihood's loss and
+delta, the optimizer's update) is element-wise and bound by memory traffic; NumPy
+does it one operation, one pass at a time. The ``numba`` path does each in one
+fused pass (:mod:`deltaprop.core.fused`), with the same arithmetic: the two
+agree to float32 rounding, and a given path and seed give the same bits every time.
+
+``kernels`` is chosen by name wherever a run is set up (``train(kernels=)``,
+``Objective(kernels=)``, ``deltaprop train --kernels``); ``None`` means the
+environment variable ``DELTAPROP_KERNELS`` if set, else ``numba`` when Numba is
+installed (``pip install 'deltaprop[fast]'``), else ``numpy``. Anything without a
+fused kernel (a custom activation, a general output likelihood, a custom
+optimizer) takes the NumPy route on either path.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from functools import lru_cache
+
+import numpy as np
+
+from ..registry import lookup
+
+KERNELS = {"numpy": "NumPy operations, one pass each: the reference",
+           "numba": "fused Numba kernels, one pass per step (pip install 'deltaprop[fast]')"}
+"""The kernel paths by name: the one list shared by the API, the CLI and the benchmarks."""
+
+
+@lru_cache(maxsize=1)
+def numba_available() -> bool:
+    """Whether Numba can be imported (checked once, without importing it)."""
+    return importlib.util.find_spec("numba") is not None
+
+
+def resolve_kernels(kernels: str | None = None) -> str:
+    """The path a run takes: ``kernels`` if given, else ``$DELTAPROP_KERNELS``, else
+    ``numba`` when it is installed, else ``numpy``.
+
+    Raises
+    ------
+    ValueError
+        If the name is unknown.
+    ImportError
+        If ``numba`` is asked for and Numba is not installed.
+    """
+    if kernels is None:
+        kernels = os.environ.get("DELTAPROP_KERNELS") or ("numba" if numba_available() else "numpy")
+    key = lookup("kernels", KERNELS, kernels)
+    if key == "numba" and not numba_available():
+        raise ImportError("kernels: 'numba' needs Numba, which is not installed; "
+                          "pip install 'deltaprop[fast]', or use kernels='numpy'")
+    return key
+
+
+def _fused():
+    from . import fused
+
+    return fused
+
+
+def _registered(obj, registry) -> bool:
+    """Whether ``obj`` is the registry's own entry for its name (a fused kernel stands for
+    exactly that one, not for a custom object that reuses the name)."""
+    entry = registry.get(getattr(obj, "name", None))
+    return entry is obj or entry is type(obj)
+
+
+class Ops:
+    """The element-wise steps of one network's passes, on one path.
+
+    Attributes
+    ----------
+    kernels : str
+        ``"numpy"`` or ``"numba"``.
+    phi : list
+        ``phi[l](z, out)`` writes phi(z[l]) (slot 0 unused).
+    backprop : list
+        ``backprop[l](z, h, delta)`` multiplies ``delta`` by phi'(z[l]) in one pass, or
+        None: then phi' is written to a buffer first and multiplied after (the reference).
+    """
+
+    def __init__(self, net, kernels: str | None = None):
+        from .activations import ACTIVATIONS
+        from .likelihoods import LIKELIHOODS
+
+        self.kernels = resolve_kernels(kernels)
+        fused = _fused() if self.kernels == "numba" else None
+        acts = net.activations[1:]
+        self.phi = [None] + [fused.FORWARD[a.name] if fused and _registered(a, ACTIVATIONS) else a.forward
+                             for a in acts]
+        self.backprop = [None] + [fused.BACKPROP.get(a.name, _no_op) if fused and _registered(a, ACTIVATIONS)
+                                  else None for a in acts]
+        lik = net.likelihood
+        self._loss_and_delta = lik.loss_and_delta
+        self._fused_loss = fused.LOSS_AND_DELTA[lik.name] if fused and _registered(lik, LIKELIHOODS) else None
+
+    def loss_and_delta(self, z, T, o, delta, work, nll, s: float) -> float:
+        """The likelihood's o, rows' -log p (``nll``) and ``delta`` = s d(-log p)/dz; returns
+        the sum of ``nll``."""
+        if self._fused_loss is not None:
+            return float(self._fused_loss(z, T, o, delta, nll, s))
+        self._loss_and_delta(z, T, o, delta, work, nll)
+        if s != 1.0:
+            delta *= s
+        return float(np.add.reduce(nll, axis=None))
+
+    def __repr__(self) -> str:
+        return f"Ops(kernels={self.kernels!r})"
+
+
+def _no_op(z, h, delta):
+    """phi' = 1 (identity): delta is already delta * phi'."""
+
+
+def update_kernel(optimizer, kernels: str | None = None):
+    """The fused update of ``optimizer`` on the given path, or None (the NumPy reference)."""
+    from ..optim.optimizers import OPTIMIZERS
+
+    if resolve_kernels(kernels) != "numba" or not _registered(optimizer, OPTIMIZERS):
+        return None
+    return _fused().UPDATE.get(optimizer.name)
