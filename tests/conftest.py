@@ -1,8 +1,17 @@
 import importlib
 import os
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+
+# DELTAPROP_HIDE_NUMBA=1: the whole suite as if Numba were not installed (the NumPy path),
+# here and in every process the tests start
+if os.environ.get("DELTAPROP_HIDE_NUMBA"):
+    _HIDE = str(Path(__file__).resolve().parent / "hide_numba")
+    sys.path.insert(0, _HIDE)
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_HIDE, os.environ.get("PYTHONPATH")) if p)
 
 from deltaprop.core.engine import Workspace, forward
 
@@ -49,7 +58,9 @@ def iris():
 
 def need(module: str):
     """Import an optional module: without it the test is skipped here, and fails in CI
-    (``DELTAPROP_CI=1``), which installs every optional part."""
+    (``DELTAPROP_CI=1``), which installs every optional part (but Numba, when hidden)."""
+    if module == "numba" and os.environ.get("DELTAPROP_HIDE_NUMBA"):
+        pytest.skip("Numba is hidden (DELTAPROP_HIDE_NUMBA=1): the NumPy path alone")
     if os.environ.get("DELTAPROP_CI"):
         return importlib.import_module(module)
     return pytest.importorskip(module)

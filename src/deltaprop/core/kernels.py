@@ -24,6 +24,8 @@ from functools import lru_cache
 import numpy as np
 
 from ..registry import lookup
+from .activations import ACTIVATIONS
+from .likelihoods import LIKELIHOODS
 
 KERNELS = {"numpy": "NumPy operations, one pass each: the reference",
            "numba": "fused Numba kernels, one pass per step (pip install 'deltaprop[fast]')"}
@@ -32,8 +34,14 @@ KERNELS = {"numpy": "NumPy operations, one pass each: the reference",
 
 @lru_cache(maxsize=1)
 def numba_available() -> bool:
-    """Whether Numba can be imported (checked once, without importing it)."""
-    return importlib.util.find_spec("numba") is not None
+    """Whether Numba is installed and imports (checked once; a broken install counts as absent)."""
+    if importlib.util.find_spec("numba") is None:
+        return False
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def resolve_kernels(kernels: str | None = None) -> str:
@@ -84,9 +92,6 @@ class Ops:
     """
 
     def __init__(self, net, kernels: str | None = None):
-        from .activations import ACTIVATIONS
-        from .likelihoods import LIKELIHOODS
-
         self.kernels = resolve_kernels(kernels)
         fused = _fused() if self.kernels == "numba" else None
         acts = net.activations[1:]
@@ -116,10 +121,9 @@ def _no_op(z, h, delta):
     """phi' = 1 (identity): delta is already delta * phi'."""
 
 
-def update_kernel(optimizer, kernels: str | None = None):
-    """The fused update of ``optimizer`` on the given path, or None (the NumPy reference)."""
-    from ..optim.optimizers import OPTIMIZERS
-
-    if resolve_kernels(kernels) != "numba" or not _registered(optimizer, OPTIMIZERS):
+def update_kernel(name: str, kernels: str | None = None):
+    """The fused update of the optimizer registered as ``name`` on the given path, or None
+    (the NumPy reference)."""
+    if resolve_kernels(kernels) != "numba":
         return None
-    return _fused().UPDATE.get(optimizer.name)
+    return _fused().UPDATE.get(name)

@@ -103,7 +103,8 @@ class Optimizer:
         ``"numba"``, one fused pass per block.
         """
         arrays = {name: np.zeros_like(theta) for name in self._state}
-        kernel = update_kernel(self, kernels) if self._state else None
+        # a fused kernel stands for a registered optimizer, not for a subclass of one
+        kernel = update_kernel(self.name, kernels) if self._state and OPTIMIZERS.get(self.name) is type(self) else None
         return OptimizerState(0, self.learning_rate, arrays,
                               list(blocks) if blocks else [(slice(0, theta.size), theta.size)],
                               np.empty_like(theta) if self._uses_work and kernel is None else None, kernel)
