@@ -1,25 +1,208 @@
 """How many threads the BLAS library may use for a run's matrix products.
 
-Small products gain nothing from a second BLAS thread: the hand-off costs more
-than it saves, and OpenBLAS's idle worker spins, competing with the main thread's
-single-threaded work (NumPy's element-wise passes, SciPy's L-BFGS update). Below a
-size measured for each kind of run, training asks for one thread
-(through threadpoolctl, which restores the setting afterwards); it never asks for
-more threads than the library or the caller allow.
+Two things decide it, and both change while a run goes on:
+
+- **the size of the products.** Small products gain nothing from a second thread:
+  the hand-off costs more than it saves, and OpenBLAS's idle workers spin, competing
+  with the main thread's single-threaded element-wise work. Below a size measured
+  for each kind of run, one thread.
+- **the CPUs actually free.** The CPUs this process may use (its affinity mask, and
+  a cgroup CPU quota, as containers and Slurm set them), less what other processes
+  keep busy on them, measured from ``/proc/stat`` against this process's own CPU
+  time. A BLAS product split over T threads waits for the slowest: when another
+  process holds a core, one of those threads is descheduled and the product takes
+  several times as long (a 2-thread epoch was seen 4x slower beside one busy
+  process, where a 1-thread epoch lost nothing). So a core counts as free only when
+  others leave most of it idle, and the load is measured again every ``every``
+  seconds, so that a run gives up its threads when a neighbour starts and takes them
+  back when it ends.
+
+The caller's limits are honoured: never more threads than the BLAS library had when
+the run started (``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``, threadpoolctl's
+``threadpool_limits``, which joblib sets in its workers), nor than ``blas_threads``.
+Threads are set through threadpoolctl and restored when the run ends; without
+threadpoolctl (the core needs only NumPy), BLAS is left as it is.
 """
 
 from __future__ import annotations
 
-import contextlib
+import math
 import os
+import time
+from pathlib import Path
+
+# a core is counted as taken when other processes use more than this share of it
+BUSY_SHARE = 0.25
+# seconds of the first look at the load in a process (the clocks tick every 10 ms)
+FIRST_LOOK = 0.05
 
 
-def available_cpus() -> int:
-    """The CPUs this process may run on (its affinity mask), else the machine's count."""
+def cgroup_cpu_limit(root: str | os.PathLike = "/sys/fs/cgroup") -> float | None:
+    """The CPU quota of this process's cgroup in CPUs (e.g. 1.5), or None when unlimited.
+
+    Reads cgroup v2's ``cpu.max`` (``"150000 100000"``: quota and period in µs), else
+    cgroup v1's ``cpu/cpu.cfs_quota_us`` and ``cpu.cfs_period_us``.
+    """
+    root = Path(root)
     try:
-        return len(os.sched_getaffinity(0))
+        quota, period = (root / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+        return None if quota <= 0 or period <= 0 else quota / period
+    except (OSError, ValueError):
+        return None
+
+
+def allowed_cpus() -> list[int]:
+    """The CPUs this process may run on (its affinity mask), else all of the machine's."""
+    try:
+        return sorted(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return os.cpu_count() or 1
+        return list(range(os.cpu_count() or 1))
+
+
+def available_cpus(cpus: int | None = None, quota: float | None | str = "read") -> int:
+    """The CPUs this process can use at once: its affinity mask, capped by its cgroup's
+    CPU quota (rounded up: a quota of 1.5 CPUs still runs two threads part of the time)."""
+    n = len(allowed_cpus()) if cpus is None else cpus
+    quota = cgroup_cpu_limit() if quota == "read" else quota
+    if quota is not None:
+        n = min(n, max(1, math.ceil(quota)))
+    return max(1, n)
+
+
+def cpu_busy_seconds(cpus, stat: str | os.PathLike = "/proc/stat") -> float | None:
+    """Seconds of busy time (everything but idle and iowait; stolen time counts as busy)
+    summed over the given CPUs since boot, from ``/proc/stat``; None where it cannot be read."""
+    wanted = {f"cpu{c}" for c in cpus}
+    try:
+        lines = Path(stat).read_text().splitlines()
+    except OSError:
+        return None
+    ticks = 0
+    for line in lines:
+        fields = line.split()
+        if fields and fields[0] in wanted:
+            values = [int(v) for v in fields[1:9]]  # user nice system idle iowait irq softirq steal
+            ticks += sum(values) - values[3] - values[4]
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    """This process's CPU time (user + system, all threads)."""
+    t = os.times()
+    return t.user + t.system
+
+
+class LoadMeter:
+    """How many CPUs other processes keep busy on ours, between two readings.
+
+    ``busy(cpus)`` and ``own()`` are the two clocks compared (``/proc/stat`` and
+    ``os.times`` by default; tests pass their own).
+    """
+
+    def __init__(self, cpus=None, busy=cpu_busy_seconds, own=own_cpu_seconds, clock=time.monotonic):
+        self.cpus = allowed_cpus() if cpus is None else list(cpus)
+        self.busy, self.own, self.clock = busy, own, clock
+        self._last = self._read()
+
+    def _read(self):
+        return self.clock(), self.busy(self.cpus), self.own()
+
+    def age(self) -> float:
+        """Seconds since the previous reading."""
+        return self.clock() - self._last[0]
+
+    def others(self) -> float | None:
+        """CPUs used by other processes since the previous call (None if unknown)."""
+        now = self._read()
+        (t0, b0, o0), (t1, b1, o1) = self._last, now
+        self._last = now
+        if b0 is None or b1 is None or t1 <= t0:
+            return None
+        return max(0.0, ((b1 - b0) - (o1 - o0)) / (t1 - t0))
+
+
+def choose_threads(product: int, cpus: int, others: float | None, cap: int, small: int) -> int:
+    """BLAS threads for products of ``product`` multiply-adds, on ``cpus`` CPUs of which
+    other processes keep ``others`` busy, never more than ``cap``.
+
+    One thread below ``small``; otherwise one per CPU not taken by others (a CPU is taken
+    when they use more than :data:`BUSY_SHARE` of it).
+    """
+    if product < small or cap <= 1:
+        return 1
+    taken = 0 if not others else math.ceil(others - BUSY_SHARE)
+    return max(1, min(cap, cpus - max(0, taken)))
+
+
+class BlasThreads:
+    """The BLAS threads of one run: chosen at the start, chosen again as the load changes.
+
+    A context manager: entering sets the threads, :meth:`tick` (called once per step;
+    it only looks at the clock until ``every`` seconds have passed) measures the load
+    again and changes them if needed, leaving restores the library's setting.
+
+    Parameters
+    ----------
+    product : int
+        Multiply-adds of the run's largest product (:func:`largest_product`).
+    small : int
+        Below this, one thread.
+    threads : int, optional
+        The caller's choice (``blas_threads``): a cap, still lowered under load.
+    share : int
+        Processes of the same run on this machine (data-parallel ranks): each takes its part
+        of the CPUs.
+    every : float
+        Seconds between measurements of the load.
+    """
+
+    def __init__(self, product: int, small: int, threads: int | None = None, share: int = 1,
+                 every: float = 0.5, meter: LoadMeter | None = None, controller="find"):
+        self.product, self.small, self.requested, self.every = product, small, threads, every
+        self.cpus = max(1, available_cpus() // max(1, share))
+        self.meter = meter if meter is not None else _meter()
+        self._controller = _controller() if controller == "find" else controller
+        self.threads = None
+        self.changes = 0
+
+    def __enter__(self) -> "BlasThreads":
+        c = self._controller
+        if c is None:
+            return self
+        self._original = [(lib, lib.get_num_threads()) for lib in c.select(user_api="blas").lib_controllers]
+        library = min((n for _, n in self._original if n), default=1)
+        self.cap = min(library, self.requested or library)
+        if self.cap > 1 and self.product >= self.small and self.meter.age() < FIRST_LOOK:
+            time.sleep(FIRST_LOOK - self.meter.age())  # once per process: the load needs an interval
+        self._next = time.monotonic() + self.every
+        self._set(choose_threads(self.product, self.cpus, self.meter.others(), self.cap, self.small))
+        return self
+
+    def tick(self) -> None:
+        """Measure the load again once ``every`` seconds have passed; change the threads if needed."""
+        if self.threads is None or time.monotonic() < self._next:
+            return
+        self._next = time.monotonic() + self.every
+        self._set(choose_threads(self.product, self.cpus, self.meter.others(), self.cap, self.small))
+
+    def _set(self, n: int) -> None:
+        if n != self.threads:
+            self.changes += self.threads is not None
+            for lib, _ in self._original:
+                lib.set_num_threads(n)
+            self.threads = n
+
+    def __exit__(self, *exc) -> None:
+        if self.threads is not None:
+            for lib, n in self._original:
+                lib.set_num_threads(n)
+            self.threads = None
 
 
 def largest_product(sizes, batch_size: int) -> int:
@@ -28,16 +211,19 @@ def largest_product(sizes, batch_size: int) -> int:
 
 
 def blas_limit(threads: int | None, product: int, small: int):
-    """A context that limits BLAS threads: to ``threads`` if given, else to one when
-    ``product`` is below ``small``, else not at all (the library's own setting)."""
-    if threads is None:
-        threads = 1 if product < small else None
-    if threads is None:
-        return contextlib.nullcontext()
-    controller = _controller()
-    if controller is None:  # the core needs only NumPy: without threadpoolctl, leave BLAS as it is
-        return contextlib.nullcontext()
-    return controller.limit(limits=threads, user_api="blas")
+    """A context that limits BLAS threads for a run that does not tick (L-BFGS): to
+    ``threads`` or the size rule, from the CPUs free when it starts."""
+    return BlasThreads(product, small, threads)
+
+
+_METER: list = []
+
+
+def _meter() -> LoadMeter:
+    """The process's load meter: each run's first reading covers the time since the last run's."""
+    if not _METER:
+        _METER.append(LoadMeter())
+    return _METER[0]
 
 
 _CONTROLLER: list = []

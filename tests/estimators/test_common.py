@@ -9,7 +9,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceW
 
 # scikit-learn runs its common checks on its MLPs with max_iter=100; every check
 # passes here for the default solver and for 'lbfgs', with no expected failure. The
-# float32 instances (deltaprop's dtype option) fail one check, for a stated reason.
+# float32 instances (deltaprop's dtype option) fail up to two checks, for stated reasons.
 ESTIMATORS = [
     MLPClassifier(max_iter=100),
     MLPClassifier(solver="lbfgs", max_iter=100),
@@ -23,9 +23,17 @@ FLOAT32_ROUNDING = ("dtype='float32' trains in float32: a weight of 2 and a dupl
                     "(about 1e-7 relative), beyond the float64 tolerance of this check (rtol=1e-7)")
 
 
+FLOAT32_ONE_ROW = ("dtype='float32' predicts in float32: one row goes through BLAS's matrix-vector product, "
+                   "several through its matrix product, which round differently (about 1e-7 at 1.0), at the "
+                   "limit of this check's atol=1e-7 for real-valued predictions (it passes or not with the weights)")
+
+
 def expected_failures(estimator):
     if estimator.get_params()["dtype"] == "float32":
-        return {"check_sample_weight_equivalence_on_dense_data": FLOAT32_ROUNDING}
+        failures = {"check_sample_weight_equivalence_on_dense_data": FLOAT32_ROUNDING}
+        if isinstance(estimator, MLPRegressor):
+            failures["check_methods_subset_invariance"] = FLOAT32_ONE_ROW
+        return failures
     return {}
 
 

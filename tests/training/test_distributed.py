@@ -187,7 +187,7 @@ def test_torch_outside_torchrun_says_how_to_start(monkeypatch):
 
 def test_ranks_that_share_a_machine_share_its_cores(monkeypatch):
     threadpoolctl = need("threadpoolctl")
-    import deltaprop.training.loop as loop
+    import deltaprop.threads as threads
 
     class FourHere(dp.Communicator):  # one process of four on this machine (collectives: one process)
         local_size = 4
@@ -198,11 +198,11 @@ def test_ranks_that_share_a_machine_share_its_cores(monkeypatch):
         def on_epoch_end(self, epoch, history, net):
             seen.append(max(i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"))
 
-    monkeypatch.setattr(loop, "available_cpus", lambda: 4)
+    monkeypatch.setattr(threads, "available_cpus", lambda: 4)
     X, y = digits(320)
     net = dp.Network([64, 512, 10], seed=0)  # batch 320 x 65 x 512: above the one-thread size
     dp.train(net, X, y, batch_size=None, epochs=1, distributed=FourHere(), callbacks=[BlasThreads()])
-    monkeypatch.setattr(loop, "available_cpus", lambda: 8)
+    monkeypatch.setattr(threads, "available_cpus", lambda: 8)
     dp.train(net, X, y, batch_size=None, epochs=1, distributed=FourHere(), callbacks=[BlasThreads()])
     assert seen[0] == 1 and seen[1] == min(2, os.cpu_count())
 

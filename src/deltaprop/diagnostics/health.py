@@ -95,9 +95,8 @@ class Diagnostics:
                 name, z = net.activations[l].name, ws.z[l][:b]
                 if name in _RELU_FAMILY:
                     dead = float(np.mean(np.all(z <= 0, axis=0)))
-                if name in _SATURATING:
-                    # (backward wrote phi' here)
-                    saturated = float(np.mean(ws.dphi[l][:b] < 0.05 * _SATURATING[name]))
+                if name in _SATURATING:  # phi'(z) near 0 (a new array, once an epoch, on the probe rows)
+                    saturated = float(np.mean(net.activations[l].prime(z) < 0.05 * _SATURATING[name]))
             row["dead"].append(dead)
             row["saturated"].append(saturated)
         for q in QUANTITIES:

@@ -224,7 +224,8 @@ def trace(model_or_network, X, y, learning_rate: float = 0.1, *, check: bool | i
     X = net64.check_X(X)
     T = np.asarray(T, dtype=np.float64)
     B, L = X.shape[0], net64.n_layers
-    objective = Objective(net64)
+    # the reference path, which writes phi' to its own buffer (the fused one multiplies delta by it in place)
+    objective = Objective(net64, kernels="numpy")
     batch = (X, T)
     J, grad = objective.value_and_grad(net64.theta, batch)
     grad = grad.copy()

@@ -41,7 +41,7 @@ from ..io.files import json_safe
 from ..metrics import metric_name, score_outputs
 from ..optim.optimizers import Optimizer, get_optimizer
 from ..optim.schedules import Schedule, get_schedule
-from ..threads import available_cpus, blas_limit, largest_product
+from ..threads import BlasThreads, largest_product
 from ..validation import check_float, check_int, check_weights
 from .callbacks import Callback, EarlyStopping, History
 from .checkpoints import load_checkpoint, save_checkpoint
@@ -398,7 +398,7 @@ class Trainer:
         return the state; the network holds the trained weights (the best ones, with
         early stopping)."""
         epochs = check_int("epochs", epochs, 1)
-        with all_ranks_or_none(self.comm), self._blas_limit(), np.errstate(over="ignore", invalid="ignore"):
+        with all_ranks_or_none(self.comm), self._blas_threads(), np.errstate(over="ignore", invalid="ignore"):
             # overflow on the way to divergence is caught explicitly (DivergenceError), not warned about
             if threading.current_thread() is not threading.main_thread():
                 return self._run(epochs)
@@ -444,6 +444,7 @@ class Trainer:
                     hook(st.batch, net, st)
                 self._step(st.batch, n_batches)
                 st.batch += 1
+                self.blas.tick()
                 if not self.parallel:
                     self.interrupted = self.signalled
                 if self.interrupted:
@@ -606,13 +607,12 @@ class Trainer:
     # (784-256-128-10: batch 32, 0.85 s against 1.02 s an epoch; batch 64 and up, two threads won)
     SMALL_PRODUCT = 10_000_000
 
-    def _blas_limit(self):
-        """A context that limits BLAS threads (threadpoolctl), or does nothing. Ranks that
-        share a machine share its cores: each gets its part of them."""
-        threads = self.blas_threads
-        if threads is None and self.comm.local_size > 1:
-            threads = max(1, available_cpus() // self.comm.local_size)
-        return blas_limit(threads, largest_product(self.net.sizes, self.source.batch_size), self.SMALL_PRODUCT)
+    def _blas_threads(self) -> BlasThreads:
+        """The run's BLAS threads (:mod:`deltaprop.threads`): from the size of its products and
+        the CPUs free, measured again as it goes. Ranks that share a machine share its cores."""
+        self.blas = BlasThreads(largest_product(self.net.sizes, self.source.batch_size), self.SMALL_PRODUCT,
+                                self.blas_threads, share=self.comm.local_size)
+        return self.blas
 
 
 def block_check(net):
@@ -701,11 +701,13 @@ def train(net, X, y=None, *, epochs: int = 100, resume: str | None = None, **opt
         update/weight ratio, dead and saturated units) into ``history.layers``;
         :func:`deltaprop.diagnose` says in words what looks wrong.
     blas_threads : int, optional
-        Threads for the BLAS matrix products while training (through threadpoolctl).
-        By default one thread when the batch's largest product is small (under 10
-        million multiply-adds, e.g. batch 32 on a 784-256 layer), where thread
-        hand-offs cost more than they save next to NumPy's single-threaded
-        element-wise work; otherwise the BLAS library's own setting.
+        At most this many threads for the BLAS matrix products while training (through
+        threadpoolctl). Either way (:mod:`deltaprop.threads`): one thread when the
+        batch's largest product is small (under 10 million multiply-adds, e.g. batch 32
+        on a 784-256 layer), where thread hand-offs cost more than they save; otherwise
+        one per CPU that other processes leave free (affinity and cgroup quota
+        included), measured again every half second, and never more than the BLAS
+        library allowed when the run started (``OMP_NUM_THREADS``, threadpoolctl).
 
     distributed : {"mpi", "torch"} or Communicator, optional
         Data-parallel training, one process per rank (started by ``mpiexec -n P`` or

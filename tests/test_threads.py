@@ -1,0 +1,186 @@
+"""The BLAS thread choice: CPUs from affinity and cgroup quota, the load of other processes,
+the caller's limits, and changes while a run goes on; with faked CPU counts, loads and
+libraries, then once for real through threadpoolctl."""
+
+import numpy as np
+import pytest
+
+import deltaprop as dp
+from deltaprop.threads import (BUSY_SHARE, BlasThreads, LoadMeter, available_cpus, cgroup_cpu_limit,
+                               choose_threads, cpu_busy_seconds)
+
+SMALL = 10_000_000
+BIG = 4 * SMALL
+
+
+def test_cgroup_quota_v2_and_v1(tmp_path):
+    (tmp_path / "cpu.max").write_text("150000 100000\n")
+    assert cgroup_cpu_limit(tmp_path) == 1.5
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert cgroup_cpu_limit(tmp_path) is None
+    (tmp_path / "cpu.max").unlink()
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("200000\n")
+    (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert cgroup_cpu_limit(tmp_path) == 2.0
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
+    assert cgroup_cpu_limit(tmp_path) is None
+    assert cgroup_cpu_limit(tmp_path / "missing") is None
+
+
+@pytest.mark.parametrize("cpus, quota, expected", [(8, None, 8), (8, 1.5, 2), (8, 0.5, 1), (2, 4.0, 2), (1, None, 1)])
+def test_available_cpus_is_the_affinity_capped_by_the_quota(cpus, quota, expected):
+    assert available_cpus(cpus, quota) == expected
+
+
+def test_available_cpus_reads_this_process():
+    import os
+
+    assert 1 <= available_cpus() <= len(os.sched_getaffinity(0))
+
+
+def test_busy_time_of_the_chosen_cpus(tmp_path):
+    import os
+
+    hz = os.sysconf("SC_CLK_TCK")
+    stat = tmp_path / "stat"
+    #           user nice system idle iowait irq softirq steal
+    stat.write_text(f"cpu  {3 * hz} 0 0 0 0 0 0 0 0 0\n"
+                    f"cpu0 {hz} 0 {hz} 500 7 0 0 0 0 0\n"
+                    f"cpu1 0 0 0 900 0 0 0 {hz} 0 0\n"
+                    f"intr 12345\n")
+    assert cpu_busy_seconds([0], stat) == 2.0  # idle and iowait are not busy
+    assert cpu_busy_seconds([0, 1], stat) == 3.0  # stolen time is (another guest had the core)
+    assert cpu_busy_seconds([0], tmp_path / "missing") is None
+
+
+class Clocks:
+    """Time, busy CPU seconds over our CPUs, and our own CPU seconds, moved by hand."""
+
+    def __init__(self):
+        self.t = self.busy = self.own = 0.0
+
+    def run(self, seconds, ours, others):
+        self.t += seconds
+        self.own += ours * seconds
+        self.busy += (ours + others) * seconds
+
+    def meter(self):
+        return LoadMeter([0, 1], busy=lambda cpus: self.busy, own=lambda: self.own, clock=lambda: self.t)
+
+
+def test_the_load_of_others_is_busy_time_less_our_own():
+    c = Clocks()
+    m = c.meter()
+    c.run(1.0, ours=1.0, others=0.0)
+    assert m.others() == 0.0
+    c.run(2.0, ours=1.2, others=0.8)  # our spinning BLAS threads are ours, not others'
+    assert m.others() == pytest.approx(0.8)
+    c.run(0.5, ours=2.0, others=0.0)
+    assert m.others() == 0.0
+
+
+@pytest.mark.parametrize("product, cpus, others, cap, expected", [
+    (SMALL - 1, 8, 0.0, 8, 1),  # a small product: one thread, whatever the machine
+    (BIG, 2, 0.0, 2, 2),  # idle: every CPU
+    (BIG, 2, None, 2, 2),  # unknown load (no /proc/stat): as idle
+    (BIG, 2, 1.0, 2, 1),  # one busy neighbour on two cores: one thread
+    (BIG, 2, BUSY_SHARE, 2, 2),  # a light neighbour does not take a core
+    (BIG, 2, BUSY_SHARE + 0.05, 2, 1),
+    (BIG, 2, 3.0, 2, 1),  # never fewer than one
+    (BIG, 8, 3.0, 8, 5),
+    (BIG, 8, 0.0, 4, 4),  # the caller's cap
+    (BIG, 8, 0.0, 1, 1),
+])
+def test_choose_threads(product, cpus, others, cap, expected):
+    assert choose_threads(product, cpus, others, cap, SMALL) == expected
+
+
+class FakeLibrary:
+    def __init__(self, threads):
+        self.threads, self.calls = threads, []
+
+    def get_num_threads(self):
+        return self.threads
+
+    def set_num_threads(self, n):
+        self.threads = n
+        self.calls.append(n)
+
+
+class FakeController:
+    def __init__(self, lib):
+        self.lib_controllers = [lib]
+
+    def select(self, user_api):
+        assert user_api == "blas"
+        return self
+
+
+def chooser(lib, clocks, product=BIG, threads=None, share=1, monkeypatch=None):
+    if monkeypatch is not None:
+        monkeypatch.setattr("deltaprop.threads.available_cpus", lambda: 2)
+    return BlasThreads(product, SMALL, threads, share=share, every=0.0, meter=clocks.meter(),
+                       controller=FakeController(lib))
+
+
+def test_a_run_gives_up_a_thread_to_a_neighbour_and_takes_it_back(monkeypatch):
+    lib, c = FakeLibrary(2), Clocks()
+    with chooser(lib, c, monkeypatch=monkeypatch) as blas:
+        assert blas.threads == 2
+        c.run(0.5, ours=2.0, others=0.0)
+        blas.tick()
+        assert lib.threads == 2
+        c.run(0.5, ours=1.3, others=0.7)  # a CPU-bound neighbour starts (and gets less than a core)
+        blas.tick()
+        assert lib.threads == 1
+        c.run(0.5, ours=1.0, others=1.0)
+        blas.tick()
+        assert lib.threads == 1
+        c.run(0.5, ours=1.0, others=0.0)  # it ends
+        blas.tick()
+        assert lib.threads == 2
+        assert blas.changes == 2
+    assert lib.threads == 2 and lib.calls == [2, 1, 2, 2]  # the library's own setting, restored
+
+
+def test_the_callers_limit_is_honoured(monkeypatch):
+    """OMP_NUM_THREADS=1 or threadpool_limits(1) (joblib's workers): one thread, even when idle."""
+    lib, c = FakeLibrary(1), Clocks()
+    with chooser(lib, c, monkeypatch=monkeypatch) as blas:
+        c.run(0.5, ours=1.0, others=0.0)
+        blas.tick()
+        assert lib.threads == 1
+    lib, c = FakeLibrary(2), Clocks()
+    with chooser(lib, c, threads=1, monkeypatch=monkeypatch) as blas:  # blas_threads=1
+        c.run(0.5, ours=1.0, others=0.0)
+        blas.tick()
+        assert lib.threads == 1
+    assert lib.threads == 2
+
+
+def test_small_products_and_ranks_sharing_a_machine(monkeypatch):
+    lib, c = FakeLibrary(2), Clocks()
+    with chooser(lib, c, product=SMALL - 1, monkeypatch=monkeypatch):
+        assert lib.threads == 1
+    with chooser(lib, c, share=2, monkeypatch=monkeypatch):  # two ranks on two CPUs: one each
+        assert lib.threads == 1
+    assert lib.threads == 2
+
+
+def test_training_sets_and_restores_the_library_threads():
+    """For real: a caller's threadpool_limits(1) holds inside training, and the library's
+    setting is back afterwards."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    seen = []
+
+    class Spy(dp.Callback):
+        def on_batch_end(self, batch, loss, net, state):
+            seen.append(min(i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"))
+
+    X, y = np.random.default_rng(0).normal(size=(64, 600)).astype(np.float32), np.arange(64) % 3
+    before = [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+    with threadpoolctl.threadpool_limits(1, user_api="blas"):
+        dp.train(dp.Network([600, 900, 3]), X, y, epochs=1, batch_size=64, callbacks=[Spy()])
+    assert seen and set(seen) == {1}
+    assert [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"] == before
