@@ -15,7 +15,8 @@ Two things decide it, and both change while a run goes on:
   process, where a 1-thread epoch lost nothing). So a core counts as free only when
   others leave most of it idle, and the load is measured again every ``every``
   seconds, so that a run gives up its threads when a neighbour starts and takes them
-  back when it ends.
+  back when it ends. A run starts from the load of the last interval measured when
+  it is recent, else from the threads of other processes running at that instant.
 
 The caller's limits are honoured: never more threads than the BLAS library had when
 the run started (``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``, threadpoolctl's
@@ -33,8 +34,9 @@ from pathlib import Path
 
 # a core is counted as taken when other processes use more than this share of it
 BUSY_SHARE = 0.25
-# seconds of the first look at the load in a process (the clocks tick every 10 ms)
-FIRST_LOOK = 0.05
+# a load averaged over less than this (the clocks tick every 10 ms), or more than STALE seconds
+# ago, is not used at the start of a run: the processes running at that instant are counted instead
+FRESH, STALE = 0.2, 2.0
 
 
 def cgroup_cpu_limit(root: str | os.PathLike = "/sys/fs/cgroup") -> float | None:
@@ -90,6 +92,23 @@ def cpu_busy_seconds(cpus, stat: str | os.PathLike = "/proc/stat") -> float | No
             values = [int(v) for v in fields[1:9]]  # user nice system idle iowait irq softirq steal
             ticks += sum(values) - values[3] - values[4]
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def running_others(stat: str | os.PathLike = "/proc/stat", tasks: str | os.PathLike = "/proc/self/task") -> int | None:
+    """Threads running or runnable right now that are not this process's: ``procs_running`` of
+    ``/proc/stat`` less this process's threads in state R. None where it cannot be read."""
+    try:
+        running = next(int(line.split()[1]) for line in Path(stat).read_text().splitlines()
+                       if line.startswith("procs_running"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+    own = 0
+    for task in Path(tasks).glob("*/stat"):
+        try:
+            own += task.read_text().rpartition(")")[2].split()[0] == "R"
+        except (OSError, IndexError):
+            pass
+    return max(0, running - max(1, own))
 
 
 def own_cpu_seconds() -> float:
@@ -163,10 +182,12 @@ class BlasThreads:
     """
 
     def __init__(self, product: int, small: int, threads: int | None = None, share: int = 1,
-                 every: float = 0.5, meter: LoadMeter | None = None, controller="find"):
+                 every: float = 0.5, meter: LoadMeter | None = None, controller="find",
+                 running_others=running_others):
         self.product, self.small, self.requested, self.every = product, small, threads, every
         self.cpus = max(1, available_cpus() // max(1, share))
         self.meter = meter if meter is not None else _meter()
+        self.running_others = running_others
         self._controller = _controller() if controller == "find" else controller
         self.threads = None
         self.changes = 0
@@ -178,10 +199,12 @@ class BlasThreads:
         self._original = [(lib, lib.get_num_threads()) for lib in c.select(user_api="blas").lib_controllers]
         library = min((n for _, n in self._original if n), default=1)
         self.cap = min(library, self.requested or library)
-        if self.cap > 1 and self.product >= self.small and self.meter.age() < FIRST_LOOK:
-            time.sleep(FIRST_LOOK - self.meter.age())  # once per process: the load needs an interval
+        fresh = FRESH <= self.meter.age() <= STALE
+        others = self.meter.others()  # (also starts the next interval)
+        if not fresh:  # the first run of a process, or one after a pause: who runs right now
+            others = self.running_others()
         self._next = time.monotonic() + self.every
-        self._set(choose_threads(self.product, self.cpus, self.meter.others(), self.cap, self.small))
+        self._set(choose_threads(self.product, self.cpus, others, self.cap, self.small))
         return self
 
     def tick(self) -> None:
