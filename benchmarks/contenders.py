@@ -80,7 +80,8 @@ class Deltaprop:
         decay = config.get("decay")
         # the trainer behind deltaprop.train, driven one epoch at a time (Trainer.run continues)
         self.trainer = dp.Trainer(self.net, X, y, optimizer=opt, batch_size=config["batch"],
-                                  schedule=dp.Exponential(decay) if decay else None, seed=0)
+                                  schedule=dp.Exponential(decay) if decay else None, seed=0,
+                                  kernels=config.get("kernels"))
 
     def epoch(self):
         self.trainer.run(1)

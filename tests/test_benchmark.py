@@ -5,25 +5,32 @@ import subprocess
 import sys
 from pathlib import Path
 
+from deltaprop.core.kernels import numba_available, resolve_kernels
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_benchmark_runs_on_digits(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--data", "digits", "--reps", "1", "--threads", "1",
-         "--contenders", "floor", "deltaprop", "sklearn", "--out", str(tmp_path)],
+         "--contenders", "floor", "deltaprop", "sklearn", "--extras", "contention", "--out", str(tmp_path)],
         capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     report = json.loads((tmp_path / "digits-latest.json").read_text())
     assert report["machine"]["cores"] >= 1 and "numpy" in report["machine"]["versions"]
     (config,) = report["configs"]
     rows = config["results"]
-    assert set(rows) == {"floor", "deltaprop", "sklearn"}
+    # deltaprop once per kernel path: the default first, the NumPy reference beside it
+    assert report["kernels"]["deltaprop"] == resolve_kernels()
+    assert set(rows) == {"floor", "sklearn"} | set(report["kernels"])
+    assert set(report["kernels"].values()) == ({"numba", "numpy"} if numba_available() else {"numpy"})
+    busy = report["contention"]["results"]["deltaprop"]
+    assert busy["alone_1"] > 0 and busy["busy_1"] > 0 and busy["slowdown"] > 0
     dp = rows["deltaprop"]
     assert dp["epoch_s"] > 0 and dp["x_floor"] > 0 and dp["x_sklearn"] > 0 and dp["gflops"] > 0
     assert 0.5 < dp["test_accuracy"] <= 1.0
     md = (tmp_path / "digits-latest.md").read_text()
-    assert "| deltaprop |" in md and "Machine:" in md and report["command"] in md
+    assert "| deltaprop |" in md and "Machine:" in md and report["command"] in md and "CPU-bound process" in md
 
 
 def test_estimator_benchmark_runs_on_digits(tmp_path):
