@@ -130,6 +130,8 @@ def worker(args):
     mod = __import__(lib[args.worker.partition("-")[0]])
     if args.worker == "torch":
         mod.set_num_threads(threads)
+    if config.get("kernels") == "numba":  # deltaprop's kernel library, imported as the others' are
+        import deltaprop.core.fused  # noqa: F401
     baseline = rss_bytes()
     with PeakRSS() as mem:
         c = contenders.make(args.worker.partition("-")[0], config, X, y)

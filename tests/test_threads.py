@@ -136,18 +136,20 @@ def test_threads_running_now_less_our_own(tmp_path):
     assert running_others(stat, tasks) is None
 
 
-def test_a_run_starts_from_a_recent_load_else_from_who_runs_now(monkeypatch):
+def test_a_run_starts_from_who_runs_now_then_measures(monkeypatch):
+    """The last interval's average may describe a neighbour that has ended (the benchmark's
+    contenders take turns): a run starts from the threads running at that instant."""
     lib, c = FakeLibrary(2), Clocks()
-    with chooser(lib, c, monkeypatch=monkeypatch, running=1):  # the first run: one other thread runs
-        assert lib.threads == 1
-    c.run(0.5, ours=0.0, others=0.0)  # a recent, idle interval outweighs the instant
-    blas = chooser(lib, c, monkeypatch=monkeypatch, running=1)
-    c.run(0.5, ours=0.0, others=0.0)
+    blas = chooser(lib, c, monkeypatch=monkeypatch, running=0)
+    c.run(1.0, ours=0.0, others=2.0)  # busy, but no longer
     with blas:
         assert lib.threads == 2
-    blas = chooser(lib, c, monkeypatch=monkeypatch, running=0)
-    c.run(5.0, ours=0.0, others=2.0)  # a stale average (a neighbour that has since ended)
-    with blas:
+        c.run(0.5, ours=2.0, others=0.0)  # the first interval starts with the run
+        blas.tick()
+        assert lib.threads == 2
+    with chooser(lib, c, monkeypatch=monkeypatch, running=1):
+        assert lib.threads == 1
+    with chooser(lib, c, monkeypatch=monkeypatch, running=None):  # no /proc: the average, here idle
         assert lib.threads == 2
 
 

@@ -252,7 +252,7 @@ def _train(args, comm) -> int:
             early_stopping=args.early_stopping or None, diagnostics=args.diagnostics or bool(args.report),
             callbacks=[Announce(), progress] + ([snapshots] if snapshots else []),
             checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume,
-            distributed=comm)
+            distributed=comm, kernels=args.kernels)
     except TrainingInterrupted as e:
         progress.close()
         if args.log:  # the epochs it did are real: keep their record
@@ -593,6 +593,7 @@ def cmd_export(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     from .core.activations import ACTIVATIONS
+    from .core.kernels import KERNELS
     from .data.datasets import BUILTIN_NAMES
     from .optim.optimizers import OPTIMIZERS
     from .optim.schedules import SCHEDULES
@@ -663,6 +664,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     t.add_argument("--dtype", default="float32", choices=["float32", "float64"],
                    help="floating-point type of the weights and of the computation (default: float32)")
+    t.add_argument("--kernels", choices=list(KERNELS),
+                   help="who does the element-wise work: numba (fused kernels, deltaprop[fast]) or numpy "
+                        "(the reference) (default: $DELTAPROP_KERNELS, else numba when installed)")
     t.add_argument("--out", help="model file (default: DATA-model.safetensors, named after the data set)")
     t.add_argument("--plot", help="learning-curve PNG (default: DATA-curves.png); '' for none")
     t.add_argument("--checkpoint", help="checkpoint file, written every --checkpoint-every epochs and on Ctrl-C")
@@ -846,7 +850,7 @@ def main(argv=None) -> int:
         if extras:
             raise CLIError(_unrecognized(extras, parser.commands.get(args.command, parser)))
         return args.func(args)
-    except (CLIError, DataError, ModelFileError, DivergenceError, ValueError, TypeError) as e:
+    except (CLIError, DataError, ModelFileError, DivergenceError, ValueError, TypeError, ImportError) as e:
         print(f"deltaprop: error: {_one_line(e)}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:  # the reader went away (e.g. | head): not an error of ours

@@ -15,8 +15,8 @@ Two things decide it, and both change while a run goes on:
   process, where a 1-thread epoch lost nothing). So a core counts as free only when
   others leave most of it idle, and the load is measured again every ``every``
   seconds, so that a run gives up its threads when a neighbour starts and takes them
-  back when it ends. A run starts from the load of the last interval measured when
-  it is recent, else from the threads of other processes running at that instant.
+  back when it ends. A run starts from the threads of other processes running at
+  that instant (a CPU-bound neighbour always is).
 
 The caller's limits are honoured: never more threads than the BLAS library had when
 the run started (``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``, threadpoolctl's
@@ -34,9 +34,6 @@ from pathlib import Path
 
 # a core is counted as taken when other processes use more than this share of it
 BUSY_SHARE = 0.25
-# a load averaged over less than this (the clocks tick every 10 ms), or more than STALE seconds
-# ago, is not used at the start of a run: the processes running at that instant are counted instead
-FRESH, STALE = 0.2, 2.0
 
 
 def cgroup_cpu_limit(root: str | os.PathLike = "/sys/fs/cgroup") -> float | None:
@@ -199,10 +196,12 @@ class BlasThreads:
         self._original = [(lib, lib.get_num_threads()) for lib in c.select(user_api="blas").lib_controllers]
         library = min((n for _, n in self._original if n), default=1)
         self.cap = min(library, self.requested or library)
-        fresh = FRESH <= self.meter.age() <= STALE
-        others = self.meter.others()  # (also starts the next interval)
-        if not fresh:  # the first run of a process, or one after a pause: who runs right now
-            others = self.running_others()
+        # at the start, who runs right now (the last interval's average may describe a neighbour
+        # that has ended since: the benchmark's contenders take turns); then averages
+        others = self.running_others()
+        average = self.meter.others()  # (also starts the first interval)
+        if others is None:
+            others = average
         self._next = time.monotonic() + self.every
         self._set(choose_threads(self.product, self.cpus, others, self.cap, self.small))
         return self
