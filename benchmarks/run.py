@@ -221,7 +221,7 @@ def measure_config(key, config, names, opts, threads):
         times = {w.name: [] for w in workers}
         for _ in range(opts.reps):
             for w in workers:
-                time.sleep(0.1)  # let the previous worker's thread pool go idle
+                time.sleep(0.3)  # let the previous worker's thread pool go idle (OpenBLAS spins ~0.2 s)
                 times[w.name].append(w.ask("epoch")["seconds"])
         pred = {w.name: [w.ask("predict") for _ in range(3)] for w in workers}
         mem = {w.name: w.ask("memory") for w in workers}

@@ -34,6 +34,8 @@ from pathlib import Path
 
 # a core is counted as taken when other processes use more than this share of it
 BUSY_SHARE = 0.25
+# seconds before a run's first measurement of the load (later ones: every ``every`` seconds)
+FIRST_INTERVAL = 0.1
 
 
 def cgroup_cpu_limit(root: str | os.PathLike = "/sys/fs/cgroup") -> float | None:
@@ -202,7 +204,9 @@ class BlasThreads:
         average = self.meter.others()  # (also starts the first interval)
         if others is None:
             others = average
-        self._next = time.monotonic() + self.every
+        # the first measured interval comes sooner: threads seen running at one instant may be
+        # a neighbour's BLAS workers spinning for a last few milliseconds
+        self._next = time.monotonic() + min(self.every, FIRST_INTERVAL)
         self._set(choose_threads(self.product, self.cpus, others, self.cap, self.small))
         return self
 
