@@ -10,6 +10,7 @@ import struct
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -601,3 +602,23 @@ def test_train_under_mpiexec_gives_the_model_of_one_process(tmp_path):
     assert re.search(r"test accuracy: .*", proc.stdout).group(0) == re.search(r"test accuracy: .*", one.stdout).group(0)
     a, b = dp.load(tmp_path / "two.safetensors"), dp.load(tmp_path / "one.safetensors")
     np.testing.assert_allclose(a.network.theta, b.network.theta, rtol=1e-4, atol=1e-6)
+
+
+def test_train_on_each_kernel_path(tmp_path):
+    """--kernels numpy and numba train the same network to the same weights (float32 rounding);
+    an unknown path, or numba without Numba, is a one-line error."""
+    thetas = {}
+    for kernels in ("numpy", "numba"):
+        if kernels == "numba" and os.environ.get("DELTAPROP_HIDE_NUMBA"):
+            continue
+        cli("train", "--epochs", "2", "--early-stopping", "0", "--kernels", kernels, "--out", f"{kernels}.safetensors",
+            "--plot", "", cwd=tmp_path, check=0)
+        thetas[kernels] = dp.load(tmp_path / f"{kernels}.safetensors").network.theta
+    if len(thetas) == 2:
+        np.testing.assert_allclose(thetas["numba"], thetas["numpy"], rtol=1e-3, atol=1e-4)
+    assert_clean_error(cli("train", "--kernels", "fortran", cwd=tmp_path), "--kernels", "fortran")
+    hidden = str(Path(__file__).resolve().parent / "hide_numba")
+    proc = subprocess.run([sys.executable, "-m", "deltaprop", "train", "--epochs", "1", "--kernels", "numba"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={**ENV, "PYTHONPATH": os.pathsep.join([hidden, ENV.get("PYTHONPATH", "")])})
+    assert_clean_error(proc, "kernels: 'numba' needs Numba", "deltaprop[fast]")
