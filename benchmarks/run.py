@@ -223,7 +223,11 @@ def measure_config(key, config, names, opts, threads):
             for w in workers:
                 time.sleep(0.3)  # let the previous worker's thread pool go idle (OpenBLAS spins ~0.2 s)
                 times[w.name].append(w.ask("epoch")["seconds"])
-        pred = {w.name: [w.ask("predict") for _ in range(3)] for w in workers}
+        pred = {w.name: [] for w in workers}
+        for _ in range(max(5, opts.reps)):  # interleaved too: throughput is as noisy as epochs
+            for w in workers:
+                time.sleep(0.3)
+                pred[w.name].append(w.ask("predict"))
         mem = {w.name: w.ask("memory") for w in workers}
     finally:
         for w in workers:
