@@ -446,7 +446,9 @@ def main():
     opts.threads = opts.threads or sorted({1, len(os.sched_getaffinity(0))})
     configs = DIGITS if opts.data == "digits" else CONFIGS
     keys = list(configs) if opts.only is None else opts.only  # --only with no names: extras only
-    kernels = opts.kernels or (["numba", "numpy"] if importlib.util.find_spec("numba") else ["numpy"])
+    from deltaprop.core.kernels import numba_available
+
+    kernels = opts.kernels or (["numba", "numpy"] if numba_available() else ["numpy"])
     opts.kernel_of = {("deltaprop" if i == 0 else f"deltaprop-{k}"): k for i, k in enumerate(kernels)}
     names = available(opts.contenders)
     if "deltaprop" in names:

@@ -255,6 +255,17 @@ LOSS_AND_DELTA = {"categorical": categorical_loss_and_delta, "bernoulli": bernou
                   "gaussian": gaussian_loss_and_delta, "poisson": poisson_loss_and_delta}
 
 
+# --- data: rows gathered into a batch buffer --------------------------------------------------
+@kernel
+def gather_rows(X, idx, out):
+    # out[i] = X[idx[i]] in one pass, straight into the strided input view of h[0], converting
+    # the stored dtype (e.g. uint8) on the way; the indices are the source's own permutation
+    for i in range(idx.shape[0]):
+        row = X[idx[i]]
+        for j in range(row.shape[0]):
+            out[i, j] = row[j]
+
+
 # --- optimizers: one block of theta, its gradient and state, updated in one pass -------------
 # The constants arrive in theta's dtype. ``flush`` zeroes subnormal state values, |x| < tiny,
 # as the reference does every ``flush_every`` steps (a NaN stays a NaN).

@@ -89,6 +89,9 @@ class Ops:
     backprop : list
         ``backprop[l](z, h, delta)`` multiplies ``delta`` by phi'(z[l]) in one pass, or
         None: then phi' is written to a buffer first and multiplied after (the reference).
+    gather : callable or None
+        ``gather(X, idx, out)``: ``out[i] = X[idx[i]]`` in one pass into a strided buffer, or
+        None (the reference: ``np.take`` into a contiguous stage, then a copy).
     """
 
     def __init__(self, net, kernels: str | None = None):
@@ -99,6 +102,7 @@ class Ops:
                              for a in acts]
         self.backprop = [None] + [fused.BACKPROP.get(a.name, _no_op) if fused and _registered(a, ACTIVATIONS)
                                   else None for a in acts]
+        self.gather = fused.gather_rows if fused else None
         lik = net.likelihood
         self._loss_and_delta = lik.loss_and_delta
         self._fused_loss = fused.LOSS_AND_DELTA[lik.name] if fused and _registered(lik, LIKELIHOODS) else None

@@ -117,17 +117,22 @@ class ArraySource:
             if ws.weighted:
                 np.copyto(ws.w[:b], self.w)
             return b
-        if self._stage is None:  # allocated once, at the first batch
+        gather = None if ws.ops is None else ws.ops.gather
+        if self._idx is None:  # allocated once, at the first batch
+            self._idx = np.empty(self.batch_size, dtype=np.int64)
+        if gather is None and self._stage is None:
             # np.take into the strided ws.X would be buffered: gather into a contiguous stage first
             self._stage = np.empty((self.batch_size, self.X.shape[1]), dtype=self.X.dtype)
-            self._idx = np.empty(self.batch_size, dtype=np.int64)
         lo, hi = part_of(b, self.rank, self.size)
         b = ws.n = hi - lo
         idx = order[start + lo:start + hi]
         if self.rows is not None:
             idx = np.take(self.rows, idx, out=self._idx[:b])
-        np.take(self.X, idx, axis=0, out=self._stage[:b], mode="clip")
-        np.copyto(ws.X[:b], self._stage[:b])
+        if gather is not None:  # one pass, straight into ws.X
+            gather(self.X, idx, ws.X[:b])
+        else:
+            np.take(self.X, idx, axis=0, out=self._stage[:b], mode="clip")
+            np.copyto(ws.X[:b], self._stage[:b])
         np.take(self.T, idx, axis=0, out=ws.T[:b], mode="clip")
         if ws.weighted:
             np.take(self.w, idx, out=ws.w[:b], mode="clip")
