@@ -257,13 +257,16 @@ LOSS_AND_DELTA = {"categorical": categorical_loss_and_delta, "bernoulli": bernou
 
 # --- data: rows gathered into a batch buffer --------------------------------------------------
 @kernel
-def gather_rows(X, idx, out):
-    # out[i] = X[idx[i]] in one pass, straight into the strided input view of h[0], converting
-    # the stored dtype (e.g. uint8) on the way; the indices are the source's own permutation
+def gather_rows(X, idx, h):
+    # h[i, :D] = X[idx[i]] in one pass, converting the stored dtype (e.g. uint8) on the way.
+    # h is the whole C-contiguous h[0] (its last column, the ones, is not touched): a
+    # contiguous layout lets the row copy vectorize, where the strided view of X's columns
+    # would not. The indices are the source's own permutation.
+    D = X.shape[1]
     for i in range(idx.shape[0]):
-        row = X[idx[i]]
-        for j in range(row.shape[0]):
-            out[i, j] = row[j]
+        r = idx[i]
+        for j in range(D):
+            h[i, j] = X[r, j]
 
 
 # --- optimizers: one block of theta, its gradient and state, updated in one pass -------------

@@ -90,8 +90,9 @@ class Ops:
         ``backprop[l](z, h, delta)`` multiplies ``delta`` by phi'(z[l]) in one pass, or
         None: then phi' is written to a buffer first and multiplied after (the reference).
     gather : callable or None
-        ``gather(X, idx, out)``: ``out[i] = X[idx[i]]`` in one pass into a strided buffer, or
-        None (the reference: ``np.take`` into a contiguous stage, then a copy).
+        ``gather(X, idx, h)``: ``h[i, :D] = X[idx[i]]`` in one pass into the input buffer ``h[0]``
+        (its column of ones untouched), or None (the reference: ``np.take`` into a contiguous
+        stage, then a copy).
     """
 
     def __init__(self, net, kernels: str | None = None):

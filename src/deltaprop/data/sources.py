@@ -128,8 +128,8 @@ class ArraySource:
         idx = order[start + lo:start + hi]
         if self.rows is not None:
             idx = np.take(self.rows, idx, out=self._idx[:b])
-        if gather is not None:  # one pass, straight into ws.X
-            gather(self.X, idx, ws.X[:b])
+        if gather is not None:  # one pass, straight into ws.X (through h[0], its contiguous whole)
+            gather(self.X, idx, ws.h[0][:b])
         else:
             np.take(self.X, idx, axis=0, out=self._stage[:b], mode="clip")
             np.copyto(ws.X[:b], self._stage[:b])
