@@ -217,3 +217,13 @@ def test_training_sets_and_restores_the_library_threads():
         dp.train(dp.Network([600, 900, 3]), X, y, epochs=1, batch_size=64, callbacks=[Spy()])
     assert seen and set(seen) == {1}
     assert {k: v for k, v in blas().items() if k in before} == before
+
+
+def test_training_looks_at_the_load_after_every_step(monkeypatch):
+    """The run's thread choice is revisited as it goes (tick is a clock check until it is due)."""
+    ticks = []
+    original = BlasThreads.tick
+    monkeypatch.setattr(BlasThreads, "tick", lambda self: (ticks.append(self.threads), original(self)))
+    X, y = np.random.default_rng(0).normal(size=(64, 5)).astype(np.float32), np.arange(64) % 3
+    dp.train(dp.Network([5, 4, 3]), X, y, epochs=2, batch_size=16)
+    assert len(ticks) == 8 and all(t is not None for t in ticks)

@@ -1,6 +1,7 @@
 """The two kernel paths: fused Numba kernels agree with the NumPy reference, step by step and
 over whole runs; each path is reproducible on its own; the choice of path is validated."""
 
+import copy
 import os
 import subprocess
 import sys
@@ -113,6 +114,7 @@ def test_optimizer_updates_agree_and_flush_subnormals(numba, name, dtype, rng):
                 assert all(a[7] == 0 for a in st.arrays.values()), kernels
         runs.append((theta, st))
     (ta, sa), (tb, sb) = runs
+    assert copy.deepcopy(sb).kernel is sb.kernel  # a copied state (TrainState.copy) keeps its path
     np.testing.assert_allclose(tb, ta, **tolerance(dtype))
     for k in sa.arrays:
         np.testing.assert_allclose(sb.arrays[k], sa.arrays[k], **tolerance(dtype))
@@ -255,3 +257,19 @@ def test_batches_are_gathered_alike_on_both_paths(numba, dtype, rng):
     assert batches[1].tobytes() == batches[0].tobytes()
     assert np.all(batches[0][:, -1] == 1)  # the column of ones untouched
     np.testing.assert_array_equal(np.sort(batches[0][:, 0]), np.sort(X[3:47, 0].astype(np.float32)))
+
+
+def test_the_fused_path_multiplies_delta_by_phi_prime_in_its_kernel(numba, rng):
+    """On the numba path backpropagation goes through the fused kernel of each hidden layer
+    (not the reference's phi' buffer and product)."""
+    net = dp.Network([4, 6, 5, 3], activation=["tanh", "relu"], seed=0)
+    objective = dp.Objective(net, kernels="numba")
+    calls = []
+    for l in (1, 2):
+        kernel = objective.ops.backprop[l]
+        objective.ops.backprop[l] = lambda z, h, d, l=l, kernel=kernel: (calls.append(l), kernel(z, h, d))
+    X, y = rng.normal(size=(8, 4)).astype(np.float32), np.arange(8) % 3
+    _, grad = objective.value_and_grad(net.theta, (X, net.encode_targets(y)))
+    assert calls == [2, 1]
+    reference = dp.Objective(net, kernels="numpy").value_and_grad(net.theta, (X, net.encode_targets(y)))[1]
+    np.testing.assert_allclose(grad, reference, rtol=1e-4, atol=1e-6)
