@@ -144,7 +144,7 @@ def output_delta(net, ws: Workspace, b: int, T: Array, scale: float = 1.0, mean:
     if not ws.weighted:
         ws.total_weight = float(b)
         total = ops.loss_and_delta(ws.z[L][:b], T[:b], ws.o[:b], delta, ws.work[:b], nll,
-                                      scale / b if mean else scale)
+                                   scale / b if mean else scale)
         return total / b if mean else total
     ops.loss_and_delta(ws.z[L][:b], T[:b], ws.o[:b], delta, ws.work[:b], nll, 1.0)
     w = ws.w[:b]

@@ -20,8 +20,8 @@ import numpy as np
 from ..validation import check_memory, check_weights
 from .activations import Activation, get_activation
 from .engine import WorkspacePool, forward, output_delta, views
-from .kernels import Ops
 from .initializers import check_init, init_weights
+from .kernels import Ops
 from .likelihoods import Likelihood, get_likelihood
 from .objective import Objective
 
