@@ -197,6 +197,22 @@ def test_small_products_and_ranks_sharing_a_machine(monkeypatch):
     assert lib.threads == 2
 
 
+def test_ranks_on_one_machine_are_not_each_others_load(monkeypatch):
+    """Two ranks on eight CPUs take four threads each: the other rank's four busy CPUs are
+    its share, not a neighbour's load; a neighbour beyond them still takes a thread."""
+    monkeypatch.setattr("deltaprop.threads.available_cpus", lambda: 8)
+    lib, c = FakeLibrary(8), Clocks()
+    with BlasThreads(BIG, SMALL, share=2, every=0.0, meter=c.meter(), controller=FakeController(lib),
+                     running_others=lambda: 4) as blas:
+        assert lib.threads == 4
+        c.run(0.5, ours=4.0, others=4.0)
+        blas.tick()
+        assert lib.threads == 4
+        c.run(0.5, ours=4.0, others=5.0)
+        blas.tick()
+        assert lib.threads == 3
+
+
 def test_training_sets_and_restores_the_library_threads():
     """For real: a caller's threadpool_limits(1) holds inside training, and the library's
     setting is back afterwards."""

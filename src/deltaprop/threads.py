@@ -184,7 +184,8 @@ class BlasThreads:
                  every: float = 0.5, meter: LoadMeter | None = None, controller="find",
                  running_others=running_others):
         self.product, self.small, self.requested, self.every = product, small, threads, every
-        self.cpus = max(1, available_cpus() // max(1, share))
+        self.share = max(1, share)
+        self.cpus = max(1, available_cpus() // self.share)
         self.meter = meter if meter is not None else _meter()
         self.running_others = running_others
         self._controller = _controller() if controller == "find" else controller
@@ -204,6 +205,7 @@ class BlasThreads:
         average = self.meter.others()  # (also starts the first interval)
         if others is None:
             others = average
+        others = self._not_ours(others)
         # the first measured interval comes sooner: threads seen running at one instant may be
         # a neighbour's BLAS workers spinning for a last few milliseconds
         self._next = time.monotonic() + min(self.every, FIRST_INTERVAL)
@@ -215,7 +217,11 @@ class BlasThreads:
         if self.threads is None or time.monotonic() < self._next:
             return
         self._next = time.monotonic() + self.every
-        self._set(choose_threads(self.product, self.cpus, self.meter.others(), self.cap, self.small))
+        self._set(choose_threads(self.product, self.cpus, self._not_ours(self.meter.others()), self.cap, self.small))
+
+    def _not_ours(self, others: float | None) -> float | None:
+        # the other ranks of this run on the machine are expected: they have their own share
+        return None if others is None else max(0.0, others - (self.share - 1) * self.cpus)
 
     def _set(self, n: int) -> None:
         if n != self.threads:
