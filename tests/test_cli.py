@@ -613,9 +613,13 @@ def test_train_on_each_kernel_path(tmp_path):
             continue
         cli("train", "--epochs", "2", "--early-stopping", "0", "--kernels", kernels, "--out", f"{kernels}.safetensors",
             "--plot", "", cwd=tmp_path, check=0)
-        thetas[kernels] = dp.load(tmp_path / f"{kernels}.safetensors").network.theta
+        model = dp.load(tmp_path / f"{kernels}.safetensors")
+        assert model.metadata["kernels"] == kernels  # the path the run took, recorded with the model
+        thetas[kernels] = model.network.theta
     if len(thetas) == 2:
         np.testing.assert_allclose(thetas["numba"], thetas["numpy"], rtol=1e-3, atol=1e-4)
+        # ... and not the same bits: each run took the path it was asked for (FMA, float64 sums)
+        assert thetas["numba"].tobytes() != thetas["numpy"].tobytes()
     assert_clean_error(cli("train", "--kernels", "fortran", cwd=tmp_path), "--kernels", "fortran")
     hidden = str(Path(__file__).resolve().parent / "hide_numba")
     proc = subprocess.run([sys.executable, "-m", "deltaprop", "train", "--epochs", "1", "--kernels", "numba"],

@@ -6,37 +6,25 @@ import numpy as np
 import pytest
 
 import deltaprop as dp
-from deltaprop.threads import (BUSY_SHARE, BlasThreads, LoadMeter, available_cpus, cgroup_cpu_limit,
-                               choose_threads, cpu_busy_seconds, running_others)
+from deltaprop.threads import (BUSY_SHARE, BlasThreads, LoadMeter, available_cpus, choose_threads,
+                               cpu_busy_seconds, running_others)
 
 SMALL = 10_000_000
 BIG = 4 * SMALL
 
 
-def test_cgroup_quota_v2_and_v1(tmp_path):
-    (tmp_path / "cpu.max").write_text("150000 100000\n")
-    assert cgroup_cpu_limit(tmp_path) == 1.5
-    (tmp_path / "cpu.max").write_text("max 100000\n")
-    assert cgroup_cpu_limit(tmp_path) is None
-    (tmp_path / "cpu.max").unlink()
-    (tmp_path / "cpu").mkdir()
-    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("200000\n")
-    (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
-    assert cgroup_cpu_limit(tmp_path) == 2.0
-    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
-    assert cgroup_cpu_limit(tmp_path) is None
-    assert cgroup_cpu_limit(tmp_path / "missing") is None
-
-
-@pytest.mark.parametrize("cpus, quota, expected", [(8, None, 8), (8, 1.5, 2), (8, 0.5, 1), (2, 4.0, 2), (1, None, 1)])
-def test_available_cpus_is_the_affinity_capped_by_the_quota(cpus, quota, expected):
-    assert available_cpus(cpus, quota) == expected
-
-
-def test_available_cpus_reads_this_process():
+def test_available_cpus_is_joblibs_count_else_the_affinity(monkeypatch):
+    """joblib's count (affinity, cgroup quota, LOKY_MAX_CPU_COUNT); the affinity without joblib."""
     import os
+    import sys
 
-    assert 1 <= available_cpus() <= len(os.sched_getaffinity(0))
+    joblib = pytest.importorskip("joblib")
+    affinity = len(os.sched_getaffinity(0))
+    assert available_cpus() == joblib.cpu_count() <= affinity
+    monkeypatch.setenv("LOKY_MAX_CPU_COUNT", "1")  # a limit joblib honours: so do we
+    assert available_cpus() == 1
+    monkeypatch.setitem(sys.modules, "joblib", None)
+    assert available_cpus() == affinity
 
 
 def test_busy_time_of_the_chosen_cpus(tmp_path):
@@ -243,3 +231,30 @@ def test_training_looks_at_the_load_after_every_step(monkeypatch):
     X, y = np.random.default_rng(0).normal(size=(64, 5)).astype(np.float32), np.arange(64) % 3
     dp.train(dp.Network([5, 4, 3]), X, y, epochs=2, batch_size=16)
     assert len(ticks) == 8 and all(t is not None for t in ticks)
+
+
+def test_the_first_measurement_comes_sooner_then_every_half_second(monkeypatch):
+    """Threads seen running at the start may be a neighbour's BLAS workers spinning out: the first
+    interval is measured after 0.1 s, the next ones every ``every`` seconds."""
+    import types
+
+    import deltaprop.threads as threads
+
+    now = [100.0]
+    monkeypatch.setattr(threads, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
+    monkeypatch.setattr(threads, "available_cpus", lambda: 2)
+    measured = []
+
+    class Meter:
+        def others(self):
+            measured.append(now[0])
+            return 0.0
+
+    lib = FakeLibrary(2)
+    with BlasThreads(BIG, SMALL, every=0.5, meter=Meter(), controller=FakeController(lib),
+                     running_others=lambda: 1) as blas:
+        assert lib.threads == 1 and measured == [100.0]  # one other thread running at the start
+        for t in (100.05, 100.11, 100.3, 100.6, 100.62):
+            now[0] = t
+            blas.tick()
+        assert measured == [100.0, 100.11, 100.62] and lib.threads == 2

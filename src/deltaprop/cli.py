@@ -156,6 +156,7 @@ def _train(args, comm) -> int:
     from sklearn.model_selection import train_test_split
 
     from . import __version__
+    from .core.kernels import resolve_kernels
     from .core.likelihoods import get_likelihood
     from .data.datasets import load_dataset
     from .data.preprocessing import encode_labels
@@ -239,7 +240,7 @@ def _train(args, comm) -> int:
         "target": args.target if blocks is not None else ds.target_name or args.target,
         "feature_names": None if blocks is not None else ds.feature_names,
         "optimizer": repr(optimizer), "schedule": repr(schedule), "batch_size": args.batch_size,
-        "trained_with": f"deltaprop {__version__}",
+        "kernels": resolve_kernels(args.kernels), "trained_with": f"deltaprop {__version__}",
     }
     t0 = time.perf_counter()
     try:

@@ -7,12 +7,12 @@ Two things decide it, and both change while a run goes on:
   with the main thread's single-threaded element-wise work. Below a size measured
   for each kind of run, one thread.
 - **the CPUs actually free.** The CPUs this process may use (its affinity mask, and
-  a cgroup CPU quota, as containers and Slurm set them), less what other processes
+  a cgroup CPU quota, as containers and Slurm set them: joblib counts them), less what other processes
   keep busy on them, measured from ``/proc/stat`` against this process's own CPU
   time. A BLAS product split over T threads waits for the slowest: when another
   process holds a core, one of those threads is descheduled and the product takes
-  several times as long (a 2-thread epoch was seen 4x slower beside one busy
-  process, where a 1-thread epoch lost nothing). So a core counts as free only when
+  several times as long (``benchmarks/run.py --extras contention``: PyTorch's 2-thread
+  epoch 3.7x slower beside one busy process, its 1-thread epoch unchanged). So a core counts as free only when
   others leave most of it idle, and the load is measured again every ``every``
   seconds, so that a run gives up its threads when a neighbour starts and takes them
   back when it ends. A run starts from the threads of other processes running at
@@ -38,26 +38,6 @@ BUSY_SHARE = 0.25
 FIRST_INTERVAL = 0.1
 
 
-def cgroup_cpu_limit(root: str | os.PathLike = "/sys/fs/cgroup") -> float | None:
-    """The CPU quota of this process's cgroup in CPUs (e.g. 1.5), or None when unlimited.
-
-    Reads cgroup v2's ``cpu.max`` (``"150000 100000"``: quota and period in µs), else
-    cgroup v1's ``cpu/cpu.cfs_quota_us`` and ``cpu.cfs_period_us``.
-    """
-    root = Path(root)
-    try:
-        quota, period = (root / "cpu.max").read_text().split()[:2]
-        return None if quota == "max" else int(quota) / int(period)
-    except (OSError, ValueError):
-        pass
-    try:
-        quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
-        period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
-        return None if quota <= 0 or period <= 0 else quota / period
-    except (OSError, ValueError):
-        return None
-
-
 def allowed_cpus() -> list[int]:
     """The CPUs this process may run on (its affinity mask), else all of the machine's."""
     try:
@@ -66,14 +46,15 @@ def allowed_cpus() -> list[int]:
         return list(range(os.cpu_count() or 1))
 
 
-def available_cpus(cpus: int | None = None, quota: float | None | str = "read") -> int:
-    """The CPUs this process can use at once: its affinity mask, capped by its cgroup's
-    CPU quota (rounded up: a quota of 1.5 CPUs still runs two threads part of the time)."""
-    n = len(allowed_cpus()) if cpus is None else cpus
-    quota = cgroup_cpu_limit() if quota == "read" else quota
-    if quota is not None:
-        n = min(n, max(1, math.ceil(quota)))
-    return max(1, n)
+def available_cpus() -> int:
+    """The CPUs this process can use at once: joblib's count (installed with scikit-learn),
+    which takes the affinity mask, a cgroup CPU quota (rounded up) and ``LOKY_MAX_CPU_COUNT``
+    into account; without joblib, the affinity mask."""
+    try:
+        from joblib import cpu_count
+    except ImportError:
+        return max(1, len(allowed_cpus()))
+    return max(1, cpu_count())
 
 
 def cpu_busy_seconds(cpus, stat: str | os.PathLike = "/proc/stat") -> float | None:
@@ -131,10 +112,6 @@ class LoadMeter:
     def _read(self):
         return self.clock(), self.busy(self.cpus), self.own()
 
-    def age(self) -> float:
-        """Seconds since the previous reading."""
-        return self.clock() - self._last[0]
-
     def others(self) -> float | None:
         """CPUs used by other processes since the previous call (None if unknown)."""
         now = self._read()
@@ -178,6 +155,13 @@ class BlasThreads:
         of the CPUs.
     every : float
         Seconds between measurements of the load.
+
+    Attributes
+    ----------
+    threads : int or None
+        The threads set now (None outside the context).
+    changes : int
+        How many times the choice changed during the run.
     """
 
     def __init__(self, product: int, small: int, threads: int | None = None, share: int = 1,

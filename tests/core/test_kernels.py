@@ -273,3 +273,20 @@ def test_the_fused_path_multiplies_delta_by_phi_prime_in_its_kernel(numba, rng):
     assert calls == [2, 1]
     reference = dp.Objective(net, kernels="numpy").value_and_grad(net.theta, (X, net.encode_targets(y)))[1]
     np.testing.assert_allclose(grad, reference, rtol=1e-4, atol=1e-6)
+
+
+def test_custom_activations_and_optimizers_take_the_numpy_route(numba):
+    """A fused kernel stands for the registered object, not for a custom one reusing its name."""
+    custom = dp.Activation("relu", lambda z, out: np.copyto(out, z), lambda z, h, out, work: out.fill(1),
+                           "he_uniform")
+    ops = Ops(dp.Network([3, 4, 2], activation=custom), "numba")
+    assert ops.phi[1] is custom.forward and ops.backprop[1] is None
+    assert Ops(dp.Network([3, 4, 2], activation="relu"), "numba").backprop[1] is not None
+
+    class MyAdam(dp.Adam):
+        def _update(self, theta, grad, lr, t, state, work, n_weights):
+            theta -= grad
+
+    theta = np.zeros(4, np.float32)
+    assert MyAdam().init_state(theta, kernels="numba").kernel is None
+    assert dp.Adam().init_state(theta, kernels="numba").kernel is not None
