@@ -73,28 +73,14 @@ def _default_stem(data: str) -> str:
 
 
 def _check_outputs(outputs: dict[str, str], inputs: list[str]) -> None:
-    """Every output can be written (its folder exists and is writable, it is not a
-    folder), none is an input, and no two are the same file: checked before anything
-    is read or trained, so that no run fails at its end or overwrites its own data."""
-    seen = {}
-    inputs = {Path(i).resolve(): i for i in inputs if i}
-    for option, path in outputs.items():
-        if not path:
-            continue
-        p = Path(path)
-        folder = p.parent if str(p.parent) else Path(".")
-        if p.is_dir():
-            raise CLIError(f"{option} {path}: is a folder; expected a file name")
-        if not folder.is_dir():
-            raise CLIError(f"{option} {path}: the folder {str(folder)!r} does not exist")
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise CLIError(f"{option} {path}: cannot write in the folder {str(folder)!r} (permission denied)")
-        resolved = p.resolve()
-        if resolved in inputs:
-            raise CLIError(f"{option} {path}: is an input of this run ({inputs[resolved]}); choose another file")
-        if resolved in seen:
-            raise CLIError(f"{option} {path}: is also given as {seen[resolved]}; choose another file")
-        seen[resolved] = option
+    """The one guard of every command that writes (see :func:`deltaprop.io.files.check_outputs`),
+    called before any data is read."""
+    from .io.files import check_outputs
+
+    try:
+        check_outputs(outputs, inputs)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
 
 
 def cmd_train(args) -> int:
@@ -172,10 +158,10 @@ def _train(args, comm) -> int:
     stem = _default_stem(args.data)
     out = args.out or f"{stem}-model.safetensors"
     plot = f"{stem}-curves.png" if args.plot is None else args.plot
-    _check_outputs({"--out": out, "--plot": plot, "--log": args.log, "--checkpoint": args.checkpoint,
-                    "--report": args.report, "--animate": args.animate},
-                   [args.data if Path(args.data).is_file() else "", args.target or "",
-                    args.resume if args.resume != args.checkpoint else ""])
+    _check_outputs({"--out": out, "--plot": plot, "--plot (decision regions)": plot and _regions_path(plot),
+                    "--log": args.log, "--checkpoint": args.checkpoint, "--report": args.report,
+                    "--animate": args.animate},
+                   [_existing(args.data), args.target or "", args.resume if args.resume != args.checkpoint else ""])
     name, settings = args.optimizer
     optimizer = get_optimizer(name, **settings, **({"learning_rate": args.lr} if args.lr else {}))
     name, settings = args.schedule
@@ -297,7 +283,7 @@ def _train(args, comm) -> int:
         plot_learning_curves(history, plot, title=f"{name}: {'-'.join(map(str, net.sizes))}")
         say(f"plot: {plot}")
         if blocks is None and Xtr.shape[1] == 2 and model.classes is not None:
-            regions = str(Path(plot).with_name(Path(plot).stem + "_regions.png"))
+            regions = _regions_path(plot)
             X_all = np.r_[Xtr, Xte]
             plot_decision_regions(lambda G: net.predict(model.transform(G)), X_all,
                                   encode_labels(np.r_[ytr, yte], model.classes)[0], regions, title=ds.name)
@@ -318,6 +304,16 @@ def _train(args, comm) -> int:
                             "batch size": args.batch_size or "full batch", "training time": f"{seconds:.1f} s"})
         say(f"report: {args.report}")
     return 0
+
+
+def _regions_path(plot: str) -> str:
+    """Where the decision regions of 2-D data go, beside the learning curves."""
+    return str(Path(plot).with_name(Path(plot).stem + "_regions.png"))
+
+
+def _existing(path: str | None) -> str:
+    """``path`` if it names a file or folder (not a built-in data set's name), else ''."""
+    return path if path and Path(path).exists() else ""
 
 
 class _Snapshots:
@@ -359,6 +355,7 @@ def cmd_evaluate(args) -> int:
     from .data.preprocessing import infer_task
     from .metrics import accuracy, r2
 
+    _check_outputs({"--plot": args.plot}, [args.model, _existing(args.data)])
     model = load(args.model)
     seed = model.metadata.get("seed", 0) or 0
     blocks = _block_data(args)
@@ -426,6 +423,7 @@ def cmd_predict(args) -> int:
     from .io.files import atomic_write
     from .model import load
 
+    _check_outputs({"--out": args.out}, [args.model, args.input])
     model = load(args.model)
     path = Path(args.input)
     target = model.metadata.get("target")
@@ -498,7 +496,7 @@ def cmd_explain(args) -> int:
     from .diagnostics.trace import trace
 
     if args.out:
-        _check_outputs({"--out": args.out}, [args.model or "", args.data or ""])
+        _check_outputs({"--out": args.out}, [args.model or "", _existing(args.data)])
     if args.model:
         model, x, y = _explained_sample(args)
         what = model
@@ -583,6 +581,7 @@ def cmd_export(args) -> int:
         import onnx  # noqa: F401
     except ImportError:  # pragma: no cover - onnx is an optional extra
         raise CLIError("export needs the onnx package: pip install 'deltaprop[onnx]'") from None
+    _check_outputs({"--onnx": args.onnx}, [args.model])
     model = load(args.model)
     to_onnx(model, args.onnx)
     what = "class probabilities" if model.task == "classification" else "predictions in target units"

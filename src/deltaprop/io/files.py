@@ -71,6 +71,53 @@ def atomic_write(path, write) -> None:
         pass
 
 
+def check_outputs(outputs: dict, inputs) -> None:
+    """Refuse, before anything is read or written, outputs that could lose data.
+
+    ``outputs`` maps how each output is named to the user (``"--out"``) to its path
+    (None or "" for none); ``inputs`` are the paths read. Every output's folder must
+    exist and be writable, an output must not be a folder, nor an input (the same
+    file by any path: a symbolic or hard link included), nor a file inside an input
+    folder (a data set stored as a folder), nor another output.
+
+    Raises
+    ------
+    ValueError
+        Naming the output and what it collides with.
+    """
+    ins = [(str(i), Path(i)) for i in inputs if i]
+    seen: list[tuple[str, Path]] = []
+    for option, path in outputs.items():
+        if not path:
+            continue
+        p = Path(path)
+        folder = p.parent if str(p.parent) else Path(".")
+        if p.is_dir():
+            raise ValueError(f"{option} {path}: is a folder; expected a file name")
+        if not folder.is_dir():
+            raise ValueError(f"{option} {path}: the folder {str(folder)!r} does not exist")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise ValueError(f"{option} {path}: cannot write in the folder {str(folder)!r} (permission denied)")
+        for name, q in ins:
+            if _same_file(p, q) or (q.is_dir() and p.exists() and p.resolve().is_relative_to(q.resolve())):
+                raise ValueError(f"{option} {path}: is an input of this run ({name}); choose another file")
+        for other, q in seen:
+            if _same_file(p, q):
+                raise ValueError(f"{option} {path}: is also given as {other}; choose another file")
+        seen.append((option, p))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file: the same resolved path, or (both existing) the
+    same inode, as hard links are."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def _remove_stale_temporaries(folder: Path, name: str) -> None:
     """Delete ``.NAME.PID.*.tmp`` files in ``folder`` whose writing process no longer exists."""
     try:
