@@ -328,8 +328,8 @@ def test_error_cases(tmp_path, trained):
     np.save(tmp_path / "wrong.npy", np.zeros((3, 5)))
     cases = [
         (["train", "--data", "missing.csv"], ["no such file"]),
-        (["train", "--data", "ragged.csv"], ["row 3 has 2 fields"]),
-        (["train", "--data", "text.csv"], ["row 3, column 'b'", "'x'"]),
+        (["train", "--data", "ragged.csv"], ["line 3 has 2 fields"]),
+        (["train", "--data", "text.csv"], ["line 3, column 'b'", "'x'"]),
         (["train", "--data", "text.csv", "--target", "label"], ["no column named 'label'"]),
         (["train", "--optimizer", "lbfgs"], ["--optimizer", "lbfgs"]),
         (["train", "--likelihood", "cauchy"], ["--likelihood", "cauchy"]),
@@ -420,14 +420,19 @@ def test_outputs_are_named_after_the_data_and_replacing_one_is_said(tmp_path):
     assert "model: iris-model.safetensors (replaced the previous file)" in cli(*args, cwd=tmp_path, check=0).stdout
 
 
-def test_which_epochs_weights_were_kept_is_said_and_a_finished_run_is_not_resumed(tmp_path):
+def test_which_epochs_weights_were_kept_is_said_and_a_finished_run_is_not_trained_further(tmp_path):
     args = ["train", "--data", "iris", "--epochs", "200", "--early-stopping", "3", "--lr", "0.05", "--plot", "",
             "--checkpoint", "run.ckpt"]
     out = cli(*args, cwd=tmp_path, check=0).stdout
     model = dp.load(tmp_path / "iris-model.safetensors")
     kept, epochs = model.metadata["weights_of_epoch"], model.metadata["epochs"]
     assert kept < epochs and f"weights: those of epoch {kept}, the lowest validation loss" in out
-    assert_clean_error(cli(*args, "--resume", "run.ckpt", cwd=tmp_path), "is finished (early stopping")
+    # the same command again (a crash after the checkpoint, before the model): the same model, no more epochs
+    (tmp_path / "iris-model.safetensors").unlink()
+    again = cli(*args, "--resume", "run.ckpt", cwd=tmp_path, check=0).stdout
+    assert f"weights: those of epoch {kept}" in again
+    same = dp.load(tmp_path / "iris-model.safetensors")
+    assert same.metadata["epochs"] == epochs and same.network.theta.tobytes() == model.network.theta.tobytes()
 
 
 def test_mistyped_commands_options_and_values_get_a_suggestion(tmp_path):
@@ -488,7 +493,8 @@ def test_a_value_beyond_float32_is_an_input_error_naming_the_cell(tmp_path):
     cli("train", "--data", "iris", "--epochs", "2", "--hidden", "4", "--plot", "", "--quiet", cwd=tmp_path, check=0)
     (tmp_path / "x.csv").write_text("a,b,c,d\n1,2,3,4\n5,1e300,7,8\n")
     proc = cli("predict", "iris-model.safetensors", "x.csv", cwd=tmp_path)
-    assert_clean_error(proc, "1e+300 at row 1, column 1 is beyond the range of float32")
+    assert_clean_error(proc, "x.csv: 1e+300 at line 3, column 'b' is beyond the range of float32",
+                       "a model trained with --dtype float64")
     np.save(tmp_path / "c.npy", np.ones((2, 4), dtype=complex))
     assert_clean_error(cli("predict", "iris-model.safetensors", "c.npy", cwd=tmp_path), "expected real numbers")
 

@@ -1,4 +1,5 @@
-"""The command line and the user's files: no command overwrites one of its inputs.
+"""The command line and the user's files: no command overwrites one of its inputs, a
+model matches a file's columns by name, and a file's errors name its lines.
 
 These run ``deltaprop.cli.main`` in this process (the subprocess tests of the command line
 are in test_cli.py): a refused command must print one line, exit 2 and leave every file as
@@ -104,3 +105,139 @@ def test_writing_elsewhere_still_works(iris_files, capsys, monkeypatch, tmp_path
     status, out, _ = run(capsys, "predict", iris_files / "model.safetensors", iris_files / "inputs.csv",
                          "--out", "p.csv")
     assert status == 0 and (tmp_path / "p.csv").read_text().startswith("prediction\n")
+
+
+def write_csv(path, header, rows, bom=False):
+    text = ",".join(header) + "\n" + "".join(",".join(map(str, r)) + "\n" for r in rows)
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode())
+
+
+def predictions(capsys, *args):
+    status, out, err = run(capsys, "predict", *args)
+    assert status == 0, err
+    return [line.split(",")[0] for line in out.splitlines()[1:]]
+
+
+def test_predict_matches_a_csvs_columns_by_name(iris_files, capsys, monkeypatch):
+    monkeypatch.chdir(iris_files)
+    X, _ = load_iris(return_X_y=True)
+    rows = X[::10]
+    expected = predictions(capsys, "model.safetensors", "inputs.csv")
+    assert expected[0] == "setosa"
+    write_csv(iris_files / "reversed.csv", NAMES[::-1], [r[::-1] for r in rows])
+    assert predictions(capsys, "model.safetensors", "reversed.csv") == expected
+    # the target column, left in a file of inputs, is not read
+    write_csv(iris_files / "labelled.csv", ["species"] + NAMES, [["?", *r] for r in rows])
+    assert predictions(capsys, "model.safetensors", "labelled.csv") == expected
+    write_csv(iris_files / "renamed.csv", NAMES[:3] + ["width"], rows)
+    refused(capsys, "predict", "model.safetensors", "renamed.csv",
+            says="missing the model's column 'petal_width'; column 'width' is not among the model's (renamed?)")
+    status, out, _ = run(capsys, "info", "model.safetensors")
+    assert f"columns: {', '.join(NAMES)}" in out and "target: species" in out
+
+
+def test_a_pandas_index_column_is_left_out_with_a_notice(iris_files, capsys, monkeypatch):
+    monkeypatch.chdir(iris_files)
+    X, y = load_iris(return_X_y=True)
+    write_csv(iris_files / "indexed.csv", ["", *NAMES], [[i, *r] for i, r in enumerate(X[::10])])
+    status, out, err = run(capsys, "predict", "model.safetensors", "indexed.csv")
+    assert status == 0 and "note: indexed.csv: the first column has no name" in err
+    assert out.splitlines()[1:] == run(capsys, "predict", "model.safetensors", "inputs.csv")[1].splitlines()[1:]
+    write_csv(iris_files / "train-indexed.csv", ["", *NAMES, "species"],
+              [[i, *r, SPECIES[t]] for i, (r, t) in enumerate(zip(X, y))])
+    status, out, err = run(capsys, "train", "--data", "train-indexed.csv", "--epochs", "2", "--plot", "",
+                           "--out", "indexed.safetensors")
+    assert status == 0 and "row index pandas writes" in err
+    assert dp.load(iris_files / "indexed.safetensors").columns.features == tuple(NAMES)
+
+
+def test_evaluate_uses_the_models_target_column(iris_files, capsys, monkeypatch):
+    monkeypatch.chdir(iris_files)
+    X, y = load_iris(return_X_y=True)
+    # the target first, the features in another order: neither the last column nor the training order
+    write_csv(iris_files / "test.csv", ["species", *NAMES[::-1]], [[SPECIES[t], *r[::-1]] for r, t in zip(X, y)])
+    status, out, err = run(capsys, "evaluate", "model.safetensors", "--data", "test.csv")
+    assert status == 0, err
+    assert float(out.split("accuracy: ")[1].split()[0]) > 0.8
+
+
+def test_a_utf8_bom_does_not_hide_the_first_column(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    X, y = load_iris(return_X_y=True)
+    write_csv(tmp_path / "bom.csv", ["species", *NAMES], [[SPECIES[t], *r] for r, t in zip(X, y)], bom=True)
+    assert run(capsys, "train", "--data", "bom.csv", "--target", "species", "--epochs", "3", "--plot", "",
+               "--out", "m.safetensors")[0] == 0
+    assert dp.load(tmp_path / "m.safetensors").columns.features == tuple(NAMES)
+    assert run(capsys, "evaluate", "m.safetensors", "--data", "bom.csv")[0] == 0
+    assert len(predictions(capsys, "m.safetensors", "bom.csv")) == 150
+
+
+MISSING = [({3: ""}, "column 'y' (the target): missing targets (empty, None or NaN) at line 6;"),
+           ({3: "", 8: " "}, "missing targets (empty, None or NaN) at lines 6 and 11")]
+NOT_FINITE = [({6: "nan"}, "column 'y' (the target): expected finite values, found nan at line 9"),
+              ({6: "inf"}, "column 'y' (the target): expected finite values, found inf at line 9")]
+
+
+# ('nan' among words is a word: a class label)
+@pytest.mark.parametrize("kind,cells,message", [("labels", *c) for c in MISSING] +
+                         [("numbers", *c) for c in MISSING + NOT_FINITE])
+def test_bad_target_cells_name_the_column_and_the_files_lines(tmp_path, capsys, monkeypatch, kind, cells,
+                                                              message):
+    """Nothing is trained and no file is left behind; line 1 is the header, and a blank line counts."""
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    values = [f"{v:.3f}" for v in rng.normal(size=40) * 100 + 1000] if kind == "numbers" else \
+        [("cat", "dog")[i % 2] for i in range(40)]
+    for i, cell in cells.items():
+        values[i] = cell
+    lines = ["a,b,y", *(f"{rng.normal():.3f},{rng.normal():.3f},{v}" for v in values)]
+    lines.insert(2, "")  # a blank line 3: data row 3 (values[3]) is on line 6
+    (tmp_path / "d.csv").write_text("\n".join(lines) + "\n")
+    refused(capsys, "train", "--data", "d.csv", "--epochs", "2", says=message)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv"]
+
+
+def test_values_beyond_the_dtype_name_the_line_and_speak_cli(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rows = [[i, i % 3, i % 2] for i in range(30)]
+    rows[11][1] = "2e39"
+    write_csv(tmp_path / "d.csv", ["a", "b", "y"], rows)
+    err = refused(capsys, "train", "--data", "d.csv", "--epochs", "2",
+                  says="d.csv: 2e+39 at line 13, column 'b' is beyond the range of float32")
+    assert "use --dtype float64" in err and "dtype=" not in err
+    assert run(capsys, "train", "--data", "d.csv", "--epochs", "2", "--dtype", "float64", "--plot", "")[0] == 0
+
+
+def test_a_class_with_a_single_row_is_said_in_the_users_terms(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_csv(tmp_path / "d.csv", ["a", "y"], [[i, "ab"[i % 2]] for i in range(20)] + [[3, "c"]])
+    refused(capsys, "train", "--data", "d.csv", says="--test-fraction: class 'c' of d.csv has a single row")
+
+
+def test_errors_from_the_library_speak_in_flags(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_csv(tmp_path / "d.csv", ["a", "y"], [[i, "ab"[i % 2]] for i in range(10)])
+    err = refused(capsys, "train", "--data", "d.csv", "--plot", "", says="--validation-fraction: a fraction of 0.1")
+    assert "validation:" not in err
+
+
+def test_a_pandas_written_parquet_file_trains_and_its_held_out_rows_are_found_again(tmp_path, capsys,
+                                                                                    monkeypatch):
+    """One row group, as pandas writes it: held-out rows are cut from it; --block-rows cuts it
+    into blocks, and evaluate --held-out cuts it as train did."""
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    monkeypatch.chdir(tmp_path)
+    X, y = load_iris(return_X_y=True)
+    pd.DataFrame(X, columns=NAMES).assign(species=SPECIES[y]).to_parquet(tmp_path / "iris.parquet")
+    for extra in ([], ["--block-rows", "20"]):
+        status, out, err = run(capsys, "train", "--data", "iris.parquet", "--target", "species", "--epochs", "3",
+                               "--plot", "", "--out", "m.safetensors", *extra)
+        assert status == 0, err
+        assert "120 training and 30 test samples in blocks" in out
+        model = dp.load(tmp_path / "m.safetensors")
+        assert model.columns.features == tuple(NAMES)
+        status, out, err = run(capsys, "evaluate", "m.safetensors", "--data", "iris.parquet", "--target", "species",
+                               "--held-out")
+        assert status == 0 and "(30 samples)" in out, err
+        assert float(out.split("accuracy: ")[1].split()[0]) == pytest.approx(model.metadata["test_accuracy"], abs=1e-4)

@@ -94,21 +94,24 @@ def cmd_train(args) -> int:
 _BLOCK_SUFFIXES = (".h5", ".hdf5", ".zarr", ".parquet")
 
 
-def _block_data(args):
+def _block_data(args, block_rows: int | None = None):
     """The data as Blocks when --data names a block store (HDF5, Zarr, Parquet, a folder of
-    .npy or .parquet files), else None (a data set read into memory)."""
+    .npy or .parquet files), else None (a data set read into memory); cut into blocks of
+    --block-rows rows, else ``block_rows``, else the store's default."""
     from .data.blocks import open_blocks
 
     p = Path(args.data)
     if not (p.suffix.lower() in _BLOCK_SUFFIXES or (p.is_dir() and (any(p.glob("X*.npy"))
                                                                     or any(p.glob("*.parquet"))))):
-        if args.features:
-            raise CLIError("--features: only for data in blocks (HDF5, Zarr, Parquet, a folder of .npy files)")
+        for option in ("features", "block_rows"):
+            if getattr(args, option):
+                raise CLIError(f"--{option.replace('_', '-')}: only for data in blocks (HDF5, Zarr, Parquet, a "
+                               "folder of .npy files)")
         return None
     if not p.exists():
         raise CLIError(f"--data {args.data}: no such file or folder")
     try:
-        return open_blocks(p, features=args.features, target=args.target)
+        return open_blocks(p, features=args.features, target=args.target, block_rows=args.block_rows or block_rows)
     except ImportError as e:
         raise CLIError(f"--data {args.data}: reading it needs {e.name}: pip install 'deltaprop[data]'") from None
 
@@ -119,7 +122,7 @@ def _predict_blocks(model, blocks):
     for i in range(len(blocks)):
         Xb, yb, _ = blocks.read(i)
         y.append(yb)
-        pred.append(model.predict(Xb))
+        pred.append(model.predict(_table(model, Xb, blocks.feature_names, "--data")))
     return np.concatenate(y), np.concatenate(pred)
 
 
@@ -131,6 +134,33 @@ def _score_blocks(model, blocks) -> float:
     return accuracy(y, pred) if model.task == "classification" else r2(y, pred)
 
 
+def _test_split(ds, fraction: float, seed: int, option: str):
+    """(X_train, X_test, y_train, y_test): ``fraction`` of the rows held out, stratified by
+    class for labels (each class keeps its share)."""
+    from sklearn.model_selection import train_test_split
+
+    stratify = ds.y if ds.task == "classification" and ds.y.ndim == 1 else None
+    if stratify is not None:
+        labels, counts = np.unique(stratify, return_counts=True)
+        if counts.min() < 2:
+            rare = [str(c) for c in labels[counts < 2]]
+            raise CLIError(f"{option}: class{'es' if len(rare) > 1 else ''} {', '.join(map(repr, rare[:5]))} "
+                           f"of {ds.name} {'have' if len(rare) > 1 else 'has'} a single row; a test split that "
+                           "keeps every class needs at least 2 rows of each (remove those rows, or check the "
+                           "--target column)")
+    try:
+        return train_test_split(ds.X, ds.y, test_size=fraction, random_state=seed, stratify=stratify)
+    except ValueError as e:
+        raise CLIError(f"{option} {fraction:g}: {e}") from None
+
+
+def _notices(ds, quiet: bool) -> None:
+    """What the data reader decided on its own (a column left out...), on standard error."""
+    if not quiet:
+        for notice in ds.notices:
+            print(f"deltaprop: note: {notice}", file=sys.stderr)
+
+
 def _test_fraction(model) -> float:
     frac = model.metadata.get("test_fraction")
     if not frac:
@@ -139,8 +169,6 @@ def _test_fraction(model) -> float:
 
 
 def _train(args, comm) -> int:
-    from sklearn.model_selection import train_test_split
-
     from . import __version__
     from .core.kernels import resolve_kernels
     from .core.likelihoods import get_likelihood
@@ -150,7 +178,7 @@ def _train(args, comm) -> int:
     from .diagnostics.progress import Progress, write_json_log
     from .optim.optimizers import get_optimizer
     from .optim.schedules import SCHEDULES
-    from .training.checkpoints import load_checkpoint
+    from .data.columns import Columns
     from .training.fit import fit
     from .training.loop import TrainingInterrupted
 
@@ -166,13 +194,6 @@ def _train(args, comm) -> int:
     optimizer = get_optimizer(name, **settings, **({"learning_rate": args.lr} if args.lr else {}))
     name, settings = args.schedule
     schedule = SCHEDULES[name](**settings)
-    epochs = args.epochs
-    if args.resume:
-        history = load_checkpoint(args.resume).history  # (a finished run is refused by train itself)
-        if history.epochs >= args.epochs and not history.stopped:
-            raise CLIError(f"--resume: {args.resume} has already run {history.epochs} epochs of "
-                           f"--epochs {args.epochs}")
-        epochs = max(args.epochs - history.epochs, 1)
 
     args.quiet = args.quiet or comm.rank != 0  # rank 0 speaks and writes for every rank
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
@@ -191,6 +212,8 @@ def _train(args, comm) -> int:
             f"{blocks.n_features} features" + ("" if standardize else " (not standardized)"))
     else:
         ds = load_dataset(args.data, args.target, seed=args.seed)
+        ds.check(args.dtype)  # the whole file, before it is split: its errors name the file's lines
+        _notices(ds, args.quiet)
         if args.likelihood:  # the likelihood says what the targets are (counts look like labels)
             ds.task = get_likelihood(args.likelihood).task
         task, name = ds.task, ds.name
@@ -201,9 +224,7 @@ def _train(args, comm) -> int:
         if ds.X_test is not None:
             Xtr, Xte, ytr, yte = ds.X, ds.X_test, ds.y, ds.y_test
         else:
-            Xtr, Xte, ytr, yte = train_test_split(
-                ds.X, ds.y, test_size=args.test_fraction, random_state=args.seed,
-                stratify=ds.y if classification and ds.y.ndim == 1 else None)
+            Xtr, Xte, ytr, yte = _test_split(ds, args.test_fraction, args.seed, "--test-fraction")
         what = f"{len(ds.classes)} classes" if classification and ds.classes else (
             "several labels" if classification else f"{1 if ds.y.ndim == 1 else ds.y.shape[1]} real target(s)")
         say(f"data: {ds.name}, {len(Xtr)} training and {len(Xte)} test samples, {Xtr.shape[1]} features, {what}"
@@ -224,8 +245,8 @@ def _train(args, comm) -> int:
         "data": args.data, "seed": args.seed,
         "test_fraction": args.test_fraction if blocks is not None or ds.X_test is None else None,
         "target": args.target if blocks is not None else ds.target_name or args.target,
-        "feature_names": None if blocks is not None else ds.feature_names,
         "optimizer": repr(optimizer), "schedule": repr(schedule), "batch_size": args.batch_size,
+        "block_rows": args.block_rows if blocks is not None else None,
         "kernels": resolve_kernels(args.kernels), "trained_with": f"deltaprop {__version__}",
     }
     t0 = time.perf_counter()
@@ -233,7 +254,9 @@ def _train(args, comm) -> int:
         model, state = fit(
             Xtr, ytr, hidden=args.hidden, activation=args.activation, likelihood=args.likelihood, task=task,
             standardize=standardize, dtype=args.dtype, seed=args.seed, metadata=metadata,
-            optimizer=optimizer, epochs=epochs, batch_size=args.batch_size or None,
+            columns=None if blocks is not None or not ds.feature_names else
+            Columns(tuple(ds.feature_names), (ds.target_name,) if ds.target_name else ()),
+            optimizer=optimizer, epochs=args.epochs, batch_size=args.batch_size or None,
             validation=args.validation_fraction or None, schedule=schedule, l2=args.l2, dropout=args.dropout,
             clip_norm=args.clip_norm, max_norm=args.max_norm, grad_tol=args.grad_tol,
             early_stopping=args.early_stopping or None, diagnostics=args.diagnostics or bool(args.report),
@@ -358,7 +381,8 @@ def cmd_evaluate(args) -> int:
     _check_outputs({"--plot": args.plot}, [args.model, _existing(args.data)])
     model = load(args.model)
     seed = model.metadata.get("seed", 0) or 0
-    blocks = _block_data(args)
+    # --held-out: cut into the blocks train cut, to find its test rows
+    blocks = _block_data(args, model.metadata.get("block_rows") if args.held_out else None)
     if blocks is not None:  # read a block at a time; --held-out: the blocks train held out
         if args.held_out:
             blocks = blocks.split(_test_fraction(model), np.random.default_rng(seed), "--held-out")[1]
@@ -367,16 +391,15 @@ def cmd_evaluate(args) -> int:
         y, pred = _predict_blocks(model, blocks)
         task, name = infer_task(y), args.data
     else:
-        ds = load_dataset(args.data, args.target, seed=seed)
+        ds = load_dataset(args.data, args.target or _model_target(model), seed=seed)
+        _notices(ds, quiet=False)
+        ds.check(model.network.dtype, advice="a model trained with --dtype float64")
+        task, name = ds.task, ds.name
         X, y = (ds.X_test, ds.y_test) if ds.X_test is not None else (ds.X, ds.y)
         if ds.X_test is None and args.held_out:
-            from sklearn.model_selection import train_test_split
-
-            _, X, _, y = train_test_split(ds.X, ds.y, test_size=_test_fraction(model), random_state=seed,
-                                          stratify=ds.y if ds.task == "classification" and ds.y.ndim == 1 else None)
-        _check_features(model, X, "--data")
-        pred = model.predict(X)
-        task, name = ds.task, ds.name
+            ds.task = model.task  # (stratified as train split it)
+            _, X, _, y = _test_split(ds, _test_fraction(model), seed, "--held-out")
+        pred = model.predict(_table(model, X, ds.feature_names, "--data"))
     if model.task == "classification" and task != "classification":
         raise CLIError(f"--data: the model is a classifier, but {name} has real-valued targets")
     if model.task == "classification":
@@ -414,26 +437,38 @@ def _check_features(model, X, what: str) -> None:
                        f"{X.shape[1] if X.ndim == 2 else X.shape}")
 
 
+def _table(model, X, names, what: str):
+    """The rows to predict: a named table (a dict of columns) when both the data and the
+    model know the columns' names, so that the model matches them by name; else the array,
+    in order, of the model's width."""
+    if names and model.columns is not None:
+        return dict(zip(names, X.T))
+    _check_features(model, X, what)
+    return X
+
+
+def _model_target(model) -> str | None:
+    """The target column the model was trained on, when it knows it."""
+    return model.columns.target[0] if model.columns is not None and len(model.columns.target) == 1 else None
+
+
 # --- predict ------------------------------------------------------------------------
 def cmd_predict(args) -> int:
     import csv
     import io
 
-    from .data.datasets import csv_header, read_csv, read_features
+    from .data.datasets import read_features
     from .io.files import atomic_write
     from .model import load
 
     _check_outputs({"--out": args.out}, [args.model, args.input])
     model = load(args.model)
-    path = Path(args.input)
-    target = model.metadata.get("target")
-    if path.suffix == ".csv" and path.exists():
-        # a CSV that still holds the training target column: that column is not a feature
-        X, _, _ = read_csv(path, target if target and target in csv_header(path) else "")
-    else:
-        X = read_features(path)
-    X = np.asarray(X)
-    _check_features(model, X, "INPUT")
+    # a CSV that still holds the training target column: that column is not read
+    ds = read_features(args.input, leave_out=model.columns.target if model.columns is not None else
+                       [model.metadata.get("target")])
+    _notices(ds, quiet=False)
+    ds.check(model.network.dtype, advice="a model trained with --dtype float64")  # (naming the file's lines)
+    X = _table(model, ds.X, ds.feature_names, "INPUT")
     pred = model.predict(X)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
@@ -538,9 +573,12 @@ def _explained_sample(args):
     data = args.data or model.metadata.get("data")
     if not data:
         raise CLIError("--data: needed with this model (it does not record the data it was trained on)")
-    ds = load_dataset(data, args.target or model.metadata.get("target"), seed=model.metadata.get("seed", 0) or 0)
+    ds = load_dataset(data, args.target or _model_target(model), seed=model.metadata.get("seed", 0) or 0)
+    _notices(ds, quiet=False)
     X, y = (ds.X_test, ds.y_test) if ds.X_test is not None else (ds.X, ds.y)
-    _check_features(model, X, "--data")
+    X = _table(model, X, ds.feature_names, "--data")
+    if isinstance(X, dict):  # the columns in the model's order, as the network takes them
+        X = model.columns.arrange(X, "--data")
     n = args.sample or 0
     if n >= len(X):
         raise CLIError(f"--sample: expected a row index below {len(X)} ({ds.name} has {len(X)} rows), found {n}")
@@ -560,6 +598,10 @@ def cmd_info(args) -> int:
     print(f"parameters: {net.n_params:,} ({np.dtype(net.dtype).name})")
     for l in range(1, net.n_layers + 1):
         print(f"  W[{l}]: {net.W[l].shape[0]} x {net.W[l].shape[1]} (bias as the last row)")
+    if model.columns is not None:
+        print(f"columns: {', '.join(model.columns.features)}")
+        if model.columns.target:
+            print(f"target: {', '.join(model.columns.target)}")
     if model.classes is not None:
         print(f"classes: {', '.join(map(str, model.classes.tolist()))}")
     if model.preprocessor is not None:
@@ -567,7 +609,7 @@ def cmd_info(args) -> int:
     if model.target_scaler is not None:
         print("targets: standardized for training; predictions are mapped back to target units")
     for k, v in model.metadata.items():
-        if k != "feature_names" and v is not None:
+        if v is not None and not (k == "target" and model.columns is not None):
             print(f"{k}: {v}")
     return 0
 
@@ -621,6 +663,9 @@ def build_parser() -> argparse.ArgumentParser:
                                     "target array (HDF5, Zarr; default y) or column (Parquet; default y)")
     t.add_argument("--features", help="data in blocks: the input array (HDF5, Zarr; default X) or the "
                                       "comma-separated input columns (Parquet; default: all but the target)")
+    t.add_argument("--block-rows", type=_int_at_least(1, "--block-rows"), metavar="ROWS",
+                   help="data in blocks: rows per block, cutting Parquet row groups and HDF5/Zarr chunks "
+                        "(default: a Parquet row group; about 16 MB of whole chunks, at least 16 blocks, otherwise)")
     t.add_argument("--distributed", choices=["mpi", "torch"],
                    help="data-parallel training, one process per rank: start with mpiexec -n P (mpi) or "
                         "torchrun --nproc-per-node P (torch)")
@@ -672,7 +717,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--checkpoint", help="checkpoint file, written every --checkpoint-every epochs and on Ctrl-C")
     t.add_argument("--checkpoint-every", type=_int_at_least(1, "--checkpoint-every"), default=1, metavar="EPOCHS",
                    help="write the checkpoint every EPOCHS epochs (default: 1)")
-    t.add_argument("--resume", help="continue bit-identically from this checkpoint")
+    t.add_argument("--resume", help="continue the run of this checkpoint, bit-identically, until it has run --epochs "
+                                    "in all; with --checkpoint the same file, the same command starts the run, "
+                                    "continues it after a crash, and writes the model of a finished run again")
     t.add_argument("--quiet", action="store_true", help="print nothing but errors")
     t.add_argument("--log", help="write one JSON line per epoch to this file (when the run ends)")
     t.add_argument("--diagnostics", action="store_true",
@@ -697,6 +744,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--target", help="CSV target column (default: the model's, else the last), or the target "
                                     "array or column of data in blocks")
     e.add_argument("--features", help="data in blocks: the input array or the comma-separated input columns")
+    e.add_argument("--block-rows", type=_int_at_least(1, "--block-rows"), metavar="ROWS",
+                   help="data in blocks: rows per block, as given to train (--held-out finds the same test rows)")
     e.add_argument("--held-out", action="store_true", help="only the test split recorded at training time")
     e.add_argument("--plot", help="confusion-matrix PNG")
     e.set_defaults(func=cmd_evaluate)
@@ -882,8 +931,19 @@ def _on_sigterm(signum, frame):
     raise _Terminated
 
 
+# the library's parameters as the command line spells them, for errors raised by the library
+_FLAGS = {"validation": "--validation-fraction", "batch_size": "--batch-size", "early_stopping": "--early-stopping",
+          "clip_norm": "--clip-norm", "max_norm": "--max-norm", "grad_tol": "--grad-tol", "l2": "--l2",
+          "dropout": "--dropout", "epochs": "--epochs", "learning_rate": "--lr", "hidden": "--hidden",
+          "checkpoint_every": "--checkpoint-every", "resume": "--resume", "kernels": "--kernels"}
+
+
 def _one_line(e) -> str:
-    return " ".join(str(e).split())
+    """The error in one line, in the command line's terms (``--batch-size``, not ``batch_size``)."""
+    text = " ".join(str(e).split())
+    text = text.replace("dtype='float64'", "--dtype float64")
+    name, colon, rest = text.partition(": ")
+    return f"{_FLAGS[name]}: {rest}" if colon and name in _FLAGS else text
 
 
 if __name__ == "__main__":  # pragma: no cover

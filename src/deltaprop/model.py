@@ -10,7 +10,7 @@ answers agree on the same raw rows.
 The file is one safetensors container: tensors ``W.1`` .. ``W.L`` (the augmented
 matrices of eq. (11)), ``input.mean``/``input.scale`` and ``target.mean``/
 ``target.scale`` when present, and in the header a JSON ``config`` (architecture,
-classes) and free-form ``metadata`` (how it was trained: information only, never
+classes, the input columns' names) and free-form ``metadata`` (how it was trained: information only, never
 applied). :func:`load` validates everything before building anything.
 """
 
@@ -23,6 +23,7 @@ import numpy as np
 from .core.activations import get_activation
 from .core.likelihoods import get_likelihood
 from .core.network import Network
+from .data.columns import Columns, to_array
 from .data.preprocessing import Standardizer, encode_labels
 from .io.files import CHECKSUM_KEY, ModelFileError, atomic_safetensors, json_safe, read_safetensors
 from .metrics import accuracy, r2
@@ -31,7 +32,7 @@ from .version import __version__
 Array = np.ndarray
 
 MODEL_FORMAT = "deltaprop-model"
-MODEL_VERSION = "3"  # 3: a checksum of header and tensors (2 had none)
+MODEL_VERSION = "4"  # 4: the input columns' names; 3: a checksum of header and tensors (2 had none)
 
 
 class Model:
@@ -47,6 +48,9 @@ class Model:
         (sorted, as :func:`~deltaprop.data.preprocessing.encode_labels` gives).
     target_scaler : Standardizer, optional
         For a regressor trained on standardized targets: maps outputs back.
+    columns : Columns, optional
+        The names of the input columns (and of the target) for a model trained on a
+        named table: tables given to :meth:`predict` are then matched by name.
     metadata : dict, optional
         Free-form information saved with the model (never applied to predictions).
 
@@ -60,8 +64,10 @@ class Model:
     """
 
     def __init__(self, network: Network, *, preprocessor: Standardizer | None = None, classes=None,
-                 target_scaler: Standardizer | None = None, metadata: dict | None = None):
+                 target_scaler: Standardizer | None = None, columns: Columns | None = None,
+                 metadata: dict | None = None):
         self.network = network
+        self.columns = columns
         self.preprocessor = preprocessor
         self.classes = None if classes is None else np.asarray(classes)
         self.target_scaler = target_scaler
@@ -70,6 +76,8 @@ class Model:
 
     def _check(self) -> None:
         net, K = self.network, self.network.sizes[-1]
+        if self.columns is not None and len(self.columns.features) != net.sizes[0]:
+            raise ValueError(f"columns: {len(self.columns.features)} names for {net.sizes[0]} inputs")
         if self.preprocessor is not None and self.preprocessor.mean.size != net.sizes[0]:
             raise ValueError(f"preprocessor: {self.preprocessor.mean.size} columns for {net.sizes[0]} inputs")
         if self.classes is not None:
@@ -97,6 +105,8 @@ class Model:
 
     def __repr__(self) -> str:
         parts = [repr(self.network)]
+        if self.columns is not None:
+            parts.append(f"columns={list(self.columns.features)!r}")
         if self.preprocessor is not None:
             parts.append("standardized inputs")
         if self.classes is not None:
@@ -107,8 +117,13 @@ class Model:
 
     # -- from raw rows to answers -----------------------------------------------------------
     def transform(self, X) -> Array:
-        """Raw rows as the network takes them: checked, then standardized if the model was."""
-        X = np.asarray(X)
+        """Raw rows as the network takes them: a named table's columns matched by name
+        (when the model knows its columns), checked, then standardized if the model was.
+
+        ``X`` is an array of shape (n_samples, n_features), taken in order, or a named table
+        (a DataFrame, a pyarrow Table, a dict of columns).
+        """
+        X = self.columns.arrange(X) if self.columns is not None else to_array(X)
         if self.preprocessor is None:
             return self.network.check_X(X)
         # the raw values first, so that an error names the value the user gave
@@ -175,6 +190,7 @@ class Model:
             if scaler is not None:
                 tensors[f"{prefix}.mean"], tensors[f"{prefix}.scale"] = scaler.mean, scaler.scale
         config = {**net.config(), "classes": None if self.classes is None else self.classes.tolist(),
+                  "columns": None if self.columns is None else self.columns.to_config(),
                   "deltaprop_version": __version__}
         atomic_safetensors(path, tensors, {"format": MODEL_FORMAT, "format_version": MODEL_VERSION,
                                            "config": json.dumps(json_safe(config)),
@@ -186,8 +202,10 @@ def load(path) -> Model:
 
     Files of format version 1 (deltaprop 0.1, whose standardization and target
     scaling lived in metadata) and 2 are read into the same :class:`Model`, so
-    they predict as the command line that wrote them did. Version 3 files carry a
-    checksum of everything they hold, which must match.
+    they predict as the command line that wrote them did. Files of version 3 and
+    later carry a checksum of everything they hold, which must match; version 4
+    records the input columns' names (older files' ``feature_names`` metadata,
+    written for CSV data, is taken as them).
 
     Raises
     ------
@@ -200,10 +218,10 @@ def load(path) -> Model:
     if header.get("format") != MODEL_FORMAT:
         raise ModelFileError(f"{source} is not a deltaprop model (format {header.get('format')!r})")
     version = header.get("format_version")
-    if version not in ("1", "2", MODEL_VERSION):
+    if version not in ("1", "2", "3", MODEL_VERSION):
         raise ModelFileError(f"{source} has format version {version!r}; this deltaprop reads versions 1 to "
                              f"{MODEL_VERSION} (a newer deltaprop wrote it?)")
-    if version == MODEL_VERSION and CHECKSUM_KEY not in header:
+    if version in ("3", MODEL_VERSION) and CHECKSUM_KEY not in header:
         raise ModelFileError(f"{source} is corrupted: its checksum is missing")
     try:
         config = json.loads(header.get("config", ""))
@@ -227,10 +245,21 @@ def load(path) -> Model:
             scalers = [None if s is None else Standardizer(s["mean"], s["std"]) for s in scalers]
         else:
             scalers = [_scaler(tensors, prefix, source) for prefix in ("input", "target")]
+        columns = config.get("columns")
+        columns = Columns.from_config(columns) if columns is not None else _columns_of_metadata(metadata)
         return Model(net, preprocessor=scalers[0], classes=config.get("classes"), target_scaler=scalers[1],
-                     metadata=metadata)
+                     columns=columns, metadata=metadata)
     except (ValueError, TypeError, KeyError) as e:
         raise ModelFileError(f"{source}: inconsistent model: {e}") from None
+
+
+def _columns_of_metadata(metadata: dict) -> Columns | None:
+    """The columns a file of version 3 or older recorded as information only (the command
+    line wrote them for CSV data): its input columns, from now on matched by name."""
+    names, target = metadata.pop("feature_names", None), metadata.get("target")
+    if not (isinstance(names, list) and names and all(isinstance(c, str) and c for c in names)):
+        return None
+    return Columns(tuple(names), (target,) if isinstance(target, str) and target not in names else ())
 
 
 def _scaler(tensors: dict, prefix: str, source: str) -> Standardizer | None:

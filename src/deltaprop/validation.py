@@ -45,6 +45,81 @@ def check_weights(sample_weight, n: int) -> np.ndarray:
     return w
 
 
+def bad_entries(a: np.ndarray, limit: float | None = None) -> np.ndarray:
+    """The mask of entries of a float array that are NaN, infinite or, with ``limit``,
+    beyond +-limit (computed in a type that can hold ``limit``, so that a float16 array
+    compared with float32's range does not turn the bound into inf)."""
+    bad = ~np.isfinite(a)
+    if limit is not None and float(np.finfo(a.dtype).max) > limit:
+        with np.errstate(invalid="ignore"):
+            bad |= np.abs(a) > a.dtype.type(limit)
+    return bad
+
+
+def describe_rows(rows, unit: str = "row", index=None, shown: int = 5) -> str:
+    """``row 3``, or ``rows 3, 17 and 40``, or ``rows 3, 17, 40, 41, 52 and 12 more (17 rows)``:
+    0-based row indices in the user's terms: ``index[i]`` is how row i is named to the user
+    (e.g. the line of a file that holds it, with ``unit="line"``)."""
+    rows = [int(r) if index is None else int(index[r]) for r in rows]
+    if len(rows) == 1:
+        return f"{unit} {rows[0]}"
+    if len(rows) <= shown:
+        return f"{unit}s {', '.join(map(str, rows[:-1]))} and {rows[-1]}"
+    return f"{unit}s {', '.join(map(str, rows[:shown]))} and {len(rows) - shown} more ({len(rows)} {unit}s)"
+
+
+def check_values(a, name: str, dtype=None, columns=None, unit: str = "row", index=None,
+                 advice: str = "dtype='float64'") -> None:
+    """Refuse NaN, infinite values and, with ``dtype``, values beyond its range, naming
+    the column and the rows that hold them.
+
+    Parameters
+    ----------
+    a : ndarray of shape (n,) or (n, k)
+        Integers pass (every integer is within a float's range).
+    name : str
+        What ``a`` is to the user (``"X"``, ``"y"``, a file).
+    dtype : numpy dtype, optional
+        The network's float type, whose range the values must fit.
+    columns : list of str, optional
+        The columns' names (default: their 0-based indices).
+    unit, index : str, sequence of int, optional
+        How rows are named to the user (see :func:`describe_rows`).
+    advice : str
+        What lifts the range limit, in the user's terms (``--dtype float64`` on the command line).
+
+    Raises
+    ------
+    ValueError
+    """
+    a = np.asarray(a)
+    if a.dtype.kind != "f":
+        return
+    limit = None if dtype is None else float(np.finfo(dtype).max)
+    if a.ndim == 2:  # the extremes first: most data is clean, and they need no array of its size
+        with np.errstate(invalid="ignore"):
+            lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+        if np.isfinite(lo) and np.isfinite(hi) and (limit is None or (-limit <= lo and hi <= limit)):
+            return
+    bad = bad_entries(a, limit)
+    if not bad.any():
+        return
+    bad2 = bad.reshape(len(a), -1)
+    col = int(np.flatnonzero(bad2.any(axis=0))[0])
+    rows = np.flatnonzero(bad2[:, col])
+    value = a.reshape(len(a), -1)[rows[0], col]
+    where = describe_rows(rows, unit, index)
+    if a.ndim == 2 and a.shape[1] > 1 or columns:
+        where += f", column {columns[col]!r}" if columns else f", column {col}"
+        others = int(bad2.sum()) - len(rows)
+        if others:
+            where += f" (and {others} more in other columns)"
+    if np.isfinite(value):
+        raise ValueError(f"{name}: {value} at {where} is beyond the range of {np.dtype(dtype).name} "
+                         f"(+-{limit:.3g}); rescale the data or use {advice}")
+    raise ValueError(f"{name}: expected finite values, found {value} at {where}")
+
+
 def physical_memory() -> int | None:
     """This machine's physical memory in bytes, or None where the system does not say."""
     try:

@@ -162,7 +162,7 @@ def test_a_block_source_resumes_mid_epoch_bit_for_bit(tmp_path):
                  callbacks=[StopAt()])
     assert (stopped.value.state.epoch, stopped.value.state.batch) == (1, 6)
     net = dp.Network([D, 8, K], seed=0)
-    dp.train(net, blocks, epochs=2, batch_size=16, seed=2, dropout=0.1, resume=str(tmp_path / "c.ckpt"))
+    dp.train(net, blocks, epochs=3, batch_size=16, seed=2, dropout=0.1, resume=str(tmp_path / "c.ckpt"))
     np.testing.assert_array_equal(net.theta, whole.theta)
 
 
@@ -192,8 +192,9 @@ def test_blocks_say_what_is_wrong(tmp_path):
     X[100, 2], X[250, 1] = 0.0, 1e300  # fine for float64 storage, not for a float32 network
     with pytest.raises(ValueError, match="rows 200..300 of arrays: 1e.300 at row 50, column 1 is beyond the range"):
         dp.fit(dp.Blocks.from_arrays(X, y, block_rows=100), epochs=1)
-    with pytest.raises(ValueError, match="has one block"):
-        dp.train(dp.Network([D, 4, K]), dp.Blocks.from_arrays(X, y, block_rows=N), validation=0.2)
+    X, y = data()
+    with pytest.raises(ValueError, match="validation: a fraction of 0.001 of 437 rows leaves an empty set"):
+        dp.train(dp.Network([D, 4, K]), dp.Blocks.from_arrays(X, y, block_rows=N), validation=0.001)
 
 
 def test_diagnostics_measure_rows_of_the_first_block_as_training_sees_them():
@@ -239,3 +240,55 @@ def test_default_blocks_hold_about_16_mb_and_small_data_sets_get_16():
     assert blocks.sizes.max() * 100 * 4 <= 16 * 2**20 < 2 * blocks.sizes.max() * 100 * 4
     X, y = data()
     assert len(dp.Blocks.from_arrays(X, y)) == 16  # 437 rows: 16 blocks of 28 (the last shorter)
+
+
+def row_ids(blocks):
+    return np.concatenate([blocks.read(i)[0][:, 0] for i in range(len(blocks))]).astype(int)
+
+
+@pytest.mark.parametrize("fraction", [0.2, 0.5, 0.05])
+def test_few_blocks_hold_out_the_rows_asked_for(tmp_path, fraction):
+    """A Zarr store with its default chunks (two blocks here) held out half of the rows for
+    validation=0.2: now the share asked, in rows, whatever the blocks."""
+    X, y = data()
+    zarr = need("zarr")
+    group = zarr.open_group(str(tmp_path / "d.zarr"), mode="w")
+    group.create_array("X", data=X, chunks=(256, D))
+    group.create_array("y", data=y, chunks=(256,))
+    for blocks in (dp.open_blocks(tmp_path / "d.zarr"), dp.Blocks.from_arrays(X, y, block_rows=N),
+                   dp.Blocks.from_arrays(X, y, block_rows=50)):
+        train, held = blocks.split(fraction, np.random.default_rng(0))
+        assert held.n_samples == round(fraction * N) and train.n_samples == N - held.n_samples
+        np.testing.assert_array_equal(np.sort(np.r_[row_ids(train), row_ids(held)]), np.arange(N))
+        trainer = dp.Trainer(dp.Network([D, 4, K], seed=0), blocks, validation=fraction, seed=0)
+        assert trainer.validation.n_samples == round(fraction * N)
+        assert trainer.source.n_samples == N - round(fraction * N)
+    assert len(dp.open_blocks(tmp_path / "d.zarr")) == 2
+
+
+def test_block_rows_cut_parquet_row_groups(tmp_path):
+    """pandas writes one row group: --block-rows (block_rows=) cuts it into blocks, read once."""
+    X, y = data()
+    pd = need("pandas")
+    need("pyarrow")
+    frame = pd.DataFrame(X, columns=[f"x{j}" for j in range(D)]).assign(y=y)
+    frame.to_parquet(tmp_path / "d.parquet")
+    whole = dp.open_blocks(tmp_path / "d.parquet")
+    assert len(whole) == 1 and whole.feature_names == [f"x{j}" for j in range(D)] and whole.target_names == ["y"]
+    cut = dp.open_blocks(tmp_path / "d.parquet", block_rows=100)
+    assert list(cut.sizes) == [100, 100, 100, 100, 37] and cut.feature_names == whole.feature_names
+    np.testing.assert_array_equal(row_ids(cut), np.arange(N))
+    np.testing.assert_array_equal(np.concatenate([cut.read(i)[1] for i in range(len(cut))]), y)
+    np.testing.assert_array_equal(cut.targets(), y)
+    state = dp.train(dp.Network([D, 4, K], seed=0), cut, epochs=1, validation=0.2, seed=0)
+    assert np.isfinite(state.history.val_loss).all()
+
+
+def test_moments_are_per_column_over_every_row():
+    """The mean and standard deviation of each column, pooled over blocks of unequal sizes,
+    not over columns."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(N, 4)) * [1, 10, 100, 1000] + [5, -50, 0, 2000]
+    mean, std = dp.Blocks.from_arrays(X, np.zeros(N), block_rows=100).moments()
+    np.testing.assert_allclose(mean, X.mean(axis=0), rtol=1e-10)
+    np.testing.assert_allclose(std, X.std(axis=0), rtol=1e-10)

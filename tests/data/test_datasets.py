@@ -30,13 +30,13 @@ def test_csv_labels_keep_their_type(tmp_path):
     assert y.dtype.kind == "i" and y.tolist() == [3, 7, 3]
 
 
-def test_csv_errors_name_row_and_column(tmp_path):
+def test_csv_errors_name_line_and_column(tmp_path):
     p = tmp_path / "d.csv"
-    p.write_text("x1,x2,label\n1,2,a\n3,oops,b\n")
-    with pytest.raises(DataError, match=r"row 3, column 'x2': expected a number, found 'oops'"):
+    p.write_text("x1,x2,label\n1,2,a\n\n3,oops,b\n")  # (a blank line counts: line 4 is the file's)
+    with pytest.raises(DataError, match=r"line 4, column 'x2': expected a number, found 'oops'"):
         read_csv(p, "label")
     p.write_text("x1,x2,label\n1,2,a\n3,4\n")
-    with pytest.raises(DataError, match="row 3 has 2 fields, the header has 3"):
+    with pytest.raises(DataError, match="line 3 has 2 fields, the header has 3"):
         read_csv(p, None)
     p.write_text("x1,x2\n")
     with pytest.raises(DataError, match="at least one data row"):

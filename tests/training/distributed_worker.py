@@ -87,7 +87,7 @@ def main(backend, scenario, out):
             except dp.TrainingInterrupted as e:
                 save["stopped_at"] = [e.state.epoch, e.state.batch]
             net = dp.Network([64, 16, 10], seed=0, dtype="float64")
-            dp.train(net, X, y, epochs=2, resume=ckpt, **opts)
+            dp.train(net, X, y, epochs=3, resume=ckpt, **opts)  # the run's total
         save["theta"] = net.theta
     elif scenario == "fail":
         blocks = dp.Blocks([Broken(50, rank) for _ in range(6)], 8, False, "broken")

@@ -109,7 +109,7 @@ def test_resume_refuses_other_data_or_settings(tmp_path):
                             ({"optimizer": dp.Adam(learning_rate=0.01)}, "learning_rate")):
         with pytest.raises(ValueError, match=message):
             _train(1, resume=ckpt, **change)
-    net, state = _train(1, resume=ckpt)  # the run's own data and settings
+    net, state = _train(2, resume=ckpt)  # the run's own data and settings, until 2 epochs in all
     assert state.epoch == 2
 
 
@@ -118,11 +118,12 @@ def test_a_stopped_run_records_why_before_its_last_checkpoint(tmp_path):
     net, state = _train(20, checkpoint=ckpt, grad_tol=1e6)
     assert state.history.stop_reason.startswith("gradient norm") and state.epoch == 1
     assert dp.load_checkpoint(ckpt).history.stop_reason == state.history.stop_reason
-    with pytest.raises(ValueError, match=r"the run in .* is finished \(gradient norm"):
-        _train(5, resume=ckpt, grad_tol=1e6)
+    again_net, again = _train(5, resume=ckpt, grad_tol=1e6)  # finished: no further epoch
+    assert again.epoch == 1 and again.history.stop_reason == state.history.stop_reason
+    assert again_net.theta.tobytes() == net.theta.tobytes()
     ckpt2 = str(tmp_path / "budget.ckpt")
-    _train(1, checkpoint=ckpt2)  # ended by its epoch budget: not finished, it continues
-    assert not dp.load_checkpoint(ckpt2).history.stopped and _train(1, resume=ckpt2)[1].epoch == 2
+    _train(1, checkpoint=ckpt2)  # ended by its epoch budget: not finished, it continues to a larger one
+    assert not dp.load_checkpoint(ckpt2).history.stopped and _train(2, resume=ckpt2)[1].epoch == 2
 
 
 def test_a_callback_state_that_does_not_fit_the_callback_is_refused_on_resume(tmp_path):
@@ -131,3 +132,80 @@ def test_a_callback_state_that_does_not_fit_the_callback_is_refused_on_resume(tm
     _forge(ckpt, ckpt, lambda s: s["callbacks"]["0.EarlyStopping"].__setitem__("wait", -3))
     with pytest.raises(ValueError, match="early stopping: malformed state"):
         _train(1, resume=str(ckpt), early_stopping=5)
+
+
+class SignalAt:
+    """Sends ``sig`` to this process at the end of batch ``batch`` of epoch ``epoch``."""
+
+    def __init__(self, epoch, batch, sig=None):
+        import signal
+
+        self.epoch, self.batch, self.sig = epoch, batch, sig or signal.SIGINT
+
+    def on_batch_end(self, batch, loss, net, state):
+        import os
+
+        if (state.epoch, batch) == (self.epoch, self.batch):
+            os.kill(os.getpid(), self.sig)
+
+
+@pytest.mark.parametrize("batch_size, batch", [(64, 0), (64, 2), (64, 3), (None, 0)])  # 4 batches, or one
+def test_a_signal_at_any_batch_leaves_a_valid_checkpoint_that_resumes_bit_for_bit(tmp_path, batch_size, batch):
+    """Also during an epoch's last batch (and the checkpoint written at its end): the epoch
+    ends first, and the checkpoint is of the next epoch's first boundary."""
+    ckpt = str(tmp_path / "run.ckpt")
+    with pytest.raises(dp.TrainingInterrupted) as stopped:
+        _train(4, batch_size=batch_size, checkpoint=ckpt, resume=ckpt, callbacks=[SignalAt(1, batch)])
+    saved = dp.load_checkpoint(ckpt)  # valid
+    last = batch == (3 if batch_size else 0)
+    assert (saved.epoch, saved.batch) == ((2, 0) if last else (1, batch + 1))
+    assert stopped.value.state.epoch == saved.epoch and stopped.value.state.batch == saved.batch
+    net, state = _train(4, batch_size=batch_size, checkpoint=ckpt, resume=ckpt)  # the same call again
+    straight, expected = _train(4, batch_size=batch_size)
+    assert net.theta.tobytes() == straight.theta.tobytes()
+    assert state.history.loss == expected.history.loss and state.epoch == 4
+
+
+def test_the_same_resume_call_starts_continues_and_ends_the_run(tmp_path):
+    """train(..., epochs=N, checkpoint=ck, resume=ck) is idempotent: N is the run's total."""
+    ckpt = str(tmp_path / "run.ckpt")
+    call = dict(checkpoint=ckpt, resume=ckpt, early_stopping=3, optimizer=dp.Adam(learning_rate=0.05))
+    straight, expected = _train(40, early_stopping=3, optimizer=dp.Adam(learning_rate=0.05))
+    assert expected.history.stopped and expected.history.best_epoch < expected.epoch  # restored best weights
+    with pytest.raises(dp.TrainingInterrupted):  # the first call: no checkpoint yet; then a crash
+        _train(40, callbacks=[SignalAt(2, 1)], **call)
+    net, state = _train(40, **call)  # after the crash
+    assert net.theta.tobytes() == straight.theta.tobytes() and state.history.loss == expected.history.loss
+    again, done = _train(40, **call)  # after the end: nothing more, the finished run's weights
+    assert again.theta.tobytes() == straight.theta.tobytes() and done.epoch == expected.epoch
+    # k epochs with a checkpoint, then resume=ck for n in all: the n epochs of one call
+    ck2 = str(tmp_path / "k.ckpt")
+    _train(3, checkpoint=ck2)
+    net6, state6 = _train(6, resume=ck2)
+    assert net6.theta.tobytes() == _train(6)[0].theta.tobytes() and state6.epoch == 6
+    with pytest.raises(Exception, match="does not exist"):  # a resume that is not the run's own checkpoint
+        _train(6, resume=str(tmp_path / "typo.ckpt"), checkpoint=ckpt)
+
+
+def test_a_kill_at_any_moment_leaves_the_previous_checkpoint_or_the_new_one(tmp_path):
+    """SIGKILL, which nothing can catch, at staggered moments of a run that writes a
+    checkpoint after every epoch: what is on disk always loads."""
+    import subprocess
+    import sys
+    import time
+
+    script = (f"import numpy as np, deltaprop as dp\n"
+              f"rng = np.random.default_rng(0); X = rng.normal(size=(4000, 64)); y = rng.integers(0, 10, 4000)\n"
+              f"dp.train(dp.Network([64, 256, 10], seed=0), X, y, epochs=100000, batch_size=2000, "
+              f"checkpoint={str(tmp_path / 'run.ckpt')!r}, seed=0)\n")
+    loaded = 0
+    for delay in (0.9, 1.3, 1.7, 2.1, 2.6):
+        proc = subprocess.Popen([sys.executable, "-c", script])
+        time.sleep(delay)
+        proc.kill()
+        proc.wait()
+        if (tmp_path / "run.ckpt").exists():
+            dp.load_checkpoint(tmp_path / "run.ckpt")
+            loaded += 1
+    assert loaded >= 3
+    assert len(list(tmp_path.glob(".run.ckpt.*.tmp"))) <= 1  # (the last kill's; the next write removes it)

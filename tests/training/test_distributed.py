@@ -111,7 +111,7 @@ def test_a_checkpoint_taken_under_two_processes_resumes_to_the_same_result(tmp_p
     # from an epoch's end, any number of processes may continue (here: one)
     X, y = digits()
     net = dp.Network([64, 16, 10], seed=0, dtype="float64")
-    state = dp.train(net, X, y, epochs=1, resume=str(tmp_path / "whole.ckpt"), optimizer="adam", batch_size=32,
+    state = dp.train(net, X, y, epochs=4, resume=str(tmp_path / "whole.ckpt"), optimizer="adam", batch_size=32,
                      seed=11, dropout=0.2)
     assert state.history.epochs == 4 and state.optimizer.t == 4 * 10
 

@@ -51,3 +51,48 @@ def test_bad_inputs_are_named():
         dp.fit(np.array(["a", "b"]), [0, 1])
     with pytest.raises(ValueError, match="at least 2 classes"):
         dp.fit(np.ones((4, 2)), ["a"] * 4, task="classification")
+
+
+@pytest.mark.parametrize("y,message", [
+    (np.array([1.0, np.nan, 2.0, 3.0, np.nan, 1.0]), "y: expected finite values, found nan at rows 1 and 4"),
+    (np.array([1.0, 2.0, np.inf, 3.0, 1.0, 0.0]), "y: expected finite values, found inf at row 2"),
+    (np.array(["a", "b", "", "a", "b", "a"]), r"y: missing targets \(empty, None or NaN\) at row 2;"),
+    (np.array(["a", None, "b", float("nan"), "a", "b"], dtype=object), "missing targets .* at rows 1 and 3"),
+])
+def test_missing_or_infinite_targets_are_refused_naming_the_rows(y, message):
+    X = np.random.default_rng(0).normal(size=(6, 2))
+    with pytest.raises(ValueError, match=message):
+        dp.fit(X, y, epochs=1)
+
+
+def test_a_target_column_is_named_by_its_series_name():
+    pd = pytest.importorskip("pandas")
+    X = pd.DataFrame({"a": np.arange(6.0), "b": np.ones(6)})
+    with pytest.raises(ValueError, match=r"y \(price\): expected finite values, found nan at row 3"):
+        dp.fit(X, pd.Series([1.0, 2, 3, np.nan, 5, 6], name="price"), epochs=1)
+    with pytest.raises(ValueError, match="validation y: missing targets"):
+        dp.fit(X, pd.Series(list("ababab")), epochs=1, validation=(X, ["a", "b", "", "a", "b", "a"]))
+
+
+def test_targets_beyond_the_networks_dtype_are_refused_where_the_network_sees_them():
+    """y = 1e39 fits float64 but not float32: never an inf loss. Standardized, it is a
+    large but representable value (the Model maps predictions back in float64)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 2))
+    y = rng.normal(size=40)
+    y[[7, 30]] = 1e39
+    with pytest.raises(ValueError, match=r"y: 1e\+39 at rows 7 and 30 is beyond the range of float32 .* "
+                                         "dtype='float64'"):
+        dp.fit(X, y, epochs=1, standardize=False)
+    net = dp.Network([2, 1], likelihood="gaussian", seed=0)
+    with pytest.raises(ValueError, match="y: 1e.39 at rows 7 and 30 is beyond the range of float32"):
+        dp.train(net, X, y, epochs=1)
+    model, state = dp.fit(X, y, epochs=2, seed=0)  # standardized: finite all the way
+    assert np.all(np.isfinite(state.history.loss)) and np.all(np.isfinite(model.predict(X)))
+    dp.fit(X, y, epochs=1, standardize=False, dtype="float64")  # float64 holds it
+
+
+def test_standardizing_huge_but_finite_values():
+    X = np.array([[1e300], [-1e300], [3e300]])
+    s = dp.Standardizer.fit(X)
+    assert np.isfinite(s.scale).all() and s.scale[0] == pytest.approx(np.std([1, -1, 3]) * 1e300)

@@ -217,7 +217,7 @@ def test_resume_is_bit_identical(tmp_path):
     full_net, full_h = _run(tmp_path, 8)
     ckpt = str(tmp_path / "run.ckpt")
     _run(tmp_path, 3, checkpoint=ckpt)
-    net, h = _run(tmp_path, 5, resume=ckpt)  # 5 more epochs
+    net, h = _run(tmp_path, 8, resume=ckpt)  # until 8 epochs in all
     assert net.theta.tobytes() == full_net.theta.tobytes()
     assert _same(h, full_h)
 
@@ -267,7 +267,7 @@ def test_resume_after_sigkill(tmp_path):
         proc.kill()
     assert proc.returncode == -signal.SIGKILL
     done = dp.load_checkpoint(ckpt).epoch
-    net, h = _run(tmp_path, 12 - done, resume=str(ckpt))
+    net, h = _run(tmp_path, 12, resume=str(ckpt))  # the run's total
     full_net, full_h = _run(tmp_path, 12)
     assert net.theta.tobytes() == full_net.theta.tobytes()
     assert _same(h, full_h)
@@ -277,15 +277,15 @@ def test_interrupt_mid_epoch_saves_a_resumable_checkpoint(tmp_path):
     ckpt = str(tmp_path / "int.ckpt")
 
     class InterruptOnce:
-        def on_epoch_end(self, epoch, history, net):
-            if epoch == 1:
+        def on_batch_end(self, batch, loss, net, state):
+            if state.epoch == 2 and batch == 0:
                 os.kill(os.getpid(), signal.SIGINT)  # handled between two batches
 
     with pytest.raises(dp.TrainingInterrupted):
         _run(tmp_path, 6, checkpoint=ckpt, callbacks=[InterruptOnce()])
     state = dp.load_checkpoint(ckpt)
     assert state.epoch == 2 and state.batch >= 1  # stopped mid-epoch
-    net, h = _run(tmp_path, 6 - state.epoch, resume=ckpt)  # finishing epoch 3 counts as one
+    net, h = _run(tmp_path, 6, resume=ckpt)  # 6 in all, epoch 3 finished first
     full_net, full_h = _run(tmp_path, 6)
     assert net.theta.tobytes() == full_net.theta.tobytes()
     assert _same(h, full_h)

@@ -30,12 +30,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..validation import check_values
 from .activations import ACTIVATIONS, Activation, get_activation
 
 Array = np.ndarray
 
 
-def _as_numeric(y, name: str = "y") -> Array:
+def _as_numeric(y, name: str = "y", dtype=None) -> Array:
+    """y as numbers: finite and, with ``dtype``, within its range (rows named)."""
     y = np.asarray(y)
     if y.dtype.kind not in "biuf":
         raise TypeError(
@@ -44,8 +46,7 @@ def _as_numeric(y, name: str = "y") -> Array:
         )
     if y.size == 0:
         raise ValueError(f"{name}: expected at least one target, found an empty array")
-    if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
-        raise ValueError(f"{name}: expected finite values, found NaN or inf")
+    check_values(y, name, dtype)
     return y
 
 
@@ -141,7 +142,7 @@ class Categorical(Likelihood):
         np.subtract(o, T, out=delta)
 
     def encode_targets(self, y, n_outputs, dtype):
-        y = _as_numeric(y)
+        y = _as_numeric(y, dtype=dtype)
         if y.ndim == 2 and y.shape[1] == 1 and n_outputs > 1:
             y = y[:, 0]
         if y.ndim == 1:
@@ -199,7 +200,7 @@ class Bernoulli(Likelihood):
         np.subtract(o, T, out=delta)
 
     def encode_targets(self, y, n_outputs, dtype):
-        y = _as_matrix(_as_numeric(y), n_outputs, "y")
+        y = _as_matrix(_as_numeric(y, dtype=dtype), n_outputs, "y")
         if not np.all((y == 0) | (y == 1)):
             bad = y[(y != 0) & (y != 1)].flat[0]
             raise ValueError(f"y: expected 0/1 targets for the bernoulli likelihood, found {bad}")
@@ -249,7 +250,7 @@ class Gaussian(Likelihood):
         return g.node("Identity", [z])
 
     def encode_targets(self, y, n_outputs, dtype):
-        y = _as_matrix(_as_numeric(y), n_outputs, "y")
+        y = _as_matrix(_as_numeric(y, dtype=dtype), n_outputs, "y")
         return np.ascontiguousarray(y, dtype=dtype)
 
 
@@ -279,7 +280,7 @@ class Poisson(Likelihood):
         return g.node("Exp", [z])
 
     def encode_targets(self, y, n_outputs, dtype):
-        y = _as_matrix(_as_numeric(y), n_outputs, "y")
+        y = _as_matrix(_as_numeric(y, dtype=dtype), n_outputs, "y")
         if np.any(y < 0):
             raise ValueError(
                 f"y: expected non-negative counts for the poisson likelihood, found {y.min()}"
@@ -370,7 +371,7 @@ class GeneralOutput(Likelihood):
             delta /= work
 
     def encode_targets(self, y, n_outputs, dtype):
-        y = _as_matrix(_as_numeric(y), n_outputs, "y")
+        y = _as_matrix(_as_numeric(y, dtype=dtype), n_outputs, "y")
         if self.loss.targets_in_unit_interval and (np.any(y < 0) or np.any(y > 1)):
             raise ValueError(f"y: expected targets in [0, 1] for {self.loss.name}")
         return np.ascontiguousarray(y, dtype=dtype)

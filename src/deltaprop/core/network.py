@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..validation import check_memory, check_weights
+from ..validation import check_memory, check_values, check_weights
 from .activations import Activation, get_activation
 from .engine import WorkspacePool, forward, output_delta, views
 from .initializers import check_init, init_weights
@@ -207,20 +207,7 @@ class Network:
             raise ValueError(
                 f"{name}: expected {self.sizes[0]} features (sizes[0]), found {X.shape[1]}"
             )
-        # the extremes say whether every entry is finite and fits the network's dtype, and
-        # (unlike a sum, which can overflow) they need no array of the data's size
-        if X.dtype.kind == "f":  # (integers are all within float32's range)
-            big = float(np.finfo(self.dtype).max)
-            lo, hi = float(X.min()), float(X.max())
-            if not (-big <= lo and hi <= big):  # False for NaN too
-                with np.errstate(invalid="ignore"):
-                    bad = np.argwhere(~(np.abs(X) <= big))[0]
-                value = X[tuple(bad)]
-                where = f"{value} at row {bad[0]}, column {bad[1]}"
-                if np.isfinite(value):
-                    raise ValueError(f"{name}: {where} is beyond the range of {np.dtype(self.dtype).name} "
-                                     f"(+-{big:.3g}); rescale the data or use dtype='float64'")
-                raise ValueError(f"{name}: expected finite values, found {where}")
+        check_values(X, name, self.dtype)  # finite, and within the network's dtype
         return np.ascontiguousarray(X, dtype=self.dtype) if convert else X
 
     def encode_targets(self, y, n_samples: int | None = None) -> Array:

@@ -21,6 +21,7 @@ import bisect
 import glob
 import hashlib
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -60,24 +61,55 @@ class _RowRange:
     def read_targets(self):
         return np.asarray(self.arrays.get()[1][self.lo:self.hi])
 
+    def piece(self, lo: int, hi: int) -> "_RowRange":
+        """Rows [lo, hi) of this block."""
+        return _RowRange(self.arrays, self.lo + lo, self.lo + hi)
+
     def __repr__(self):
         return f"rows {self.lo}..{self.hi} of {self.arrays.describe}"
 
 
-class _RowGroup:
-    """Row group i of a Parquet file."""
+class _GroupCache:
+    """The row group of a Parquet file read last: the blocks cut from one row group
+    (``block_rows``) read it once, not once each. Shared by the blocks of one file, read
+    from the training thread and the read-ahead thread."""
 
-    def __init__(self, path: str, i: int, n: int, features: list, target, weights):
-        self.path, self.i, self.n = path, i, n
-        self.features, self.target, self.weights = features, target, weights
+    def __init__(self, path: str):
+        self.path, self.key, self.table = path, None, None
+        self.lock = threading.Lock()
 
-    def read(self, columns=None):
+    def read(self, i: int, columns: list):
         import pyarrow.parquet as pq
 
+        with self.lock:
+            if self.key != (i, tuple(columns)):
+                self.table = pq.ParquetFile(self.path).read_row_group(i, columns=columns)
+                self.key = (i, tuple(columns))
+            return self.table
+
+
+class _RowGroup:
+    """Rows [lo, hi) of row group i of a Parquet file (the whole group by default)."""
+
+    def __init__(self, cache: _GroupCache, i: int, n: int, features: list, target, weights, lo: int = 0,
+                 hi: int | None = None):
+        self.cache, self.path, self.i = cache, cache.path, i
+        self.lo, self.hi = lo, n if hi is None else hi
+        self.n = self.hi - self.lo
+        self.group_rows = n
+        self.features, self.target, self.weights = features, target, weights
+
+    def piece(self, lo: int, hi: int) -> "_RowGroup":
+        return _RowGroup(self.cache, self.i, self.group_rows, self.features, self.target, self.weights,
+                         self.lo + lo, self.lo + hi)
+
+    def read(self, columns=None):
         targets = [self.target] if isinstance(self.target, str) else list(self.target)
         features = self.features if columns is None else []
-        table = pq.ParquetFile(self.path).read_row_group(
-            self.i, columns=features + targets + ([self.weights] if self.weights and columns is None else []))
+        table = self.cache.read(self.i, features + targets + ([self.weights] if self.weights and columns is None
+                                                              else []))
+        if (self.lo, self.hi) != (0, self.group_rows):
+            table = table.slice(self.lo, self.n)
         y = np.column_stack([table.column(c).to_numpy() for c in targets])
         y = y[:, 0] if isinstance(self.target, str) else y
         if columns is not None:
@@ -90,11 +122,17 @@ class _RowGroup:
         return self.read(columns="targets")
 
     def __repr__(self):
-        return f"row group {self.i} of {self.path}"
+        whole = (self.lo, self.hi) == (0, self.group_rows)
+        return f"row group {self.i} of {self.path}" + ("" if whole else f", rows {self.lo}..{self.hi}")
 
 
 def _ranges(arrays: _Arrays, n: int, block_rows: int) -> list:
     return [_RowRange(arrays, lo, min(lo + block_rows, n)) for lo in range(0, n, block_rows)]
+
+
+def _pieces(part, block_rows: int) -> list:
+    """A block cut into blocks of at most ``block_rows`` rows."""
+    return [part.piece(lo, min(lo + block_rows, part.n)) for lo in range(0, part.n, block_rows)]
 
 
 def _block_rows(array, block_rows: int | None) -> int:
@@ -131,15 +169,19 @@ class Blocks:
     n_samples, n_features : int
     weighted : bool
         Whether the blocks carry sample weights.
+    feature_names, target_names : list of str or None
+        The columns' names, where the store has them (Parquet).
     """
 
-    def __init__(self, parts: list, n_features: int, weighted: bool, describe: str):
+    def __init__(self, parts: list, n_features: int, weighted: bool, describe: str,
+                 feature_names: list | None = None, target_names: list | None = None):
         if not parts:
             raise ValueError(f"{describe}: no rows")
         self.parts = list(parts)
         self.sizes = np.array([p.n for p in self.parts], dtype=np.int64)
         self.n_samples, self.n_features, self.weighted = int(self.sizes.sum()), int(n_features), bool(weighted)
         self.describe = describe
+        self.feature_names, self.target_names = feature_names, target_names
         self.transform = self.target_map = None
 
     def with_preprocessing(self, transform=None, target_map=None) -> "Blocks":
@@ -172,20 +214,35 @@ class Blocks:
 
     def subset(self, ids) -> "Blocks":
         """The blocks ``ids``, in that order."""
-        new = Blocks([self.parts[i] for i in ids], self.n_features, self.weighted, self.describe)
-        new.transform, new.target_map = self.transform, self.target_map
-        return new
+        return self._like([self.parts[i] for i in ids])
 
     def split(self, fraction: float, rng: np.random.Generator, what: str = "validation") -> tuple["Blocks", "Blocks"]:
-        """(training blocks, held-out blocks): about ``fraction`` of the rows, in whole blocks
-        drawn by ``rng``; ``what`` names the option in an error."""
-        if len(self) < 2:
-            raise ValueError(f"{what}: {self.describe} has one block; a held-out fraction needs "
-                             "several (use smaller blocks or a separate validation source)")
+        """(training blocks, held-out blocks): ``round(fraction * n_samples)`` rows held out,
+        in blocks drawn by ``rng``: whole blocks, and the first rows of one more block when
+        whole blocks alone would hold out too few (that block's other rows train), so that
+        few large blocks never hold out the wrong share. ``what`` names the option in an error."""
+        held = int(round(fraction * self.n_samples))
+        if not 0 < held < self.n_samples:
+            raise ValueError(f"{what}: a fraction of {fraction} of {self.n_samples} rows leaves an empty set")
         perm = rng.permutation(len(self))
-        take = np.cumsum(self.sizes[perm]) <= fraction * self.n_samples
-        k = min(max(1, int(take.sum())), len(self) - 1)
-        return self.subset(np.sort(perm[k:])), self.subset(np.sort(perm[:k]))
+        k = int(np.searchsorted(np.cumsum(self.sizes[perm]), held, side="right"))  # whole blocks held out
+        short = held - int(self.sizes[perm[:k]].sum())
+        held_ids, train_ids = set(perm[:k].tolist()), set(perm[k + (short > 0):].tolist())
+        train, test = [], []
+        for i, part in enumerate(self.parts):
+            if i in held_ids:
+                test.append(part)
+            elif i in train_ids:
+                train.append(part)
+            else:  # the block cut in two
+                test.append(part.piece(0, short))
+                train.append(part.piece(short, part.n))
+        return self._like(train), self._like(test)
+
+    def _like(self, parts: list) -> "Blocks":
+        new = Blocks(parts, self.n_features, self.weighted, self.describe, self.feature_names, self.target_names)
+        new.transform, new.target_map = self.transform, self.target_map
+        return new
 
     def targets(self) -> Array:
         """Every block's y, concatenated (targets are small next to X, which is not read)."""
@@ -290,11 +347,15 @@ class Blocks:
                                block_rows, "data")
 
     @classmethod
-    def from_parquet(cls, path: str, features=None, target: str = "y", weights: str | None = None) -> "Blocks":
-        """A Parquet file, or a folder of them, one block per row group (``pyarrow``).
+    def from_parquet(cls, path: str, features=None, target: str = "y", weights: str | None = None,
+                     block_rows: int | None = None) -> "Blocks":
+        """A Parquet file, or a folder of them, in blocks of rows of its row groups (``pyarrow``).
 
         ``features``: the input columns (default: every column but the target and weights);
-        ``target``: one column name, or a list of them.
+        ``target``: one column name, or a list of them; ``block_rows``: rows per block,
+        cutting the row groups (default: one block per row group, the file's unit of
+        reading, as HDF5 and Zarr blocks are whole chunks). A row group cut into several
+        blocks is read once for all of them.
         """
         import pyarrow.parquet as pq
 
@@ -312,9 +373,13 @@ class Blocks:
             if names is not None and feats != names:
                 raise ValueError(f"data: {f} has other columns than {files[0]}")
             names = feats
-            parts += [_RowGroup(f, i, pf.metadata.row_group(i).num_rows, feats, target, weights)
+            cache = _GroupCache(f)
+            parts += [_RowGroup(cache, i, pf.metadata.row_group(i).num_rows, feats, target, weights)
                       for i in range(pf.num_row_groups) if pf.metadata.row_group(i).num_rows]
-        return cls(parts, len(names), weights is not None, path)
+        if block_rows is not None:
+            parts = [piece for part in parts for piece in _pieces(part, int(block_rows))]
+        return cls(parts, len(names), weights is not None, path, names,
+                   [target] if isinstance(target, str) else list(target))
 
 
 def open_blocks(path: str, features=None, target=None, weights: str | None = None,
@@ -333,7 +398,7 @@ def open_blocks(path: str, features=None, target=None, weights: str | None = Non
         return Blocks.from_hdf5(path, features or "X", target or "y", weights, block_rows)
     if ext == ".parquet" or (os.path.isdir(path) and glob.glob(os.path.join(path, "*.parquet"))):
         feats = features.split(",") if isinstance(features, str) else features
-        return Blocks.from_parquet(path, feats, target or "y", weights)
+        return Blocks.from_parquet(path, feats, target or "y", weights, block_rows)
     if os.path.isdir(path):
         return Blocks.from_npy(path, block_rows)
     raise ValueError(f"data: {path}: expected a folder of .npy or .parquet files, a .parquet, .h5/.hdf5 "

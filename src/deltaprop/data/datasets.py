@@ -15,13 +15,13 @@ import pickle
 import struct
 import zipfile
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..validation import format_bytes, physical_memory
-from .preprocessing import infer_task
+from ..validation import check_values, format_bytes, physical_memory
+from .preprocessing import check_targets, infer_task
 
 Array = np.ndarray
 
@@ -50,6 +50,14 @@ class Dataset:
     X_test: Array | None = None
     y_test: Array | None = None
     images: bool = False  # pixel intensities already scaled to [0, 1] (MNIST formats)
+    lines: Array | None = None  # for a file of text: the line of each row (its errors name lines)
+    notices: list = field(default_factory=list)  # what the reader decided, to tell the user
+
+    def check(self, dtype, advice: str = "--dtype float64") -> None:
+        """Refuse features beyond the range of the network's float type ``dtype``, naming
+        the rows (the file's lines) and the column, before anything is split or trained."""
+        unit = "row" if self.lines is None else "line"
+        _checked(lambda: check_values(self.X, self.name, dtype, self.feature_names, unit, self.lines, advice))
 
 
 # --- built-in sets ------------------------------------------------------------------
@@ -113,15 +121,6 @@ BUILTIN_NAMES = ["digits", "iris", "wine", "breast-cancer", "diabetes",
                  "xor", "moons", "circles", "spirals", "sine"]
 
 
-def csv_header(path: Path) -> list[str]:
-    """The stripped names of a CSV file's first row (a UTF-8 byte-order mark is not part of them)."""
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            return [h.strip() for h in next(csv.reader(f), [])]
-    except (UnicodeDecodeError, csv.Error) as e:
-        raise DataError(f"{path}: not a readable CSV file ({e})") from None
-
-
 def _labels_from_strings(values: list[str]) -> Array:
     """Integers when every value is one, else numbers when every value is numeric, else
     the strings themselves."""
@@ -133,51 +132,89 @@ def _labels_from_strings(values: list[str]) -> Array:
 
 
 # --- files --------------------------------------------------------------------------
-def read_csv(path: Path, target: str | None) -> tuple[Array, Array | None, list[str]]:
+# what pandas writes as the header of its row index (df.to_csv()): nothing, or this once read back
+_INDEX_HEADERS = ("", "Unnamed: 0")
+
+
+def read_csv(path: Path, target: str | None, leave_out=()) -> Dataset:
     """A CSV with a header row: numeric features, and the ``target`` column (default: the last).
 
-    With ``target=""`` every column is a feature (for prediction inputs).
+    With ``target=""`` every column is a feature (prediction inputs) and ``y`` is None;
+    the columns named in ``leave_out`` are not read (a target column in prediction inputs).
+    A first column with no name is the row index pandas writes (``df.to_csv()``): it is
+    left out, with a notice. Errors name the file's lines: a cell that is not a number,
+    a row of the wrong length, NaN or infinite values, an empty target.
     """
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.reader(f))
+            reader = csv.reader(f)
+            rows, lines = [], []
+            for row in reader:
+                if row:
+                    rows.append(row)
+                    lines.append(reader.line_num)  # the file's line (of the row's end, for quoted newlines)
     except UnicodeDecodeError:
         raise DataError(f"{path}: not a UTF-8 text CSV file") from None
     except csv.Error as e:  # e.g. a field longer than the csv module's limit (128 kB)
         raise DataError(f"{path}: not a readable CSV file ({e})") from None
-    rows = [r for r in rows if r]
     if len(rows) < 2:
         raise DataError(f"{path}: expected a header row and at least one data row")
     header = [h.strip() for h in rows[0]]
+    lines = np.array(lines[1:], dtype=np.int64)
+    notices = []
+    skip = {c for c, h in enumerate(header) if h and h in leave_out}
+    if len(header) > 1 and header[0] in _INDEX_HEADERS:
+        skip.add(0)
+        notices.append(f"{path}: the first column has no name: taken as the row index pandas writes "
+                       "(df.to_csv()) and left out; write with df.to_csv(index=False) to have no such column")
+    unnamed = [c + 1 for c, h in enumerate(header) if not h and c not in skip]
+    if unnamed:
+        raise DataError(f"{path}: column {unnamed[0]} has no name in the header; every column needs one")
     repeated = sorted({h for h in header if header.count(h) > 1})
     if repeated:
         raise DataError(f"{path}: the header names columns {', '.join(map(repr, repeated))} more than once")
+    named = [c for c in range(len(header)) if c not in skip]
     if target == "":
         t = None
     elif target is None:
         t = len(header) - 1
-    elif target in header:
+    elif target in header and header.index(target) not in skip:
         t = header.index(target)
     else:
-        raise DataError(f"{path}: no column named {target!r}; the columns are {', '.join(header)}")
-    X = np.empty((len(rows) - 1, len(header) - (t is not None)))
+        raise DataError(f"{path}: no column named {target!r}; the columns are "
+                        f"{', '.join(header[c] for c in named)}")
+    features = [c for c in named if c != t]
+    X = np.empty((len(rows) - 1, len(features)))
     labels = []
-    for i, row in enumerate(rows[1:], start=2):
+    for i, row in enumerate(rows[1:]):
         if len(row) != len(header):
-            raise DataError(f"{path}: row {i} has {len(row)} fields, the header has {len(header)}")
-        j = 0
-        for c, value in enumerate(row):
-            if c == t:
-                labels.append(value.strip())
-                continue
+            raise DataError(f"{path}: line {lines[i]} has {len(row)} fields, the header has {len(header)}")
+        for j, c in enumerate(features):
             try:
-                X[i - 2, j] = float(value)
+                X[i, j] = float(row[c])
             except ValueError:
-                raise DataError(
-                    f"{path}: row {i}, column {header[c]!r}: expected a number, found {value!r}") from None
-            j += 1
-    feature_names = [h for c, h in enumerate(header) if c != t]
-    return X, (_labels_from_strings(labels) if t is not None else None), feature_names
+                raise DataError(f"{path}: line {lines[i]}, column {header[c]!r}: expected a number, "
+                                f"found {row[c]!r}") from None
+        if t is not None:
+            labels.append(row[t].strip())
+    feature_names = [header[c] for c in features]
+    y = None
+    if t is not None:
+        what = f"{path}: column {header[t]!r} (the target)"
+        _checked(lambda: check_targets(np.array(labels), what, "line", lines))  # empty cells
+        y = _labels_from_strings(labels)
+        _checked(lambda: check_targets(y, what, "line", lines))  # "nan" or "inf" among numbers
+    _checked(lambda: check_values(X, str(path), columns=feature_names, unit="line", index=lines))
+    return Dataset(path.name, X, y, infer_task(y) if y is not None else None, feature_names=feature_names,
+                   target_name=None if t is None else header[t], lines=lines, notices=notices)
+
+
+def _checked(check):
+    """Run a check of :mod:`deltaprop.validation`, its ValueError as a DataError."""
+    try:
+        return check()
+    except ValueError as e:
+        raise DataError(str(e)) from None
 
 
 def read_bounded(path: Path, limit: int | None = None) -> bytes:
@@ -348,15 +385,15 @@ def read_mnist_pkl(path: Path) -> tuple[Array, Array, Array, Array]:
     return X, np.concatenate([ya, yb]).astype(np.int64), c.astype(np.float32, copy=False), yc.astype(np.int64)
 
 
-def read_features(path: str | Path) -> Array:
-    """Inputs for prediction: a CSV of features only (with a header) or a .npy array."""
+def read_features(path: str | Path, leave_out=()) -> Dataset:
+    """Inputs for prediction: a CSV of features (with a header; the columns ``leave_out``
+    are not read) or a .npy array."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file")
     if path.suffix == ".npy":
-        return _load_npy(path)
-    X, _, _ = read_csv(path, "")
-    return X
+        return Dataset(path.name, _load_npy(path), None, None)
+    return read_csv(path, "", leave_out)
 
 
 def _load_npy(path: Path) -> Array:
@@ -422,10 +459,7 @@ def load_dataset(spec: str = "digits", target: str | None = None, seed: int = 0)
         X, y = _load_npy(path), _load_npy(Path(target))
         return _finish(Dataset(path.name, X, y, _task_of(y, path)))
     if name.endswith(".csv") or name.endswith(".txt"):
-        X, y, features = read_csv(path, target)
-        header = csv_header(path)
-        target_name = next(h for h in header if h not in features) if len(header) > len(features) else None
-        return _finish(Dataset(path.name, X, y, infer_task(y), feature_names=features, target_name=target_name))
+        return _finish(read_csv(path, target))
     raise DataError(f"--data {spec!r}: unknown format; expected a .csv, .npz, .npy, mnist.pkl.gz or an IDX folder")
 
 
@@ -444,9 +478,8 @@ def _finish(ds: Dataset) -> Dataset:
         raise DataError(f"{ds.name}: expected real numbers as features, found {X.dtype}")
     if y.shape[0] != X.shape[0]:
         raise DataError(f"{ds.name}: {X.shape[0]} rows of features but {y.shape[0]} targets")
-    if X.dtype.kind == "f" and not np.all(np.isfinite(X)):
-        bad = np.argwhere(~np.isfinite(X))[0]
-        raise DataError(f"{ds.name}: the features contain {X[tuple(bad)]} at row {bad[0]}, column {bad[1]}")
+    ds.check(None)  # finite features
+    _checked(lambda: check_targets(y, f"{ds.name}: the targets"))
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     ds.X, ds.y = X, y

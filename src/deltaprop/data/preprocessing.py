@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.likelihoods import get_likelihood
+from ..validation import check_values, describe_rows
 
 Array = np.ndarray
 
@@ -35,7 +36,12 @@ class Standardizer:
     def fit(cls, X) -> "Standardizer":
         X = np.asarray(X, dtype=np.float64)
         X = X.reshape(len(X), -1)
-        return cls.from_moments(X.mean(axis=0), X.std(axis=0))
+        big = np.abs(X).max(axis=0) if len(X) else np.zeros(X.shape[1])
+        if np.all(big < 1e150):
+            return cls.from_moments(X.mean(axis=0), X.std(axis=0))
+        # the moments of X / max|X|, scaled back: the squares of values this large overflow
+        big = np.where(big > 0, big, 1.0)
+        return cls.from_moments(X.mean(axis=0), (X / big).std(axis=0) * big)
 
     @classmethod
     def from_moments(cls, mean, std) -> "Standardizer":
@@ -79,6 +85,38 @@ def encode_labels(y, classes=None) -> tuple[Array, Array]:
         bad = sorted({str(v) for v in y[unknown]})
         raise ValueError(f"y: labels {', '.join(bad[:5])} are not among the classes {classes.tolist()}")
     return idx.astype(np.int64), classes
+
+
+def check_targets(y, name: str = "y", unit: str = "row", index=None) -> None:
+    """Refuse missing targets (None, NaN, an empty string) and infinite ones, naming the
+    rows that hold them (in the user's terms: ``unit="line"`` and ``index`` the line of each
+    row, for a file; see :func:`~deltaprop.validation.describe_rows`), before any decision
+    is taken from them.
+
+    Raises
+    ------
+    ValueError
+    """
+    y = np.asarray(y)
+    if y.dtype.kind == "f":
+        check_values(y, name, unit=unit, index=index)
+        return
+    if y.dtype.kind not in "OUS":
+        return
+    flat = y.reshape(len(y), -1)
+    if y.dtype.kind in "US":
+        missing = np.char.str_len(np.char.strip(flat)) == 0
+    else:  # objects: one at a time
+        missing = np.frompyfunc(_missing, 1, 1)(flat).astype(bool)
+    rows = np.flatnonzero(missing.any(axis=1))
+    if len(rows):
+        raise ValueError(f"{name}: missing targets (empty, None or NaN) at {describe_rows(rows, unit, index)}; "
+                         "fill them in or leave those rows out")
+
+
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, (str, bytes)) and not v.strip()) or \
+        (isinstance(v, (float, np.floating)) and not np.isfinite(v))
 
 
 def infer_task(y) -> str:

@@ -33,6 +33,7 @@ from ..core.activations import ACTIVATIONS
 from ..core.network import Network, check_dtype
 from ..core.objective import Objective
 from ..data.blocks import Blocks
+from ..data.columns import Columns
 from ..data.sources import ArraySource
 from ..model import Model, load
 from ..optim.lbfgs import minimize_lbfgs
@@ -244,7 +245,8 @@ class BaseMLP(BaseEstimator):
         init = "sklearn_logistic" if self.activation == "logistic" else "sklearn"
         net = Network([n_features, *hidden, n_outputs], activation=self.activation, likelihood=likelihood,
                       init=init, seed=self._seed, dtype=dtype)
-        self.model_ = Model(net, classes=labels)
+        names = getattr(self, "feature_names_in_", None)  # (set by validate_data for a DataFrame)
+        self.model_ = Model(net, classes=labels, columns=None if names is None else Columns(tuple(names)))
         self.n_iter_, self.t_ = 0, 0
         self.n_outputs_, self.n_layers_ = n_outputs, len(hidden) + 2
         self._state, self._state_solver = None, None
@@ -364,7 +366,7 @@ class BaseMLP(BaseEstimator):
         metadata = {**model.metadata, "estimator": type(self).__name__, "params": json.loads(json.dumps(
             settings, default=repr))}
         Model(model.network, preprocessor=model.preprocessor, classes=model.classes,
-              target_scaler=model.target_scaler, metadata=metadata).save(path)
+              target_scaler=model.target_scaler, columns=model.columns, metadata=metadata).save(path)
 
     @classmethod
     def load(cls, path):
@@ -384,6 +386,8 @@ class BaseMLP(BaseEstimator):
         est._adopt(model)
         est.model_ = model
         est.n_features_in_ = net.sizes[0]
+        if model.columns is not None:
+            est.feature_names_in_ = np.asarray(model.columns.features, dtype=object)
         est.n_outputs_, est.n_layers_ = net.sizes[-1], net.n_layers + 1
         est.n_iter_, est.t_ = 0, 0
         est._seed, est._state, est._state_solver = _root_seed(None), None, None

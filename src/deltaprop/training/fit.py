@@ -10,13 +10,16 @@ thin layer over it.
 
 from __future__ import annotations
 
+import difflib
+import inspect
 from typing import Sequence
 
 import numpy as np
 
 from ..core.network import Network
 from ..data.blocks import Blocks
-from ..data.preprocessing import Standardizer, choose_output
+from ..data.columns import Columns, table_names, to_array
+from ..data.preprocessing import Standardizer, check_targets, choose_output
 from ..model import Model
 from .loop import block_check, train
 from .state import TrainState
@@ -25,19 +28,23 @@ from .state import TrainState
 def fit(X, y=None, *, hidden: Sequence[int] = (128, 64), activation: str | Sequence[str] = "relu",
         likelihood: str | None = None, task: str | None = None, standardize: bool = True,
         init: str | None = None, dtype="float32", seed: int | None = None, validation=None,
-        metadata: dict | None = None, **train_options) -> tuple[Model, TrainState]:
+        columns: Columns | Sequence[str] | None = None, metadata: dict | None = None,
+        **train_options) -> tuple[Model, TrainState]:
     """Train a network on raw rows and targets; return the Model and the final TrainState.
 
     Parameters
     ----------
-    X : array-like of shape (n_samples, n_features), or Blocks
-        Raw inputs (numbers); or data in blocks (:class:`~deltaprop.data.blocks.Blocks`,
-        which carry their targets: y is then None), standardized from one pass over them
-        and read a buffer at a time.
+    X : array-like of shape (n_samples, n_features), named table, or Blocks
+        Raw inputs (numbers): an array, or a named table (a pandas DataFrame, a pyarrow
+        Table, a dict of columns), whose column names the model records and matches at
+        prediction; or data in blocks (:class:`~deltaprop.data.blocks.Blocks`, which carry
+        their targets: y is then None), standardized from one pass over them and read a
+        buffer at a time.
     y : array-like, or None with Blocks
         Class labels of any type (strings, integers...), several 0/1 columns
         (multilabel), or real targets (one or several columns), or counts with
-        ``likelihood="poisson"``.
+        ``likelihood="poisson"``. Missing (empty, None, NaN) or infinite targets are
+        an error naming their rows.
     hidden : sequence of int
         Hidden layer widths.
     activation : str or sequence of str
@@ -53,8 +60,11 @@ def fit(X, y=None, *, hidden: Sequence[int] = (128, 64), activation: str | Seque
         applies and undoes both.
     init, dtype, seed
         As for :class:`Network`; ``seed`` also drives training (see :func:`train`).
-    validation : float or (X_val, y_val), optional
+    validation : float, (X_val, y_val) or (X_val, y_val, sample_weight_val), optional
         As for :func:`train`, with raw validation rows.
+    columns : Columns or sequence of str, optional
+        The names of X's columns when X is an array (a named table brings its own, and
+        a pandas Series as y its name as the target's); the model records them.
     metadata : dict, optional
         Saved with the model.
     **train_options
@@ -66,17 +76,24 @@ def fit(X, y=None, *, hidden: Sequence[int] = (128, 64), activation: str | Seque
     state : TrainState
         With the history; pass it to :func:`train` as ``state=`` to continue.
     """
+    _check_options(train_options)
     blocks = X if isinstance(X, Blocks) else None
     if blocks is not None:  # the decisions from every block's targets, the inputs read once
         if y is not None:
             raise TypeError("y: Blocks carry their own targets; pass X=blocks alone")
         n_features, targets = blocks.n_features, blocks.targets()
+        columns = _columns(columns, blocks.feature_names, blocks.target_names)
     else:
-        X = np.asarray(X)
+        columns = _columns(columns, table_names(X), _target_names(y))
+        X = to_array(X)
         if X.ndim != 2 or X.dtype.kind not in "biuf":
             raise ValueError(f"X: expected a 2-D array of numbers (n_samples, n_features), found shape "
                              f"{X.shape}, dtype {X.dtype}")
-        n_features, targets = X.shape[1], y
+        n_features, targets = X.shape[1], to_array(y)
+    # before any decision is taken from them
+    check_targets(targets, "y" if columns is None or not columns.target else f"y ({', '.join(columns.target)})")
+    if columns is not None and len(columns.features) != n_features:
+        raise ValueError(f"columns: {len(columns.features)} names for {n_features} columns of X")
     out = choose_output(targets, likelihood, task)
     net = Network([n_features, *hidden, out.n_outputs], activation=activation, likelihood=out.likelihood,
                   init=init, seed=seed, dtype=dtype)
@@ -88,7 +105,7 @@ def fit(X, y=None, *, hidden: Sequence[int] = (128, 64), activation: str | Seque
         preprocessor = Standardizer.from_moments(*blocks.moments(block_check(net)))
     target_scaler = Standardizer.fit(out.y) if standardize and out.likelihood == "gaussian" else None
     model = Model(net, preprocessor=preprocessor, classes=out.classes, target_scaler=target_scaler,
-                  metadata=metadata)
+                  columns=columns, metadata=metadata)
 
     # the same maps the Model applies at prediction, so training and prediction cannot disagree
     def prepared(b: Blocks) -> Blocks:  # (for blocks: as each batch is read)
@@ -98,8 +115,42 @@ def fit(X, y=None, *, hidden: Sequence[int] = (128, 64), activation: str | Seque
     if isinstance(validation, Blocks):
         validation = prepared(validation)
     elif validation is not None and not isinstance(validation, (float, np.floating)):
-        Xv, yv = validation
-        validation = (model.transform(Xv), model.encode_targets(yv))
-    data = (prepared(blocks),) if blocks is not None else (model.transform(X), model.encode_targets(y))
+        if not isinstance(validation, (tuple, list)) or len(validation) not in (2, 3):
+            raise TypeError("validation: expected a fraction, a pair (X_val, y_val), a triple "
+                            "(X_val, y_val, sample_weight_val) or Blocks")
+        yv = to_array(validation[1])
+        check_targets(yv, "validation y")
+        validation = (model.transform(validation[0]), model.encode_targets(yv), *validation[2:])
+    data = (prepared(blocks),) if blocks is not None else (model.transform(X), model.encode_targets(targets))
     state = train(net, *data, validation=validation, seed=seed, **train_options)
     return model, state
+
+
+def _check_options(options: dict) -> None:
+    """fit's own error for a keyword that :func:`train` does not take (a typo, most likely)."""
+    known = [p for p in inspect.signature(train).parameters if p not in ("net", "X", "y", "validation", "seed")]
+    for name in options:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            raise TypeError(f"fit() got an unexpected keyword argument {name!r}"
+                            + (f"; did you mean {close[0]!r}?" if close else ""))
+
+
+def _target_names(y) -> list[str] | None:
+    """The target's name: a pandas Series' name, or a table's column names."""
+    name = getattr(y, "name", None)
+    if isinstance(name, str) and name:
+        return [name]
+    return table_names(y)
+
+
+def _columns(columns, features, target) -> Columns | None:
+    """The model's Columns: as given (names of an array's columns), else the table's own."""
+    if isinstance(columns, Columns):
+        return columns
+    if columns is not None:
+        features = [str(c) for c in columns]
+    if features is None:
+        return None
+    target = [t for t in (target or []) if t not in features]
+    return Columns(tuple(features), tuple(target))

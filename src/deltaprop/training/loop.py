@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
+import os
 import signal
 import threading
 import time
@@ -268,11 +269,7 @@ class Trainer:
         self.signalled = self.interrupted = ""
 
     def _check_resume(self, saved: TrainState, resume: str, data_shape: list, settings: dict) -> None:
-        """A checkpoint continues only an unfinished run, and only the run that wrote it:
-        same data, same settings."""
-        if saved.history.stopped:
-            raise ValueError(f"resume: the run in {resume} is finished ({saved.history.stop_reason}); "
-                             "there is nothing to continue")
+        """A checkpoint continues only the run that wrote it: same data, same settings."""
         if data_shape != saved.data_shape:
             raise ValueError(
                 f"resume: checkpoint {resume!r} was written for data of shape (N, D, K, batch) = "
@@ -397,25 +394,32 @@ class Trainer:
         """Run ``epochs`` more epochs (finishing first an epoch left half done) and
         return the state; the network holds the trained weights (the best ones, with
         early stopping)."""
-        epochs = check_int("epochs", epochs, 1)
+        return self.run_until(self.state.epoch + check_int("epochs", epochs, 1), stopped_too=False)
+
+    def run_until(self, epochs: int, stopped_too: bool = True) -> TrainState:
+        """Run until the run has done ``epochs`` epochs in all (counting those of the state
+        it continues), and return the state. A run that has done them already, or that a
+        stopping rule ended (unless ``stopped_too`` is False), trains no further: its
+        callbacks end it again (early stopping restores its best weights), so that the
+        network holds what the finished run left."""
+        end = check_int("epochs", epochs, 1)
         with all_ranks_or_none(self.comm), self._blas_threads(), np.errstate(over="ignore", invalid="ignore"):
             # overflow on the way to divergence is caught explicitly (DivergenceError), not warned about
             if threading.current_thread() is not threading.main_thread():
-                return self._run(epochs)
+                return self._run(end, stopped_too)
 
             def on_signal(signum, frame):  # finish the batch in progress, then stop cleanly
                 self.signalled = "terminated" if signum == signal.SIGTERM else "interrupted"
 
             previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
             try:
-                return self._run(epochs)
+                return self._run(end, stopped_too)
             finally:
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
 
-    def _run(self, epochs: int) -> TrainState:
+    def _run(self, end: int, stopped_too: bool) -> TrainState:
         net, st, h = self.net, self.state, self.state.history
-        end = st.epoch + epochs
         hooks = ([self.diagnostics] if self.diagnostics else []) + self.callbacks
         batch_begin = [cb.on_batch_begin for cb in hooks if hasattr(cb, "on_batch_begin")]
         self._batch_end = [cb.on_batch_end for cb in hooks if hasattr(cb, "on_batch_end")]
@@ -427,7 +431,7 @@ class Trainer:
             saved = st.callbacks.get(_callback_key(i, cb))
             if saved is not None:
                 cb.load_state_dict(*saved)
-        stop = ""
+        stop = h.stop_reason if h.stopped and stopped_too else ""
         while st.epoch < end and not stop:
             if st.batch == 0:
                 st.optimizer.learning_rate = self.schedule(self.optimizer.learning_rate, st.epoch, end)
@@ -447,19 +451,23 @@ class Trainer:
                 self.blas.tick()
                 if not self.parallel:
                     self.interrupted = self.signalled
-                if self.interrupted:
+                if self.interrupted and st.batch < n_batches:
                     st.epoch_time += time.perf_counter() - t0
-                    self._sync()
-                    if self.checkpoint:
-                        self.save(self.checkpoint)
-                    raise TrainingInterrupted(st, self.checkpoint, self.interrupted)
+                    self._interrupt()
             if not np.all(np.isfinite(net.theta)):
                 self._diverged(float("nan"))
+            # (a signal during the epoch's last batch: the epoch ends first, so that the state
+            # saved is at a batch boundary of the next epoch, as every checkpoint is)
             stop = self._end_epoch(time.perf_counter() - t0, end)
             if stop:  # recorded before the last checkpoint, so that resuming it knows the run is over
                 h.stop_reason, h.stopped = stop, True
-            if self.checkpoint and (st.epoch % self.checkpoint_every == 0 or stop or st.epoch == end):
+            saved = self.checkpoint and (st.epoch % self.checkpoint_every == 0 or stop or st.epoch == end)
+            if saved:
                 self.save(self.checkpoint)
+            if not self.parallel:
+                self.interrupted = self.signalled
+            if self.interrupted and st.epoch < end and not stop:  # (a finished run just ends)
+                self._interrupt(saved=saved)
         h.stop_reason, h.stopped = stop or f"reached the maximum of {end} epochs", bool(stop)
         self._sync()
         for cb in self.callbacks:
@@ -468,6 +476,14 @@ class Trainer:
         if self.parallel:  # (early stopping restored its best weights on rank 0)
             self.comm.broadcast(net.theta)
         return st
+
+    def _interrupt(self, saved: bool = False):
+        """Stop at this batch boundary: the checkpoint written (if there is one), then
+        TrainingInterrupted."""
+        self._sync()
+        if self.checkpoint and not saved:
+            self.save(self.checkpoint)
+        raise TrainingInterrupted(self.state, self.checkpoint, self.interrupted)
 
     def _end_epoch(self, seconds: float, end: int) -> str:
         net, st, h, comm = self.net, self.state, self.state.history, self.comm
@@ -629,7 +645,14 @@ def _callback_key(i: int, cb) -> str:
     return f"{i}.{type(cb).__name__}"
 
 
-def train(net, X, y=None, *, epochs: int = 100, resume: str | None = None, **options) -> TrainState:
+def train(net, X, y=None, *, epochs: int = 100, sample_weight=None, optimizer: str | Optimizer = "adam",
+          batch_size: int | None = 32, validation=None, schedule: str | Schedule | None = None, l2: float = 0.0,
+          alpha: float = 0.0, dropout: float = 0.0, clip_norm: float | None = None, max_norm: float | None = None,
+          grad_tol: float | None = None, early_stopping: int | EarlyStopping | None = None,
+          callbacks: Sequence[Callback] = (), shuffle: bool = True, seed: int | np.random.Generator | None = None,
+          state: TrainState | None = None, checkpoint: str | None = None, checkpoint_every: int = 1,
+          resume: str | None = None, diagnostics: bool = False, blas_threads: int | None = None,
+          distributed=None, buffer_blocks: int = 4, kernels: str | None = None) -> TrainState:
     """Train ``net`` in place by backpropagation and gradient descent.
 
     Parameters
@@ -642,8 +665,10 @@ def train(net, X, y=None, *, epochs: int = 100, resume: str | None = None, **opt
     y : array-like, or None with Blocks (which carry their targets)
         Targets for the network's likelihood (class indices or one-hot, 0/1, reals, counts).
     epochs : int
-        How many passes over the data this call makes (when continuing a state that
-        stopped mid-epoch, finishing that epoch is the first).
+        How many passes over the data this call makes (when continuing a ``state`` that
+        stopped mid-epoch, finishing that epoch is the first). With ``resume``, the run's
+        total instead, as in Keras' ``BackupAndRestore``: the same call, repeated after a
+        crash, finishes the same run.
     sample_weight : array-like of shape (n_samples,), optional
         Per-sample weights: J becomes the weighted mean of -log p(y|x).
     optimizer : str or Optimizer, default "adam"
@@ -692,10 +717,17 @@ def train(net, X, y=None, *, epochs: int = 100, resume: str | None = None, **opt
         continues from it, bit-identically. It is copied, not changed.
     checkpoint : str, optional
         Path of a checkpoint written atomically every ``checkpoint_every`` epochs, at
-        the end, and on Ctrl-C or SIGTERM.
+        the end, and on Ctrl-C or SIGTERM (at a batch boundary: after the epoch's end when
+        the signal came during its last batch). A kill at any moment leaves the previous
+        checkpoint or the new one, never a mix.
     resume : str, optional
-        A checkpoint to continue from: the same as ``state=load_checkpoint(resume)``,
-        with the data (shape and fingerprint) and the settings checked to be the run's.
+        A checkpoint to continue from, until the run has done ``epochs`` epochs in all:
+        ``state=load_checkpoint(resume)`` with the data (shape and fingerprint) and the
+        settings checked to be the run's. ``train(..., epochs=N, checkpoint=ck, resume=ck)``
+        is idempotent: its first call starts the run (``ck`` does not exist yet), a call
+        after a crash continues it, bit for bit as if uninterrupted, and a call after the run
+        finished (its epochs done, or a stopping rule) trains no further and leaves the
+        network as the run did (early stopping's best weights restored).
     diagnostics : bool
         Measure every layer at each epoch's end (gradient and weight norms, the
         update/weight ratio, dead and saturated units) into ``history.layers``;
@@ -735,16 +767,24 @@ def train(net, X, y=None, *, epochs: int = 100, resume: str | None = None, **opt
     TrainingInterrupted
         On Ctrl-C or SIGTERM, between two batches, after writing the checkpoint.
     """
-    with all_ranks_or_none(options.get("distributed")) as comm:
-        options["distributed"] = comm
-        if resume is not None:
-            if options.get("state") is not None:
+    with all_ranks_or_none(distributed) as comm:
+        first_call = resume is not None and checkpoint is not None and not os.path.exists(resume) and \
+            os.path.abspath(resume) == os.path.abspath(checkpoint)  # (an idempotent call starts the run)
+        if resume is not None and not first_call:
+            if state is not None:
                 raise ValueError("resume: give a checkpoint or a state to continue, not both")
-            options["state"] = load_checkpoint(resume, net)
-            trainer = Trainer(net, X, y, resume=str(resume), **options)
-        else:
-            trainer = Trainer(net, X, y, **options)
-        return trainer.run(epochs)
+            state = load_checkpoint(resume, net)
+        trainer = Trainer(
+            net, X, y, sample_weight=sample_weight, optimizer=optimizer, batch_size=batch_size,
+            validation=validation, schedule=schedule, l2=l2, alpha=alpha, dropout=dropout, clip_norm=clip_norm,
+            max_norm=max_norm, grad_tol=grad_tol, early_stopping=early_stopping, callbacks=callbacks,
+            shuffle=shuffle, seed=seed, state=state, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+            blas_threads=blas_threads, diagnostics=diagnostics,
+            resume=None if first_call or resume is None else str(resume),
+            distributed=comm, buffer_blocks=buffer_blocks, kernels=kernels)
+        if resume is None:
+            return trainer.run(epochs)
+        return trainer.run_until(check_int("epochs", epochs, 1))
 
 
 @contextmanager
