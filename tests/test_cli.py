@@ -144,15 +144,25 @@ def test_load_predict_cli_and_onnx_agree_on_raw_rows(tmp_path, kind, options):
     else:
         np.testing.assert_array_equal(cli_pred.reshape(pred.shape).astype(pred.dtype), pred)
     cli("export", "d-model.safetensors", "--onnx", "m.onnx", cwd=tmp_path, check=0)
-    onnx_out = ort.InferenceSession(str(tmp_path / "m.onnx")).run(None, {"X": X.astype(np.float32)})[0]
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"))
+    outputs = session.run(None, {"X": X.astype(np.float32)})
+    onnx_out = outputs[0]
+    meta = {k: json.loads(v) for k, v in session.get_modelmeta().custom_metadata_map.items()}
+    assert meta["task"] == model.task
     if model.task == "classification":
         proba = model.predict_proba(X)
         np.testing.assert_allclose(onnx_out, proba, atol=1e-5)
         if args:
             assert len(rows) == len(X) + 1  # one row per input (multilabel once wrote 3 per input)
             np.testing.assert_allclose(np.array([r[n_pred:] for r in rows[1:]], dtype=float), proba, atol=2e-6)
-            if model.classes is not None:
-                np.testing.assert_array_equal(model.classes[onnx_out.argmax(axis=1)], pred)
+        # the labels themselves, as predict gives them, and the class names in the file
+        assert [o.name for o in session.get_outputs()] == ["o", "label"]
+        labels = outputs[1].astype(str) if model.classes is not None else outputs[1]
+        np.testing.assert_array_equal(labels, pred)
+        if model.classes is not None:
+            assert meta["classes"] == model.classes.tolist() and labels.dtype.kind == "U"
+        else:
+            assert "classes" not in meta and outputs[1].dtype == np.int64
     else:
         np.testing.assert_allclose(onnx_out[:, 0], pred, rtol=1e-4, atol=1e-3 * np.abs(pred).max())
 
@@ -523,7 +533,9 @@ def test_every_option_of_every_command_has_a_description(tmp_path):
 def test_diagnostics_report_and_animation(tmp_path):
     proc = cli("train", "--data", "xor", "--hidden", "8", "--epochs", "6", "--early-stopping", "0", "--diagnostics",
                "--report", "xor.html", "--animate", "xor.gif", "--log", "log.jsonl", cwd=tmp_path, check=0)
-    assert "diagnostics: nothing looks wrong" in proc.stdout
+    # six epochs of xor: the run is judged as a whole, not epoch by epoch
+    assert "diagnostics:\n  not converged: the validation loss was still falling" in proc.stdout
+    assert "\n  underfitting: the network gets" in proc.stdout
     assert "report: xor.html" in proc.stdout and "animation: xor.gif (7 frames)" in proc.stdout
     record = json.loads((tmp_path / "log.jsonl").read_text().splitlines()[-1])
     assert len(record["layers"]["grad_norm"]) == 2 and record["layers"]["dead"][1] is None

@@ -241,3 +241,22 @@ def test_a_pandas_written_parquet_file_trains_and_its_held_out_rows_are_found_ag
                                "--held-out")
         assert status == 0 and "(30 samples)" in out, err
         assert float(out.split("accuracy: ")[1].split()[0]) == pytest.approx(model.metadata["test_accuracy"], abs=1e-4)
+
+
+def test_a_pipelines_scaler_travels_in_the_model_file(tmp_path, capsys, monkeypatch):
+    """The README's grid search: the saved model answers the CLI on raw rows as the pipeline does."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    monkeypatch.chdir(tmp_path)
+    X, y = load_breast_cancer(return_X_y=True)
+    pipe = make_pipeline(StandardScaler(), dp.MLPClassifier(hidden_layer_sizes=(16,), solver="lbfgs",
+                                                            max_iter=50, random_state=0)).fit(X, y)
+    dp.from_sklearn(pipe).save(tmp_path / "cancer.safetensors")
+    status, out, _ = run(capsys, "evaluate", "cancer.safetensors", "--data", "breast-cancer")
+    assert status == 0 and float(out.split("accuracy: ")[1].split()[0]) == pytest.approx(pipe.score(X, y), abs=1e-4)
+    with pytest.raises(TypeError, match="step 'minmaxscaler' is a MinMaxScaler"):
+        from sklearn.preprocessing import MinMaxScaler
+
+        dp.from_sklearn(make_pipeline(MinMaxScaler(), dp.MLPClassifier(max_iter=5)).fit(X, y))

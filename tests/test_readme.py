@@ -50,3 +50,31 @@ def test_readme_diagnostics_summary_is_what_the_command_prints(tmp_path):
     shown = shown[: shown.index("```")]
     out = _cli(*command.split("\n")[0].split()[2:], "--plot", "", cwd=tmp_path)
     assert shown == out[out.index("diagnostics:"):]
+
+
+def _command(prefix: str) -> list[str]:
+    """The arguments of the README's command that starts with ``deltaprop PREFIX``."""
+    line = next(line for line in README.splitlines() if line.startswith(f"deltaprop {prefix}"))
+    return line.split("#")[0].split()[1:]
+
+
+def test_readme_spirals_animation_solves_the_spirals(tmp_path, monkeypatch, capsys):
+    from deltaprop.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    args = _command("train --data spirals")
+    assert main(args) == 0 and (tmp_path / "spirals.gif").exists()
+    accuracy = float(capsys.readouterr().out.split("test accuracy: ")[1].split()[0])
+    assert accuracy >= 0.95
+
+
+def test_readme_sigmoid_stack_reports_vanishing_gradients_at_its_100_epochs(tmp_path, monkeypatch, capsys):
+    from deltaprop.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    words = README[README.index("a\nstack of five sigmoid layers"):]
+    args = words[words.index("`deltaprop train") + 1:words.index("`)")].split()[1:]
+    assert main([*args, "--plot", ""]) == 0
+    out = capsys.readouterr().out
+    assert "reached the maximum of 100 epochs" in out
+    assert "gradients vanish across depth in epochs 1-" in out and "not converged" in out

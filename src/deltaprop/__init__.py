@@ -15,8 +15,8 @@ The pieces, each with one job (see the README's layout section):
   ``.npy``, HDF5, Zarr or Parquet; :func:`get_communicator` (``training``): the
   allreduce of data-parallel training, over MPI or ``torch.distributed``.
 - :class:`MLPClassifier` and :class:`MLPRegressor` (``estimators``): scikit-learn's
-  estimators on this engine, imported on first use (they need scikit-learn; the
-  rest of the package needs only NumPy).
+  estimators on this engine, and :func:`from_sklearn` (a fitted pipeline as a Model),
+  imported on first use (they need scikit-learn; the rest of the package needs only NumPy).
 """
 
 from .core.activations import ACTIVATIONS, Activation, get_activation
@@ -50,12 +50,12 @@ __all__ = [
     "Momentum", "Nesterov", "Network",
     "OPTIMIZERS", "Objective", "Optimizer", "OptimizerState", "RMSProp", "ReduceOnPlateau", "SCHEDULES", "SGD",
     "Standardizer", "StepDecay", "StepTrace", "TrainState", "Trainer", "TrainingInterrupted", "__version__", "diagnose", "explain_step",
-    "fit", "get_activation", "get_communicator", "get_likelihood", "gradcheck", "load", "load_checkpoint",
+    "fit", "from_sklearn", "get_activation", "get_communicator", "get_likelihood", "gradcheck", "load", "load_checkpoint",
     "open_blocks", "trace", "train",
 ]
 
 
-_LAZY = {"MLPClassifier": "estimators", "MLPRegressor": "estimators"}
+_LAZY = {"MLPClassifier": "estimators", "MLPRegressor": "estimators", "from_sklearn": "estimators"}
 
 
 def __getattr__(name: str):

@@ -297,8 +297,9 @@ def _train(args, comm) -> int:
         from .diagnostics.health import diagnose
 
         findings = diagnose(history, net)
-        say("diagnostics: " + ("\n  ".join([""] + findings) if findings else
-                               "nothing looks wrong (gradient and update sizes, dead and saturated units per layer)"))
+        say("diagnostics:" + ("".join("\n  " + f for f in findings) if findings else
+                              " nothing looks wrong (gradient and update sizes, dead and saturated units per layer, "
+                              "convergence, the fit of the training rows)"))
     if args.log:
         write_json_log(history, args.log)
         say(f"log: {args.log}")
@@ -626,8 +627,9 @@ def cmd_export(args) -> int:
     _check_outputs({"--onnx": args.onnx}, [args.model])
     model = load(args.model)
     to_onnx(model, args.onnx)
-    what = "class probabilities" if model.task == "classification" else "predictions in target units"
-    print(f"ONNX model: {args.onnx} (input X: N x {model.n_features} raw features, output o: {what})")
+    what = "o: class probabilities, label: the predicted class" if model.task == "classification" \
+        else "o: predictions in target units"
+    print(f"ONNX model: {args.onnx} (input X: N x {model.n_features} raw features; outputs {what})")
     return 0
 
 

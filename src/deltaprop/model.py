@@ -27,6 +27,7 @@ from .data.columns import Columns, to_array
 from .data.preprocessing import Standardizer, encode_labels
 from .io.files import CHECKSUM_KEY, ModelFileError, atomic_safetensors, json_safe, read_safetensors
 from .metrics import accuracy, r2
+from .validation import is_sparse
 from .version import __version__
 
 Array = np.ndarray
@@ -83,9 +84,11 @@ class Model:
         if self.classes is not None:
             if net.task != "classification":
                 raise ValueError(f"classes: a {net.likelihood.name} network is not a classifier")
-            expected = 2 if (K == 1 and net.likelihood.name != "categorical") else K
-            if self.classes.ndim != 1 or len(self.classes) != expected:
-                raise ValueError(f"classes: expected {expected} labels for {K} output(s), found {self.classes.tolist()}")
+            # one sigmoid output is two classes (or one: a classifier fitted on a single class)
+            expected = (1, 2) if (K == 1 and net.likelihood.name != "categorical") else (K,)
+            if self.classes.ndim != 1 or len(self.classes) not in expected:
+                raise ValueError(f"classes: expected {' or '.join(map(str, expected))} labels for {K} output(s), found "
+                                 f"{self.classes.tolist()}")
             plain = self.classes.dtype.kind in "biufUS" or all(
                 isinstance(c, (str, int, float, np.generic)) for c in self.classes)
             if not plain or len(set(self.classes.tolist())) != len(self.classes):
@@ -126,6 +129,8 @@ class Model:
         X = self.columns.arrange(X) if self.columns is not None else to_array(X)
         if self.preprocessor is None:
             return self.network.check_X(X)
+        if is_sparse(X):  # centring would fill in every zero
+            raise TypeError("X: this model standardizes its inputs, which takes dense rows; pass X.toarray()")
         # the raw values first, so that an error names the value the user gave
         return self.network.check_X(self.preprocessor.transform(self.network.check_X(X, convert=False)))
 
@@ -140,6 +145,8 @@ class Model:
         net = self.network
         pred = net.predict(self.transform(X))
         if net.task == "classification":
+            if self.classes is not None and len(self.classes) == 1:  # fitted on a single class
+                return np.full(len(pred), self.classes[0])
             return pred if self.classes is None else self.classes[pred]
         if self.target_scaler is not None:
             pred = self.target_scaler.inverse_transform(pred)

@@ -31,18 +31,24 @@ def check_float(name: str, value, minimum: float, strict: bool = False, below: f
     return float(value)
 
 
-def check_weights(sample_weight, n: int) -> np.ndarray:
-    """``n`` finite, non-negative sample weights with a positive sum, or a ValueError."""
+def check_weights(sample_weight, n: int, name: str = "sample_weight") -> np.ndarray:
+    """``n`` finite, non-negative sample weights with a positive sum, or a ValueError
+    naming them as ``name``."""
     w = np.asarray(sample_weight)
     if w.dtype.kind not in "biuf" or w.shape != (n,):
-        raise ValueError(f"sample_weight: expected {n} numbers (one per row of X), found shape {w.shape}, "
+        raise ValueError(f"{name}: expected {n} numbers (one per row of X), found shape {w.shape}, "
                          f"dtype {w.dtype}")
     if not np.all(np.isfinite(w)) or np.any(w < 0):
-        raise ValueError("sample_weight: expected finite, non-negative weights with a positive sum")
+        raise ValueError(f"{name}: expected finite, non-negative weights with a positive sum")
     if not w.sum() > 0:
-        raise ValueError("sample_weight: every weight is zero; expected finite, non-negative weights with a "
+        raise ValueError(f"{name}: every weight is zero; expected finite, non-negative weights with a "
                          "positive sum")
     return w
+
+
+def is_sparse(X) -> bool:
+    """Whether ``X`` is a SciPy sparse matrix or array (told without importing SciPy)."""
+    return hasattr(X, "tocsr") and hasattr(X, "nnz") and hasattr(X, "shape")
 
 
 def bad_entries(a: np.ndarray, limit: float | None = None) -> np.ndarray:

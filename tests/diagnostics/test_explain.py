@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import deltaprop as dp
-from deltaprop.diagnostics.explain import latex_html
+from deltaprop.diagnostics.explain import CSS, latex_html, text_html
 from deltaprop.diagnostics.trace import explain_step
 
 
@@ -120,6 +120,17 @@ def test_latex_subset_to_html():
     assert latex_html(r"\frac{dJ}{do_j}") == '<span class="frac"><span>dJ</span><span>do<sub>j</sub></span></span>'
     assert latex_html(r"\mathbf{W}^{(2)\top}") == "<b>W</b><sup>(2)⊤</sup>"
     assert latex_html(r"a < b") == "a &lt; b"
+
+
+def test_numbers_never_wrap_in_html():
+    # a browser may break a line after any hyphen: 9.153e- / 07 once came out in two lines
+    assert latex_html("J = 9.153e-07 - 0.5") == 'J = <span class="v">9.153e-07</span>  −  0.5'
+    assert text_html("min -0.5, max 9.153e-07, h-1 & 3") == \
+        'min <span class="v">-0.5</span>, max <span class="v">9.153e-07</span>, h-1 &amp; 3'
+    assert ".v{white-space:nowrap}" in CSS and "text-align:right;white-space:nowrap" in CSS
+    page = dp.trace(_lecture_net(), [1.0, 2.0], 1, 0.5).explain("html")
+    bare = re.sub(r'<span class="v">[^<]*</span>|<table class="m">.*?</table>', "", page.split("</style>")[1])
+    assert not re.search(r"\de-\d|(?<![\w.])-\d", re.sub(r"<[^>]+>", " ", bare)), "a signed number outside a span"
 
 
 @pytest.mark.parametrize("bad", [{"format": "pdf"}, {"units": [-1]}, {"max_width": 0}])

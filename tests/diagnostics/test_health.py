@@ -23,9 +23,31 @@ def _findings(net, data, **options):
 
 def test_a_healthy_run_reports_nothing(digits):
     for activation in ("relu", "tanh"):
-        history, findings = _findings(dp.Network([64, 48, 32, 10], activation=activation, seed=0), digits)
-        assert findings == [], findings
-        assert history.val_metric or True
+        history, findings = _findings(dp.Network([64, 48, 32, 10], activation=activation, seed=0), digits,
+                                      epochs=100, validation=0.2, early_stopping=5)
+        assert history.stopped and findings == [], findings
+
+
+def test_a_run_the_epoch_budget_cut_short_is_not_converged_and_underfits(digits):
+    history, findings = _findings(dp.Network([64, 48, 32, 10], seed=0), digits, epochs=12,
+                                  optimizer=dp.SGD(learning_rate=0.003))
+    assert [f.split(":")[0] for f in findings] == ["not converged", "underfitting"], findings
+    assert "over the last 2 epochs" in findings[0] and f"gets {history.train_metric[-1]:.0%} of its" in findings[1]
+
+
+def test_a_network_too_small_underfits_once_converged(digits):
+    # one hidden unit for ten classes: the loss has settled (under 1% over the last 10 epochs) far too high
+    history, findings = _findings(dp.Network([64, 1, 10], seed=0), digits, epochs=200)
+    assert len(findings) == 1 and findings[0].startswith("underfitting: the network gets"), findings
+
+
+def test_gradients_that_vanished_early_are_reported_with_their_epochs(digits):
+    # deep sigmoid: layer 1's gradient starts far below the top layer's, then training repairs it
+    history, findings = _findings(dp.Network([64, 32, 32, 32, 32, 10], activation="sigmoid", seed=0), digits,
+                                  epochs=60)
+    assert findings[0].startswith("gradients vanish across depth in epochs 1-2: layer 1's RMS gradient was "
+                                  "down to 0.005 of layer 5's, and recovered later"), findings
+    assert findings[1].startswith("not converged: the training loss was still falling"), findings
 
 
 def test_dead_units_are_reported_with_the_epoch_they_died(digits):

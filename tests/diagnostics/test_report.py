@@ -55,7 +55,8 @@ def assert_not_blank(png):
 def trained(iris):
     X, y = iris
     labels = np.array(["setosa", "versicolor", "virginica"])[y]
-    model, state = dp.fit(X[::2], labels[::2], hidden=[8, 6], epochs=15, seed=0, diagnostics=True)
+    model, state = dp.fit(X[::2], labels[::2], hidden=[8, 6], epochs=300, seed=0, diagnostics=True,
+                          optimizer=dp.Adam(learning_rate=0.01), validation=0.2, early_stopping=10)
     return model, state.history, X[1::2], labels[1::2]
 
 

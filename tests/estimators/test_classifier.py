@@ -85,7 +85,7 @@ def test_coefs_and_intercepts_are_views_of_the_network(iris):
     z = h @ clf.coefs_[1] + clf.intercepts_[1]
     p = np.exp(z - z.max(axis=1, keepdims=True))
     np.testing.assert_allclose(p / p.sum(axis=1, keepdims=True), clf.predict_proba(X), rtol=1e-6, atol=1e-9)
-    clf.intercepts_ = [np.zeros(8), np.array([0.0, 0.0, 100.0])]  # assignment reaches the model
+    clf.intercepts_ = [np.zeros(8), np.array([0.0, 0.0, 1e6])]  # assignment reaches the model
     assert np.all(clf.predict(X) == 2)
 
 
@@ -175,9 +175,10 @@ def test_sample_weight_two_equals_a_duplicated_row(iris):
     rows = np.arange(0, 150, 3)
     w = np.ones(len(X))
     w[rows] = 2
-    weighted = MLPClassifier(hidden_layer_sizes=(8,), solver="lbfgs", random_state=0, max_iter=50).fit(X, y, w)
+    # (20 iterations: L-BFGS amplifies the rounding of a sum taken in another order)
+    weighted = MLPClassifier(hidden_layer_sizes=(8,), solver="lbfgs", random_state=0, max_iter=20).fit(X, y, w)
     X2, y2 = np.vstack([X, X[rows]]), np.concatenate([y, y[rows]])
-    duplicated = MLPClassifier(hidden_layer_sizes=(8,), solver="lbfgs", random_state=0, max_iter=50).fit(X2, y2)
+    duplicated = MLPClassifier(hidden_layer_sizes=(8,), solver="lbfgs", random_state=0, max_iter=20).fit(X2, y2)
     np.testing.assert_allclose(weighted.model_.network.theta, duplicated.model_.network.theta, rtol=1e-7, atol=1e-9)
     assert abs(weighted.loss_ - duplicated.loss_) < 1e-10
 
@@ -231,7 +232,7 @@ def test_deltaprop_solvers_and_per_layer_activations(iris):
     X, y = iris
     for solver in ("momentum", "nesterov", "adagrad", "rmsprop", "adamw"):
         clf = MLPClassifier(hidden_layer_sizes=(16, 8), activation=["tanh", "gelu"], solver=solver,
-                            learning_rate_init=0.01, max_iter=60, random_state=0).fit(X, y)
+                            learning_rate_init=0.01, max_iter=100, random_state=0).fit(X, y)
         assert clf.score(X, y) > 0.85, solver
         assert clf.model_.network.activation_names == ["tanh", "gelu"]
 

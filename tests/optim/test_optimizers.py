@@ -3,14 +3,19 @@ import numpy as np
 import pytest
 
 import deltaprop as dp
+from deltaprop.core.kernels import numba_available
 
+# every formula is checked on each update path there is: the NumPy reference always, and the
+# fused Numba kernels where Numba is installed (the default path then, which would hide the other)
+PATHS = ["numpy"] + (["numba"] if numba_available() else [])
 THETA0 = np.array([1.0, -2.0, 0.5])
 GRADS = [np.array([0.1, -0.3, 2.0]), np.array([-0.2, 0.4, 1.0]), np.array([0.3, 0.0, -1.0])]
 
 
-def run(opt, blocks=None):
+def run(opt, blocks=None, kernels="numpy"):
     theta = THETA0.copy()
-    state = opt.init_state(theta, blocks)
+    state = opt.init_state(theta, blocks, kernels=kernels)
+    assert (state.kernel is not None) == (kernels == "numba" and bool(state.arrays)), "not the path asked for"
     out = []
     for g in GRADS:
         opt.step(theta, g.copy(), state)
@@ -28,8 +33,9 @@ def expected(update):
 
 
 def check(opt, update, blocks=None):
-    for got, want in zip(run(opt, blocks), expected(update)):
-        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+    for kernels in PATHS:
+        for got, want in zip(run(opt, blocks, kernels), expected(update)):
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15, err_msg=kernels)
 
 
 def test_sgd_is_eq_10():
@@ -73,8 +79,9 @@ def adam_update(lr, b1=0.9, b2=0.999, eps=1e-8):
     return upd
 
 
-def test_adam_first_step_is_lr_times_sign():
-    theta = run(dp.Adam(learning_rate=0.01))[0]
+@pytest.mark.parametrize("kernels", PATHS)
+def test_adam_first_step_is_lr_times_sign(kernels):
+    theta = run(dp.Adam(learning_rate=0.01), kernels=kernels)[0]
     np.testing.assert_allclose(theta, THETA0 - 0.01 * np.sign(GRADS[0]), rtol=1e-6)
 
 
@@ -84,7 +91,8 @@ def test_adam():
     check(dp.Adam(learning_rate=0.01), adam_update(0.01), blocks=[(slice(0, 1), 1), (slice(1, 3), 2)])
 
 
-def test_adamw_decays_weights_only():
+@pytest.mark.parametrize("kernels", PATHS)
+def test_adamw_decays_weights_only(kernels):
     theta = THETA0.copy()
     blocks = [(slice(0, 3), 2)]  # one layer: two weights, then a bias
     opt = dp.AdamW(learning_rate=0.01, weight_decay=0.1)
@@ -95,7 +103,7 @@ def test_adamw_decays_weights_only():
         th[:2] *= 1 - 0.01 * 0.1
         return adam(th, g, t, s)
 
-    state = opt.init_state(theta, blocks)
+    state = opt.init_state(theta, blocks, kernels=kernels)
     for got_g, want in zip(GRADS, expected(upd)):
         opt.step(theta, got_g.copy(), state)
         np.testing.assert_allclose(theta, want, rtol=1e-12)

@@ -22,6 +22,12 @@ def test_string_labels_with_a_raw_validation_pair():
     np.testing.assert_allclose(model.predict_proba(X[:5]).sum(axis=1), 1, rtol=1e-5)
 
 
+def test_training_does_not_depend_on_numpys_global_error_settings():
+    # emlearn's import sets np.seterr(all="raise"): an underflowing float32 gradient once raised
+    with np.errstate(all="raise"):
+        test_string_labels_with_a_raw_validation_pair()
+
+
 def test_regression_in_target_units():
     rng = np.random.default_rng(1)
     X, Z = blobs(rng)

@@ -157,7 +157,19 @@ def test_early_stopping_restores_the_best_weights(digits):
     assert h.stop_reason.startswith("early stopping") and h.epochs < 500
     best = int(np.argmin(h.val_loss))
     assert h.best_epoch == best + 1
+    assert h.epochs == h.best_epoch + es.patience  # stopped exactly `patience` epochs after the best
     assert net.loss(Xte, yte) == pytest.approx(h.val_loss[best], rel=1e-5)
+
+
+def test_a_held_out_fraction_is_taken_per_class_for_one_bernoulli_column():
+    from deltaprop.training.loop import split_validation
+
+    T = np.zeros((100, 1))
+    T[:10] = 1.0  # 10% positives, in one 0/1 column
+    for seed in range(5):
+        train, val = split_validation(T, 0.2, np.random.default_rng(seed), stratify=True)
+        assert len(val) == 20 and T[val, 0].sum() == 2 and len(np.intersect1d(train, val)) == 0
+        assert len(train) + len(val) == 100
 
 
 def test_callbacks_can_stop_training():
@@ -393,6 +405,8 @@ def test_validation_with_weights_is_weighted_and_held_out_rows_keep_theirs(digit
     assert h.val_metric[-1] == pytest.approx(np.average(right, weights=w[held_out]), rel=1e-12)
     with pytest.raises(TypeError, match="triple"):
         dp.train(net, X, y, validation=(Xv,), epochs=1)
+    with pytest.raises(ValueError, match="validation sample_weight: expected finite, non-negative"):
+        dp.train(net, X, y, validation=(Xv, yv, -wv), epochs=1)
 
 
 def test_a_state_continues_under_another_schedule_with_that_schedule_fresh():

@@ -11,6 +11,10 @@ unused and ``h[0]`` is the input. Rows are samples (NOTATION.md):
 - hidden layers (part 2 of the lecture, the same chain rule one layer down):
   ``delta[l-1] = phi'(z[l-1]) (.) (delta[l] @ W[l][:-1].T)``.
 
+Sparse inputs (a SciPy CSR matrix of the batch's rows in ``ws.Xs``, TF-IDF features
+say) are never densified: layer 1's two products read them with the bias row apart,
+``z[1] = Xs @ W[1][:-1] + W[1][-1]`` and ``G[1][:-1] = Xs.T @ delta[1]``.
+
 These functions know nothing of learning rates, optimizers or penalties; they read
 the network's ``W[l]`` and write only into the :class:`Workspace` and the
 gradient views they are given, and allocate nothing. The element-wise work between
@@ -46,13 +50,16 @@ class Workspace:
     the batch now loaded (0 when none is); ``total_weight`` is its number of rows,
     or the sum of its weights, as :func:`output_delta` last found it. ``ops``
     (:class:`~deltaprop.core.kernels.Ops`) does the element-wise work of the passes;
-    if None, the first pass sets the default path's for its network.
+    if None, the first pass sets the default path's for its network. ``Xs``, when not
+    None, is the batch's inputs as a sparse CSR matrix of ``n`` rows, read by layer 1
+    instead of ``h[0]``: a workspace made for sparse inputs (``sparse=True``) has no
+    room for dense ones (``h[0]`` is its column of ones alone).
     """
 
-    def __init__(self, sizes: Sequence[int], B: int, dtype, ops: Ops | None = None):
+    def __init__(self, sizes: Sequence[int], B: int, dtype, ops: Ops | None = None, sparse: bool = False):
         L = len(sizes) - 1
-        self.B, self.ops = B, ops
-        self.h = [np.ones((B, sizes[l] + 1), dtype=dtype) for l in range(L)]
+        self.B, self.ops, self.sparse = B, ops, sparse
+        self.h = [np.ones((B, 1 if l == 0 and sparse else sizes[l] + 1), dtype=dtype) for l in range(L)]
         self.a = [self.h[l][:, :-1] for l in range(L)]
         self.X = self.a[0]
         self.z = [None] + [np.empty((B, sizes[l]), dtype=dtype) for l in range(1, L + 1)]
@@ -66,6 +73,7 @@ class Workspace:
         self.weighted = False
         self.n = 0
         self.total_weight = 0.0
+        self.Xs = None
 
 
 class WorkspacePool:
@@ -78,8 +86,8 @@ class WorkspacePool:
     first loan (so that building a network compiles or imports nothing).
     """
 
-    def __init__(self, sizes: Sequence[int], B: int, dtype, ops=None, keep: int = 4):
-        self.sizes, self.B, self.dtype, self.keep = list(sizes), B, dtype, keep
+    def __init__(self, sizes: Sequence[int], B: int, dtype, ops=None, keep: int = 4, sparse: bool = False):
+        self.sizes, self.B, self.dtype, self.keep, self.sparse = list(sizes), B, dtype, keep, sparse
         self._ops = ops
         self._idle: list[Workspace] = []
         self._lock = threading.Lock()
@@ -91,7 +99,7 @@ class WorkspacePool:
         if ws is None:
             if callable(self._ops):
                 self._ops = self._ops()
-            ws = Workspace(self.sizes, self.B, self.dtype, self._ops)
+            ws = Workspace(self.sizes, self.B, self.dtype, self._ops, self.sparse)
         try:
             yield ws
         finally:
@@ -116,7 +124,11 @@ def forward(net, ws: Workspace, b: int, masks=None) -> None:
     L, phi = net.n_layers, _ops(net, ws).phi
     for l in range(1, L + 1):
         z = ws.z[l][:b]
-        np.matmul(ws.h[l - 1][:b], net.W[l], out=z)
+        if l == 1 and ws.Xs is not None:  # eq. (3) on sparse inputs, the bias row added apart
+            np.copyto(z, ws.Xs @ net.W[1][:-1])
+            z += net.W[1][-1]
+        else:
+            np.matmul(ws.h[l - 1][:b], net.W[l], out=z)
         if l < L:
             a = ws.a[l][:b]
             phi[l](z, a)
@@ -167,7 +179,11 @@ def backward(net, ws: Workspace, b: int, G: Sequence, dphi_ready: bool = False, 
     backprop = _ops(net, ws).backprop
     for l in range(net.n_layers, 0, -1):
         # eq. (9): grad W = h delta^T, summed over the batch; its last row is eq. (12)
-        np.matmul(ws.h[l - 1][:b].T, ws.delta[l][:b], out=G[l])
+        if l == 1 and ws.Xs is not None:  # sparse inputs: the weight rows, then the bias row
+            np.copyto(G[1][:-1], ws.Xs.T @ ws.delta[1][:b])
+            np.add.reduce(ws.delta[1][:b], axis=0, out=G[1][-1])
+        else:
+            np.matmul(ws.h[l - 1][:b].T, ws.delta[l][:b], out=G[l])
         if l > 1:
             below = ws.delta[l - 1][:b]
             z, a, dphi = ws.z[l - 1][:b], ws.a[l - 1][:b], ws.dphi[l - 1][:b]

@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..validation import check_memory, check_values, check_weights
+from ..validation import bad_entries, check_memory, check_values, check_weights, is_sparse
 from .activations import Activation, get_activation
 from .engine import WorkspacePool, forward, output_delta, views
 from .initializers import check_init, init_weights
@@ -29,6 +29,10 @@ Array = np.ndarray
 
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 _CHUNK = 2048  # rows per inference pass: buffers stay in cache-friendly sizes for any n
+# UNDERFLOW: NumPy's error settings are global, and some libraries change them on import
+# (emlearn sets "raise" for everything). A value too small for the dtype rounding to 0 is
+# never an error here (exp(-z) in a saturated sigmoid, a tiny gradient), so every pass over
+# the data ignores underflow whatever the caller's settings.
 
 
 def check_dtype(dtype) -> type:
@@ -40,6 +44,15 @@ def check_dtype(dtype) -> type:
     if key not in _DTYPES:
         raise ValueError(f"dtype: expected float32 or float64, found {dtype!r}")
     return _DTYPES[key]
+
+
+def _by_name(obj, get):
+    """A registered activation or likelihood as its name (``get(name)`` gives it back), else itself."""
+    try:
+        same = get(obj.name)
+    except (ValueError, TypeError):
+        return obj
+    return obj.name if type(same) is type(obj) and same.name == obj.name else obj
 
 
 def as_rng(seed) -> np.random.Generator:
@@ -122,7 +135,7 @@ class Network:
                      f"the parameters of a {'-'.join(map(str, self.sizes))} network")
         self.theta = np.zeros(self.n_params, dtype=self.dtype)
         self.W = views(self.theta, self.shapes)
-        self._pool = self._inference_pool()
+        self._pool, self._sparse_pool = self._inference_pool(), None
 
         rng = as_rng(seed)
         for l in range(1, L + 1):
@@ -172,25 +185,40 @@ class Network:
         new.dtype = check_dtype(dtype if dtype is not None else self.dtype)
         new.theta = self.theta.astype(new.dtype, copy=True)
         new.W = views(new.theta, self.shapes)
-        new._pool = new._inference_pool()
+        new._pool, new._sparse_pool = new._inference_pool(), None
         return new
 
     def __deepcopy__(self, memo) -> "Network":
         return self.copy()  # a plain deep copy would turn the W[l] views into separate arrays
 
     def __getstate__(self) -> dict:
-        # pickled as theta alone: the W[l] views and the buffer pool (with its lock) are rebuilt
-        return {k: v for k, v in self.__dict__.items() if k not in ("W", "_pool")}
+        # plain data for any serializer (pickle, skops, deepcopy): theta and the architecture,
+        # registered activations and likelihoods by name; the W[l] views and the buffer pool
+        # (with its lock and compiled kernels) are rebuilt
+        state = {k: v for k, v in self.__dict__.items() if k not in ("W", "_pool", "_sparse_pool")}
+        state["activations"] = [None] + [_by_name(a, get_activation) for a in self.activations[1:]]
+        state["likelihood"] = _by_name(self.likelihood, get_likelihood)
+        state["dtype"] = np.dtype(self.dtype).name
+        return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+        self.activations = [None] + [get_activation(a) for a in state["activations"][1:]]
+        self.likelihood = get_likelihood(state["likelihood"])
+        self.dtype = check_dtype(state["dtype"])
         self.W = views(self.theta, self.shapes)
-        self._pool = self._inference_pool()
+        self._pool, self._sparse_pool = self._inference_pool(), None
 
     # -- validation at the boundary ------------------------------------------------
     def check_X(self, X, name: str = "X", convert: bool = True) -> Array:
         """Validate inputs and return them as a C-contiguous array of the network's dtype
-        (or as they are, with ``convert=False``, to spare a copy of a large data set)."""
+        (or as they are, with ``convert=False``, to spare a copy of a large data set).
+
+        A SciPy sparse matrix stays sparse: it comes back as CSR (rows are what batches
+        take), its stored values checked and, with ``convert``, in the network's dtype.
+        """
+        if is_sparse(X):
+            return self._check_sparse(X, name, convert)
         X = np.asarray(X)
         if X.dtype.kind not in "biuf":
             raise TypeError(f"{name}: expected numeric values, found dtype {X.dtype}")
@@ -210,6 +238,22 @@ class Network:
         check_values(X, name, self.dtype)  # finite, and within the network's dtype
         return np.ascontiguousarray(X, dtype=self.dtype) if convert else X
 
+    def _check_sparse(self, X, name: str, convert: bool):
+        if len(X.shape) != 2 or X.shape[1] != self.sizes[0] or X.shape[0] == 0:
+            raise ValueError(f"{name}: expected a sparse matrix of shape (n_samples >= 1, {self.sizes[0]}), "
+                             f"found shape {X.shape}")
+        X = X.tocsr()
+        if X.dtype.kind not in "biuf":
+            raise TypeError(f"{name}: expected numeric values, found dtype {X.dtype}")
+        if X.dtype.kind == "f" and bad_entries(X.data, float(np.finfo(self.dtype).max)).any():
+            # the stored values as one column per row: the error names a row of X
+            k = int(np.flatnonzero(bad_entries(X.data, float(np.finfo(self.dtype).max)))[0])
+            row = int(np.searchsorted(X.indptr, k, side="right")) - 1
+            column = np.zeros((row + 1, 1), X.dtype)
+            column[row, 0] = X.data[k]
+            check_values(column, f"{name} (column {int(X.indices[k])})", self.dtype)
+        return X.astype(self.dtype, copy=False) if convert else X
+
     def encode_targets(self, y, n_samples: int | None = None) -> Array:
         """Validate y for this network's likelihood and return the target matrix T
         (one-hot rows for categorical), in the network's dtype."""
@@ -219,22 +263,30 @@ class Network:
         return T
 
     # -- inference: each call on buffers of its own ---------------------------------
-    def _inference_pool(self) -> WorkspacePool:
+    def _inference_pool(self, sparse: bool = False) -> WorkspacePool:
         # the kernels are chosen (and Numba imported) at the first inference, not here
-        return WorkspacePool(self.sizes, _CHUNK, self.dtype, lambda: Ops(self))
+        return WorkspacePool(self.sizes, _CHUNK, self.dtype, lambda: Ops(self), sparse=sparse)
 
     def _chunks(self, X: Array):
         """Yield (workspace, start, b) after eq. (3) on rows start..start+b of checked X.
 
         The workspace is lent to this call alone, so concurrent calls never share one.
         """
-        n = X.shape[0]
-        with self._pool.lend() as ws:
-            for start in range(0, n, ws.B):
-                b = min(ws.B, n - start)
-                ws.X[:b] = X[start:start + b]
-                forward(self, ws, b)
-                yield ws, start, b
+        n, sparse = X.shape[0], is_sparse(X)
+        if sparse and self._sparse_pool is None:  # (buffers without room for dense inputs)
+            self._sparse_pool = self._inference_pool(sparse=True)
+        with (self._sparse_pool if sparse else self._pool).lend() as ws:
+            try:
+                for start in range(0, n, ws.B):
+                    b = min(ws.B, n - start)
+                    if sparse:
+                        ws.Xs = X[start:start + b]
+                    else:
+                        ws.X[:b] = X[start:start + b]
+                    forward(self, ws, b)
+                    yield ws, start, b
+            finally:
+                ws.Xs = None
 
     def forward(self, X) -> Array:
         """The output o for each row of X: the mean of p(y|x) (class probabilities,
@@ -250,8 +302,9 @@ class Network:
         """
         X = self.check_X(X)
         o = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
-        for ws, start, b in self._chunks(X):
-            self.likelihood.output(ws.z[self.n_layers][:b], o[start:start + b])
+        with np.errstate(under="ignore"):  # (see UNDERFLOW)
+            for ws, start, b in self._chunks(X):
+                self.likelihood.output(ws.z[self.n_layers][:b], o[start:start + b])
         return o
 
     def predict_proba(self, X) -> Array:
@@ -274,8 +327,9 @@ class Network:
         # softmax is monotone: the most probable class is the largest logit
         X = self.check_X(X)
         labels = np.empty(X.shape[0], dtype=np.intp)
-        for ws, start, b in self._chunks(X):
-            np.argmax(ws.z[self.n_layers][:b], axis=1, out=labels[start:start + b])
+        with np.errstate(under="ignore"):  # (see UNDERFLOW)
+            for ws, start, b in self._chunks(X):
+                np.argmax(ws.z[self.n_layers][:b], axis=1, out=labels[start:start + b])
         return labels
 
     def loss(self, X, y, sample_weight=None) -> float:
@@ -290,14 +344,15 @@ class Network:
         total, weights = 0.0, 0.0
         o = np.empty_like(T)
         w = None if sample_weight is None else check_weights(sample_weight, X.shape[0]).astype(self.dtype)
-        for ws, start, b in self._chunks(X):
-            ws.weighted = w is not None
-            if ws.weighted:
-                ws.w[:b] = w[start:start + b]
-            mean = output_delta(self, ws, b, T[start:start + b])
-            part = b if w is None else float(ws.w[:b].sum())
-            total, weights = total + mean * part, weights + part
-            o[start:start + b] = ws.o[:b]
+        with np.errstate(under="ignore"):  # (see UNDERFLOW)
+            for ws, start, b in self._chunks(X):
+                ws.weighted = w is not None
+                if ws.weighted:
+                    ws.w[:b] = w[start:start + b]
+                mean = output_delta(self, ws, b, T[start:start + b])
+                part = b if w is None else float(ws.w[:b].sum())
+                total, weights = total + mean * part, weights + part
+                o[start:start + b] = ws.o[:b]
         return total / weights, o
 
     def gradients(self, X, y, sample_weight=None) -> list:

@@ -30,6 +30,7 @@ import math
 
 import numpy as np
 
+from ..validation import is_sparse
 from .engine import Workspace, backward, forward, output_delta, views
 from .kernels import Ops
 
@@ -82,40 +83,46 @@ class Objective:
         self.buffer = np.zeros(net.n_params + int(carry), dtype=net.dtype)
         self.grad = self.buffer[:net.n_params]
         self.G = views(self.grad, net.shapes)
-        self._workspaces: dict[int, Workspace] = {}
+        self._workspaces: dict[tuple[int, bool], Workspace] = {}
         penalized = self.l2 > 0 or self.alpha > 0
         self._l2_work = [np.empty_like(W) for W in net.weight_rows()] if penalized else None
         self._lam = self.l2  # the penalty of the batch being evaluated
 
     # -- buffers -----------------------------------------------------------------
-    def workspace(self, B: int) -> Workspace:
-        """This objective's buffers for batches of up to B rows (allocated once).
+    def workspace(self, B: int, sparse: bool = False) -> Workspace:
+        """This objective's buffers for batches of up to B rows (allocated once), for
+        dense inputs or, with ``sparse``, sparse ones (``ws.Xs``).
 
         A data source may fill ``ws.X``, ``ws.T`` (and ``ws.w``, ``ws.weighted``) and
         set ``ws.n``; the workspace is then a batch for the two methods below.
         """
-        ws = self._workspaces.get(B)
+        ws = self._workspaces.get((B, sparse))
         if ws is None:
             net = self.net
-            ws = Workspace(net.sizes, B, net.dtype, self.ops)
+            ws = Workspace(net.sizes, B, net.dtype, self.ops, sparse)
             ws.masks = None
             if self.dropout > 0 and net.n_layers > 1:
                 ws.masks = [None] + [np.empty((B, net.sizes[l]), dtype=net.dtype) for l in range(1, net.n_layers)]
             while len(self._workspaces) >= 4:  # a few sizes at most (e.g. train, short batch, check)
                 self._workspaces.pop(next(iter(self._workspaces)))
-            self._workspaces[B] = ws
+            self._workspaces[B, sparse] = ws
         return ws
 
     def _load(self, batch) -> tuple[Workspace, int]:
         if isinstance(batch, Workspace):
             return batch, batch.n
         X, T, *w = batch
-        b, K = len(X), self.net.sizes[-1]
+        b, K = X.shape[0], self.net.sizes[-1]
         if np.shape(T) != (b, K):
             raise ValueError(f"batch: expected targets of shape ({b}, {K}) as Network.encode_targets "
                              f"gives them, found {np.shape(T)}")
-        ws = self.workspace(b)
-        ws.X[:b] = X
+        sparse = is_sparse(X)
+        ws = self.workspace(b, sparse)
+        if sparse:  # read by layer 1 as it is (engine)
+            ws.Xs = X
+        else:
+            ws.Xs = None
+            ws.X[:b] = X
         ws.T[:b] = T
         ws.weighted = bool(w) and w[0] is not None
         if ws.weighted:

@@ -436,6 +436,8 @@ class BlockSource:
         Read the next buffer in a background thread while this one is used.
     """
 
+    sparse = False
+
     def __init__(self, blocks: Blocks, batch_size: int, dtype, encode, transform=None,
                  buffer_blocks: int = 4, prefetch: bool = True, check=None):
         self.blocks, self.encode, self.transform, self.check = blocks, encode, transform, check
@@ -545,7 +547,7 @@ class BlockSource:
         total = int(starts[-1])
         start = k * b
         n = max(0, min(b, total - start))
-        ws.n, ws.weighted = n, self.blocks.weighted
+        ws.n, ws.weighted, ws.Xs = n, self.blocks.weighted, None
         pos = 0
         while pos < n:
             g = bisect.bisect_right(starts, start + pos) - 1

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..validation import is_sparse
+
 Array = np.ndarray
 
 
@@ -42,7 +44,7 @@ def to_array(X, names: list[str] | None = None) -> Array:
     """A table's values as a 2-D array, its columns in ``names``' order (default: its own)."""
     names = table_names(X) if names is None else names
     if names is None:
-        return np.asarray(X)
+        return X if is_sparse(X) else np.asarray(X)
     if hasattr(X, "to_numpy") and not isinstance(X, Mapping):  # pandas: one conversion, not one per column
         try:
             return X[list(names)].to_numpy()

@@ -28,6 +28,8 @@ import mmap
 
 import numpy as np
 
+from ..validation import is_sparse
+
 Array = np.ndarray
 
 
@@ -77,13 +79,20 @@ class ArraySource:
         # a single batch is copied (and converted) into the workspace once, and a memmap
         # is read as it is: no copy of the data here
         whole = self.n_batches == 1 and self.rows is None
-        self.X = X if whole or memory_mapped(X) else np.ascontiguousarray(X, dtype=dtype)
+        self.X = self._own(X, dtype, whole)
         convert = (lambda a: a) if whole else (lambda a: np.ascontiguousarray(a, dtype=dtype))
         self.T = convert(T)
         self.w = None if w is None else convert(w)
         self.weighted = w is not None
         self._stage = self._idx = None
         self._whole = whole
+
+    sparse = False  # (the workspace it fills needs room for dense inputs)
+
+    def _own(self, X, dtype, whole: bool):
+        """X as batches read it: converted to the training dtype once (no copy when it is),
+        but a single batch (copied into the workspace once) and a memmap (read as it is)."""
+        return X if whole or memory_mapped(X) else np.ascontiguousarray(X, dtype=dtype)
 
     def shard(self, rank: int, size: int) -> None:
         """Gather only rank ``rank``'s part of every batch from now on."""
@@ -110,30 +119,63 @@ class ArraySource:
         start = k * self.batch_size
         b = min(self.batch_size, self.n_samples - start)
         ws.weighted = self.w is not None
+        ws.Xs = None
         if self._whole:
             ws.n = b
-            np.copyto(ws.X[:b], self.X)
+            self._put_all(ws, b)
             np.copyto(ws.T[:b], self.T)
             if ws.weighted:
                 np.copyto(ws.w[:b], self.w)
             return b
-        gather = None if ws.ops is None else ws.ops.gather
         if self._idx is None:  # allocated once, at the first batch
             self._idx = np.empty(self.batch_size, dtype=np.int64)
-        if gather is None and self._stage is None:
-            # np.take into the strided ws.X would be buffered: gather into a contiguous stage first
-            self._stage = np.empty((self.batch_size, self.X.shape[1]), dtype=self.X.dtype)
         lo, hi = part_of(b, self.rank, self.size)
         b = ws.n = hi - lo
         idx = order[start + lo:start + hi]
         if self.rows is not None:
             idx = np.take(self.rows, idx, out=self._idx[:b])
-        if gather is not None:  # one pass, straight into ws.X (through h[0], its contiguous whole)
-            gather(self.X, idx, ws.h[0][:b])
-        else:
-            np.take(self.X, idx, axis=0, out=self._stage[:b], mode="clip")
-            np.copyto(ws.X[:b], self._stage[:b])
+        self._gather(ws, idx, b)
         np.take(self.T, idx, axis=0, out=ws.T[:b], mode="clip")
         if ws.weighted:
             np.take(self.w, idx, out=ws.w[:b], mode="clip")
         return b
+
+    def _put_all(self, ws, b: int) -> None:
+        np.copyto(ws.X[:b], self.X)
+
+    def _gather(self, ws, idx: Array, b: int) -> None:
+        """The rows ``idx`` of X into the batch's inputs."""
+        gather = None if ws.ops is None else ws.ops.gather
+        if gather is not None:  # one pass, straight into ws.X (through h[0], its contiguous whole)
+            gather(self.X, idx, ws.h[0][:b])
+            return
+        if self._stage is None:
+            # np.take into the strided ws.X would be buffered: gather into a contiguous stage first
+            self._stage = np.empty((self.batch_size, self.X.shape[1]), dtype=self.X.dtype)
+        np.take(self.X, idx, axis=0, out=self._stage[:b], mode="clip")
+        np.copyto(ws.X[:b], self._stage[:b])
+
+
+class SparseSource(ArraySource):
+    """Rows of a SciPy sparse matrix X (n, D), with T and w as for :class:`ArraySource`.
+
+    X is kept as CSR in the training dtype; each batch's rows are picked into a small CSR
+    matrix (``ws.Xs``) that layer 1 reads as it is: the inputs are never densified.
+    """
+
+    sparse = True
+
+    def _own(self, X, dtype, whole: bool):
+        return X.tocsr().astype(dtype, copy=False)
+
+    def _put_all(self, ws, b: int) -> None:
+        ws.Xs = self.X
+
+    def _gather(self, ws, idx: Array, b: int) -> None:
+        ws.Xs = self.X[idx]
+
+
+def array_source(X, T: Array, w: Array | None, batch_size: int, dtype, rows: Array | None = None) -> ArraySource:
+    """The source for rows in memory: :class:`SparseSource` for a sparse X, else :class:`ArraySource`."""
+    cls = SparseSource if is_sparse(X) else ArraySource
+    return cls(X, T, w, batch_size, dtype, rows)

@@ -316,7 +316,7 @@ h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:1.6rem;border-bottom:1px sol
 .frac>span:first-child{border-bottom:1px solid #222}
 table.m{border-collapse:collapse;margin:.3rem 0 .8rem 1.5rem;font-family:monospace;font-size:.85rem;
 border-left:2px solid #444;border-right:2px solid #444}
-table.m td{padding:.05rem .6rem;text-align:right}
+table.m td{padding:.05rem .6rem;text-align:right;white-space:nowrap}.v{white-space:nowrap}
 .arr{margin-left:1rem}.sum{font-family:monospace;font-size:.85rem}"""
 
 
@@ -334,7 +334,7 @@ def html_fragment(blocks, level: int = 1) -> str:
             out.append(f"<h{h}>{html.escape(b[1])}</h{h}>")
             first = False
         elif b[0] == "p":
-            out.append(f"<p>{html.escape(b[1])}</p>")
+            out.append(f"<p>{text_html(b[1])}</p>")
         elif b[0] == "eq":
             out.append(f"<div class=\"eq\"><span class=\"math\">{latex_html(b[2])}</span>"
                        + (f"<span class=\"n\">(eq. {b[1]})</span>" if b[1] else "") + "</div>")
@@ -342,9 +342,9 @@ def html_fragment(blocks, level: int = 1) -> str:
             _, _, latex, a, units, max_width, weights = b
             name = f"<span class=\"math\">{latex_html(latex)}</span>"
             if _is_wide(a, max_width):
-                items = "".join(f"<li>{html.escape(n)}" + ("" if v is None else " = " + html.escape(_text_row(v)))
+                items = "".join(f"<li>{text_html(n)}" + ("" if v is None else " = " + text_html(_text_row(v)))
                                 + "</li>" for n, v in _unit_rows(a, units, weights))
-                out.append(f"<div class=\"arr\">{name}: <span class=\"sum\">{html.escape(_summary(a))}</span>"
+                out.append(f"<div class=\"arr\">{name}: <span class=\"sum\">{text_html(_summary(a))}</span>"
                            f"<ul class=\"sum\">{items}</ul></div>")
             else:
                 rows = "".join("<tr>" + "".join(f"<td>{_num(x)}</td>" for x in row) + "</tr>"
@@ -357,7 +357,15 @@ def html_fragment(blocks, level: int = 1) -> str:
 _SYMBOLS = {r"\top": "⊤", r"\odot": "⊙", r"\delta": "δ", r"\mu": "μ", r"\nabla": "∇", r"\leftarrow": "←",
             r"\phi": "φ", r"\sum": "∑", r"\log": "log ", r"\cdots": "⋯", r"\ldots": "…", r"\,": " ",
             r"\;": " ", r"\quad": "  "}
-_TOKEN = re.compile(r"\\[a-zA-Z]+|\\.|[{}^_]|[^\\{}^_]")
+_NUMBER = r"\d+(?:\.\d+)?(?:e[-+]?\d+)?"
+_TOKEN = re.compile(rf"\\[a-zA-Z]+|\\.|{_NUMBER}|[{{}}^_]|[^\\{{}}^_]")
+_SIGNED = re.compile(rf"(?<![\w.])-?{_NUMBER}")
+
+
+def text_html(text: str) -> str:
+    """Escaped text whose numbers never break across lines: a browser may wrap after any
+    hyphen, which would cut ``-0.5`` or ``9.153e-07`` in two."""
+    return _SIGNED.sub(lambda m: f'<span class="v">{m[0]}</span>' if "-" in m[0] else m[0], html.escape(text))
 
 
 def latex_html(latex: str) -> str:
@@ -397,6 +405,8 @@ def latex_html(latex: str) -> str:
             return "′"
         if tok == "-":
             return " − "
+        if "-" in tok and tok[0].isdigit():  # a number with a negative exponent: kept on one line
+            return f'<span class="v">{tok}</span>'
         return html.escape(tok.lstrip("\\"))
 
     def seq(until: str | None = None) -> str:

@@ -27,6 +27,8 @@ import math
 import numpy as np
 
 from ..core.objective import Objective
+from ..metrics import score_outputs
+from ..validation import is_sparse
 
 Array = np.ndarray
 
@@ -42,6 +44,8 @@ TINY_UPDATE = 1e-5  # update/weight ratio of one step
 HUGE_UPDATE = 0.3
 VANISHING = 1e-2  # the first layer's RMS gradient against the last one's (healthy runs: 0.1 to 1)
 EXPLODING = 1e2
+STILL_FALLING = 0.01  # the training loss's relative fall over the last epochs of a run that was cut short
+UNDERFIT = {"accuracy": 0.9, "r2": 0.5}  # a poor fit of the training rows (probe), by metric
 
 
 def probe_rows(n: int, k: int = PROBE_ROWS) -> Array:
@@ -81,7 +85,8 @@ class Diagnostics:
         obj = self._objective
         # the data term's gradient on the probe (the training network's theta, no dropout, no penalty)
         obj.value_and_grad(net.theta, (self.X, self.T))
-        ws, b = obj.workspace(len(self.X)), len(self.X)
+        b = self.X.shape[0]
+        ws = obj.workspace(b, is_sparse(self.X))
         row = {q: [] for q in QUANTITIES}
         for l, (block, _) in enumerate(net.blocks(), start=1):
             W = net.theta[block]
@@ -101,11 +106,18 @@ class Diagnostics:
             row["saturated"].append(saturated)
         for q in QUANTITIES:
             history.layers[q].append(row[q])
+        history.train_metric.append(score_outputs(net.likelihood, ws.o[:b], ws.T[:b]))
         return False
 
 
 def diagnose(history, net) -> list[str]:
     """Plain-words findings from a history recorded with diagnostics (none for a healthy run).
+
+    The run is judged as a whole, not by its last epoch alone: dead and saturated units
+    and the size of the updates where the run ended; gradients that vanished or exploded
+    across depth in any epoch (said even when they recovered); a loss still falling at
+    the last epoch ("not converged"); and, when nothing else explains it, a poor fit of
+    the training rows ("underfitting").
 
     Parameters
     ----------
@@ -149,16 +161,68 @@ def diagnose(history, net) -> list[str]:
         elif ratio > HUGE_UPDATE:
             findings.append(f"layer {l}: update/weight ratio {ratio:.2g} — the learning rate is too large")
     if L > 1:
-        sizes = [np.prod(s) for s in net.shapes]
-        g = layers["grad_norm"][last]
-        first, top = g[0] / math.sqrt(sizes[0]), g[-1] / math.sqrt(sizes[-1])
-        if top > 0 and first / top < VANISHING:
-            findings.append(f"gradients vanish across depth: layer 1's RMS gradient is {first / top:.1g} of layer "
-                            f"{L}'s — use relu, a better initialization or fewer layers")
-        elif first > 0 and first / max(top, 1e-300) > EXPLODING:
-            findings.append(f"gradients explode across depth: layer 1's RMS gradient is {first / top:.1g} times "
-                            f"layer {L}'s — lower the learning rate, clip gradients (--clip-norm) or initialize smaller")
+        findings += _across_depth(layers["grad_norm"], net)
+    findings += _fit_of_the_run(history, explained=bool(findings))
     return findings
+
+
+def _across_depth(grad_norms: list, net) -> list[str]:
+    """Gradients that vanished or exploded across depth in any epoch: layer 1's RMS gradient
+    against the last layer's, epoch by epoch."""
+    sizes = [np.prod(s) for s in net.shapes]
+    L = net.n_layers
+    ratios = []
+    for g in grad_norms:
+        first, top = g[0] / math.sqrt(sizes[0]), g[-1] / math.sqrt(sizes[-1])
+        ratios.append(first / top if top > 0 else (math.inf if first > 0 else 1.0))
+    findings = []
+    for bad, word, extreme, fix in (
+            ([r < VANISHING for r in ratios], "vanish", min, "use relu, a better initialization or fewer layers"),
+            ([r > EXPLODING for r in ratios], "explode", max,
+             "lower the learning rate, clip gradients (--clip-norm) or initialize smaller")):
+        epochs = [e for e, b in enumerate(bad) if b]
+        if not epochs:
+            continue
+        when = "" if len(epochs) == len(ratios) else f" in epoch{_span(epochs)}"
+        worst = extreme(ratios[e] for e in epochs)
+        recovered = not bad[-1]
+        findings.append(f"gradients {word} across depth{when}: layer 1's RMS gradient {'was' if recovered else 'is'} "
+                        f"{'down to ' if word == 'vanish' else 'up to '}{worst:.1g} {'of' if word == 'vanish' else 'times'} "
+                        f"layer {L}'s{', and recovered later' if recovered else ''} — {fix}")
+    return findings
+
+
+def _fit_of_the_run(history, explained: bool) -> list[str]:
+    """Not converged (the loss still falling at the end of a run the epoch budget ended: the
+    validation loss where there is one, since a training loss falling while it rises is
+    overfitting, not a reason to train longer) and, unless another finding explains it,
+    underfitting (a poor fit of the training rows)."""
+    findings = []
+    n = history.epochs
+    watched = history.val_loss if n and math.isfinite(history.val_loss[-1]) else history.loss
+    which = "validation" if watched is history.val_loss else "training"
+    k = max(2, min(10, n // 5))
+    if not history.stopped and n > k and math.isfinite(watched[-k - 1]) and watched[-k - 1] != 0:
+        drop = (watched[-k - 1] - watched[-1]) / abs(watched[-k - 1])
+        if drop > STILL_FALLING:
+            findings.append(f"not converged: the {which} loss was still falling at the last epoch ({drop:.1%} "
+                            f"over the last {k} epochs) — train longer (more epochs)")
+    kept = (history.best_epoch or n) - 1
+    if not explained and history.train_metric:
+        fit = history.train_metric[kept]
+        poor = UNDERFIT[history.metric]
+        if fit < poor:
+            what = f"gets {fit:.0%} of its training rows right" if history.metric == "accuracy" else \
+                f"explains R^2 = {fit:.2f} of its training targets"
+            findings.append(f"underfitting: the network {what} (on the probe rows; below {poor:g}) — a larger "
+                            "network, more epochs or a higher learning rate")
+    return findings
+
+
+def _span(epochs: list) -> str:
+    """' 3' or 's 1-12' (1-based), for the epochs where something held."""
+    first, last = epochs[0] + 1, epochs[-1] + 1
+    return f" {first}" if first == last else f"s {first}-{last}"
 
 
 def _since(values: list, threshold: float) -> int:

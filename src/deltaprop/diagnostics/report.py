@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from ..io.files import atomic_write
-from .explain import CSS, html_body
+from .explain import CSS, html_body, text_html
 from .health import diagnose
 from .plotting import plot_confusion_matrix, plot_learning_curves, plot_residuals
 from .trace import trace
@@ -102,16 +102,16 @@ def write_report(path, model, history, X_test, y_test, *, title: str = "deltapro
         results_caption = "Predicted against true targets on the test rows, and the residuals."
     findings = diagnose(history, net)
     if history.layers:
-        verdict = ("".join(f'<li class="finding">{html.escape(f)}</li>' for f in findings)
+        verdict = ("".join(f'<li class="finding">{text_html(f)}</li>' for f in findings)
                    or '<li class="ok">Nothing looks wrong: gradients, update sizes, dead and saturated units are '
-                      "within the usual ranges.</li>")
+                      "within the usual ranges, the run converged and it fits its training rows.</li>")
         diagnostics = f"<h2>Diagnostics</h2><ul>{verdict}</ul>"
     else:
         diagnostics = "<p>Diagnostics were off (train with <code>--diagnostics</code> to see them).</p>"
     step = trace(model, X_test[sample], y_test[sample], learning_rate=0.01)
     body = [
         f"<h1>{html.escape(title)}</h1>",
-        '<table class="k">' + "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>"
+        '<table class="k">' + "".join(f"<tr><td>{html.escape(k)}</td><td>{text_html(str(v))}</td></tr>"
                                       for k, v in rows.items()) + "</table>",
         "<h2>The network</h2>", architecture_svg(net),
         "<p>Each arrow is one matrix W[l], the bias as its last row (eq. 11); a layer computes "

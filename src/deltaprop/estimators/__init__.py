@@ -10,6 +10,7 @@ when skl2onnx is installed, the estimators' ONNX converters are registered with 
 from importlib.util import find_spec
 
 from .classifier import MLPClassifier
+from .convert import from_sklearn
 from .params import InvalidParameterError
 from .regressor import MLPRegressor
 
@@ -18,4 +19,4 @@ if find_spec("skl2onnx") is not None:
 
     register()
 
-__all__ = ["InvalidParameterError", "MLPClassifier", "MLPRegressor"]
+__all__ = ["InvalidParameterError", "MLPClassifier", "MLPRegressor", "from_sklearn"]

@@ -20,8 +20,9 @@ optimizer moments, step count, shuffling RNG and the stopping rule's counts.
 from __future__ import annotations
 
 import json
+import math
 import warnings
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -34,14 +35,13 @@ from ..core.network import Network, check_dtype
 from ..core.objective import Objective
 from ..data.blocks import Blocks
 from ..data.columns import Columns
-from ..data.sources import ArraySource
+from ..data.sources import array_source
 from ..model import Model, load
 from ..optim.lbfgs import minimize_lbfgs
 from ..optim.optimizers import OPTIMIZERS, SGD, AdaGrad, Adam, AdamW, Momentum, Nesterov, RMSProp
 from ..training.loop import DivergenceError, Trainer, TrainingInterrupted
 from ..validation import check_weights
-from .params import (Boolean, Infinity, InstanceOf, Interval, InvalidParameterError, NoneValue, Options, RandomState,
-                     Sequence, Verbose, validate)
+from .params import InvalidParameterError, check_names, mlp_constraints
 from .stopping import NoImprovement
 
 Array = np.ndarray
@@ -52,6 +52,9 @@ SOLVERS = sorted({"lbfgs"} | set(OPTIMIZERS))
 # first-order solver except the Adam family, which keeps learning_rate_init as scikit-learn's 'adam' does
 _ADAM_FAMILY = ("adam", "adamw")
 
+# sparse X (TF-IDF features, one-hot tables) is read by the first layer as it is (core.engine)
+_SPARSE = ["csr", "csc"]
+
 _NON_FINITE = ("Solver produced non-finite parameter weights. The input data may contain large values "
                "and need to be preprocessed.")
 
@@ -59,35 +62,7 @@ _NON_FINITE = ("Solver produced non-finite parameter weights. The input data may
 class BaseMLP(BaseEstimator):
     """The shared machinery; use :class:`MLPClassifier` or :class:`MLPRegressor`."""
 
-    _parameter_constraints: dict = {
-        "hidden_layer_sizes": [Sequence(Interval(Integral, None, None, "neither"), "an array-like of ints"),
-                               Interval(Integral, 1, None, "left")],
-        "activation": [Options(ACTIVATION_NAMES),
-                       Sequence(Options(ACTIVATION_NAMES), "a list of activation names")],
-        "solver": [Options(SOLVERS)],
-        "alpha": [Interval(Real, 0, None, "left")],
-        "batch_size": [Options({"auto"}), Interval(Integral, 1, None, "left")],
-        "learning_rate": [Options({"constant", "invscaling", "adaptive"})],
-        "learning_rate_init": [Interval(Real, 0, None, "neither")],
-        "power_t": [Interval(Real, 0, None, "left")],
-        "max_iter": [Interval(Integral, 1, None, "left")],
-        "shuffle": [Boolean()],
-        "random_state": [RandomState()],
-        "tol": [Interval(Real, 0, None, "left")],
-        "verbose": [Verbose()],
-        "warm_start": [Boolean()],
-        "momentum": [Interval(Real, 0, 1, "left")],
-        "nesterovs_momentum": [Boolean()],
-        "early_stopping": [Boolean()],
-        "validation_fraction": [Interval(Real, 0, 1, "neither")],
-        "beta_1": [Interval(Real, 0, 1, "left")],
-        "beta_2": [Interval(Real, 0, 1, "left")],
-        "epsilon": [Interval(Real, 0, None, "neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, "left"), Infinity()],
-        "max_fun": [Interval(Integral, 1, None, "left")],
-        "dropout": [Interval(Real, 0, 1, "left")],
-        "dtype": [NoneValue(), Options({"float32", "float64"}), InstanceOf(type, "type")],
-    }
+    _parameter_constraints: dict = mlp_constraints(ACTIVATION_NAMES, SOLVERS)
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
                  batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
@@ -166,7 +141,9 @@ class BaseMLP(BaseEstimator):
         return hidden
 
     def _check_params(self) -> None:
-        validate(self, self._parameter_constraints)
+        self._validate_params()  # scikit-learn's check of _parameter_constraints
+        if not isinstance(self.activation, str):
+            check_names(self, "activation", self.activation, ACTIVATION_NAMES)
         if self.solver == "lbfgs" and self.dropout > 0:
             raise InvalidParameterError(
                 f"The 'dropout' parameter of {type(self).__name__} must be 0 with solver='lbfgs' (L-BFGS "
@@ -180,7 +157,7 @@ class BaseMLP(BaseEstimator):
 
     def _validate_X(self, X) -> Array:
         check_is_fitted(self)
-        return validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+        return validate_data(self, X, reset=False, dtype=(np.float64, np.float32), accept_sparse=_SPARSE)
 
     # -- fitting ---------------------------------------------------------------------
     def _fit(self, X, y, sample_weight=None, incremental: bool = False, classes=None):
@@ -192,20 +169,23 @@ class BaseMLP(BaseEstimator):
             n_features = X.n_features
         else:
             X, y = validate_data(self, X, y, reset=first_pass, multi_output=True, dtype=(np.float64, np.float32),
-                                 y_numeric=self._y_numeric)
+                                 y_numeric=self._y_numeric, accept_sparse=_SPARSE)
             n_features, dtype = X.shape[1], X.dtype
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         self._check_targets(y, first_pass, incremental)
+        # scikit-learn's random stream, for an int or RandomState: its initial weights and
+        # early-stopping split (training's own randomness is deltaprop's, from a seed)
+        stream = _sklearn_stream(self.random_state)
         if first_pass:
-            self._initialize(n_features, dtype, y, hidden, classes)
+            self._initialize(n_features, dtype, y, hidden, classes, stream)
         elif self.model_.network.sizes[1:-1] != hidden:
             raise ValueError(f"hidden_layer_sizes: the fitted network has hidden layers {self.model_.network.sizes[1:-1]},"
                              f" found {hidden}; set warm_start=False to start anew")
         model = self.model_
         if isinstance(X, Blocks):  # read a buffer at a time, mapped as the Model maps rows
             transform = None if model.preprocessor is None else model.preprocessor.transform_inplace
-            self._fit_stochastic(X.with_preprocessing(transform, model.map_targets), None, None, y, incremental)
+            self._fit_stochastic(X.with_preprocessing(transform, model.map_targets), None, None, incremental, stream)
         else:
             T = model.encode_targets(y)
             w = self._sample_weight(y, sample_weight, X.shape[0], incremental)
@@ -214,7 +194,7 @@ class BaseMLP(BaseEstimator):
             if self.solver == "lbfgs":
                 self._fit_lbfgs(X, T, w)
             else:
-                self._fit_stochastic(X, T, w, y, incremental)
+                self._fit_stochastic(X, T, w, incremental, stream)
         if not np.all(np.isfinite(model.network.theta)):
             raise ValueError(_NON_FINITE)
         return self
@@ -237,14 +217,23 @@ class BaseMLP(BaseEstimator):
         stored = blocks.read(0)[0].dtype if first_pass and self.dtype is None else None
         return blocks.targets(), (np.float64 if stored == np.float64 else np.float32)
 
-    def _initialize(self, n_features: int, data_dtype, y, hidden: list[int], classes) -> None:
+    def _initialize(self, n_features: int, data_dtype, y, hidden: list[int], classes, stream) -> None:
         likelihood, n_outputs, labels = self._output(y, classes)
         dtype = check_dtype(self.dtype) if self.dtype is not None else data_dtype
-        self._seed = _root_seed(self.random_state)
         # scikit-learn's initialization (biases drawn too): on small data sets it decides the result
         init = "sklearn_logistic" if self.activation == "logistic" else "sklearn"
         net = Network([n_features, *hidden, n_outputs], activation=self.activation, likelihood=likelihood,
-                      init=init, seed=self._seed, dtype=dtype)
+                      init=init, seed=_root_seed(self.random_state if stream is None else 0), dtype=dtype)
+        if stream is not None:  # the very numbers scikit-learn draws, in its order
+            factor = 2.0 if self.activation == "logistic" else 6.0
+            for W in net.W[1:]:
+                fan_in, fan_out = W.shape[0] - 1, W.shape[1]
+                bound = np.sqrt(factor / (fan_in + fan_out))
+                W[:-1] = stream.uniform(-bound, bound, (fan_in, fan_out))
+                W[-1] = stream.uniform(-bound, bound, fan_out)
+        # the seed of training's shuffling and dropout
+        self._seed = int(self.random_state) if isinstance(self.random_state, Integral) else _root_seed(
+            self.random_state if stream is None else stream)
         names = getattr(self, "feature_names_in_", None)  # (set by validate_data for a DataFrame)
         self.model_ = Model(net, classes=labels, columns=None if names is None else Columns(tuple(names)))
         self.n_iter_, self.t_ = 0, 0
@@ -279,8 +268,8 @@ class BaseMLP(BaseEstimator):
     def _fit_lbfgs(self, X: Array, T: Array, w) -> None:
         net = self.model_.network
         objective = Objective(net, alpha=self.alpha)
-        source = ArraySource(X, T, w, X.shape[0], net.dtype)
-        ws = objective.workspace(source.batch_size)
+        source = array_source(X, T, w, X.shape[0], net.dtype)
+        ws = objective.workspace(source.batch_size, source.sparse)
         source.fill(ws, np.arange(source.n_samples), 0)  # the whole set, loaded once for every evaluation
         result = minimize_lbfgs(objective, ws, max_iter=self.max_iter, max_fun=self.max_fun, tol=self.tol,
                                 verbose=bool(self.verbose))
@@ -295,15 +284,16 @@ class BaseMLP(BaseEstimator):
                         "    https://scikit-learn.org/stable/modules/preprocessing.html")
             warnings.warn(message, ConvergenceWarning, stacklevel=4)
 
-    def _fit_stochastic(self, X: Array, T: Array, w, y, incremental: bool) -> None:
+    def _fit_stochastic(self, X: Array, T: Array, w, incremental: bool, stream) -> None:
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         validation = None
         if self.early_stopping:
             rows = np.arange(X.shape[0])
-            split_seed = int(np.random.SeedSequence([self._seed, 1]).generate_state(1)[0])
-            train, val = train_test_split(rows, test_size=self.validation_fraction, random_state=split_seed,
-                                          stratify=self._stratify(y))
+            if stream is None:
+                stream = int(np.random.SeedSequence([self._seed, 1]).generate_state(1)[0])
+            train, val = train_test_split(rows, test_size=self.validation_fraction, random_state=stream,
+                                          stratify=self._stratify(T))
             if len(val) < 2:
                 raise ValueError("The validation set is too small. Increase 'validation_fraction' or the size "
                                  "of your dataset.")
@@ -329,6 +319,7 @@ class BaseMLP(BaseEstimator):
                           batch_size=batch_size, validation=validation, alpha=self.alpha, dropout=self.dropout,
                           callbacks=[rule], shuffle=self.shuffle, seed=None if state else self._seed, state=state)
         before = trainer.state.history.epochs
+        diverged = None
         try:
             state = trainer.run(1 if incremental else self.max_iter)
         except TrainingInterrupted as e:
@@ -338,47 +329,100 @@ class BaseMLP(BaseEstimator):
             warnings.warn("Training interrupted by user.", stacklevel=4)
         except DivergenceError as e:
             self._state, self._state_solver = e.state, self.solver
-            raise ValueError(f"{_NON_FINITE} ({e}; the estimator keeps its last finite weights)") from None
+            if not self.early_stopping:
+                raise ValueError(f"{_NON_FINITE} ({e}; the estimator keeps its last finite weights)") from None
+            # as scikit-learn: the run ends with the weights of its best validation score, and a
+            # warning (its epochs of NaN scores, which never improve, are not run here)
+            state, diverged = e.state, e
+            rule.on_train_end(self.model_.network, state.history)
         self._state, self._state_solver = state, self.solver
         h = state.history
-        self.n_iter_ = h.epochs - before
+        nan = [math.nan] if diverged else []
+        self.n_iter_ = h.epochs - before + len(nan)
         self.t_ = rule.t
-        self.loss_, self.loss_curve_ = h.loss[-1], list(h.loss)
+        self.loss_curve_ = list(h.loss) + nan
+        self.loss_ = self.loss_curve_[-1]
         if self.early_stopping:
             self.best_loss_ = None
-            self.validation_scores_, self.best_validation_score_ = list(rule.scores), rule.best_score
-            self.validation_loss_curve_ = list(h.val_loss)
+            self.validation_scores_ = list(rule.scores) + nan
+            self.best_validation_score_ = rule.best_score
+            self.validation_loss_curve_ = list(h.val_loss) + nan
         else:
             self.best_loss_ = rule.best_loss
             self.validation_scores_ = self.best_validation_score_ = self.validation_loss_curve_ = None
-        if not incremental and self.n_iter_ == self.max_iter and not rule.stop_reason:
+        if diverged is not None:
+            warnings.warn(f"Training diverged at epoch {diverged.epoch} (the loss is not finite): it stopped "
+                          "there, with the weights of the epoch of the best validation score. Lower "
+                          "learning_rate_init.", ConvergenceWarning, stacklevel=4)
+        elif not incremental and self.n_iter_ == self.max_iter and not rule.stop_reason:
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
                           "optimization hasn't converged yet.", ConvergenceWarning, stacklevel=4)
 
     # -- files -------------------------------------------------------------------------
-    def save(self, path) -> None:
-        """Write the fitted model as a deltaprop model file (safetensors, no pickle):
-        ``deltaprop.load(path)``, ``deltaprop evaluate`` and ``deltaprop predict`` read it,
-        and :meth:`load` turns it back into an estimator."""
+    def to_model(self) -> Model:
+        """Return the fitted predictor as a :class:`~deltaprop.Model`.
+
+        For a pipeline with a scaler before the estimator, see :func:`deltaprop.from_sklearn`.
+
+        Returns
+        -------
+        model : deltaprop.Model
+            The network, standardizers, labels and columns of this estimator, with its class
+            and parameters in the metadata.
+        """
         check_is_fitted(self)
         model = self.model_
         settings = {k: v for k, v in self.get_params().items() if k != "random_state"}
         metadata = {**model.metadata, "estimator": type(self).__name__, "params": json.loads(json.dumps(
             settings, default=repr))}
-        Model(model.network, preprocessor=model.preprocessor, classes=model.classes,
-              target_scaler=model.target_scaler, columns=model.columns, metadata=metadata).save(path)
+        return Model(model.network, preprocessor=model.preprocessor, classes=model.classes,
+                     target_scaler=model.target_scaler, columns=model.columns, metadata=metadata)
+
+    def save(self, path) -> None:
+        """Write the fitted model as a deltaprop model file (safetensors, never pickle).
+
+        ``deltaprop.load(path)``, ``deltaprop evaluate`` and ``deltaprop predict`` read it,
+        and :meth:`load` turns it back into an estimator. A scaler fitted before it in a
+        pipeline is not part of it: save ``deltaprop.from_sklearn(pipeline)`` instead.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Where to write it (atomically: a reader never sees half a file).
+        """
+        self.to_model().save(path)
 
     @classmethod
     def load(cls, path):
-        """A fitted estimator from a deltaprop model file (written by :meth:`save` or by
-        ``deltaprop train``); see :meth:`from_model`."""
+        """Read a fitted estimator from a deltaprop model file.
+
+        Parameters
+        ----------
+        path : str or path-like
+            A file written by :meth:`save`, ``deltaprop.Model.save`` or ``deltaprop train``.
+
+        Returns
+        -------
+        estimator : MLPClassifier or MLPRegressor
+            The estimator, as :meth:`from_model` makes it.
+        """
         return cls.from_model(load(path))
 
     @classmethod
     def from_model(cls, model: Model):
-        """A fitted estimator that predicts as ``model`` does (its standardizer and labels
-        included). Its hyperparameters describe the network; ``warm_start=True`` trains on
-        from these weights (with a fresh optimizer state)."""
+        """Make a fitted estimator that predicts as a deltaprop Model does.
+
+        Parameters
+        ----------
+        model : deltaprop.Model
+            The predictor (its standardizer and labels included).
+
+        Returns
+        -------
+        estimator : MLPClassifier or MLPRegressor
+            A fitted estimator whose hyperparameters describe the network;
+            ``warm_start=True`` trains on from these weights (with a fresh optimizer state).
+        """
         net = model.network
         acts = net.activation_names
         est = cls(hidden_layer_sizes=tuple(net.sizes[1:-1]),
@@ -395,8 +439,17 @@ class BaseMLP(BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = False
+        tags.input_tags.sparse = True
         return tags
+
+
+def _sklearn_stream(random_state) -> np.random.RandomState | None:
+    """The RandomState scikit-learn's MLP draws from for an int or a RandomState (the
+    RandomState itself, drawn from, as scikit-learn does); None for None (never NumPy's
+    global state: deltaprop then draws from fresh entropy) or a Generator."""
+    if isinstance(random_state, Integral) and not isinstance(random_state, bool):
+        return np.random.RandomState(int(random_state))
+    return random_state if isinstance(random_state, np.random.RandomState) else None
 
 
 def _root_seed(random_state) -> int:

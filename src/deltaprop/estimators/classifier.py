@@ -9,66 +9,30 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
 
 from ..data.preprocessing import choose_output
-from .params import InstanceOf, NoneValue, Options
+from .params import StrOptions
 from .base import BaseMLP
+from .docs import document
 
 Array = np.ndarray
 
 
+@document("classes_", "loss_", "best_loss_", "loss_curve_", "validation_scores_",
+           "best_validation_score_", "validation_loss_curve_", "t_", "coefs_", "intercepts_",
+           "n_features_in_", "feature_names_in_", "n_iter_", "n_layers_", "n_outputs_",
+           "out_activation_", "model_")
 class MLPClassifier(ClassifierMixin, BaseMLP):
-    """A multi-layer perceptron classifier trained by backpropagation: a drop-in for
-    :class:`sklearn.neural_network.MLPClassifier`.
+    """A multi-layer perceptron classifier: a drop-in for scikit-learn's MLPClassifier.
 
-    The parameters are scikit-learn's, with the same defaults and meanings (see its
-    documentation); where deltaprop does more or differently, it says so here and in
-    the README's table of differences.
+    The network is trained by backpropagation on deltaprop's engine, as
+    :class:`sklearn.neural_network.MLPClassifier` is on scikit-learn's.
 
-    Parameters
-    ----------
-    hidden_layer_sizes : array-like of int, default=(100,)
-        Widths of the hidden layers.
-    activation : str or list of str, default='relu'
-        The hidden activation: 'identity', 'logistic', 'tanh', 'relu', or any name of
-        :data:`deltaprop.ACTIVATIONS` ('leaky_relu', 'elu', 'softplus', 'gelu', ...); a
-        list gives one per hidden layer.
-    solver : str, default='adam'
-        'lbfgs' (SciPy's L-BFGS-B on the whole training set), 'sgd' (momentum or
-        Nesterov momentum as scikit-learn's), 'adam', or any deltaprop optimizer
-        ('momentum', 'nesterov', 'adagrad', 'rmsprop', 'adamw').
-    alpha : float, default=1e-4
-        L2 penalty: ``alpha / (2 n_batch) ||W||^2`` on the weights (not the biases).
-    batch_size : int or 'auto', default='auto'
-        ``min(200, n_samples)`` for 'auto'.
-    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
-        The schedule of every solver but 'adam' and 'adamw'.
-    learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose, warm_start,
-    momentum, nesterovs_momentum, early_stopping, validation_fraction, beta_1, beta_2,
-    epsilon, n_iter_no_change, max_fun
-        As in scikit-learn. ``warm_start`` and ``partial_fit`` continue the optimizer's
-        state (moments, step count) as well as the weights.
-    dropout : float, default=0.0
-        Inverted-dropout rate on the hidden layers while training (stochastic solvers).
-    class_weight : dict, 'balanced' or None, default=None
-        Weights of the classes in the criterion, multiplying ``sample_weight``.
-    dtype : {None, 'float32', 'float64'}, default=None
-        The dtype of training and of the network; None follows X (float32 stays
-        float32, anything else is float64), as scikit-learn does. Predictions come in
-        the precision of the input they are asked for, whatever this is.
+    The parameters are scikit-learn's, with the same defaults and meanings; where
+    deltaprop does more or differently, it says so here and in the README's table of
+    differences.
 
-    Attributes
-    ----------
-    classes_ : ndarray
-        The class labels (for multilabel targets, 0..n_labels-1).
-    coefs_, intercepts_ : list of ndarray
-        Views of the network's augmented matrices ``W[l]``: weight rows and bias row.
-    loss_, loss_curve_, best_loss_, validation_scores_, best_validation_score_, n_iter_,
-    t_, n_features_in_, feature_names_in_, n_layers_, n_outputs_, out_activation_
-        As in scikit-learn (``loss_curve_`` and the rest of the stochastic solvers' record
-        are absent after 'lbfgs', as there).
-    validation_loss_curve_ : list of float or None
-        With ``early_stopping``: the validation loss of every epoch.
-    model_ : deltaprop.Model
-        The fitted predictor: what :meth:`save` writes and ``deltaprop.load`` reads.
+    %(parameters)s
+
+    %(attributes)s
 
     Examples
     --------
@@ -80,8 +44,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     [0, 0, 0]
     """
 
-    _parameter_constraints = {**BaseMLP._parameter_constraints,
-                              "class_weight": [NoneValue(), Options({"balanced"}), InstanceOf(dict, "dict")]}
+    _parameter_constraints = {**BaseMLP._parameter_constraints, "class_weight": [dict, StrOptions({"balanced"}), None]}
     _y_numeric = False
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
@@ -123,6 +86,10 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     def _output(self, y, classes):
         """The likelihood, output width and labels of a first fit: one sigmoid output for
         two classes, a softmax for more, one sigmoid per label for multilabel targets."""
+        labels = np.unique(y if classes is None or y.ndim == 2 else np.asarray(classes))
+        if y.ndim == 1 and len(labels) == 1:  # one class, as scikit-learn fits it: one sigmoid output, always 0
+            self.classes_, self.out_activation_ = labels, "logistic"
+            return "bernoulli", 1, labels
         out = choose_output(y if classes is None or y.ndim == 2 else np.asarray(classes), task="classification")
         self.classes_ = np.arange(out.n_outputs) if out.classes is None else out.classes
         self.out_activation_ = "softmax" if out.likelihood == "categorical" else "logistic"
@@ -135,8 +102,10 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         self.classes_ = np.arange(net.sizes[-1]) if model.classes is None else model.classes
         self.out_activation_ = "softmax" if net.likelihood.name == "categorical" else "logistic"
 
-    def _stratify(self, y):
-        return y if y.ndim == 1 else None  # as scikit-learn: multilabel splits are not stratified
+    def _stratify(self, T):
+        # as scikit-learn: a single 0/1 output (two classes, or one) is stratified, on its
+        # values as booleans; several outputs (more classes, several labels) are not
+        return T.astype(bool) if T.shape[1] == 1 else None
 
     def _sample_weight(self, y, sample_weight, n, incremental):
         w = super()._sample_weight(y, sample_weight, n, incremental)
@@ -150,41 +119,49 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
 
     # -- fitting -----------------------------------------------------------------------
     def fit(self, X, y, sample_weight=None):
-        """Fit the model to X and y (labels, or a 0/1 indicator matrix for multilabel).
+        """Fit the model to X and y.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features), or Blocks
-            Rows in memory, or :class:`deltaprop.Blocks` (data larger than memory, read a
-            buffer of blocks at a time; they carry their targets: y is then None).
-        y : array-like of shape (n_samples,) or (n_samples, n_labels), or None with Blocks
-        sample_weight : array-like of shape (n_samples,), optional
+        X : {array-like, sparse matrix} of shape (n_samples, n_features), or Blocks
+            The training rows (CSR/CSC matrices are taken as they are), or
+            :class:`deltaprop.Blocks` (data larger than memory, read a buffer of blocks at
+            a time, carrying their targets).
+        y : array-like of shape (n_samples,) or (n_samples, n_labels), or None
+            The labels, or a 0/1 indicator matrix for multilabel targets; None with Blocks.
+        sample_weight : array-like of shape (n_samples,), default=None
             Per-sample weights of the criterion (times ``class_weight``).
 
         Returns
         -------
-        self
+        self : MLPClassifier
+            The fitted estimator.
         """
         return self._fit(X, y, sample_weight)
 
     @available_if(BaseMLP._check_solver)
     def partial_fit(self, X, y=None, sample_weight=None, classes=None):
-        """One epoch over (X, y), continuing the training run (not with solver='lbfgs').
+        """Train one epoch over X and y, continuing the run (not with solver='lbfgs').
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features), or Blocks
-            Rows in memory, or :class:`deltaprop.Blocks` (data larger than memory, read a
-            buffer of blocks at a time; they carry their targets: y is then None).
-        y : array-like of shape (n_samples,) or (n_samples, n_labels), or None with Blocks
-        sample_weight : array-like of shape (n_samples,), optional
-        classes : array-like, optional
+        X : {array-like, sparse matrix} of shape (n_samples, n_features), or Blocks
+            The training rows (CSR/CSC matrices are taken as they are), or
+            :class:`deltaprop.Blocks` (data larger than memory, read a buffer of blocks at
+            a time, carrying their targets).
+        y : array-like of shape (n_samples,) or (n_samples, n_labels), or None
+            The labels, or a 0/1 indicator matrix for multilabel targets; None with Blocks.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-sample weights of the criterion (times ``class_weight``).
+        classes : array-like of shape (n_classes,), default=None
             Every label that may ever appear; required on the first call.
 
         Returns
         -------
-        self
+        self : MLPClassifier
+            The estimator, trained one epoch further.
         """
+        self._check_params()  # before anything else, as scikit-learn does
         first = "model_" not in vars(self)
         if first and classes is None:
             raise ValueError("classes must be passed on the first call to partial_fit.")
@@ -195,18 +172,53 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
 
     # -- predicting --------------------------------------------------------------------
     def predict(self, X) -> Array:
-        """The predicted labels (an indicator matrix for multilabel models)."""
+        """Predict the labels of X.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The rows to label.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_labels)
+            The labels, of the type of ``classes_``; a 0/1 indicator matrix for multilabel
+            models.
+        """
         X = self._validate_X(X)
         return self.model_.predict(X)
 
     def predict_proba(self, X) -> Array:
-        """Class probabilities, columns in the order of ``classes_`` (two for a binary model),
-        in the input's precision (float32 input gives float32, anything else float64)."""
+        """Predict the class probabilities of X.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The rows to score.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            One column per class in the order of ``classes_`` (two for a binary model; one
+            per label for multilabel models), in the input's precision (float32 input gives
+            float32, anything else float64).
+        """
         X = self._validate_X(X)
         return self.model_.predict_proba(X).astype(X.dtype, copy=False)
 
     def predict_log_proba(self, X) -> Array:
-        """The logarithm of :meth:`predict_proba`."""
+        """Predict the logarithms of the class probabilities of X.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The rows to score.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+            The logarithm of :meth:`predict_proba`.
+        """
         proba = self.predict_proba(X)
         with np.errstate(divide="ignore"):
             return np.log(proba, out=proba)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..io.onnx import model_nodes
+from ..io.onnx import label_array, label_nodes, model_nodes
 from .classifier import MLPClassifier
 from .regressor import MLPRegressor
 
@@ -38,6 +38,14 @@ class ContainerBuilder:
         self.container.add_node(op, inputs, out, name=self.scope.get_unique_operator_name(op), **attrs)
         return out
 
+    def labels(self, classes) -> str:
+        from onnx import TensorProto, helper
+
+        values, name = label_array(classes), self.scope.get_unique_variable_name("classes")
+        kind = TensorProto.STRING if values.dtype == object else helper.np_dtype_to_tensor_dtype(values.dtype)
+        self.container.add_initializer(name, kind, [len(values)], values.tolist())
+        return name
+
     def output(self, name: str, target: str) -> None:
         self.container.add_node("Identity", [name], [target], name=self.scope.get_unique_operator_name("Identity"))
 
@@ -56,25 +64,13 @@ def _network_output(scope, operator, container) -> tuple[ContainerBuilder, str]:
 
 def convert_classifier(scope, operator, container) -> None:
     """Labels (output 0) and class probabilities (output 1) of an :class:`MLPClassifier`."""
-    from onnx import TensorProto
-
     est = operator.raw_operator
     g, proba = _network_output(scope, operator, container)
     g.output(proba, operator.outputs[1].full_name)
-    if est.model_.classes is None:  # multilabel: one 0/1 decision per label
-        labels = g.node("Cast", [g.node("Greater", [proba, g.const(0.5)])], to=TensorProto.INT64)
-    elif container.get_options(est, dict(nocl=False))["nocl"]:  # skl2onnx's option: class indices
-        labels = g.node("ArgMax", [proba], axis=1, keepdims=0)
+    if est.model_.classes is not None and container.get_options(est, dict(nocl=False))["nocl"]:
+        labels = g.node("ArgMax", [proba], axis=1, keepdims=0)  # skl2onnx's option: class indices
     else:
-        classes = np.asarray(est.classes_)
-        name = scope.get_unique_variable_name("classes")
-        if classes.dtype.kind in "iub":
-            container.add_initializer(name, TensorProto.INT64, [len(classes)], classes.astype(np.int64))
-        else:
-            container.add_initializer(name, TensorProto.STRING, [len(classes)],
-                                      [str(c).encode("utf-8") for c in classes])
-        index = g.node("ArgMax", [proba], axis=1, keepdims=0)
-        labels = g.node("Gather", [name, index], axis=0)
+        labels = label_nodes(g, est.model_.classes, proba)
     g.output(labels, operator.outputs[0].full_name)
 
 

@@ -6,33 +6,31 @@ import numpy as np
 from sklearn.base import RegressorMixin
 from sklearn.utils.metaestimators import available_if
 
-from .params import Options
+from .params import StrOptions
 from .base import BaseMLP
+from .docs import document
 
 Array = np.ndarray
 
 _LIKELIHOODS = {"squared_error": "gaussian", "poisson": "poisson"}
 
 
+@document("loss_", "best_loss_", "loss_curve_", "validation_scores_", "best_validation_score_",
+          "validation_loss_curve_", "t_", "coefs_", "intercepts_", "n_features_in_", "feature_names_in_",
+          "n_iter_", "n_layers_", "n_outputs_", "out_activation_", "model_")
 class MLPRegressor(RegressorMixin, BaseMLP):
-    """A multi-layer perceptron regressor trained by backpropagation: a drop-in for
-    :class:`sklearn.neural_network.MLPRegressor`.
+    """A multi-layer perceptron regressor: a drop-in for scikit-learn's MLPRegressor.
 
-    Parameters
-    ----------
-    loss : {'squared_error', 'poisson'}, default='squared_error'
-        Half squared error (identity output, the Gaussian likelihood) or half Poisson
-        deviance (exp output, counts ``y >= 0``).
-    hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate, ...
-        As for :class:`~deltaprop.MLPClassifier` (scikit-learn's meanings and defaults,
-        plus ``dropout`` and ``dtype``).
+    The network is trained by backpropagation on deltaprop's engine, as
+    :class:`sklearn.neural_network.MLPRegressor` is on scikit-learn's.
 
-    Attributes
-    ----------
-    coefs_, intercepts_, loss_, loss_curve_, best_loss_, validation_scores_,
-    best_validation_score_, validation_loss_curve_, n_iter_, t_, n_features_in_,
-    feature_names_in_, n_layers_, n_outputs_, out_activation_, model_
-        As for :class:`~deltaprop.MLPClassifier`; ``out_activation_`` is 'identity' or 'exp'.
+    The parameters are scikit-learn's, with the same defaults and meanings; where
+    deltaprop does more or differently, it says so here and in the README's table of
+    differences.
+
+    %(parameters)s
+
+    %(attributes)s
 
     Examples
     --------
@@ -44,7 +42,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
     True
     """
 
-    _parameter_constraints = {**BaseMLP._parameter_constraints, "loss": [Options(set(_LIKELIHOODS))]}
+    _parameter_constraints = {**BaseMLP._parameter_constraints, "loss": [StrOptions(set(_LIKELIHOODS))]}
     _y_numeric = True
 
     def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
@@ -79,7 +77,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         self.loss = "squared_error" if name == "gaussian" else "poisson"
         self.out_activation_ = "identity" if name == "gaussian" else "exp"
 
-    def _stratify(self, y):
+    def _stratify(self, T):
         return None
 
     # -- fitting -----------------------------------------------------------------------
@@ -88,33 +86,59 @@ class MLPRegressor(RegressorMixin, BaseMLP):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-        sample_weight : array-like of shape (n_samples,), optional
+        X : {array-like, sparse matrix} of shape (n_samples, n_features), or Blocks
+            The training rows (CSR/CSC matrices are taken as they are), or
+            :class:`deltaprop.Blocks` (data larger than memory, read a buffer of blocks at
+            a time, carrying their targets).
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs), or None
+            The targets; None with Blocks.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-sample weights of the criterion.
 
         Returns
         -------
-        self
+        self : MLPRegressor
+            The fitted estimator.
         """
         return self._fit(X, y, sample_weight)
 
     @available_if(BaseMLP._check_solver)
     def partial_fit(self, X, y=None, sample_weight=None):
-        """One epoch over (X, y), continuing the training run (not with solver='lbfgs').
+        """Train one epoch over X and y, continuing the run (not with solver='lbfgs').
 
-        ``X`` may be :class:`deltaprop.Blocks` (data larger than memory, read a buffer of
-        blocks at a time), which carry their targets: y is then None.
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features), or Blocks
+            The training rows (CSR/CSC matrices are taken as they are), or
+            :class:`deltaprop.Blocks` (data larger than memory, read a buffer of blocks at
+            a time, carrying their targets).
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs), or None
+            The targets; None with Blocks.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-sample weights of the criterion.
 
         Returns
         -------
-        self
+        self : MLPRegressor
+            The estimator, trained one epoch further.
         """
         return self._fit(X, y, sample_weight, incremental=True)
 
     # -- predicting --------------------------------------------------------------------
     def predict(self, X) -> Array:
-        """The predicted values: shape (n_samples,) for one output, else (n_samples, n_outputs),
-        in the input's precision (float32 input gives float32, anything else float64)."""
+        """Predict the targets of X.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The rows to predict.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            The predicted values in the targets' units, in the input's precision (float32
+            input gives float32, anything else float64).
+        """
         X = self._validate_X(X)
         return self.model_.predict(X).astype(X.dtype, copy=False)
 

@@ -1,7 +1,8 @@
 """Export to ONNX: a whole :class:`~deltaprop.model.Model` as a graph of standard operators.
 
 The graph takes raw features ``X`` and gives the model's output ``o`` in the
-units of ``Model.predict_proba`` (classifiers) or ``Model.predict`` (regressors):
+units of ``Model.predict_proba`` (classifiers) or ``Model.predict`` (regressors),
+and for classifiers also ``label``, as ``Model.predict`` (the class names themselves):
 input standardization as ``Sub``/``Div``, then per layer one ``Gemm``
 (``h @ W[:-1] + b``, the augmented product of eq. (11) split back into weights
 and bias) and the activation's own ONNX form, then the likelihood's mean, then
@@ -45,6 +46,36 @@ class GraphBuilder:
         self.nodes.append(self._helper.make_node(op, inputs, [out], **attrs))
         return out
 
+    def labels(self, classes) -> str:
+        """A constant of class labels in their own type (:func:`label_array`); returns its name."""
+        name = self._name("classes")
+        self.initializers.append(self._numpy_helper.from_array(label_array(classes), name))
+        return name
+
+
+def label_array(classes) -> np.ndarray:
+    """Class labels as an ONNX tensor holds them: int64 for integers and booleans,
+    double for other numbers, UTF-8 strings for the rest."""
+    classes = np.asarray(classes)
+    if classes.dtype.kind in "iub":
+        return classes.astype(np.int64)
+    if classes.dtype.kind == "f":
+        return classes.astype(np.float64)
+    return np.array([str(c).encode("utf-8") for c in classes], dtype=object)
+
+
+def label_nodes(g, classes, proba: str) -> str:
+    """Add the labels of ``Model.predict`` on class probabilities ``proba`` to the graph of
+    builder ``g`` (anything with ``const``, ``node`` and ``labels``); return their name.
+    ``classes`` None is a multilabel model: one 0/1 decision per label, as int64."""
+    from onnx import TensorProto
+
+    if classes is None:
+        return g.node("Cast", [g.node("Greater", [proba, g.const(0.5)])], to=TensorProto.INT64)
+    if len(classes) == 1:  # fitted on a single class: two probability columns, one answer
+        classes = [classes[0], classes[0]]
+    return g.node("Gather", [g.labels(classes), g.node("ArgMax", [proba], axis=1, keepdims=0)], axis=0)
+
 
 def model_nodes(g, model, x: str) -> str:
     """Add ``model``'s computation on raw features ``x`` to the graph of builder ``g``
@@ -71,8 +102,14 @@ def model_nodes(g, model, x: str) -> str:
 
 def to_onnx(model, path) -> None:
     """Write ``model`` (a :class:`~deltaprop.model.Model`, in float32) as an ONNX model
-    with input ``X`` (raw features) and output ``o``: class probabilities (as
-    ``predict_proba``) or values in target units (as ``predict``, as columns)."""
+    with input ``X`` (raw features, in the model's column order) and output ``o``: class
+    probabilities (as ``predict_proba``) or values in target units (as ``predict``, as
+    columns). A classifier also outputs ``label``, as ``predict``: one class name per row
+    (strings, int64 or double, as the classes are), or for a multilabel model one int64 0/1
+    column per label. The model's task, classes and column names (where known) go into the
+    file's metadata (``metadata_props``, JSON values)."""
+    import json
+
     import onnx
     from onnx import TensorProto, helper
 
@@ -80,15 +117,31 @@ def to_onnx(model, path) -> None:
     o = model_nodes(g, model, "X")
     K = 2 if net.sizes[-1] == 1 and model.classes is not None else net.sizes[-1]
     g.nodes.append(helper.make_node("Identity", [o], ["o"]))
+    outputs = [helper.make_tensor_value_info("o", TensorProto.FLOAT, ["N", K])]
+    if model.task == "classification":
+        g.nodes.append(helper.make_node("Identity", [label_nodes(g, model.classes, o)], ["label"]))
+        if model.classes is None:
+            outputs.append(helper.make_tensor_value_info("label", TensorProto.INT64, ["N", K]))
+        else:
+            names = label_array(model.classes)
+            kind = TensorProto.STRING if names.dtype == object else helper.np_dtype_to_tensor_dtype(names.dtype)
+            outputs.append(helper.make_tensor_value_info("label", kind, ["N"]))
     graph = helper.make_graph(
         g.nodes, "deltaprop",
         [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", net.sizes[0]])],
-        [helper.make_tensor_value_info("o", TensorProto.FLOAT, ["N", K])],
-        initializer=g.initializers,
+        outputs, initializer=g.initializers,
     )
     onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                                    producer_name="deltaprop", producer_version=__version__)
     onnx_model.ir_version = min(onnx_model.ir_version, 9)
+    meta = {"task": model.task}
+    if model.classes is not None:
+        meta["classes"] = model.classes.tolist()
+    if model.columns is not None:
+        meta["columns"] = list(model.columns.features)
+        if model.columns.target:
+            meta["target"] = list(model.columns.target)
+    helper.set_model_props(onnx_model, {k: json.dumps(v) for k, v in meta.items()})
     onnx.checker.check_model(onnx_model)
     data = onnx_model.SerializeToString()
     atomic_write(path, lambda f: f.write(data))

@@ -105,7 +105,7 @@ def minimize_lbfgs(objective, batch, *, max_iter: int = 200, max_fun: int = 1500
 
     options = {"maxiter": max_iter, "maxfun": max_fun, "gtol": tol}
     n_rows = batch.n if hasattr(batch, "n") else len(batch[0])
-    with np.errstate(over="ignore", invalid="ignore"), \
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"), \
             blas_limit(blas_threads, largest_product(net.sizes, n_rows), SMALL_PRODUCT):
         res = minimize(fun_verbose if verbose else fun, net.theta.astype(np.float64), method="L-BFGS-B",
                        jac=True, options=options, callback=report if verbose else None)

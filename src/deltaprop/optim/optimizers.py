@@ -59,6 +59,14 @@ class OptimizerState:
         """(scalars, arrays): everything needed to continue bit-identically."""
         return {"t": self.t, "learning_rate": self.learning_rate}, dict(self.arrays)
 
+    def __getstate__(self) -> dict:
+        # what a serializer keeps (pickle, skops): the numbers; the layers, the work buffer
+        # and the compiled kernel are the run's, rebuilt when a run continues from it
+        return {"t": self.t, "learning_rate": self.learning_rate, "arrays": self.arrays}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["t"], state["learning_rate"], dict(state["arrays"]), [])
+
     def __deepcopy__(self, memo) -> "OptimizerState":
         # the kernel is shared, not copied (a compiled function is no state)
         return OptimizerState(self.t, self.learning_rate, {k: v.copy() for k, v in self.arrays.items()},

@@ -43,6 +43,9 @@ class History:
         checkpoint of it is not resumed.
     best_epoch : int or None
         The epoch whose weights were restored by early stopping.
+    train_metric : list of float
+        With diagnostics on: the metric on the probe of training rows after each epoch
+        (what the network gets right of the data it learns from); else empty.
     layers : dict
         With diagnostics on (:class:`~deltaprop.diagnostics.health.Diagnostics`): for each
         quantity (``grad_norm``, ``weight_norm``, ``update_ratio``, ``dead``,
@@ -59,6 +62,7 @@ class History:
     stop_reason: str = ""
     stopped: bool = False
     best_epoch: int | None = None
+    train_metric: list = field(default_factory=list)
     layers: dict = field(default_factory=dict)
 
     _per_epoch = ("loss", "val_loss", "val_metric", "grad_norm", "learning_rate", "time")
@@ -74,6 +78,8 @@ class History:
         for k in self._per_epoch:
             out[k] = getattr(self, k)[epoch]
         out[f"val_{self.metric}"] = out.pop("val_metric")
+        if self.train_metric:
+            out[f"train_{self.metric}"] = self.train_metric[epoch]
         if self.layers:
             out["layers"] = {q: values[epoch] for q, values in self.layers.items()}
         return out
@@ -85,14 +91,14 @@ class History:
         return new
 
     def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in (*self._per_epoch, *self._scalars, "layers")}
+        return {k: getattr(self, k) for k in (*self._per_epoch, *self._scalars, "train_metric", "layers")}
 
     @classmethod
     def from_dict(cls, d: dict) -> "History":
         """The inverse of :meth:`to_dict`, with every field checked (ValueError otherwise)."""
-        if not isinstance(d, dict) or set(d) - {"layers"} != {*cls._per_epoch, *cls._scalars}:
+        if not isinstance(d, dict) or set(d) - {"layers", "train_metric"} != {*cls._per_epoch, *cls._scalars}:
             raise ValueError("history: expected the fields of History.to_dict()")
-        d = {"layers": {}, **d}
+        d = {"layers": {}, "train_metric": [], **d}  # (a checkpoint of version 3 has neither)
         layers = d["layers"]
         epochs = len(d["loss"]) if isinstance(d["loss"], list) else -1
         if not (isinstance(layers, dict) and all(
@@ -104,6 +110,10 @@ class History:
         if not all(isinstance(v, list) and len(v) == len(lists[0]) and all(
                 isinstance(x, (int, float)) and not isinstance(x, bool) for x in v) for v in lists):
             raise ValueError("history: expected per-epoch lists of numbers of one length")
+        train = d["train_metric"]
+        if not (isinstance(train, list) and len(train) in (0, len(lists[0])) and all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) for x in train)):
+            raise ValueError("history: malformed train_metric (expected none, or a number per epoch)")
         best = d["best_epoch"]
         if not (isinstance(d["metric"], str) and isinstance(d["stop_reason"], str) and isinstance(d["stopped"], bool)
                 and (best is None or type(best) is int and 1 <= best <= len(lists[0]))):  # 1-based

@@ -36,14 +36,14 @@ from ..core.kernels import resolve_kernels
 from ..core.network import as_rng
 from ..core.objective import Objective
 from ..data.blocks import Blocks, BlockSource
-from ..data.sources import ArraySource
+from ..data.sources import array_source
 from ..diagnostics.health import Diagnostics, probe_rows
 from ..io.files import json_safe
 from ..metrics import metric_name, score_outputs
 from ..optim.optimizers import Optimizer, get_optimizer
 from ..optim.schedules import Schedule, get_schedule
 from ..threads import BlasThreads, largest_product
-from ..validation import check_float, check_int, check_weights
+from ..validation import check_float, check_int, check_weights, is_sparse
 from .callbacks import Callback, EarlyStopping, History
 from .checkpoints import load_checkpoint, save_checkpoint
 from .communicators import get_communicator
@@ -199,7 +199,7 @@ class Trainer:
                 raise ValueError(f"X: expected {net.sizes[0]} features (sizes[0]), found {b.n_features} in {b!r}")
         self.validation = None
         if blocks is None and train_rows is not None:
-            self.validation = ArraySource(X, T, w, VALIDATION_BATCH, net.dtype, rows=val_rows)
+            self.validation = array_source(X, T, w, VALIDATION_BATCH, net.dtype, rows=val_rows)
         elif isinstance(validation, Blocks):
             self.validation = self._block_source(validation, VALIDATION_BATCH, 1, prefetch=False)
         elif validation is not None and not isinstance(validation, (float, np.floating)):
@@ -210,8 +210,8 @@ class Trainer:
             Tv = net.encode_targets(validation[1], Xv.shape[0])
             wv = None
             if len(validation) == 3 and validation[2] is not None:
-                wv = check_weights(validation[2], Xv.shape[0])
-            self.validation = ArraySource(Xv, Tv, wv, VALIDATION_BATCH, net.dtype)
+                wv = check_weights(validation[2], Xv.shape[0], "validation sample_weight")
+            self.validation = array_source(Xv, Tv, wv, VALIDATION_BATCH, net.dtype)
 
         N = blocks.n_samples if blocks is not None else (X.shape[0] if train_rows is None else len(train_rows))
         B = N if batch_size is None else check_int("batch_size", batch_size, 1)
@@ -222,14 +222,15 @@ class Trainer:
         if blocks is not None:
             self.source = self._block_source(blocks, B, buffer_blocks)
         else:
-            self.source = ArraySource(X, T, w, B, net.dtype, rows=train_rows)
+            self.source = array_source(X, T, w, B, net.dtype, rows=train_rows)
         if self.parallel:
             self.source.shard(comm.rank, comm.size)
         # one buffer carries the gradient and, after it, what the ranks add up with it
         self.objective = Objective(net, l2=self.l2, dropout=self.dropout, alpha=self.alpha,
                                    carry=len(CARRIED) if self.parallel else 0, kernels=self.kernels)
-        self.ws = self.objective.workspace(self.source.batch_size)
-        self._val_ws = None if self.validation is None else Workspace(net.sizes, VALIDATION_BATCH, net.dtype, self.objective.ops)
+        self.ws = self.objective.workspace(self.source.batch_size, self.source.sparse)
+        self._val_ws = None if self.validation is None else Workspace(
+            net.sizes, VALIDATION_BATCH, net.dtype, self.objective.ops, self.validation.sparse)
         # measured on a fixed probe of training rows, it changes nothing of the run; called
         # before the callbacks (which may read it), it is not one of them (their checkpoint keys)
         self.diagnostics = None
@@ -403,7 +404,10 @@ class Trainer:
         callbacks end it again (early stopping restores its best weights), so that the
         network holds what the finished run left."""
         end = check_int("epochs", epochs, 1)
-        with all_ranks_or_none(self.comm), self._blas_threads(), np.errstate(over="ignore", invalid="ignore"):
+        # whatever NumPy's global error settings (core.network's UNDERFLOW): overflow is the
+        # divergence guard's to report
+        with all_ranks_or_none(self.comm), self._blas_threads(), \
+                np.errstate(over="ignore", invalid="ignore", under="ignore"):
             # overflow on the way to divergence is caught explicitly (DivergenceError), not warned about
             if threading.current_thread() is not threading.main_thread():
                 return self._run(end, stopped_too)
@@ -568,7 +572,13 @@ class Trainer:
         X, T, w = self._data
         h = hashlib.sha256()
         step = max(1, X.shape[0] // 1024)
-        h.update(np.ascontiguousarray(X[::step], dtype=self.net.dtype).tobytes())
+        sample = X[::step]
+        if is_sparse(sample):  # its stored values and where they are
+            sample = sample.tocsr()
+            for part in (sample.indptr, sample.indices):
+                h.update(np.ascontiguousarray(part, dtype=np.int64).tobytes())
+            sample = sample.data
+        h.update(np.ascontiguousarray(sample, dtype=self.net.dtype).tobytes())
         h.update(np.ascontiguousarray(T).tobytes())
         if w is not None:
             h.update(np.ascontiguousarray(w, dtype=np.float64).tobytes())
