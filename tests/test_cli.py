@@ -332,14 +332,14 @@ def test_generated_2d_sets_plot_decision_regions(tmp_path):
 def test_error_cases(tmp_path, trained):
     d, _ = trained
     (tmp_path / "ragged.csv").write_text("a,b,y\n1,2,0\n3,4\n")
-    (tmp_path / "text.csv").write_text("a,b,y\n1,2,0\n3,x,1\n")
+    (tmp_path / "text.csv").write_text("a,b,y\n1,2,0\n3,x,1\n5,-inf,1\n")  # (text: a table of mixed columns)
     (tmp_path / "bad.safetensors").write_bytes(b"\x80\x04not a model at all")
     model = str(d / "digits-model.safetensors")
     np.save(tmp_path / "wrong.npy", np.zeros((3, 5)))
     cases = [
         (["train", "--data", "missing.csv"], ["no such file"]),
         (["train", "--data", "ragged.csv"], ["line 3 has 2 fields"]),
-        (["train", "--data", "text.csv"], ["line 3, column 'b'", "'x'"]),
+        (["train", "--data", "text.csv"], ["line 4, column 'b'", "found '-inf'"]),
         (["train", "--data", "text.csv", "--target", "label"], ["no column named 'label'"]),
         (["train", "--optimizer", "lbfgs"], ["--optimizer", "lbfgs"]),
         (["train", "--likelihood", "cauchy"], ["--likelihood", "cauchy"]),

@@ -8,6 +8,7 @@ exits with status 2, with no traceback and no partial output file.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import math
 import os
@@ -16,6 +17,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +96,33 @@ def cmd_train(args) -> int:
 _BLOCK_SUFFIXES = (".h5", ".hdf5", ".zarr", ".parquet")
 
 
+def _mixed_parquet(path: Path, target: str | None) -> bool:
+    """Whether ``path`` is one Parquet file of mixed columns (text, booleans, gaps): a table
+    read whole, whose model learns each column's encoding (blocks take numbers only)."""
+    if path.suffix.lower() != ".parquet" or not path.is_file():
+        return False
+    from .data.table_files import mixed_columns
+
+    try:
+        return bool(mixed_columns(path, target))
+    except ImportError as e:
+        raise CLIError(f"--data {path}: reading it needs {e.name}: pip install 'deltaprop[data]'") from None
+    except (OSError, ValueError) as e:
+        raise CLIError(f"--data {path}: not a readable Parquet file ({e})") from None
+
+
+def _dataset(spec: str, target: str | None, seed: int, leave_out=()):
+    """A data set in memory: a Parquet file (of mixed columns) read whole, a CSV or .npy file
+    of prediction inputs (``target=""``), or anything :func:`load_dataset` reads."""
+    from .data.datasets import load_dataset, read_features
+
+    if Path(spec).suffix.lower() == ".parquet" and Path(spec).is_file():
+        from .data.table_files import read_parquet
+
+        return read_parquet(Path(spec), target, leave_out)
+    return read_features(spec, leave_out) if target == "" else load_dataset(spec, target, seed=seed)
+
+
 def _block_data(args, block_rows: int | None = None):
     """The data as Blocks when --data names a block store (HDF5, Zarr, Parquet, a folder of
     .npy or .parquet files), else None (a data set read into memory); cut into blocks of
@@ -102,7 +131,8 @@ def _block_data(args, block_rows: int | None = None):
 
     p = Path(args.data)
     if not (p.suffix.lower() in _BLOCK_SUFFIXES or (p.is_dir() and (any(p.glob("X*.npy"))
-                                                                    or any(p.glob("*.parquet"))))):
+                                                                    or any(p.glob("*.parquet"))))) \
+            or _mixed_parquet(p, args.target):
         for option in ("features", "block_rows"):
             if getattr(args, option):
                 raise CLIError(f"--{option.replace('_', '-')}: only for data in blocks (HDF5, Zarr, Parquet, a "
@@ -154,6 +184,24 @@ def _test_split(ds, fraction: float, seed: int, option: str):
         raise CLIError(f"{option} {fraction:g}: {e}") from None
 
 
+@contextlib.contextmanager
+def _notes_of(category, quiet: bool):
+    """Warnings of ``category`` (what the library decided on its own, such as a column left
+    out) said as the reader's notices are, one line on standard error each, when they happen."""
+    with warnings.catch_warnings():  # (which restores showwarning on the way out)
+        warnings.simplefilter("always", category)
+        shown = warnings.showwarning
+
+        def show(message, cat, filename, lineno, file=None, line=None):
+            if not issubclass(cat, category):
+                shown(message, cat, filename, lineno, file, line)
+            elif not quiet:
+                print(f"deltaprop: note: {message}", file=sys.stderr)
+
+        warnings.showwarning = show
+        yield
+
+
 def _notices(ds, quiet: bool) -> None:
     """What the data reader decided on its own (a column left out...), on standard error."""
     if not quiet:
@@ -172,13 +220,13 @@ def _train(args, comm) -> int:
     from . import __version__
     from .core.kernels import resolve_kernels
     from .core.likelihoods import get_likelihood
-    from .data.datasets import load_dataset
     from .data.preprocessing import encode_labels
     from .diagnostics.plotting import plot_decision_regions, plot_learning_curves
     from .diagnostics.progress import Progress, write_json_log
     from .optim.optimizers import get_optimizer
     from .optim.schedules import SCHEDULES
     from .data.columns import Columns
+    from .data.tables import TableNotice
     from .training.fit import fit
     from .training.loop import TrainingInterrupted
 
@@ -211,7 +259,7 @@ def _train(args, comm) -> int:
         say(f"data: {args.data}, {Xtr.n_samples} training and {Xte.n_samples} test samples in blocks, "
             f"{blocks.n_features} features" + ("" if standardize else " (not standardized)"))
     else:
-        ds = load_dataset(args.data, args.target, seed=args.seed)
+        ds = _dataset(args.data, args.target, args.seed)
         ds.check(args.dtype)  # the whole file, before it is split: its errors name the file's lines
         _notices(ds, args.quiet)
         if args.likelihood:  # the likelihood says what the targets are (counts look like labels)
@@ -251,18 +299,21 @@ def _train(args, comm) -> int:
     }
     t0 = time.perf_counter()
     try:
-        model, state = fit(
-            Xtr, ytr, hidden=args.hidden, activation=args.activation, likelihood=args.likelihood, task=task,
-            standardize=standardize, dtype=args.dtype, seed=args.seed, metadata=metadata,
-            columns=None if blocks is not None or not ds.feature_names else
-            Columns(tuple(ds.feature_names), (ds.target_name,) if ds.target_name else ()),
-            optimizer=optimizer, epochs=args.epochs, batch_size=args.batch_size or None,
-            validation=args.validation_fraction or None, schedule=schedule, l2=args.l2, dropout=args.dropout,
-            clip_norm=args.clip_norm, max_norm=args.max_norm, grad_tol=args.grad_tol,
-            early_stopping=args.early_stopping or None, diagnostics=args.diagnostics or bool(args.report),
-            callbacks=[Announce(), progress] + ([snapshots] if snapshots else []),
-            checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume,
-            distributed=comm, kernels=args.kernels)
+        with _notes_of(TableNotice, args.quiet):
+            model, state = fit(
+                # a table of mixed columns (text, gaps) goes in by name: each column learns its encoding
+                dict(zip(ds.feature_names, Xtr.T)) if blocks is None and Xtr.dtype == object else Xtr, ytr,
+                hidden=args.hidden, activation=args.activation, likelihood=args.likelihood, task=task,
+                standardize=standardize, dtype=args.dtype, seed=args.seed, metadata=metadata,
+                columns=None if blocks is not None or not ds.feature_names else
+                Columns(tuple(ds.feature_names), (ds.target_name,) if ds.target_name else ()),
+                optimizer=optimizer, epochs=args.epochs, batch_size=args.batch_size or None,
+                validation=args.validation_fraction or None, schedule=schedule, l2=args.l2, dropout=args.dropout,
+                clip_norm=args.clip_norm, max_norm=args.max_norm, grad_tol=args.grad_tol,
+                early_stopping=args.early_stopping or None, diagnostics=args.diagnostics or bool(args.report),
+                callbacks=[Announce(), progress] + ([snapshots] if snapshots else []),
+                checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume,
+                distributed=comm, kernels=args.kernels)
     except TrainingInterrupted as e:
         progress.close()
         if args.log:  # the epochs it did are real: keep their record
@@ -306,7 +357,7 @@ def _train(args, comm) -> int:
     if plot:
         plot_learning_curves(history, plot, title=f"{name}: {'-'.join(map(str, net.sizes))}")
         say(f"plot: {plot}")
-        if blocks is None and Xtr.shape[1] == 2 and model.classes is not None:
+        if blocks is None and Xtr.shape[1] == 2 and Xtr.dtype != object and model.classes is not None:
             regions = _regions_path(plot)
             X_all = np.r_[Xtr, Xte]
             plot_decision_regions(lambda G: net.predict(model.transform(G)), X_all,
@@ -372,7 +423,6 @@ class _Snapshots:
 def cmd_evaluate(args) -> int:
     from sklearn import metrics
 
-    from .data.datasets import load_dataset
     from .diagnostics.plotting import plot_confusion_matrix
     from .model import load
 
@@ -392,7 +442,7 @@ def cmd_evaluate(args) -> int:
         y, pred = _predict_blocks(model, blocks)
         task, name = infer_task(y), args.data
     else:
-        ds = load_dataset(args.data, args.target or _model_target(model), seed=seed)
+        ds = _dataset(args.data, args.target or _model_target(model), seed)
         _notices(ds, quiet=False)
         ds.check(model.network.dtype, advice="a model trained with --dtype float64")
         task, name = ds.task, ds.name
@@ -458,15 +508,14 @@ def cmd_predict(args) -> int:
     import csv
     import io
 
-    from .data.datasets import read_features
     from .io.files import atomic_write
     from .model import load
 
     _check_outputs({"--out": args.out}, [args.model, args.input])
     model = load(args.model)
     # a CSV that still holds the training target column: that column is not read
-    ds = read_features(args.input, leave_out=model.columns.target if model.columns is not None else
-                       [model.metadata.get("target")])
+    ds = _dataset(args.input, "", 0, leave_out=model.columns.target if model.columns is not None else
+                  [model.metadata.get("target")])
     _notices(ds, quiet=False)
     ds.check(model.network.dtype, advice="a model trained with --dtype float64")  # (naming the file's lines)
     X = _table(model, ds.X, ds.feature_names, "INPUT")
@@ -607,6 +656,10 @@ def cmd_info(args) -> int:
         print(f"classes: {', '.join(map(str, model.classes.tolist()))}")
     if model.preprocessor is not None:
         print("inputs: standardized with the training data's mean and std (part of the model)")
+    if model.table is not None:
+        print(f"inputs: {model.table.n_outputs} from the table's columns (part of the model):")
+        for c in model.table.columns:
+            print(f"  {c.name}: {c.describe()}")
     if model.target_scaler is not None:
         print("targets: standardized for training; predictions are mapped back to target units")
     for k, v in model.metadata.items():
@@ -629,7 +682,13 @@ def cmd_export(args) -> int:
     to_onnx(model, args.onnx)
     what = "o: class probabilities, label: the predicted class" if model.task == "classification" \
         else "o: predictions in target units"
-    print(f"ONNX model: {args.onnx} (input X: N x {model.n_features} raw features; outputs {what})")
+    if model.table is None:
+        inputs = f"input X: N x {model.n_features} raw features"
+    else:
+        used = [c for c in model.table.columns if c.kind != "ignored"]
+        inputs = "inputs, N x 1 each: " + ", ".join(
+            f"{c.name} ({'string' if c.kind == 'category' else 'float'})" for c in used)
+    print(f"ONNX model: {args.onnx} ({inputs}; outputs {what})")
     return 0
 
 

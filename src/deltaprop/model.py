@@ -10,8 +10,9 @@ answers agree on the same raw rows.
 The file is one safetensors container: tensors ``W.1`` .. ``W.L`` (the augmented
 matrices of eq. (11)), ``input.mean``/``input.scale`` and ``target.mean``/
 ``target.scale`` when present, and in the header a JSON ``config`` (architecture,
-classes, the input columns' names) and free-form ``metadata`` (how it was trained: information only, never
-applied). :func:`load` validates everything before building anything.
+classes, the input columns' names, the encoding of a mixed table) and free-form
+``metadata`` (how it was trained: information only, never applied). :func:`load`
+validates everything before building anything.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .core.likelihoods import get_likelihood
 from .core.network import Network
 from .data.columns import Columns, to_array
 from .data.preprocessing import Standardizer, encode_labels
+from .data.tables import TableEncoder
 from .io.files import CHECKSUM_KEY, ModelFileError, atomic_safetensors, json_safe, read_safetensors
 from .metrics import accuracy, r2
 from .validation import is_sparse
@@ -33,7 +35,8 @@ from .version import __version__
 Array = np.ndarray
 
 MODEL_FORMAT = "deltaprop-model"
-MODEL_VERSION = "4"  # 4: the input columns' names; 3: a checksum of header and tensors (2 had none)
+MODEL_VERSION = "5"  # 5: the encoding of mixed tables; 4: the input columns' names; 3: a checksum of
+# header and tensors (2 had none)
 
 
 class Model:
@@ -52,6 +55,10 @@ class Model:
     columns : Columns, optional
         The names of the input columns (and of the target) for a model trained on a
         named table: tables given to :meth:`predict` are then matched by name.
+    table : TableEncoder, optional
+        For a table of mixed columns (text, booleans, gaps): how each of ``columns``
+        becomes network inputs (:mod:`deltaprop.data.tables`); it replaces the
+        preprocessor.
     metadata : dict, optional
         Free-form information saved with the model (never applied to predictions).
 
@@ -66,9 +73,10 @@ class Model:
 
     def __init__(self, network: Network, *, preprocessor: Standardizer | None = None, classes=None,
                  target_scaler: Standardizer | None = None, columns: Columns | None = None,
-                 metadata: dict | None = None):
+                 table: TableEncoder | None = None, metadata: dict | None = None):
         self.network = network
         self.columns = columns
+        self.table = table
         self.preprocessor = preprocessor
         self.classes = None if classes is None else np.asarray(classes)
         self.target_scaler = target_scaler
@@ -77,7 +85,13 @@ class Model:
 
     def _check(self) -> None:
         net, K = self.network, self.network.sizes[-1]
-        if self.columns is not None and len(self.columns.features) != net.sizes[0]:
+        if self.table is not None:
+            if self.columns is None or list(self.columns.features) != self.table.names:
+                raise ValueError("table: expected the encodings of the model's columns, in their order")
+            if self.table.n_outputs != net.sizes[0] or self.preprocessor is not None:
+                raise ValueError(f"table: gives {self.table.n_outputs} inputs for a network of {net.sizes[0]}, "
+                                 "and replaces the preprocessor")
+        elif self.columns is not None and len(self.columns.features) != net.sizes[0]:
             raise ValueError(f"columns: {len(self.columns.features)} names for {net.sizes[0]} inputs")
         if self.preprocessor is not None and self.preprocessor.mean.size != net.sizes[0]:
             raise ValueError(f"preprocessor: {self.preprocessor.mean.size} columns for {net.sizes[0]} inputs")
@@ -112,6 +126,8 @@ class Model:
             parts.append(f"columns={list(self.columns.features)!r}")
         if self.preprocessor is not None:
             parts.append("standardized inputs")
+        if self.table is not None:
+            parts.append(f"table encoding ({self.table.n_outputs} inputs)")
         if self.classes is not None:
             parts.append(f"classes={self.classes.tolist()!r}")
         if self.target_scaler is not None:
@@ -126,6 +142,12 @@ class Model:
         ``X`` is an array of shape (n_samples, n_features), taken in order, or a named table
         (a DataFrame, a pyarrow Table, a dict of columns).
         """
+        if self.table is not None:
+            ignored = [c.name for c in self.table.columns if c.kind == "ignored"]
+            columns = self.columns.pick(X, optional=ignored)
+            n = next(len(c) for c in columns if c is not None)
+            return self.network.check_X(self.table.transform(
+                [np.full(n, None) if c is None else c for c in columns]))
         X = self.columns.arrange(X) if self.columns is not None else to_array(X)
         if self.preprocessor is None:
             return self.network.check_X(X)
@@ -198,6 +220,7 @@ class Model:
                 tensors[f"{prefix}.mean"], tensors[f"{prefix}.scale"] = scaler.mean, scaler.scale
         config = {**net.config(), "classes": None if self.classes is None else self.classes.tolist(),
                   "columns": None if self.columns is None else self.columns.to_config(),
+                  "table": None if self.table is None else self.table.to_config(),
                   "deltaprop_version": __version__}
         atomic_safetensors(path, tensors, {"format": MODEL_FORMAT, "format_version": MODEL_VERSION,
                                            "config": json.dumps(json_safe(config)),
@@ -212,7 +235,8 @@ def load(path) -> Model:
     they predict as the command line that wrote them did. Files of version 3 and
     later carry a checksum of everything they hold, which must match; version 4
     records the input columns' names (older files' ``feature_names`` metadata,
-    written for CSV data, is taken as them).
+    written for CSV data, is taken as them), and version 5 the encoding of a table of
+    mixed columns (kinds, medians, scales and vocabularies, in the checksummed header).
 
     Raises
     ------
@@ -225,10 +249,10 @@ def load(path) -> Model:
     if header.get("format") != MODEL_FORMAT:
         raise ModelFileError(f"{source} is not a deltaprop model (format {header.get('format')!r})")
     version = header.get("format_version")
-    if version not in ("1", "2", "3", MODEL_VERSION):
+    if version not in ("1", "2", "3", "4", MODEL_VERSION):
         raise ModelFileError(f"{source} has format version {version!r}; this deltaprop reads versions 1 to "
                              f"{MODEL_VERSION} (a newer deltaprop wrote it?)")
-    if version in ("3", MODEL_VERSION) and CHECKSUM_KEY not in header:
+    if version in ("3", "4", MODEL_VERSION) and CHECKSUM_KEY not in header:
         raise ModelFileError(f"{source} is corrupted: its checksum is missing")
     try:
         config = json.loads(header.get("config", ""))
@@ -254,8 +278,10 @@ def load(path) -> Model:
             scalers = [_scaler(tensors, prefix, source) for prefix in ("input", "target")]
         columns = config.get("columns")
         columns = Columns.from_config(columns) if columns is not None else _columns_of_metadata(metadata)
+        table = config.get("table")
+        table = TableEncoder.from_config(table) if table is not None else None
         return Model(net, preprocessor=scalers[0], classes=config.get("classes"), target_scaler=scalers[1],
-                     columns=columns, metadata=metadata)
+                     columns=columns, table=table, metadata=metadata)
     except (ValueError, TypeError, KeyError) as e:
         raise ModelFileError(f"{source}: inconsistent model: {e}") from None
 

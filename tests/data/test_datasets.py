@@ -32,8 +32,11 @@ def test_csv_labels_keep_their_type(tmp_path):
 
 def test_csv_errors_name_line_and_column(tmp_path):
     p = tmp_path / "d.csv"
-    p.write_text("x1,x2,label\n1,2,a\n\n3,oops,b\n")  # (a blank line counts: line 4 is the file's)
-    with pytest.raises(DataError, match=r"line 4, column 'x2': expected a number, found 'oops'"):
+    p.write_text("x1,x2,label\n1,2,a\n\n3,oops,b\n4,,c\n")  # text and an empty cell: a table of mixed columns
+    ds = read_csv(p, "label")
+    assert ds.X.dtype == object and ds.X.tolist() == [["1", "2"], ["3", "oops"], ["4", ""]]
+    p.write_text("x1,x2,label\n1,2,a\n\n3,inf,b\n")  # (a blank line counts: line 4 is the file's)
+    with pytest.raises(DataError, match=r"expected finite values, found inf at line 4, column 'x2'"):
         read_csv(p, "label")
     p.write_text("x1,x2,label\n1,2,a\n3,4\n")
     with pytest.raises(DataError, match="line 3 has 2 fields, the header has 3"):

@@ -39,3 +39,35 @@ def test_binary_export_gives_both_class_probabilities(tmp_path):
     to_onnx(model, tmp_path / "m.onnx")
     X = np.random.default_rng(2).normal(size=(7, 3))
     np.testing.assert_allclose(run_onnx(tmp_path / "m.onnx", X), model.predict_proba(X), atol=1e-6)
+
+
+def test_a_mixed_table_is_exported_with_one_raw_input_per_column(tmp_path):
+    import warnings
+
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    n = 300
+    df = pd.DataFrame({"income": np.where(rng.random(n) < 0.1, np.nan, rng.lognormal(10, 1, n)),
+                       "job": rng.choice(np.array(["clerk", "nurse", "chef", "", "NA"], dtype=object), n),
+                       "owner": rng.random(n) < 0.5, "ref": np.arange(n)})
+    y = 1000 + 3 * np.log(df["income"].fillna(20000)) + (df["job"] == "nurse") * 50 + df["owner"] * 20
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (the row number 'ref' is left out, with a notice)
+        model, _ = dp.fit(df, y, hidden=[8], epochs=5, seed=0)
+    job = next(c for c in model.table.columns if c.name == "job")
+    assert job.indicator and [c.kind for c in model.table.columns] == ["number", "category", "boolean", "ignored"]
+    to_onnx(model, tmp_path / "m.onnx")
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"))
+    assert [(i.name, i.type) for i in session.get_inputs()] == [
+        ("income", "tensor(float)"), ("job", "tensor(string)"), ("owner", "tensor(float)")]
+    new = df.assign(job=["pilot", "", "NA", "chef"] * (n // 4))  # an unseen value, and gaps in two spellings
+    feeds = {"income": new["income"].to_numpy(np.float32)[:, None], "job": new["job"].to_numpy(object)[:, None],
+             "owner": new["owner"].to_numpy(np.float32)[:, None]}
+    np.testing.assert_allclose(session.run(None, feeds)[0][:, 0], model.predict(new), rtol=1e-5)
+    renamed = dp.Model(model.network, columns=type(model.columns)(("o", "job", "owner", "ref"), model.columns.target),
+                       table=type(model.table)([type(c)(**{**vars(c), "name": n})
+                                                for c, n in zip(model.table.columns, ("o", "job", "owner", "ref"))]),
+                       target_scaler=model.target_scaler)
+    with pytest.raises(ValueError, match="the column name 'o' is one the graph uses"):
+        to_onnx(renamed, tmp_path / "r.onnx")

@@ -93,14 +93,32 @@ class Columns:
         ValueError
             Naming the model's columns that are missing and the table's that it does not know.
         """
+        if table_names(X) is None:
+            return X
+        self.pick(X, name)  # (the checks)
+        return to_array(X, list(self.features))
+
+    def pick(self, X, name: str = "X", optional=()) -> list:
+        """A named table's columns as 1-D arrays, in the model's order (a column named in
+        ``optional`` may be absent: None stands for it); an array's columns in order.
+
+        Raises
+        ------
+        ValueError
+            Naming the model's columns that are missing and the table's that it does not know.
+        """
         names = table_names(X)
         if names is None:
-            return X
+            X = np.asarray(X)
+            if X.ndim != 2 or X.shape[1] != len(self.features):
+                raise ValueError(f"{name}: expected a table of {len(self.features)} columns "
+                                 f"({_listed(self.features)}), found shape {X.shape}")
+            return [X[:, j] for j in range(X.shape[1])]
         repeated = sorted({c for c in names if names.count(c) > 1})
         if repeated:
             raise ValueError(f"{name}: the columns {', '.join(map(repr, repeated))} appear more than once")
-        known = set(self.features)
-        missing = [c for c in self.features if c not in set(names)]
+        known, have = set(self.features), set(names)
+        missing = [c for c in self.features if c not in have and c not in optional]
         unknown = [c for c in names if c not in known and c not in self.target]
         if missing or unknown:
             parts = []
@@ -113,7 +131,7 @@ class Columns:
             hint = " (renamed?)" if missing and unknown else ""
             raise ValueError(f"{name}: {'; '.join(parts)}{hint}; the model takes {len(self.features)} columns: "
                              f"{_listed(self.features)}")
-        return to_array(X, list(self.features))
+        return [_column(X, c) if c in have else None for c in self.features]
 
     def to_config(self) -> dict:
         return {"features": list(self.features), "target": list(self.target)}
@@ -125,6 +143,15 @@ class Columns:
                 and all(isinstance(config[k], list) for k in config)):
             raise ValueError("columns: expected {'features': [...], 'target': [...]}")
         return cls(tuple(config["features"]), tuple(config["target"]))
+
+
+def _column(X, name: str) -> Array:
+    """One column of a named table as a 1-D array (pandas' nullable and categorical columns
+    as objects, their gaps as None or NaN)."""
+    column = X[name]
+    if hasattr(column, "to_numpy"):  # pandas, polars, pyarrow's ChunkedArray
+        return np.asarray(column.to_numpy())
+    return np.asarray(column)
 
 
 def _listed(names, shown: int = 8) -> str:

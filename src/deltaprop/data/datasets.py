@@ -56,6 +56,8 @@ class Dataset:
     def check(self, dtype, advice: str = "--dtype float64") -> None:
         """Refuse features beyond the range of the network's float type ``dtype``, naming
         the rows (the file's lines) and the column, before anything is split or trained."""
+        if self.X.dtype == object:  # a table of mixed columns: checked column by column as it is encoded
+            return
         unit = "row" if self.lines is None else "line"
         _checked(lambda: check_values(self.X, self.name, dtype, self.feature_names, unit, self.lines, advice))
 
@@ -137,13 +139,15 @@ _INDEX_HEADERS = ("", "Unnamed: 0")
 
 
 def read_csv(path: Path, target: str | None, leave_out=()) -> Dataset:
-    """A CSV with a header row: numeric features, and the ``target`` column (default: the last).
+    """A CSV with a header row: features, and the ``target`` column (default: the last).
 
-    With ``target=""`` every column is a feature (prediction inputs) and ``y`` is None;
+    Features are float64 when every cell is a number; a file with text, empty or NaN
+    cells gives its cells as an object array, a table of mixed columns. With
+    ``target=""`` every column is a feature (prediction inputs) and ``y`` is None;
     the columns named in ``leave_out`` are not read (a target column in prediction inputs).
     A first column with no name is the row index pandas writes (``df.to_csv()``): it is
-    left out, with a notice. Errors name the file's lines: a cell that is not a number,
-    a row of the wrong length, NaN or infinite values, an empty target.
+    left out, with a notice. Errors name the file's lines: a row of the wrong length,
+    infinite values, an empty target.
     """
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
@@ -184,29 +188,44 @@ def read_csv(path: Path, target: str | None, leave_out=()) -> Dataset:
         raise DataError(f"{path}: no column named {target!r}; the columns are "
                         f"{', '.join(header[c] for c in named)}")
     features = [c for c in named if c != t]
-    X = np.empty((len(rows) - 1, len(features)))
-    labels = []
     for i, row in enumerate(rows[1:]):
         if len(row) != len(header):
             raise DataError(f"{path}: line {lines[i]} has {len(row)} fields, the header has {len(header)}")
-        for j, c in enumerate(features):
-            try:
-                X[i, j] = float(row[c])
-            except ValueError:
-                raise DataError(f"{path}: line {lines[i]}, column {header[c]!r}: expected a number, "
-                                f"found {row[c]!r}") from None
-        if t is not None:
-            labels.append(row[t].strip())
+    labels = [row[t].strip() for row in rows[1:]] if t is not None else []
+    X = _numbers_or_cells(rows[1:], features)
     feature_names = [header[c] for c in features]
+    if X.dtype == object:  # a mixed table: an infinite number is still an error that names its line
+        for (i, j), cell in np.ndenumerate(X):
+            if cell[-3:].lower() == "inf" and cell.lstrip("+-").lower() in ("inf", "infinity"):
+                raise DataError(f"{path}: line {lines[i]}, column {feature_names[j]!r}: expected a finite number "
+                                f"or an empty cell, found {cell!r}")
     y = None
     if t is not None:
         what = f"{path}: column {header[t]!r} (the target)"
         _checked(lambda: check_targets(np.array(labels), what, "line", lines))  # empty cells
         y = _labels_from_strings(labels)
         _checked(lambda: check_targets(y, what, "line", lines))  # "nan" or "inf" among numbers
-    _checked(lambda: check_values(X, str(path), columns=feature_names, unit="line", index=lines))
+    if X.dtype != object:  # (a table of mixed columns is checked column by column as it is encoded)
+        _checked(lambda: check_values(X, str(path), columns=feature_names, unit="line", index=lines))
     return Dataset(path.name, X, y, infer_task(y) if y is not None else None, feature_names=feature_names,
                    target_name=None if t is None else header[t], lines=lines, notices=notices)
+
+
+def _numbers_or_cells(rows: list, features: list[int]) -> Array:
+    """The features of a CSV's data rows: float64 when every cell is a number, else (text,
+    empty cells, NaN) the stripped cells themselves, as an object array: a table of mixed
+    columns, whose model learns each column's encoding (:mod:`deltaprop.data.tables`)."""
+    X = np.empty((len(rows), len(features)))
+    try:
+        for i, row in enumerate(rows):
+            for j, c in enumerate(features):
+                X[i, j] = float(row[c])
+        if not np.isnan(X).any():
+            return X
+    except ValueError:
+        pass
+    return np.array([[row[c].strip() for c in features] for row in rows], dtype=object).reshape(
+        len(rows), len(features))
 
 
 def _checked(check):
@@ -474,7 +493,7 @@ def _finish(ds: Dataset) -> Dataset:
     X, y = np.asarray(ds.X), np.asarray(ds.y)
     if X.ndim != 2 or X.shape[0] == 0:
         raise DataError(f"{ds.name}: expected features of shape (n_samples, n_features), found {X.shape}")
-    if X.dtype.kind not in "biuf":
+    if X.dtype.kind not in "biuf" and not (X.dtype == object and ds.feature_names):  # (or a CSV's mixed table)
         raise DataError(f"{ds.name}: expected real numbers as features, found {X.dtype}")
     if y.shape[0] != X.shape[0]:
         raise DataError(f"{ds.name}: {X.shape[0]} rows of features but {y.shape[0]} targets")

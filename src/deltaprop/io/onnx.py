@@ -12,12 +12,15 @@ as it knows its derivative.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from ..version import __version__
 from .files import atomic_write
 
 OPSET = 17
+ML_OPSET = 2  # ai.onnx.ml, for LabelEncoder (a table's text categories)
 
 
 class GraphBuilder:
@@ -45,6 +48,12 @@ class GraphBuilder:
         out = self._name(op.lower())
         self.nodes.append(self._helper.make_node(op, inputs, [out], **attrs))
         return out
+
+    def ints(self, value, prefix: str = "i") -> str:
+        """An int64 constant; returns its name."""
+        name = self._name(prefix)
+        self.initializers.append(self._numpy_helper.from_array(np.asarray(value, dtype=np.int64), name))
+        return name
 
     def labels(self, classes) -> str:
         """A constant of class labels in their own type (:func:`label_array`); returns its name."""
@@ -100,9 +109,47 @@ def model_nodes(g, model, x: str) -> str:
     return o
 
 
+def table_nodes(g, table) -> tuple[list, str]:
+    """Add the encoding of a table of mixed columns (:mod:`deltaprop.data.tables`) to the
+    graph of builder ``g``: one input per column the model uses, named as the column, of
+    shape (N, 1), float for numbers and booleans (NaN for a gap), string for categories
+    (``""`` or a text such as ``"NA"`` for a gap); returns (the inputs' value infos, the
+    name of the encoded inputs, N x n_outputs)."""
+    from onnx import TensorProto, helper
+
+    from ..data.tables import GAP_TEXTS
+
+    inputs, parts = [], []
+    for c in table.columns:
+        if c.kind == "ignored":
+            continue
+        if c.name in ("o", "label") or re.fullmatch(r"[a-z]+_\d+", c.name):
+            raise ValueError(f"ONNX export: the column name {c.name!r} is one the graph uses for itself; rename it")
+        x = c.name
+        if c.kind == "category":
+            inputs.append(helper.make_tensor_value_info(x, TensorProto.STRING, ["N", 1]))
+            other = len(c.vocabulary)
+            gap = other + 1 if c.indicator else other
+            keys = list(c.vocabulary) + sorted(GAP_TEXTS - set(c.vocabulary))
+            values = list(range(other)) + [gap] * (len(keys) - other)
+            index = g.node("LabelEncoder", [x], domain="ai.onnx.ml", keys_strings=keys, values_int64s=values,
+                           default_int64=other)
+            onehot = g.node("OneHot", [index, g.ints([c.width]), g.const([0.0, 1.0])], axis=-1)
+            parts.append(g.node("Reshape", [onehot, g.ints([-1, c.width])]))
+            continue
+        inputs.append(helper.make_tensor_value_info(x, TensorProto.FLOAT, ["N", 1]))
+        gap = g.node("IsNaN", [x])
+        filled = g.node("Where", [gap, g.const([[c.fill]]), x])
+        parts.append(g.node("Div", [g.node("Sub", [filled, g.const([[c.center]])]), g.const([[c.scale]])]))
+        if c.indicator:
+            parts.append(g.node("Cast", [gap], to=TensorProto.FLOAT))
+    return inputs, parts[0] if len(parts) == 1 else g.node("Concat", parts, axis=1)
+
+
 def to_onnx(model, path) -> None:
     """Write ``model`` (a :class:`~deltaprop.model.Model`, in float32) as an ONNX model
-    with input ``X`` (raw features, in the model's column order) and output ``o``: class
+    with input ``X`` (raw features, in the model's column order; for a model of a mixed
+    table, one input per column instead, as :func:`table_nodes` describes) and output ``o``: class
     probabilities (as ``predict_proba``) or values in target units (as ``predict``, as
     columns). A classifier also outputs ``label``, as ``predict``: one class name per row
     (strings, int64 or double, as the classes are), or for a multilabel model one int64 0/1
@@ -114,7 +161,12 @@ def to_onnx(model, path) -> None:
     from onnx import TensorProto, helper
 
     net, g = model.network, GraphBuilder()
-    o = model_nodes(g, model, "X")
+    if model.table is None:
+        inputs = [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", net.sizes[0]])]
+        o = model_nodes(g, model, "X")
+    else:  # the raw columns, one input each
+        inputs, encoded = table_nodes(g, model.table)
+        o = model_nodes(g, model, encoded)
     K = 2 if net.sizes[-1] == 1 and model.classes is not None else net.sizes[-1]
     g.nodes.append(helper.make_node("Identity", [o], ["o"]))
     outputs = [helper.make_tensor_value_info("o", TensorProto.FLOAT, ["N", K])]
@@ -126,13 +178,10 @@ def to_onnx(model, path) -> None:
             names = label_array(model.classes)
             kind = TensorProto.STRING if names.dtype == object else helper.np_dtype_to_tensor_dtype(names.dtype)
             outputs.append(helper.make_tensor_value_info("label", kind, ["N"]))
-    graph = helper.make_graph(
-        g.nodes, "deltaprop",
-        [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", net.sizes[0]])],
-        outputs, initializer=g.initializers,
-    )
-    onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                                   producer_name="deltaprop", producer_version=__version__)
+    graph = helper.make_graph(g.nodes, "deltaprop", inputs, outputs, initializer=g.initializers)
+    opsets = [helper.make_opsetid("", OPSET)] + ([helper.make_opsetid("ai.onnx.ml", ML_OPSET)] if model.table else [])
+    onnx_model = helper.make_model(graph, opset_imports=opsets, producer_name="deltaprop",
+                                   producer_version=__version__)
     onnx_model.ir_version = min(onnx_model.ir_version, 9)
     meta = {"task": model.task}
     if model.classes is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -20,6 +21,7 @@ from ..core.network import Network
 from ..data.blocks import Blocks
 from ..data.columns import Columns, table_names, to_array
 from ..data.preprocessing import Standardizer, check_targets, choose_output
+from ..data.tables import TableEncoder, TableNotice, needs_encoding
 from ..model import Model
 from .loop import block_check, train
 from .state import TrainState
@@ -78,6 +80,7 @@ def fit(X, y=None, *, hidden: Sequence[int] = (128, 64), activation: str | Seque
     """
     _check_options(train_options)
     blocks = X if isinstance(X, Blocks) else None
+    table = None
     if blocks is not None:  # the decisions from every block's targets, the inputs read once
         if y is not None:
             raise TypeError("y: Blocks carry their own targets; pass X=blocks alone")
@@ -85,6 +88,13 @@ def fit(X, y=None, *, hidden: Sequence[int] = (128, 64), activation: str | Seque
         columns = _columns(columns, blocks.feature_names, blocks.target_names)
     else:
         columns = _columns(columns, table_names(X), _target_names(y))
+        if table_names(X) is not None:
+            raw = columns.pick(X)
+            if needs_encoding(raw):  # text, booleans or gaps: each column learns its encoding
+                table, notices = TableEncoder.fit(raw, list(columns.features))
+                for notice in notices:
+                    warnings.warn(f"X: {notice}", TableNotice, stacklevel=2)
+                X = table.transform(raw)
         X = to_array(X)
         if X.ndim != 2 or X.dtype.kind not in "biuf":
             raise ValueError(f"X: expected a 2-D array of numbers (n_samples, n_features), found shape "
@@ -92,7 +102,7 @@ def fit(X, y=None, *, hidden: Sequence[int] = (128, 64), activation: str | Seque
         n_features, targets = X.shape[1], to_array(y)
     # before any decision is taken from them
     check_targets(targets, "y" if columns is None or not columns.target else f"y ({', '.join(columns.target)})")
-    if columns is not None and len(columns.features) != n_features:
+    if columns is not None and table is None and len(columns.features) != n_features:
         raise ValueError(f"columns: {len(columns.features)} names for {n_features} columns of X")
     out = choose_output(targets, likelihood, task)
     net = Network([n_features, *hidden, out.n_outputs], activation=activation, likelihood=out.likelihood,
@@ -100,12 +110,12 @@ def fit(X, y=None, *, hidden: Sequence[int] = (128, 64), activation: str | Seque
     preprocessor = None
     if blocks is None:
         net.check_X(X, convert=False)  # raw values must be finite and fit the network's dtype
-        preprocessor = Standardizer.fit(X) if standardize else None
+        preprocessor = Standardizer.fit(X) if standardize and table is None else None
     elif standardize:
         preprocessor = Standardizer.from_moments(*blocks.moments(block_check(net)))
     target_scaler = Standardizer.fit(out.y) if standardize and out.likelihood == "gaussian" else None
     model = Model(net, preprocessor=preprocessor, classes=out.classes, target_scaler=target_scaler,
-                  columns=columns, metadata=metadata)
+                  columns=columns, table=table, metadata=metadata)
 
     # the same maps the Model applies at prediction, so training and prediction cannot disagree
     def prepared(b: Blocks) -> Blocks:  # (for blocks: as each batch is read)
@@ -121,7 +131,10 @@ def fit(X, y=None, *, hidden: Sequence[int] = (128, 64), activation: str | Seque
         yv = to_array(validation[1])
         check_targets(yv, "validation y")
         validation = (model.transform(validation[0]), model.encode_targets(yv), *validation[2:])
-    data = (prepared(blocks),) if blocks is not None else (model.transform(X), model.encode_targets(targets))
+    if blocks is not None:
+        data = (prepared(blocks),)
+    else:  # (a mixed table's X is already its encoding)
+        data = (model.transform(X) if table is None else net.check_X(X), model.encode_targets(targets))
     state = train(net, *data, validation=validation, seed=seed, **train_options)
     return model, state
 

@@ -1,0 +1,152 @@
+"""Tables of mixed columns: what each kind of column becomes, in training and at prediction."""
+
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import deltaprop as dp
+from deltaprop.data.tables import TableEncoder, TableNotice, is_missing
+from deltaprop.io.files import read_safetensors
+
+
+def encode(columns: dict, **options):
+    encoder, notices = TableEncoder.fit([np.asarray(v) for v in columns.values()], list(columns), **options)
+    return encoder, notices
+
+
+def test_numbers_are_filled_with_the_median_and_scaled_robustly():
+    x = np.array([1.0, 2.0, 3.0, 4.0, np.nan, 1000.0])  # a gap, and an outlier that would swamp a std
+    encoder, notices = encode({"x": x})
+    (c,) = encoder.columns
+    assert notices == [] and c.kind == "number" and c.indicator
+    q1, q3 = np.percentile([1, 2, 3, 4, 1000], [25, 75])
+    assert c.center == c.fill == 3.0 and c.scale == pytest.approx((q3 - q1) / 1.349)
+    out = encoder.transform([x])
+    assert encoder.input_names() == ["x", "x=<missing>"]
+    np.testing.assert_allclose(out[:, 0], (np.r_[1, 2, 3, 4, 3, 1000] - 3.0) / c.scale)
+    np.testing.assert_array_equal(out[:, 1], [0, 0, 0, 0, 1, 0])
+
+
+def test_a_constant_column_gives_zeros_and_text_numbers_are_numbers():
+    encoder, _ = encode({"k": np.full(30, 7), "t": np.array([" 1.5", "2", "NA", "3"] * 5 + ["4"] * 10, dtype=object)})
+    k, t = encoder.columns
+    assert k.kind == t.kind == "number" and k.scale == 1.0 and t.indicator  # ('NA' is a gap, as pandas reads it)
+    out = encoder.transform([np.full(3, 7), np.array(["2", "", "9"], dtype=object)])
+    np.testing.assert_array_equal(out[:, 0], 0.0)
+    assert out[1, 2] == 1.0 and out[1, 1] == (t.fill - t.center) / t.scale
+
+
+def test_categories_get_one_input_each_and_share_one_for_rare_and_unseen_values():
+    city = np.array(["paris"] * 10 + ["lyon"] * 5 + ["nice"] * 3 + ["once"], dtype=object)
+    encoder, _ = encode({"city": city})
+    (c,) = encoder.columns
+    assert c.kind == "category" and c.vocabulary == ["lyon", "nice", "paris"] and not c.indicator
+    out = encoder.transform([np.array(["nice", "tokyo", "once", None, "paris"], dtype=object)])
+    assert encoder.input_names() == ["city=lyon", "city=nice", "city=paris", "city=<other>"]
+    np.testing.assert_array_equal(out, [[0, 1, 0, 0], [0, 0, 0, 1], [0, 0, 0, 1], [0, 0, 0, 1], [0, 0, 1, 0]])
+
+
+def test_the_most_frequent_categories_up_to_the_cap_and_gaps_with_their_own_input():
+    values = np.array([f"v{i}" for i in range(10) for _ in range(10 - i)] + [None] * 4, dtype=object)
+    encoder, _ = encode({"c": values}, max_categories=3)
+    (c,) = encoder.columns
+    assert c.vocabulary == ["v0", "v1", "v2"] and c.indicator
+    out = encoder.transform([np.array(["v1", "v9", None], dtype=object)])
+    np.testing.assert_array_equal(out, [[0, 1, 0, 0, 0], [0, 0, 0, 1, 0], [0, 0, 0, 0, 1]])
+
+
+def test_booleans_as_values_or_text():
+    encoder, _ = encode({"b": np.array([True, False] * 10), "s": np.array(["True", "false", ""] * 7, dtype=object)})
+    b, s = encoder.columns
+    assert b.kind == s.kind == "boolean" and not b.indicator and s.indicator
+    out = encoder.transform([np.array([True, False, True]), np.array(["TRUE", "False", None], dtype=object)])
+    np.testing.assert_array_equal(out, [[1, 1, 0], [0, 0, 0], [1, 0, 1]])
+
+
+def test_ids_and_empty_columns_are_left_out_with_a_notice_and_dates_refused():
+    n = 40
+    encoder, notices = encode({"row": np.random.default_rng(0).permutation(n) + 100,
+                               "key": np.array([f"k{i}" for i in range(n)], dtype=object),
+                               "gone": np.full(n, None), "x": np.arange(n) % 3})
+    assert [c.kind for c in encoder.columns] == ["ignored", "ignored", "ignored", "number"]
+    assert notices == ["column 'row' numbers the rows (the integers 100..139, each once): left out as an ID",
+                       "column 'key' has a different value in every row (an ID?): left out",
+                       "column 'gone' is empty in every row: left out"]
+    assert encoder.n_outputs == 1
+    for dates in (np.array(["2024-01-31", "2024-02-01"] * 10, dtype=object),
+                  np.array(["2024-01-31T10:00"] * 20, dtype="datetime64[m]")):
+        with pytest.raises(ValueError, match="column 'd' holds dates.*days since a reference date"):
+            encode({"d": dates})
+    with pytest.raises(ValueError, match="every column was left out"):
+        encode({"gone": np.full(5, np.nan)})
+
+
+def test_bad_values_at_prediction_name_the_column_and_row():
+    encoder, _ = encode({"x": np.arange(30.0)})
+    with pytest.raises(ValueError, match="column 'x': row 1: expected a number, found 'abc'"):
+        encoder.transform([np.array(["1", "abc"], dtype=object)])
+    with pytest.raises(ValueError, match="column 'x': row 0: inf is not a finite number"):
+        encoder.transform([np.array([np.inf, 1.0])])
+
+
+def test_gaps_in_every_form():
+    column = np.array([None, np.nan, pd.NA, pd.NaT, "", "nan", "NULL", "x", " ", 0, False], dtype=object)
+    np.testing.assert_array_equal(is_missing(column), [True] * 7 + [False] * 4)  # (text compared exactly)
+
+
+def test_the_encoding_is_checked_when_read_back():
+    encoder, _ = encode({"c": np.array(["a", "b"] * 10, dtype=object), "x": np.arange(20.0)})
+    config = encoder.to_config()
+    assert TableEncoder.from_config(json.loads(json.dumps(config))) == encoder
+    for broken in ({**config[0], "kind": "text"}, {**config[1], "scale": 0.0}, {**config[1], "vocabulary": ["a"]},
+                   {**config[0], "vocabulary": ["a", "a"]}, {**config[1], "center": float("nan")}):
+        with pytest.raises(ValueError, match="table: malformed encoding"):
+            TableEncoder.from_config([broken, config[1]])
+
+
+@pytest.fixture(scope="module")
+def shop():
+    rng = np.random.default_rng(0)
+    n = 600
+    df = pd.DataFrame({
+        "id": [f"c{i}" for i in range(n)],
+        "price": np.round(np.exp(rng.normal(8, 1, n)), 2),  # prices in the thousands, skewed
+        "city": rng.choice(["paris", "lyon", "nice"], n),
+        "member": rng.random(n) < 0.4,
+        "age": np.where(rng.random(n) < 0.1, np.nan, rng.integers(18, 80, n)),
+    })
+    y = pd.Series(np.where((df.city == "paris") & df.member | (df.age.fillna(50) > 60), "yes", "no"), name="buy")
+    return df, y
+
+
+def test_fit_takes_a_mixed_table_and_the_model_is_the_whole_predictor(shop, tmp_path):
+    df, y = shop
+    with pytest.warns(TableNotice, match="column 'id' has a different value in every row"):
+        model, _ = dp.fit(df[:500], y[:500], hidden=[32], epochs=60, seed=0,
+                          validation=(df[500:], y[500:]))  # a raw validation table, encoded like X
+    assert model.table is not None and model.network.sizes[0] == 1 + 4 + 1 + 2
+    assert model.score(df[500:], y[500:]) > 0.9
+    # the same answers for the columns in any order, without the ID column, and in a saved file
+    shuffled = df[500:][["age", "member", "city", "price"]]
+    np.testing.assert_array_equal(model.predict(shuffled), model.predict(df[500:]))
+    model.save(tmp_path / "m.safetensors")
+    loaded = dp.load(tmp_path / "m.safetensors")
+    np.testing.assert_array_equal(loaded.predict_proba(df), model.predict_proba(df))
+    assert read_safetensors(tmp_path / "m.safetensors")[1]["format_version"] == "5"
+    # a city never seen, a gap where training had none, a renamed column
+    new = df[:3].assign(city=["tokyo", None, "paris"])
+    assert model.predict(new).shape == (3,)
+    with pytest.raises(ValueError, match="missing the model's column 'city'; column 'town' is not among"):
+        model.predict(df.rename(columns={"city": "town"}))
+
+
+def test_same_seed_same_bits_on_a_mixed_table(shop):
+    df, y = shop
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TableNotice)
+        a, _ = dp.fit(df, y, hidden=[16], epochs=3, seed=5)
+        b, _ = dp.fit(df, y, hidden=[16], epochs=3, seed=5)
+    assert a.network.theta.tobytes() == b.network.theta.tobytes()

@@ -1,0 +1,92 @@
+"""The command line on a real-looking table: text categories, booleans, gaps, an ID column
+and prices in the thousands, as pandas writes them with ``to_csv(index=False)``."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import deltaprop as dp
+from conftest import need
+from deltaprop.cli import main
+
+
+def run(capsys, *args):
+    status = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+@pytest.fixture(scope="module")
+def shop_csv(tmp_path_factory):
+    d = tmp_path_factory.mktemp("shop")
+    rng = np.random.default_rng(1)
+    n = 500
+    df = pd.DataFrame({
+        "id": [f"c{i}" for i in range(n)],
+        "price": np.round(np.exp(rng.normal(8, 1, n)), 2),
+        "city": rng.choice(["paris", "lyon", "nice"], n),
+        "member": rng.random(n) < 0.4,
+        "age": np.where(rng.random(n) < 0.1, np.nan, rng.integers(18, 80, n)),
+    })
+    df["buy"] = np.where((df.city == "paris") & df.member | (df.age.fillna(50) > 60), "yes", "no")
+    df.to_csv(d / "shop.csv", index=False)
+    new = df.drop(columns=["buy"])[:20].assign(city=["tokyo"] + ["lyon"] * 19)  # a city never seen
+    new["member"] = new["member"].astype(object)
+    new.loc[3, "member"] = None  # a gap where training had none
+    new.to_csv(d / "new.csv", index=False)
+    return d, df, new
+
+
+def test_train_predict_and_info_on_a_table_of_mixed_columns(capsys, shop_csv):
+    d, df, new = shop_csv
+    status, out, err = run(capsys, "train", "--data", d / "shop.csv", "--target", "buy", "--epochs", "40",
+                           "--plot", "", "--out", d / "shop.safetensors")
+    assert status == 0, err
+    assert "deltaprop: note: X: column 'id' has a different value in every row (an ID?): left out" in err
+    assert "data: shop.csv, 400 training and 100 test samples, 5 features, 2 classes" in out
+    accuracy = float(out.split("test accuracy: ")[1].split()[0])
+    assert accuracy > 0.9
+    # the command line and Python give the same answers on the raw rows, unseen values included
+    status, out, err = run(capsys, "predict", d / "shop.safetensors", d / "new.csv", "--proba")
+    assert status == 0, err
+    rows = [line.split(",") for line in out.strip().splitlines()[1:]]
+    model = dp.load(d / "shop.safetensors")
+    raw = pd.read_csv(d / "new.csv", keep_default_na=False).astype(str)  # the cells as the file has them
+    np.testing.assert_array_equal([r[0] for r in rows], model.predict(raw))
+    np.testing.assert_allclose(np.array([r[1:] for r in rows], dtype=float), model.predict_proba(raw), atol=2e-6)
+    status, out, _ = run(capsys, "info", d / "shop.safetensors")
+    assert "inputs: 8 from the table's columns" in out and "  id: left out" in out
+    assert "  city: category, one input per value ('lyon', 'nice', 'paris') and one for any other" in out
+    assert "  member: boolean, 0/1" in out and "gaps filled with" in out
+    # the ONNX graph takes the raw columns (floats for numbers and booleans, strings for text) and agrees
+    ort = need("onnxruntime")
+    status, out, err = run(capsys, "export", d / "shop.safetensors", "--onnx", d / "shop.onnx")
+    assert status == 0, err
+    assert "inputs, N x 1 each: price (float), city (string), member (float), age (float)" in out
+    feeds = {"price": new["price"].to_numpy(np.float32)[:, None], "city": new["city"].to_numpy(object)[:, None],
+             "member": new["member"].astype(float).to_numpy(np.float32)[:, None],
+             "age": new["age"].to_numpy(np.float32)[:, None]}
+    o, label = ort.InferenceSession(str(d / "shop.onnx")).run(None, feeds)
+    np.testing.assert_allclose(o, model.predict_proba(new), atol=1e-5)
+    np.testing.assert_array_equal(label, model.predict(new))
+
+
+def test_a_parquet_file_of_mixed_columns_is_read_whole(capsys, shop_csv, tmp_path):
+    need("pyarrow")
+    d, df, new = shop_csv
+    df.to_parquet(tmp_path / "shop.parquet")  # pandas' own Parquet: one row group, its index, text and gaps
+    new.to_parquet(tmp_path / "new.parquet")
+    status, out, err = run(capsys, "train", "--data", tmp_path / "shop.parquet", "--target", "buy", "--epochs", "30",
+                           "--plot", "", "--out", tmp_path / "m.safetensors")
+    assert status == 0, err
+    assert "data: shop.parquet, 400 training and 100 test samples, 5 features, 2 classes" in out
+    status, out, err = run(capsys, "predict", tmp_path / "m.safetensors", tmp_path / "new.parquet")
+    assert status == 0, err
+    np.testing.assert_array_equal(out.split()[1:], dp.load(tmp_path / "m.safetensors").predict(new))
+    status, out, err = run(capsys, "evaluate", tmp_path / "m.safetensors", "--data", tmp_path / "shop.parquet")
+    assert status == 0 and float(out.split("accuracy: ")[1].split()[0]) > 0.9, err
+    # a Parquet file of numbers alone is still read by blocks
+    df[["price", "buy"]].to_parquet(tmp_path / "numbers.parquet")
+    status, out, err = run(capsys, "train", "--data", tmp_path / "numbers.parquet", "--target", "buy", "--epochs", "2",
+                           "--plot", "", "--out", tmp_path / "n.safetensors")
+    assert status == 0 and "test samples in blocks" in out, err
