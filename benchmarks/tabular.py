@@ -5,7 +5,9 @@ Each table of the development suite (issue "Real tables") is split into fixed fo
 training fold with its own defaults and scored on the held-out fold:
 
 - ``dp.fit``: the raw table as it is (text, booleans, gaps: deltaprop encodes each
-  column itself, :mod:`deltaprop.data.tables`);
+  column itself, :mod:`deltaprop.data.tables`), with its defaults;
+- ``dp.fit+es``: the same with early stopping (10% of the rows held out, patience 10,
+  at most 300 epochs, the best epoch's weights kept): one ingredient of the recipe;
 - ``dp.MLP*``: deltaprop's scikit-learn drop-in, ``MLPClassifier``/``MLPRegressor``;
 - ``HGB``: scikit-learn's ``HistGradientBoostingClassifier``/``Regressor``;
 - ``sk.MLP*``: scikit-learn's MLP.
@@ -118,6 +120,7 @@ def learners(task: str):
     classify = task == "classification"
     return {
         "dp.fit": None,  # (the raw table: see fit_and_score)
+        "dp.fit+es": None,  # the same, with 10% held out and the best epoch's weights (patience 10, 300 epochs at most)
         "dp.MLP": lambda X: make_pipeline(preprocessing(X), dp.MLPClassifier() if classify else dp.MLPRegressor()),
         "HGB": lambda X: make_pipeline(preprocessing(X), ensemble.HistGradientBoostingClassifier() if classify
                                        else ensemble.HistGradientBoostingRegressor()),
@@ -135,8 +138,9 @@ def fit_and_score(learner: str, make, X, y, train, test, task: str) -> tuple[flo
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # (convergence warnings and notices: the same for every fold)
-        if learner == "dp.fit":
-            model, _ = dp.fit(Xtr, ytr, seed=0)
+        if learner.startswith("dp.fit"):
+            options = dict(validation=0.1, early_stopping=10, epochs=300) if learner == "dp.fit+es" else {}
+            model, _ = dp.fit(Xtr, ytr, seed=0, **options)
             seconds = time.perf_counter() - t0
             pred = model.predict(Xte)
             proba, classes = (model.predict_proba(Xte), model.classes) if task == "classification" else (None, None)
@@ -156,6 +160,7 @@ def main(argv=None) -> int:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1, help="BLAS threads for every learner")
     parser.add_argument("--large", action="store_true", help="also AER/Fertility (254k rows, not capped)")
+    parser.add_argument("--learners", nargs="*", default=[], help="only these learners (default: all)")
     args = parser.parse_args(argv)
 
     from threadpoolctl import threadpool_limits
@@ -176,6 +181,8 @@ def main(argv=None) -> int:
             splitter = (StratifiedKFold if task == "classification" else KFold)(args.folds, shuffle=True,
                                                                                  random_state=0)
             for learner, make in learners(task).items():
+                if args.learners and learner not in args.learners:
+                    continue
                 runs = [fit_and_score(learner, make, X, y, tr, te, task) for tr, te in splitter.split(X, y)]
                 results[name, learner] = tuple(np.mean(runs, axis=0))
                 score, loss, seconds = results[name, learner]

@@ -58,6 +58,16 @@ def test_the_most_frequent_categories_up_to_the_cap_and_gaps_with_their_own_inpu
     np.testing.assert_array_equal(out, [[0, 1, 0, 0, 0], [0, 0, 0, 1, 0], [0, 0, 0, 0, 1]])
 
 
+def test_numbers_in_a_text_column_match_whatever_their_type():
+    # a code column with some text: a category; a file of inputs whose codes are all numbers reads floats
+    codes = np.array(["75001", "75002", "7.50", "n/a", "abc"] * 6, dtype=object)
+    encoder, _ = encode({"code": codes})
+    (c,) = encoder.columns
+    assert c.kind == "category" and c.vocabulary == ["7.5", "75001", "75002", "abc"] and c.indicator
+    out = encoder.transform([np.array([75001.0, 75002, "7.5", 7.5], dtype=object)])
+    np.testing.assert_array_equal(out.argmax(axis=1), [1, 2, 0, 0])
+
+
 def test_booleans_as_values_or_text():
     encoder, _ = encode({"b": np.array([True, False] * 10), "s": np.array(["True", "false", ""] * 7, dtype=object)})
     b, s = encoder.columns

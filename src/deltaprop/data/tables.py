@@ -148,7 +148,18 @@ class ColumnEncoding:
 
 
 def _text(v) -> str:
-    return v if isinstance(v, str) else str(v)
+    """A category's value as text, numbers in one form whatever their type or spelling
+    (75001, 75001.0 and "75001" are "75001"; 7.5 and "7.50" are "7.5"): a file of
+    prediction inputs whose column happens to hold only numbers reads them as numbers."""
+    if isinstance(v, (bool, np.bool_)):
+        return str(bool(v))
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return v if isinstance(v, str) else str(v)
+    if not math.isfinite(x):
+        return v if isinstance(v, str) else str(v)
+    return str(int(x)) if x.is_integer() and abs(x) < 2 ** 53 else repr(x)
 
 
 _TRUE, _FALSE = {"true", "True", "TRUE"}, {"false", "False", "FALSE"}

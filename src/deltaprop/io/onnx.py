@@ -113,7 +113,8 @@ def table_nodes(g, table) -> tuple[list, str]:
     """Add the encoding of a table of mixed columns (:mod:`deltaprop.data.tables`) to the
     graph of builder ``g``: one input per column the model uses, named as the column, of
     shape (N, 1), float for numbers and booleans (NaN for a gap), string for categories
-    (``""`` or a text such as ``"NA"`` for a gap); returns (the inputs' value infos, the
+    (``""`` or a text such as ``"NA"`` for a gap; a number in a text column in its
+    canonical form, ``"75001"`` or ``"7.5"``, as the model learned it); returns (the inputs' value infos, the
     name of the encoded inputs, N x n_outputs)."""
     from onnx import TensorProto, helper
 
