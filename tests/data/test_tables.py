@@ -17,7 +17,7 @@ def encode(columns: dict, **options):
     return encoder, notices
 
 
-def test_numbers_are_filled_with_the_median_and_scaled_robustly():
+def test_numbers_are_filled_with_the_median_scaled_robustly_and_clipped_smoothly():
     x = np.array([1.0, 2.0, 3.0, 4.0, np.nan, 1000.0])  # a gap, and an outlier that would swamp a std
     encoder, notices = encode({"x": x})
     (c,) = encoder.columns
@@ -26,7 +26,9 @@ def test_numbers_are_filled_with_the_median_and_scaled_robustly():
     assert c.center == c.fill == 3.0 and c.scale == pytest.approx((q3 - q1) / 1.349)
     out = encoder.transform([x])
     assert encoder.input_names() == ["x", "x=<missing>"]
-    np.testing.assert_allclose(out[:, 0], (np.r_[1, 2, 3, 4, 3, 1000] - 3.0) / c.scale)
+    z = (np.r_[1, 2, 3, 4, 3, 1000] - 3.0) / c.scale
+    np.testing.assert_allclose(out[:, 0], z / np.sqrt(1 + (z / 3) ** 2))  # then clipped smoothly
+    assert 2.99 < out[5, 0] < 3 and abs(out[1, 0] - z[1]) < 0.02  # the outlier bounded, the middle kept
     np.testing.assert_array_equal(out[:, 1], [0, 0, 0, 0, 1, 0])
 
 

@@ -5,10 +5,12 @@ and holes. :class:`TableEncoder` learns, from the training table, what each colu
 is and how to turn it into inputs, and applies exactly that to any later table:
 
 - a **number** column (integers, floats, or text that is all numbers) is filled at
-  its gaps with the training median and scaled robustly, ``(x - median) / s`` with
+  its gaps with the training median and scaled robustly, ``z = (x - median) / s`` with
   ``s`` the interquartile range over 1.349 (the standard deviation of a normal
   column, but not pulled by outliers such as prices in the thousands next to a few
-  in the millions), or the standard deviation, or 1 for a constant column;
+  in the millions), or the standard deviation, or 1 for a constant column; then
+  clipped smoothly, ``z / sqrt(1 + (z/3)^2)``, so that the tail of a skewed column
+  (counts, incomes) stays within +-3 instead of reaching 100;
 - a **boolean** column is 0/1;
 - a **category** column (any other text) becomes one input per value seen at least
   ``min_count`` times (the ``max_categories`` most frequent), plus one *other*
@@ -40,6 +42,7 @@ KINDS = ("number", "boolean", "category")
 MAX_CATEGORIES = 64  # one-hot inputs per category column, at most (the rest share "other")
 MIN_COUNT = 2  # a value seen fewer times in training is rare: it shares "other"
 _IQR_TO_STD = 1.349  # the interquartile range of a standard normal column
+CLIP = 3.0  # the bound of smooth clipping (RealMLP's): scaled numbers stay within +-3
 
 
 class TableNotice(UserWarning):
@@ -112,7 +115,7 @@ class ColumnEncoding:
         gaps = f", gaps filled{' with ' + format(self.fill, '.6g') if self.kind == 'number' else ''} and " \
             "marked by an input of their own" if self.indicator else ""
         if self.kind == "number":
-            return f"number, (x - {self.center:.6g}) / {self.scale:.6g}{gaps}"
+            return f"number, z = (x - {self.center:.6g}) / {self.scale:.6g}, then z / sqrt(1 + (z/3)^2){gaps}"
         if self.kind == "boolean":
             return f"boolean, 0/1{gaps}"
         shown = ", ".join(map(repr, self.vocabulary[:8])) + (", ..." if len(self.vocabulary) > 8 else "")
@@ -143,8 +146,18 @@ class ColumnEncoding:
             values = _booleans(column, gap, self.name) if self.kind == "boolean" else _numbers(column, gap, self.name)
             values[gap] = self.fill
             out[:, 0] = (values - self.center) / self.scale
+            if self.kind == "number":
+                smooth_clip(out[:, 0])
         if self.indicator:
             out[:, -1] = gap
+
+
+def smooth_clip(z: Array) -> Array:
+    """``z / sqrt(1 + (z / CLIP)^2)`` in place: the identity near 0, bounded by +-CLIP, so that
+    an outlier (a column whose interquartile range is small next to its tail: counts,
+    incomes) cannot push a network input to 100 and its output with it."""
+    np.divide(z, np.sqrt(1.0 + (z / CLIP) ** 2), out=z)
+    return z
 
 
 def _text(v) -> str:

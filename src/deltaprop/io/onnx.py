@@ -118,7 +118,7 @@ def table_nodes(g, table) -> tuple[list, str]:
     name of the encoded inputs, N x n_outputs)."""
     from onnx import TensorProto, helper
 
-    from ..data.tables import GAP_TEXTS
+    from ..data.tables import CLIP, GAP_TEXTS
 
     inputs, parts = [], []
     for c in table.columns:
@@ -141,7 +141,11 @@ def table_nodes(g, table) -> tuple[list, str]:
         inputs.append(helper.make_tensor_value_info(x, TensorProto.FLOAT, ["N", 1]))
         gap = g.node("IsNaN", [x])
         filled = g.node("Where", [gap, g.const([[c.fill]]), x])
-        parts.append(g.node("Div", [g.node("Sub", [filled, g.const([[c.center]])]), g.const([[c.scale]])]))
+        z = g.node("Div", [g.node("Sub", [filled, g.const([[c.center]])]), g.const([[c.scale]])])
+        if c.kind == "number":  # smooth clipping, z / sqrt(1 + (z/3)^2)
+            ratio = g.node("Div", [z, g.const([[CLIP]])])
+            z = g.node("Div", [z, g.node("Sqrt", [g.node("Add", [g.const([[1.0]]), g.node("Mul", [ratio, ratio])])])])
+        parts.append(z)
         if c.indicator:
             parts.append(g.node("Cast", [gap], to=TensorProto.FLOAT))
     return inputs, parts[0] if len(parts) == 1 else g.node("Concat", parts, axis=1)
