@@ -177,7 +177,8 @@ def _test_split(ds, fraction: float, seed: int, option: str):
             raise CLIError(f"{option}: class{'es' if len(rare) > 1 else ''} {', '.join(map(repr, rare[:5]))} "
                            f"of {ds.name} {'have' if len(rare) > 1 else 'has'} a single row; a test split that "
                            "keeps every class needs at least 2 rows of each (remove those rows, or check the "
-                           "--target column)")
+                           "--target column; integers that count or measure are made a regression by "
+                           "--likelihood gaussian or poisson)")
     try:
         return train_test_split(ds.X, ds.y, test_size=fraction, random_state=seed, stratify=stratify)
     except ValueError as e:
