@@ -205,3 +205,18 @@ def test_an_int_random_state_starts_from_sklearns_weights(activation):
         for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
             np.testing.assert_allclose(a, b, rtol=rtol, atol=1e-12)
         assert ours.n_iter_ == theirs.n_iter_ and ours.loss_ == pytest.approx(theirs.loss_, rel=1e-9)
+
+
+def test_a_bad_value_in_sparse_inputs_is_named_by_row_and_column():
+    import scipy.sparse as sp
+
+    import deltaprop as dp
+
+    X = sp.random(6, 4, density=0.5, format="lil", random_state=0, dtype=np.float64)
+    X[3, 1] = np.inf
+    net = dp.Network([4, 3, 1], likelihood="bernoulli")
+    with pytest.raises(ValueError, match=r"X \(column 1\): expected finite values, found inf at row 3"):
+        net.check_X(X.tocsr())
+    X[3, 1] = 1e300
+    with pytest.raises(ValueError, match=r"X \(column 1\): 1e\+300 at row 3 is beyond the range of float32"):
+        MLPClassifier(dtype="float32").fit(X.tocsr(), [0, 1] * 3)

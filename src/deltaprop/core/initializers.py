@@ -63,9 +63,11 @@ def check_init(name: str) -> str:
     return lookup("init", INITIALIZERS, name, _ALIASES)
 
 
-def init_weights(W: Array, name: str, rng: np.random.Generator) -> None:
+def init_weights(W: Array, name: str, rng) -> None:
     """Fill an augmented weight matrix in place (eq. (11)): weights drawn, bias row zero
-    (or drawn, for the schemes that draw it)."""
+    (or drawn, for the schemes that draw it). ``rng`` is a Generator, or a RandomState
+    (scikit-learn's stream: one draw of ``fan_in + 1`` rows takes its weights, then its
+    biases, as scikit-learn's two draws do)."""
     fan_in, fan_out = W.shape[0] - 1, W.shape[1]
     drawn = INITIALIZERS[check_init(name)](rng, fan_in, fan_out)
     if drawn.shape[0] == fan_in + 1:

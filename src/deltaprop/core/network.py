@@ -245,9 +245,9 @@ class Network:
         X = X.tocsr()
         if X.dtype.kind not in "biuf":
             raise TypeError(f"{name}: expected numeric values, found dtype {X.dtype}")
-        if X.dtype.kind == "f" and bad_entries(X.data, float(np.finfo(self.dtype).max)).any():
-            # the stored values as one column per row: the error names a row of X
-            k = int(np.flatnonzero(bad_entries(X.data, float(np.finfo(self.dtype).max)))[0])
+        bad = np.flatnonzero(bad_entries(X.data, float(np.finfo(self.dtype).max))) if X.dtype.kind == "f" else []
+        if len(bad):  # the first bad stored value as a column of its own: the error names its row of X
+            k = int(bad[0])
             row = int(np.searchsorted(X.indptr, k, side="right")) - 1
             column = np.zeros((row + 1, 1), X.dtype)
             column[row, 0] = X.data[k]

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..validation import check_values, format_bytes, physical_memory
 from .preprocessing import check_targets, infer_task
+from .tables import numbers_or_cells
 
 Array = np.ndarray
 
@@ -192,7 +193,7 @@ def read_csv(path: Path, target: str | None, leave_out=()) -> Dataset:
         if len(row) != len(header):
             raise DataError(f"{path}: line {lines[i]} has {len(row)} fields, the header has {len(header)}")
     labels = [row[t].strip() for row in rows[1:]] if t is not None else []
-    X = _numbers_or_cells(rows[1:], features)
+    X = numbers_or_cells(rows[1:], features)
     feature_names = [header[c] for c in features]
     if X.dtype == object:  # a mixed table: an infinite number is still an error that names its line
         for (i, j), cell in np.ndenumerate(X):
@@ -209,23 +210,6 @@ def read_csv(path: Path, target: str | None, leave_out=()) -> Dataset:
         _checked(lambda: check_values(X, str(path), columns=feature_names, unit="line", index=lines))
     return Dataset(path.name, X, y, infer_task(y) if y is not None else None, feature_names=feature_names,
                    target_name=None if t is None else header[t], lines=lines, notices=notices)
-
-
-def _numbers_or_cells(rows: list, features: list[int]) -> Array:
-    """The features of a CSV's data rows: float64 when every cell is a number, else (text,
-    empty cells, NaN) the stripped cells themselves, as an object array: a table of mixed
-    columns, whose model learns each column's encoding (:mod:`deltaprop.data.tables`)."""
-    X = np.empty((len(rows), len(features)))
-    try:
-        for i, row in enumerate(rows):
-            for j, c in enumerate(features):
-                X[i, j] = float(row[c])
-        if not np.isnan(X).any():
-            return X
-    except ValueError:
-        pass
-    return np.array([[row[c].strip() for c in features] for row in rows], dtype=object).reshape(
-        len(rows), len(features))
 
 
 def _checked(check):

@@ -298,6 +298,23 @@ class TableEncoder:
         return cls(columns)
 
 
+def numbers_or_cells(rows: list, features: list[int]) -> Array:
+    """The ``features`` cells of a CSV file's data rows (lists of text): float64 when every
+    cell is a number, else (text, empty cells, NaN) the stripped cells themselves, as an
+    object array: a table of mixed columns, for a :class:`TableEncoder`."""
+    X = np.empty((len(rows), len(features)))
+    try:
+        for i, row in enumerate(rows):
+            for j, c in enumerate(features):
+                X[i, j] = float(row[c])
+        if not np.isnan(X).any():
+            return X
+    except ValueError:
+        pass
+    return np.array([[row[c].strip() for c in features] for row in rows], dtype=object).reshape(
+        len(rows), len(features))
+
+
 def needs_encoding(columns: list) -> bool:
     """Whether a table's raw columns need a :class:`TableEncoder`: any that is not all
     finite numbers (text, booleans, gaps, dates)."""

@@ -44,7 +44,7 @@ TINY_UPDATE = 1e-5  # update/weight ratio of one step
 HUGE_UPDATE = 0.3
 VANISHING = 1e-2  # the first layer's RMS gradient against the last one's (healthy runs: 0.1 to 1)
 EXPLODING = 1e2
-STILL_FALLING = 0.01  # the training loss's relative fall over the last epochs of a run that was cut short
+STILL_FALLING = 0.01  # the relative fall of the validation (else training) loss over the last epochs of a run cut short
 UNDERFIT = {"accuracy": 0.9, "r2": 0.5}  # a poor fit of the training rows (probe), by metric
 
 

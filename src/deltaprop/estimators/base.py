@@ -31,6 +31,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from ..core.activations import ACTIVATIONS
+from ..core.initializers import init_weights
 from ..core.network import Network, check_dtype
 from ..core.objective import Objective
 from ..data.blocks import Blocks
@@ -224,13 +225,9 @@ class BaseMLP(BaseEstimator):
         init = "sklearn_logistic" if self.activation == "logistic" else "sklearn"
         net = Network([n_features, *hidden, n_outputs], activation=self.activation, likelihood=likelihood,
                       init=init, seed=_root_seed(self.random_state if stream is None else 0), dtype=dtype)
-        if stream is not None:  # the very numbers scikit-learn draws, in its order
-            factor = 2.0 if self.activation == "logistic" else 6.0
+        if stream is not None:  # the very numbers scikit-learn draws, in its order (weights, then biases)
             for W in net.W[1:]:
-                fan_in, fan_out = W.shape[0] - 1, W.shape[1]
-                bound = np.sqrt(factor / (fan_in + fan_out))
-                W[:-1] = stream.uniform(-bound, bound, (fan_in, fan_out))
-                W[-1] = stream.uniform(-bound, bound, fan_out)
+                init_weights(W, init, stream)
         # the seed of training's shuffling and dropout
         self._seed = int(self.random_state) if isinstance(self.random_state, Integral) else _root_seed(
             self.random_state if stream is None else stream)

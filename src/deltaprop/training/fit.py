@@ -88,7 +88,7 @@ def fit(X, y=None, *, hidden: Sequence[int] = (128, 64), activation: str | Seque
         columns = _columns(columns, blocks.feature_names, blocks.target_names)
     else:
         columns = _columns(columns, table_names(X), _target_names(y))
-        if table_names(X) is not None:
+        if table_names(X) is not None:  # (then columns holds its names)
             raw = columns.pick(X)
             if needs_encoding(raw):  # text, booleans or gaps: each column learns its encoding
                 table, notices = TableEncoder.fit(raw, list(columns.features))
@@ -108,10 +108,10 @@ def fit(X, y=None, *, hidden: Sequence[int] = (128, 64), activation: str | Seque
     net = Network([n_features, *hidden, out.n_outputs], activation=activation, likelihood=out.likelihood,
                   init=init, seed=seed, dtype=dtype)
     preprocessor = None
-    if blocks is None:
+    if blocks is None and table is None:
         net.check_X(X, convert=False)  # raw values must be finite and fit the network's dtype
-        preprocessor = Standardizer.fit(X) if standardize and table is None else None
-    elif standardize:
+        preprocessor = Standardizer.fit(X) if standardize else None
+    elif blocks is not None and standardize:
         preprocessor = Standardizer.from_moments(*blocks.moments(block_check(net)))
     target_scaler = Standardizer.fit(out.y) if standardize and out.likelihood == "gaussian" else None
     model = Model(net, preprocessor=preprocessor, classes=out.classes, target_scaler=target_scaler,
