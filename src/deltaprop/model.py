@@ -314,9 +314,12 @@ def _check_sizes_against_tensors(config: dict, tensors: dict, source: str) -> No
     if not isinstance(sizes, list) or len(sizes) < 2 or not all(type(n) is int and n >= 1 for n in sizes):
         raise ModelFileError(f"{source}: invalid config: sizes must be a list of at least two positive "
                              f"integers, found {str(sizes)[:80]}")
+    k = config.get("members", 1)
+    if type(k) is not int or k < 1:
+        raise ModelFileError(f"{source}: invalid config: members must be a positive integer, found {str(k)[:80]}")
     for l in range(1, len(sizes)):
         t = tensors.get(f"W.{l}")
-        expected = (sizes[l - 1] + 1, sizes[l])
+        expected = (sizes[l - 1] + 1, k * sizes[l])  # (an ensemble's members side by side)
         if t is None:
             raise ModelFileError(f"{source}: W.{l} is missing; sizes {sizes} need W.1..W.{len(sizes) - 1}")
         if t.shape != expected:
@@ -335,7 +338,7 @@ def _network_from_config(config: dict, source: str) -> Network:
         for a in acts:
             get_activation(a)
         return Network(sizes, activation=acts if acts else "identity", likelihood=get_likelihood(lik),
-                       init=config.get("init"), seed=0, dtype=dtype)
+                       init=config.get("init"), seed=0, dtype=dtype, members=config.get("members", 1))
     except (ValueError, TypeError) as e:
         raise ModelFileError(f"{source}: invalid config: {e}") from None
 

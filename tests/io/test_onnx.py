@@ -71,3 +71,13 @@ def test_a_mixed_table_is_exported_with_one_raw_input_per_column(tmp_path):
                        target_scaler=model.target_scaler)
     with pytest.raises(ValueError, match="the column name 'o' is one the graph uses"):
         to_onnx(renamed, tmp_path / "r.onnx")
+
+
+@pytest.mark.parametrize("likelihood,K", [("categorical", 3), ("bernoulli", 1), ("gaussian", 2), ("poisson", 1)])
+def test_an_ensemble_is_exported_as_its_members_mean(tmp_path, likelihood, K):
+    net = dp.Network([5, 7, 6, K], activation="gelu", likelihood=likelihood, seed=3, members=4)
+    model = dp.Model(net, classes=["no", "yes"] if likelihood == "bernoulli" else None)
+    to_onnx(model, tmp_path / "m.onnx")
+    X = np.random.default_rng(0).normal(size=(9, 5)).astype(np.float32)
+    expected = model.predict_proba(X) if model.task == "classification" else net.forward(X)
+    np.testing.assert_allclose(run_onnx(tmp_path / "m.onnx", X), expected, rtol=1e-5, atol=1e-6)

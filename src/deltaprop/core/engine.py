@@ -11,6 +11,14 @@ unused and ``h[0]`` is the input. Rows are samples (NOTATION.md):
 - hidden layers (part 2 of the lecture, the same chain rule one layer down):
   ``delta[l-1] = phi'(z[l-1]) (.) (delta[l] @ W[l][:-1].T)``.
 
+An ensemble of k networks trained together (``net.members = k``) is one network whose
+members lie side by side in the columns of every buffer and every ``W[l]``: member m's
+units are columns ``m D_l .. (m+1) D_l``. Layer 1 reads the shared inputs, so its k
+products are one product; from layer 2 on, each member reads only its own units, and
+the k products are one batched product over strided views (no copies). The output
+z[L] of shape (B, k D_L) is read by the likelihood as (B k, D_L): every member's rows
+against the same targets, J the mean over the members of their own J.
+
 Sparse inputs (a SciPy CSR matrix of the batch's rows in ``ws.Xs``, TF-IDF features
 say) are never densified: layer 1's two products read them with the bias row apart,
 ``z[1] = Xs @ W[1][:-1] + W[1][-1]`` and ``G[1][:-1] = Xs.T @ delta[1]``.
@@ -56,19 +64,24 @@ class Workspace:
     room for dense ones (``h[0]`` is its column of ones alone).
     """
 
-    def __init__(self, sizes: Sequence[int], B: int, dtype, ops: Ops | None = None, sparse: bool = False):
-        L = len(sizes) - 1
-        self.B, self.ops, self.sparse = B, ops, sparse
-        self.h = [np.ones((B, 1 if l == 0 and sparse else sizes[l] + 1), dtype=dtype) for l in range(L)]
+    def __init__(self, sizes: Sequence[int], B: int, dtype, ops: Ops | None = None, sparse: bool = False,
+                 members: int = 1):
+        L, k = len(sizes) - 1, members
+        width = [sizes[0]] + [k * d for d in sizes[1:]]  # an ensemble's members side by side
+        self.B, self.ops, self.sparse, self.members = B, ops, sparse, k
+        self.h = [np.ones((B, 1 if l == 0 and sparse else width[l] + 1), dtype=dtype) for l in range(L)]
         self.a = [self.h[l][:, :-1] for l in range(L)]
         self.X = self.a[0]
-        self.z = [None] + [np.empty((B, sizes[l]), dtype=dtype) for l in range(1, L + 1)]
-        self.delta = [None] + [np.empty((B, sizes[l]), dtype=dtype) for l in range(1, L + 1)]
-        self.dphi = [None] + [np.empty((B, sizes[l]), dtype=dtype) for l in range(1, L)]
-        self.o = np.empty((B, sizes[L]), dtype=dtype)
+        self.z = [None] + [np.empty((B, width[l]), dtype=dtype) for l in range(1, L + 1)]
+        self.delta = [None] + [np.empty((B, width[l]), dtype=dtype) for l in range(1, L + 1)]
+        self.dphi = [None] + [np.empty((B, width[l]), dtype=dtype) for l in range(1, L)]
+        self.o = np.empty((B, width[L]), dtype=dtype)
         self.T = np.empty((B, sizes[L]), dtype=dtype)
-        self.work = np.empty((B, sizes[L]), dtype=dtype)
-        self.nll = np.empty((B, 1), dtype=dtype)
+        self.work = np.empty((B, width[L]), dtype=dtype)
+        self.nll = np.empty((B * k, 1), dtype=dtype)
+        # an ensemble's targets, once per member, and the members' mean output
+        self.Tk = np.empty((B, width[L]), dtype=dtype) if k > 1 else None
+        self.mean_o = np.empty((B, sizes[L]), dtype=dtype) if k > 1 else None
         self.w = np.empty(B, dtype=dtype)
         self.weighted = False
         self.n = 0
@@ -86,8 +99,10 @@ class WorkspacePool:
     first loan (so that building a network compiles or imports nothing).
     """
 
-    def __init__(self, sizes: Sequence[int], B: int, dtype, ops=None, keep: int = 4, sparse: bool = False):
+    def __init__(self, sizes: Sequence[int], B: int, dtype, ops=None, keep: int = 4, sparse: bool = False,
+                 members: int = 1):
         self.sizes, self.B, self.dtype, self.keep, self.sparse = list(sizes), B, dtype, keep, sparse
+        self.members = members
         self._ops = ops
         self._idle: list[Workspace] = []
         self._lock = threading.Lock()
@@ -99,7 +114,7 @@ class WorkspacePool:
         if ws is None:
             if callable(self._ops):
                 self._ops = self._ops()
-            ws = Workspace(self.sizes, self.B, self.dtype, self._ops, self.sparse)
+            ws = Workspace(self.sizes, self.B, self.dtype, self._ops, self.sparse, self.members)
         try:
             yield ws
         finally:
@@ -127,6 +142,10 @@ def forward(net, ws: Workspace, b: int, masks=None) -> None:
         if l == 1 and ws.Xs is not None:  # eq. (3) on sparse inputs, the bias row added apart
             np.copyto(z, ws.Xs @ net.W[1][:-1])
             z += net.W[1][-1]
+        elif l > 1 and net.members > 1:  # each member's own units: one batched product
+            a, W, out = _members(net, ws.a[l - 1][:b], net.W[l][:-1], z)
+            np.matmul(a, W, out=out)
+            z += net.W[l][-1]
         else:
             np.matmul(ws.h[l - 1][:b], net.W[l], out=z)
         if l < L:
@@ -151,21 +170,48 @@ def output_delta(net, ws: Workspace, b: int, T: Array, scale: float = 1.0, mean:
     With ``mean=False``, J is the (weighted) sum, eq. (1) itself, and ``delta[L]`` its
     gradient: a part of a batch whose total is only known later (data-parallel training).
     """
-    L, ops = net.n_layers, _ops(net, ws)
-    delta, nll = ws.delta[L][:b], ws.nll[:b]
+    L, ops, k = net.n_layers, _ops(net, ws), net.members
+    z, o, delta, work, nll = ws.z[L][:b], ws.o[:b], ws.delta[L][:b], ws.work[:b], ws.nll[:b * k]
+    T = T[:b]
+    if k > 1:  # an ensemble: each member's rows against the same targets, J their mean
+        K = net.sizes[L]
+        Tk = ws.Tk[:b]
+        np.copyto(Tk.reshape(b, k, K), T[:, None, :])
+        z, T, o, work = (v.reshape(b * k, K) for v in (z, Tk, o, work))
     if not ws.weighted:
         ws.total_weight = float(b)
-        total = ops.loss_and_delta(ws.z[L][:b], T[:b], ws.o[:b], delta, ws.work[:b], nll,
-                                   scale / b if mean else scale)
+        total = ops.loss_and_delta(z, T, o, delta.reshape(z.shape), work, nll,
+                                   scale / (b * k) if mean else scale / k) / k
         return total / b if mean else total
-    ops.loss_and_delta(ws.z[L][:b], T[:b], ws.o[:b], delta, ws.work[:b], nll, 1.0)
+    ops.loss_and_delta(z, T, o, delta.reshape(z.shape), work, nll, 1.0)
     w = ws.w[:b]
     ws.total_weight = total_w = float(np.add.reduce(w))
-    divisor = total_w if mean else 1.0
-    col = ws.work[:b, :1]
+    divisor = (total_w if mean else 1.0) * k
+    col = ws.work[:b, :1]  # (its first column: the per-member scratch above is done with)
     np.multiply(w[:, None], scale / divisor, out=col)
     delta *= col
-    return float(np.dot(w, nll[:, 0])) / divisor
+    if k == 1:
+        return float(np.dot(w, nll[:, 0])) / divisor
+    return float(np.dot(w, nll.reshape(b, k).sum(axis=1))) / divisor
+
+
+def mean_output(net, ws: Workspace, b: int) -> Array:
+    """The output o of the first b rows after :func:`output_delta`: an ensemble's members
+    averaged (class probabilities, means or rates), a view of the workspace."""
+    k = net.members
+    if k == 1:
+        return ws.o[:b]
+    out = ws.mean_o[:b]
+    np.mean(ws.o[:b].reshape(b, k, -1), axis=1, out=out)
+    return out
+
+
+def _members(net, a: Array, W: Array, out: Array) -> tuple[Array, Array, Array]:
+    """(k, rows, D) views of an ensemble's inputs ``a``, weights ``W`` and products ``out``
+    (members side by side in their columns), for one batched product over the members."""
+    k = net.members
+    return (a.reshape(a.shape[0], k, -1).transpose(1, 0, 2), W.reshape(W.shape[0], k, -1).transpose(1, 0, 2),
+            out.reshape(out.shape[0], k, -1).transpose(1, 0, 2))
 
 
 def backward(net, ws: Workspace, b: int, G: Sequence, dphi_ready: bool = False, after_layer=None) -> None:
@@ -182,6 +228,10 @@ def backward(net, ws: Workspace, b: int, G: Sequence, dphi_ready: bool = False, 
         if l == 1 and ws.Xs is not None:  # sparse inputs: the weight rows, then the bias row
             np.copyto(G[1][:-1], ws.Xs.T @ ws.delta[1][:b])
             np.add.reduce(ws.delta[1][:b], axis=0, out=G[1][-1])
+        elif l > 1 and net.members > 1:  # each member's h^T delta, batched; the bias row apart
+            a, d, g = _members(net, ws.a[l - 1][:b], ws.delta[l][:b], G[l][:-1])
+            np.matmul(a.transpose(0, 2, 1), d, out=g)
+            np.add.reduce(ws.delta[l][:b], axis=0, out=G[l][-1])
         else:
             np.matmul(ws.h[l - 1][:b].T, ws.delta[l][:b], out=G[l])
         if l > 1:
@@ -191,7 +241,11 @@ def backward(net, ws: Workspace, b: int, G: Sequence, dphi_ready: bool = False, 
             if fused is None and not dphi_ready:  # (below is free scratch until the product)
                 net.activations[l - 1].derivative(z, a, dphi, below)
             # hidden-layer recursion: delta[l-1] = phi'(z[l-1]) * (delta[l] W[l][:-1]^T)
-            np.matmul(ws.delta[l][:b], net.W[l][:-1].T, out=below)
+            if net.members > 1:  # each member's delta times its own W^T
+                d, W, out = _members(net, ws.delta[l][:b], net.W[l][:-1], below)
+                np.matmul(d, W.transpose(0, 2, 1), out=out)
+            else:
+                np.matmul(ws.delta[l][:b], net.W[l][:-1].T, out=below)
             if fused is None:
                 below *= dphi
             else:

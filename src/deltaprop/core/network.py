@@ -17,9 +17,9 @@ from typing import Sequence
 
 import numpy as np
 
-from ..validation import bad_entries, check_memory, check_values, check_weights, is_sparse
+from ..validation import bad_entries, check_int, check_memory, check_values, check_weights, is_sparse
 from .activations import Activation, get_activation
-from .engine import WorkspacePool, forward, output_delta, views
+from .engine import WorkspacePool, forward, mean_output, output_delta, views
 from .initializers import check_init, init_weights
 from .kernels import Ops
 from .likelihoods import Likelihood, get_likelihood
@@ -86,12 +86,20 @@ class Network:
         Source of the initial weights; the same int gives bit-identical ``theta``.
     dtype : {"float32", "float64"}, default float32
         The dtype of every array of the network.
+    members : int, default 1
+        k > 1 makes an ensemble of k networks of these sizes, trained together: one
+        product per layer for all of them (:mod:`deltaprop.core.engine`), J the mean
+        of the members' J, and the output the mean of their outputs (class
+        probabilities averaged). Each member starts from its own draw of weights.
 
     Attributes
     ----------
     W : list of ndarray
         ``W[l]`` of shape ``(D_{l-1} + 1, D_l)`` for l = 1..L, the bias as the last
-        row (eq. (11)); views into ``theta``. ``W[0]`` is None.
+        row (eq. (11)); views into ``theta``. ``W[0]`` is None. An ensemble's
+        ``W[l]`` holds its members side by side, ``(D_{l-1} + 1, k D_l)``: member m's
+        are columns ``m D_l`` to ``(m + 1) D_l`` (from layer 2 on, it reads only its
+        own units of the layer below).
     theta : ndarray of shape (n_params,)
         All parameters, flat.
 
@@ -112,8 +120,10 @@ class Network:
         init: str | None = None,
         seed: int | np.random.Generator | None = None,
         dtype="float32",
+        members: int = 1,
     ):
         self.sizes = _check_sizes(sizes)
+        self.members = k = check_int("members", members, 1)
         self.n_layers = L = len(self.sizes) - 1
         self.dtype = check_dtype(dtype)
         if isinstance(activation, (str, Activation)):
@@ -129,7 +139,7 @@ class Network:
         self.likelihood = get_likelihood(likelihood)
         self.init = None if init is None else check_init(init)
 
-        self.shapes = [(self.sizes[l - 1] + 1, self.sizes[l]) for l in range(1, L + 1)]
+        self.shapes = [(self.sizes[l - 1] + 1, k * self.sizes[l]) for l in range(1, L + 1)]
         self.n_params = sum(r * c for r, c in self.shapes)
         check_memory("sizes", self.n_params * np.dtype(self.dtype).itemsize,
                      f"the parameters of a {'-'.join(map(str, self.sizes))} network")
@@ -140,7 +150,9 @@ class Network:
         rng = as_rng(seed)
         for l in range(1, L + 1):
             name = self.init or (acts[l - 1].init if l < L else "glorot_uniform")
-            init_weights(self.W[l], name, rng)
+            d = self.sizes[l]
+            for m in range(k):  # each member its own draw, with its own fan-out
+                init_weights(self.W[l][:, m * d:(m + 1) * d], name, rng)
 
     # -- description ---------------------------------------------------------------
     @property
@@ -157,13 +169,17 @@ class Network:
         acts = sorted(set(self.activation_names)) or ["identity"]
         return (
             f"Network(sizes={self.sizes}, activation={acts[0] if len(acts) == 1 else self.activation_names!r}, "
-            f"likelihood={self.likelihood.name!r}, dtype={np.dtype(self.dtype).name!r})"
+            f"likelihood={self.likelihood.name!r}, dtype={np.dtype(self.dtype).name!r}"
+            + (f", members={self.members})" if self.members > 1 else ")")
         )
 
     def config(self) -> dict:
         """Everything but the weights that is needed to rebuild the network (JSON-ready)."""
-        return {"sizes": self.sizes, "activations": self.activation_names, "likelihood": self.likelihood.name,
-                "dtype": np.dtype(self.dtype).name, "init": self.init}
+        config = {"sizes": self.sizes, "activations": self.activation_names, "likelihood": self.likelihood.name,
+                  "dtype": np.dtype(self.dtype).name, "init": self.init}
+        if self.members > 1:  # (a single network's config is as it always was)
+            config["members"] = self.members
+        return config
 
     def weight_rows(self) -> list[Array]:
         """Views of every ``W[l]`` without its bias row (what weight decay acts on)."""
@@ -202,7 +218,7 @@ class Network:
         return state
 
     def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
+        self.__dict__.update({"members": 1, **state})  # (saved before ensembles existed)
         self.activations = [None] + [get_activation(a) for a in state["activations"][1:]]
         self.likelihood = get_likelihood(state["likelihood"])
         self.dtype = check_dtype(state["dtype"])
@@ -265,7 +281,7 @@ class Network:
     # -- inference: each call on buffers of its own ---------------------------------
     def _inference_pool(self, sparse: bool = False) -> WorkspacePool:
         # the kernels are chosen (and Numba imported) at the first inference, not here
-        return WorkspacePool(self.sizes, _CHUNK, self.dtype, lambda: Ops(self), sparse=sparse)
+        return WorkspacePool(self.sizes, _CHUNK, self.dtype, lambda: Ops(self), sparse=sparse, members=self.members)
 
     def _chunks(self, X: Array):
         """Yield (workspace, start, b) after eq. (3) on rows start..start+b of checked X.
@@ -301,10 +317,16 @@ class Network:
         o : ndarray of shape (n_samples, D_L)
         """
         X = self.check_X(X)
-        o = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
+        k, K = self.members, self.sizes[-1]
+        o = np.empty((X.shape[0], K), dtype=self.dtype)
         with np.errstate(under="ignore"):  # (see UNDERFLOW)
             for ws, start, b in self._chunks(X):
-                self.likelihood.output(ws.z[self.n_layers][:b], o[start:start + b])
+                if k == 1:
+                    self.likelihood.output(ws.z[self.n_layers][:b], o[start:start + b])
+                else:  # each member's output, then their mean
+                    members = ws.o[:b].reshape(b * k, K)
+                    self.likelihood.output(ws.z[self.n_layers][:b].reshape(b * k, K), members)
+                    np.mean(members.reshape(b, k, K), axis=1, out=o[start:start + b])
         return o
 
     def predict_proba(self, X) -> Array:
@@ -322,7 +344,7 @@ class Network:
 
         A :class:`deltaprop.Model` maps these to the original labels or target units.
         """
-        if self.likelihood.name != "categorical":
+        if self.likelihood.name != "categorical" or self.members > 1:  # (an ensemble: its mean probabilities)
             return self.likelihood.predict(self.forward(X))
         # softmax is monotone: the most probable class is the largest logit
         X = self.check_X(X)
@@ -352,7 +374,7 @@ class Network:
                 mean = output_delta(self, ws, b, T[start:start + b])
                 part = b if w is None else float(ws.w[:b].sum())
                 total, weights = total + mean * part, weights + part
-                o[start:start + b] = ws.o[:b]
+                o[start:start + b] = mean_output(self, ws, b)
         return total / weights, o
 
     def gradients(self, X, y, sample_weight=None) -> list:

@@ -99,10 +99,10 @@ class Objective:
         ws = self._workspaces.get((B, sparse))
         if ws is None:
             net = self.net
-            ws = Workspace(net.sizes, B, net.dtype, self.ops, sparse)
+            ws = Workspace(net.sizes, B, net.dtype, self.ops, sparse, net.members)
             ws.masks = None
             if self.dropout > 0 and net.n_layers > 1:
-                ws.masks = [None] + [np.empty((B, net.sizes[l]), dtype=net.dtype) for l in range(1, net.n_layers)]
+                ws.masks = [None] + [np.empty_like(ws.z[l]) for l in range(1, net.n_layers)]
             while len(self._workspaces) >= 4:  # a few sizes at most (e.g. train, short batch, check)
                 self._workspaces.pop(next(iter(self._workspaces)))
             self._workspaces[B, sparse] = ws

@@ -220,6 +220,9 @@ def trace(model_or_network, X, y, learning_rate: float = 0.1, *, check: bool | i
         labels = None if model_or_network.classes is None else model_or_network.classes.tolist()
     else:
         T = net.encode_targets(y, X.shape[0])
+    if net.members > 1:
+        raise ValueError(f"trace: the network is an ensemble of {net.members} members; a step of the "
+                         "lecture is traced on one network (members=1)")
     net64 = net.copy(dtype=np.float64)
     X = net64.check_X(X)
     T = np.asarray(T, dtype=np.float64)

@@ -96,11 +96,26 @@ def model_nodes(g, model, x: str) -> str:
     if model.preprocessor is not None:
         p = model.preprocessor
         h = g.node("Div", [g.node("Sub", [h, g.const(p.mean, "mean")]), g.const(p.scale, "scale")])
-    L = net.n_layers
+    L, k, K = net.n_layers, net.members, net.sizes[-1]
     for l in range(1, L + 1):
-        z = g.node("Gemm", [h, g.const(net.W[l][:-1], f"W{l}"), g.const(net.W[l][-1], f"b{l}")])
+        if l > 1 and k > 1:  # an ensemble, (k, N, D) from layer 1 on: each member's own product
+            W = net.W[l]
+            d = net.sizes[l]
+            weights = W[:-1].reshape(-1, k, d).transpose(1, 0, 2)
+            z = g.node("Add", [g.node("MatMul", [h, g.const(weights, f"W{l}")]),
+                               g.const(W[-1].reshape(k, 1, d), f"b{l}")])
+        else:
+            z = g.node("Gemm", [h, g.const(net.W[l][:-1], f"W{l}"), g.const(net.W[l][-1], f"b{l}")])
+            if k > 1:  # the members' columns as k matrices
+                z = g.node("Transpose", [g.node("Reshape", [z, g.ints([-1, k, net.sizes[1]])])], perm=[1, 0, 2])
         h = net.activations[l].onnx(g, z) if l < L else z
-    o = net.likelihood.onnx(g, h)
+    if k > 1:  # every member's rows through the output, then their mean
+        h = g.node("Reshape", [g.node("Transpose", [h], perm=[1, 0, 2]), g.ints([-1, K])])
+        o = net.likelihood.onnx(g, h)
+        mean = np.tile(np.eye(K), (k, 1)) / k
+        o = g.node("MatMul", [g.node("Reshape", [o, g.ints([-1, k * K])]), g.const(mean, "mean")])
+    else:
+        o = net.likelihood.onnx(g, h)
     if net.sizes[-1] == 1 and model.classes is not None:  # one Bernoulli output: p(0), p(1), as predict_proba
         o = g.node("Concat", [g.node("Sub", [g.const(np.ones((1, 1))), o]), o], axis=1)
     if model.target_scaler is not None:

@@ -108,10 +108,10 @@ def _array(tensors: dict, key: str, like: np.ndarray | None = None) -> np.ndarra
 def _state_from(config: dict, st: dict, tensors: dict, net) -> TrainState:
     if net is not None:
         mine = net.config()
-        theirs = {k: config.get(k) for k in ("sizes", "activations", "likelihood", "dtype")}
-        if {k: mine[k] for k in theirs} != theirs:
+        theirs = {k: config.get(k) for k in ("sizes", "activations", "likelihood", "dtype", "members")}
+        if {k: mine.get(k) for k in theirs} != theirs:
             raise ValueError(f"resume: the checkpoint was written for a different network: {theirs}, "
-                             f"not {({k: mine[k] for k in theirs})}")
+                             f"not {({k: mine.get(k) for k in theirs})}")
     if "theta" not in tensors or "last_good" not in tensors:
         raise _Invalid("tensors 'theta' and 'last_good' are missing")
     theta = tensors["theta"]

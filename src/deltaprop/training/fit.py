@@ -29,7 +29,7 @@ from .state import TrainState
 
 def fit(X, y=None, *, hidden: Sequence[int] = (128, 64), activation: str | Sequence[str] = "relu",
         likelihood: str | None = None, task: str | None = None, standardize: bool = True,
-        init: str | None = None, dtype="float32", seed: int | None = None, validation=None,
+        init: str | None = None, dtype="float32", seed: int | None = None, members: int = 1, validation=None,
         columns: Columns | Sequence[str] | None = None, metadata: dict | None = None,
         **train_options) -> tuple[Model, TrainState]:
     """Train a network on raw rows and targets; return the Model and the final TrainState.
@@ -60,8 +60,9 @@ def fit(X, y=None, *, hidden: Sequence[int] = (128, 64), activation: str | Seque
         Standardize inputs with the training mean and standard deviation, and
         Gaussian targets likewise (the likelihood has unit variance); the Model
         applies and undoes both.
-    init, dtype, seed
-        As for :class:`Network`; ``seed`` also drives training (see :func:`train`).
+    init, dtype, seed, members
+        As for :class:`Network`; ``seed`` also drives training (see :func:`train`);
+        ``members=k`` trains an ensemble of k networks together and predicts with their mean.
     validation : float, (X_val, y_val) or (X_val, y_val, sample_weight_val), optional
         As for :func:`train`, with raw validation rows.
     columns : Columns or sequence of str, optional
@@ -106,7 +107,7 @@ def fit(X, y=None, *, hidden: Sequence[int] = (128, 64), activation: str | Seque
         raise ValueError(f"columns: {len(columns.features)} names for {n_features} columns of X")
     out = choose_output(targets, likelihood, task)
     net = Network([n_features, *hidden, out.n_outputs], activation=activation, likelihood=out.likelihood,
-                  init=init, seed=seed, dtype=dtype)
+                  init=init, seed=seed, dtype=dtype, members=members)
     preprocessor = None
     if blocks is None and table is None:
         net.check_X(X, convert=False)  # raw values must be finite and fit the network's dtype

@@ -31,7 +31,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..core.engine import Workspace, forward, output_delta
+from ..core.engine import Workspace, forward, mean_output, output_delta
 from ..core.kernels import resolve_kernels
 from ..core.network import as_rng
 from ..core.objective import Objective
@@ -230,7 +230,7 @@ class Trainer:
                                    carry=len(CARRIED) if self.parallel else 0, kernels=self.kernels)
         self.ws = self.objective.workspace(self.source.batch_size, self.source.sparse)
         self._val_ws = None if self.validation is None else Workspace(
-            net.sizes, VALIDATION_BATCH, net.dtype, self.objective.ops, self.validation.sparse)
+            net.sizes, VALIDATION_BATCH, net.dtype, self.objective.ops, self.validation.sparse, net.members)
         # measured on a fixed probe of training rows, it changes nothing of the run; called
         # before the callbacks (which may read it), it is not one of them (their checkpoint keys)
         self.diagnostics = None
@@ -533,7 +533,7 @@ class Trainer:
             forward(net, ws, b)
             loss += output_delta(net, ws, b, ws.T, mean=False)
             weight += ws.total_weight
-            o[start:start + b], T[start:start + b] = ws.o[:b], ws.T[:b]
+            o[start:start + b], T[start:start + b] = mean_output(net, ws, b), ws.T[:b]
             if w is not None:
                 w[start:start + b] = ws.w[:b]
             start += b
