@@ -105,3 +105,33 @@ def test_targets_must_be_encoded():
     net = dp.Network([3, 4, 2], seed=0)
     with pytest.raises(ValueError, match=r"expected targets of shape \(2, 2\) as Network.encode_targets"):
         dp.Objective(net).value_and_grad(net.theta, (np.ones((2, 3)), np.array([0, 1])))
+
+
+@pytest.mark.parametrize("likelihood,K", [("categorical", 3), ("bernoulli", 2)])
+def test_label_smoothing_is_eq_1_on_smoothed_targets_and_passes_gradcheck(likelihood, K):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(10, 4))
+    y = rng.integers(0, 3, 10) if likelihood == "categorical" else rng.integers(0, 2, (10, 2))
+    net = dp.Network([4, 5, K], activation="tanh", likelihood=likelihood, seed=0, dtype="float64")
+    T = net.encode_targets(y)
+    soft = 0.9 * T + 0.1 * (1 / K if likelihood == "categorical" else 0.5)
+    o = net.forward(X)
+    if likelihood == "categorical":
+        expected = -np.mean(np.sum(soft * np.log(o), axis=1))
+    else:
+        expected = -np.mean(np.sum(soft * np.log(o) + (1 - soft) * np.log(1 - o), axis=1))
+    J, _ = dp.Objective(net, label_smoothing=0.1).value_and_grad(net.theta, (X, T))
+    assert J == pytest.approx(expected, rel=1e-12)
+    assert dp.gradcheck(net, X, y, label_smoothing=0.1).passed
+
+
+def test_label_smoothing_is_refused_without_classes_and_leaves_validation_on_true_targets():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(40, 3))
+    with pytest.raises(ValueError, match="gaussian likelihood has no classes to smooth"):
+        dp.train(dp.Network([3, 2, 1], likelihood="gaussian"), X, X[:, 0], label_smoothing=0.1)
+    y = (X[:, 0] > 0).astype(int)
+    net = dp.Network([3, 4, 2], seed=0, dtype="float64")
+    state = dp.train(net, X[:30], y[:30], validation=(X[30:], y[30:]), epochs=2, label_smoothing=0.2, seed=0)
+    assert state.history.val_loss[-1] == pytest.approx(net.loss(X[30:], y[30:]), rel=1e-12)
+    assert state.history.loss[-1] > 0.2 * np.log(2) / 2  # (smoothed targets keep J off 0)

@@ -105,6 +105,19 @@ class Likelihood:
         one column per label; a 1-D array for one output), else o itself."""
         return o
 
+    # label smoothing: eq. (1) with the targets moved towards the uniform distribution
+    def uniform_target(self, n_outputs: int) -> float | None:
+        """Each target's value under the uniform distribution over the classes, or None
+        for a likelihood without classes (label smoothing does not apply)."""
+        return None
+
+    def smooth_targets(self, T: Array, amount: float) -> None:
+        """Label smoothing, in place: ``T = (1 - amount) T + amount u``, u the
+        :meth:`uniform_target` (not None). The loss and delta of eq. (1) keep their form
+        (delta = o - T for the canonical pairs), with soft targets."""
+        T *= 1.0 - amount
+        T += amount * self.uniform_target(T.shape[1])
+
     def onnx(self, g, z: str) -> str:
         """The output o(z) as ONNX nodes (see :mod:`deltaprop.io.onnx`)."""
         raise NotImplementedError
@@ -118,6 +131,9 @@ class Categorical(Likelihood):
 
     name = "categorical"
     task = "classification"
+
+    def uniform_target(self, n_outputs):
+        return 1.0 / n_outputs
 
     def output(self, z, out):
         np.subtract(z, z.max(axis=1, keepdims=True), out=out)
@@ -182,6 +198,9 @@ class Bernoulli(Likelihood):
 
     name = "bernoulli"
     task = "classification"
+
+    def uniform_target(self, n_outputs):
+        return 0.5  # (each label its own two classes)
 
     def output(self, z, out):
         # sigma(z) = exp(z - softplus(z)), accurate for large |z| at both ends

@@ -30,7 +30,7 @@ import math
 
 import numpy as np
 
-from ..validation import is_sparse
+from ..validation import check_float, is_sparse
 from .engine import Workspace, backward, forward, output_delta, views
 from .kernels import Ops
 
@@ -59,6 +59,10 @@ class Objective:
     kernels : {"numpy", "numba"}, optional
         Who does the element-wise work (:mod:`deltaprop.core.kernels`); by default
         Numba's fused kernels when Numba is installed, else NumPy.
+    label_smoothing : float
+        Train on targets moved this far towards the uniform distribution over the
+        classes (:meth:`~deltaprop.core.likelihoods.Likelihood.smooth_targets`): eq. (1)
+        with ``(1 - s) T + s / K``. Categorical and Bernoulli outputs only.
 
     Attributes
     ----------
@@ -73,8 +77,12 @@ class Objective:
     """
 
     def __init__(self, net, l2: float = 0.0, dropout: float = 0.0, alpha: float = 0.0, carry: int = 0,
-                 kernels: str | None = None):
+                 kernels: str | None = None, label_smoothing: float = 0.0):
         self.net = net
+        self.label_smoothing = check_float("label_smoothing", label_smoothing, 0.0, below=1.0)
+        if self.label_smoothing and net.likelihood.uniform_target(net.sizes[-1]) is None:
+            raise ValueError(f"label_smoothing: the {net.likelihood.name} likelihood has no classes to smooth; "
+                             "it is for categorical and bernoulli outputs")
         self.ops = Ops(net, kernels)
         self.l2 = float(l2)
         self.alpha = float(alpha)
@@ -130,6 +138,13 @@ class Objective:
         ws.n = b
         return ws, b
 
+    def _targets(self, ws: Workspace, b: int) -> Array:
+        """The batch's targets for J: smoothed in place when there is label smoothing (a
+        batch's targets are written afresh for every evaluation)."""
+        if self.label_smoothing:
+            self.net.likelihood.smooth_targets(ws.T[:b], self.label_smoothing)
+        return ws.T
+
     def _forward(self, ws: Workspace, b: int, rng) -> bool:
         """Eq. (3), with fresh dropout masks when training; True when phi' is ready."""
         masks = ws.masks if rng is not None else None
@@ -167,7 +182,7 @@ class Objective:
             np.copyto(self.net.theta, theta)
         ws, b = self._load(batch)
         forward(self.net, ws, b)
-        J = output_delta(self.net, ws, b, ws.T)
+        J = output_delta(self.net, ws, b, self._targets(ws, b))
         self._set_penalty(ws.total_weight)
         if self._l2_work is not None:
             J += sum(0.5 * self._lam * float(np.vdot(W, W)) for W in self.net.weight_rows())
@@ -197,7 +212,7 @@ class Objective:
             np.copyto(self.net.theta, theta)
         ws, b = self._load(batch)
         dphi_ready = self._forward(ws, b, rng)
-        J = output_delta(self.net, ws, b, ws.T)
+        J = output_delta(self.net, ws, b, self._targets(ws, b))
         self._set_penalty(ws.total_weight)
         backward(self.net, ws, b, self.G, dphi_ready)
         for l in range(1, self.net.n_layers + 1):
@@ -225,7 +240,7 @@ class Objective:
             np.copyto(self.net.theta, theta)
         ws, b = self._load(batch)
         dphi_ready = self._forward(ws, b, rng)
-        loss_sum = output_delta(self.net, ws, b, ws.T, mean=False)
+        loss_sum = output_delta(self.net, ws, b, self._targets(ws, b), mean=False)
         backward(self.net, ws, b, self.G, dphi_ready)
         return loss_sum, ws.total_weight, self.grad
 
@@ -258,7 +273,7 @@ class Objective:
         ws, b = self._load(batch)
         dphi_ready = self._forward(ws, b, rng)
         scale = optimizer.prescale(state)
-        J = output_delta(net, ws, b, ws.T, scale)
+        J = output_delta(net, ws, b, self._targets(ws, b), scale)
         if not math.isfinite(J):
             return J, math.nan
         optimizer.begin_step(state)

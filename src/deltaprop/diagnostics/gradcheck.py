@@ -129,6 +129,7 @@ def gradcheck(
     sample_weight=None,
     l2: float = 0.0,
     alpha: float = 0.0,
+    label_smoothing: float = 0.0,
     eps: float = 1e-3,
     tolerance: float = 1e-6,
     max_per_layer: int | None = None,
@@ -156,6 +157,8 @@ def gradcheck(
         The L2 penalty of the objective.
     alpha : float
         The L2 penalty as scikit-learn scales it (see :class:`~deltaprop.Objective`).
+    label_smoothing : float
+        J on smoothed class targets (see :class:`~deltaprop.Objective`).
     eps : float
         The finite-difference step.
     tolerance : float
@@ -177,7 +180,7 @@ def gradcheck(
     X64 = net64.check_X(X)
     T = net64.encode_targets(y, X64.shape[0])
     batch = (X64, T) if sample_weight is None else (X64, T, check_weights(sample_weight, X64.shape[0]).astype(np.float64))
-    objective = Objective(net64, l2=l2, alpha=alpha)
+    objective = Objective(net64, l2=l2, alpha=alpha, label_smoothing=label_smoothing)
     theta = net64.theta
     objective.value_and_grad(theta, batch)
     G = [None] + [g.copy() for g in objective.G[1:]]

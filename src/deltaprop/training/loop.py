@@ -133,7 +133,8 @@ class Trainer:
                  shuffle: bool = True, seed: int | np.random.Generator | None = None,
                  state: TrainState | None = None, checkpoint: str | None = None, checkpoint_every: int = 1,
                  blas_threads: int | None = None, diagnostics: bool = False, resume: str | None = None,
-                 distributed=None, buffer_blocks: int = 4, kernels: str | None = None):
+                 distributed=None, buffer_blocks: int = 4, kernels: str | None = None,
+                 label_smoothing: float = 0.0):
         self.net = net
         self.kernels = resolve_kernels(kernels)
         self.comm = comm = get_communicator(distributed)
@@ -227,7 +228,10 @@ class Trainer:
             self.source.shard(comm.rank, comm.size)
         # one buffer carries the gradient and, after it, what the ranks add up with it
         self.objective = Objective(net, l2=self.l2, dropout=self.dropout, alpha=self.alpha,
-                                   carry=len(CARRIED) if self.parallel else 0, kernels=self.kernels)
+                                   carry=len(CARRIED) if self.parallel else 0, kernels=self.kernels,
+                                   label_smoothing=label_smoothing)
+        if self.objective.label_smoothing:  # (absent when off: checkpoints written before it still resume)
+            settings["label_smoothing"] = self.objective.label_smoothing
         self.ws = self.objective.workspace(self.source.batch_size, self.source.sparse)
         self._val_ws = None if self.validation is None else Workspace(
             net.sizes, VALIDATION_BATCH, net.dtype, self.objective.ops, self.validation.sparse, net.members)
@@ -662,7 +666,8 @@ def train(net, X, y=None, *, epochs: int = 100, sample_weight=None, optimizer: s
           callbacks: Sequence[Callback] = (), shuffle: bool = True, seed: int | np.random.Generator | None = None,
           state: TrainState | None = None, checkpoint: str | None = None, checkpoint_every: int = 1,
           resume: str | None = None, diagnostics: bool = False, blas_threads: int | None = None,
-          distributed=None, buffer_blocks: int = 4, kernels: str | None = None) -> TrainState:
+          distributed=None, buffer_blocks: int = 4, kernels: str | None = None,
+          label_smoothing: float = 0.0) -> TrainState:
     """Train ``net`` in place by backpropagation and gradient descent.
 
     Parameters
@@ -764,6 +769,10 @@ def train(net, X, y=None, *, epochs: int = 100, sample_weight=None, optimizer: s
         reference) or fused Numba kernels (``pip install 'deltaprop[fast]'``); by default
         ``$DELTAPROP_KERNELS``, else Numba when it is installed. Both give the same
         results to float32 rounding; each path and seed gives the same bits every time.
+    label_smoothing : float
+        Train on class targets moved this far towards the uniform distribution,
+        ``(1 - s) T + s / K`` (categorical and Bernoulli outputs); validation losses are on
+        the true targets.
 
     Returns
     -------
@@ -791,7 +800,7 @@ def train(net, X, y=None, *, epochs: int = 100, sample_weight=None, optimizer: s
             shuffle=shuffle, seed=seed, state=state, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
             blas_threads=blas_threads, diagnostics=diagnostics,
             resume=None if first_call or resume is None else str(resume),
-            distributed=comm, buffer_blocks=buffer_blocks, kernels=kernels)
+            distributed=comm, buffer_blocks=buffer_blocks, kernels=kernels, label_smoothing=label_smoothing)
         if resume is None:
             return trainer.run(epochs)
         return trainer.run_until(check_int("epochs", epochs, 1))
