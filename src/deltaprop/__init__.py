@@ -15,7 +15,9 @@ The pieces, each with one job (see the README's layout section):
   ``.npy``, HDF5, Zarr or Parquet; :func:`get_communicator` (``training``): the
   allreduce of data-parallel training, over MPI or ``torch.distributed``.
 - :class:`MLPClassifier` and :class:`MLPRegressor` (``estimators``): scikit-learn's
-  estimators on this engine, and :func:`from_sklearn` (a fitted pipeline as a Model),
+  estimators on this engine; :class:`TabularClassifier` and :class:`TabularRegressor`:
+  the tabular recipe (:mod:`deltaprop.training.recipe`) for real tables as they are;
+  and :func:`from_sklearn` (a fitted pipeline as a Model),
   imported on first use (they need scikit-learn; the rest of the package needs only NumPy).
 """
 
@@ -49,13 +51,15 @@ __all__ = [
     "InverseTime", "LIKELIHOODS", "LayerTrace", "Likelihood", "MLPClassifier", "MLPRegressor", "Model", "ModelFileError",
     "Momentum", "Nesterov", "Network",
     "OPTIMIZERS", "Objective", "Optimizer", "OptimizerState", "RMSProp", "ReduceOnPlateau", "SCHEDULES", "SGD",
-    "Standardizer", "StepDecay", "StepTrace", "TrainState", "Trainer", "TrainingInterrupted", "__version__", "diagnose", "explain_step",
+    "Standardizer", "StepDecay", "StepTrace", "TabularClassifier", "TabularRegressor", "TrainState", "Trainer",
+    "TrainingInterrupted", "__version__", "diagnose", "explain_step",
     "fit", "from_sklearn", "get_activation", "get_communicator", "get_likelihood", "gradcheck", "load", "load_checkpoint",
     "open_blocks", "trace", "train",
 ]
 
 
-_LAZY = {"MLPClassifier": "estimators", "MLPRegressor": "estimators", "from_sklearn": "estimators"}
+_LAZY = {"MLPClassifier": "estimators", "MLPRegressor": "estimators", "TabularClassifier": "estimators",
+         "TabularRegressor": "estimators", "from_sklearn": "estimators"}
 
 
 def __getattr__(name: str):

@@ -10,7 +10,11 @@ is and how to turn it into inputs, and applies exactly that to any later table:
   column, but not pulled by outliers such as prices in the thousands next to a few
   in the millions), or the standard deviation, or 1 for a constant column; then
   clipped smoothly, ``z / sqrt(1 + (z/3)^2)``, so that the tail of a skewed column
-  (counts, incomes) stays within +-3 instead of reaching 100;
+  (counts, incomes) stays within +-3 instead of reaching 100; with ``bins``, also
+  encoded piecewise-linearly over its training quantiles ``e_0 < ... < e_T``: input t is
+  ``clip((x - e_{t-1}) / (e_t - e_{t-1}), 0, 1)``, 0 below the bin, 1 above it, so
+  that a threshold on the column (a price above a level, a count above 0), which trees
+  find at once, is one weight away for the network (Gorishniy et al. 2022);
 - a **boolean** column is 0/1;
 - a **category** column (any other text) becomes one input per value seen at least
   ``min_count`` times (the ``max_categories`` most frequent), plus one *other*
@@ -99,13 +103,14 @@ class ColumnEncoding:
     scale: float = 1.0
     vocabulary: list = field(default_factory=list)
     indicator: bool = False
+    edges: list = field(default_factory=list)  # a number's quantile bins (piecewise-linear inputs), or none
 
     @property
     def width(self) -> int:
         """The number of network inputs this column gives."""
         if self.kind == "ignored":
             return 0
-        own = len(self.vocabulary) + 1 if self.kind == "category" else 1
+        own = len(self.vocabulary) + 1 if self.kind == "category" else 1 + max(len(self.edges) - 1, 0)
         return own + self.indicator
 
     def describe(self) -> str:
@@ -115,7 +120,8 @@ class ColumnEncoding:
         gaps = f", gaps filled{' with ' + format(self.fill, '.6g') if self.kind == 'number' else ''} and " \
             "marked by an input of their own" if self.indicator else ""
         if self.kind == "number":
-            return f"number, z = (x - {self.center:.6g}) / {self.scale:.6g}, then z / sqrt(1 + (z/3)^2){gaps}"
+            bins = f", and {len(self.edges) - 1} piecewise-linear inputs over its quantiles" if self.edges else ""
+            return f"number, z = (x - {self.center:.6g}) / {self.scale:.6g}, then z / sqrt(1 + (z/3)^2){bins}{gaps}"
         if self.kind == "boolean":
             return f"boolean, 0/1{gaps}"
         shown = ", ".join(map(repr, self.vocabulary[:8])) + (", ..." if len(self.vocabulary) > 8 else "")
@@ -126,7 +132,8 @@ class ColumnEncoding:
         if self.kind == "ignored":
             return []
         names = [f"{self.name}={v}" for v in self.vocabulary] + [f"{self.name}=<other>"] \
-            if self.kind == "category" else [self.name]
+            if self.kind == "category" else [self.name] + [f"{self.name} in [{lo:.6g}, {hi:.6g}]"
+                                                           for lo, hi in zip(self.edges, self.edges[1:])]
         return names + ([f"{self.name}=<missing>"] if self.indicator else [])
 
     def encode(self, column: Array, out: Array) -> None:
@@ -148,6 +155,10 @@ class ColumnEncoding:
             out[:, 0] = (values - self.center) / self.scale
             if self.kind == "number":
                 smooth_clip(out[:, 0])
+            if self.edges:  # piecewise-linear: how far x is through each quantile bin, 0..1
+                lo, hi = np.asarray(self.edges[:-1]), np.asarray(self.edges[1:])
+                T = len(lo)
+                np.clip((values[:, None] - lo) / (hi - lo), 0.0, 1.0, out=out[:, 1:1 + T])
         if self.indicator:
             out[:, -1] = gap
 
@@ -241,13 +252,14 @@ class TableEncoder:
 
     @classmethod
     def fit(cls, columns: list, names: list[str], max_categories: int = MAX_CATEGORIES,
-            min_count: int = MIN_COUNT) -> tuple["TableEncoder", list[str]]:
+            min_count: int = MIN_COUNT, bins: int = 0) -> tuple["TableEncoder", list[str]]:
         """Learn each column's encoding from the training table's raw ``columns`` (1-D
         arrays, named ``names``); returns the encoder and the notices to show the user
-        (columns left out, and why)."""
+        (columns left out, and why). ``bins`` > 0 encodes each number column with more
+        than two values piecewise-linearly too, over at most that many quantile bins."""
         encodings, notices = [], []
         for raw, name in zip(columns, names):
-            enc, notice = _fit_column(np.asarray(raw), name, max_categories, min_count)
+            enc, notice = _fit_column(np.asarray(raw), name, max_categories, min_count, bins)
             encodings.append(enc)
             if notice:
                 notices.append(notice)
@@ -271,20 +283,27 @@ class TableEncoder:
     # -- the model file ------------------------------------------------------------------
     def to_config(self) -> list:
         return [{"name": c.name, "kind": c.kind, "fill": c.fill, "center": c.center, "scale": c.scale,
-                 "vocabulary": list(c.vocabulary), "indicator": c.indicator} for c in self.columns]
+                 "vocabulary": list(c.vocabulary), "indicator": c.indicator, "edges": list(c.edges)}
+                for c in self.columns]
 
     @classmethod
     def from_config(cls, config) -> "TableEncoder":
         """The inverse of :meth:`to_config`, every field checked (ValueError otherwise)."""
-        keys = {"name", "kind", "fill", "center", "scale", "vocabulary", "indicator"}
+        keys = {"name", "kind", "fill", "center", "scale", "vocabulary", "indicator", "edges"}
         if not (isinstance(config, list) and config):
             raise ValueError("table: expected a list of column encodings")
         columns = []
         for c in config:
+            if isinstance(c, dict) and set(c) == keys - {"edges"}:  # (written before the bins existed)
+                c = {**c, "edges": []}
             if not (isinstance(c, dict) and set(c) == keys):
                 raise ValueError(f"table: expected the fields {sorted(keys)} for each column")
             numbers = [c[k] for k in ("fill", "center", "scale")]
-            vocab = c["vocabulary"]
+            vocab, edges = c["vocabulary"], c["edges"]
+            if not (isinstance(edges, list) and all(type(x) in (int, float) and math.isfinite(x) for x in edges)
+                    and all(a < b for a, b in zip(edges, edges[1:])) and len(edges) != 1
+                    and (c["kind"] == "number" or not edges)):
+                raise ValueError(f"table: malformed bins of column {str(c.get('name'))[:40]!r}")
             if not (isinstance(c["name"], str) and c["name"] and c["kind"] in (*KINDS, "ignored")
                     and all(type(x) in (int, float) and math.isfinite(x) for x in numbers) and c["scale"] > 0
                     and isinstance(vocab, list) and all(isinstance(v, str) for v in vocab)
@@ -292,7 +311,7 @@ class TableEncoder:
                     and isinstance(c["indicator"], bool)):
                 raise ValueError(f"table: malformed encoding of column {str(c.get('name'))[:40]!r}")
             columns.append(ColumnEncoding(c["name"], c["kind"], float(c["fill"]), float(c["center"]),
-                                          float(c["scale"]), list(vocab), c["indicator"]))
+                                          float(c["scale"]), list(vocab), c["indicator"], [float(e) for e in edges]))
         if len({c.name for c in columns}) != len(columns):
             raise ValueError("table: a column is named more than once")
         return cls(columns)
@@ -325,7 +344,8 @@ def needs_encoding(columns: list) -> bool:
     return False
 
 
-def _fit_column(raw: Array, name: str, max_categories: int, min_count: int) -> tuple[ColumnEncoding, str]:
+def _fit_column(raw: Array, name: str, max_categories: int, min_count: int,
+                bins: int = 0) -> tuple[ColumnEncoding, str]:
     gap = is_missing(raw)
     n, present = len(raw), int((~gap).sum())
     indicator = bool(gap.any())
@@ -351,7 +371,12 @@ def _fit_column(raw: Array, name: str, max_categories: int, min_count: int) -> t
             scale = float(kept.std())
         if not (scale > 0 and math.isfinite(scale)):
             scale = 1.0
-        return ColumnEncoding(name, "number", fill=median, center=median, scale=scale, indicator=indicator), ""
+        edges = []
+        if bins > 0:  # quantile bins (ties merged), for columns of more than two values
+            edges = np.unique(np.quantile(kept, np.linspace(0.0, 1.0, bins + 1))).tolist()
+            edges = edges if len(edges) > 2 else []
+        return ColumnEncoding(name, "number", fill=median, center=median, scale=scale, indicator=indicator,
+                              edges=edges), ""
     texts = [_text(v) for v in raw[~gap]]
     counts = Counter(texts)
     if n >= 20 and len(counts) == present:

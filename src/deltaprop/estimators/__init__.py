@@ -13,10 +13,12 @@ from .classifier import MLPClassifier
 from .convert import from_sklearn
 from .params import InvalidParameterError
 from .regressor import MLPRegressor
+from .tabular import TabularClassifier, TabularRegressor
 
 if find_spec("skl2onnx") is not None:
     from .onnx import register
 
     register()
 
-__all__ = ["InvalidParameterError", "MLPClassifier", "MLPRegressor", "from_sklearn"]
+__all__ = ["InvalidParameterError", "MLPClassifier", "MLPRegressor", "TabularClassifier", "TabularRegressor",
+           "from_sklearn"]

@@ -224,12 +224,12 @@ class BaseMLP(BaseEstimator):
         # scikit-learn's initialization (biases drawn too): on small data sets it decides the result
         init = "sklearn_logistic" if self.activation == "logistic" else "sklearn"
         net = Network([n_features, *hidden, n_outputs], activation=self.activation, likelihood=likelihood,
-                      init=init, seed=_root_seed(self.random_state if stream is None else 0), dtype=dtype)
+                      init=init, seed=root_seed(self.random_state if stream is None else 0), dtype=dtype)
         if stream is not None:  # the very numbers scikit-learn draws, in its order (weights, then biases)
             for W in net.W[1:]:
                 init_weights(W, init, stream)
         # the seed of training's shuffling and dropout
-        self._seed = int(self.random_state) if isinstance(self.random_state, Integral) else _root_seed(
+        self._seed = int(self.random_state) if isinstance(self.random_state, Integral) else root_seed(
             self.random_state if stream is None else stream)
         names = getattr(self, "feature_names_in_", None)  # (set by validate_data for a DataFrame)
         self.model_ = Model(net, classes=labels, columns=None if names is None else Columns(tuple(names)))
@@ -431,7 +431,7 @@ class BaseMLP(BaseEstimator):
             est.feature_names_in_ = np.asarray(model.columns.features, dtype=object)
         est.n_outputs_, est.n_layers_ = net.sizes[-1], net.n_layers + 1
         est.n_iter_, est.t_ = 0, 0
-        est._seed, est._state, est._state_solver = _root_seed(None), None, None
+        est._seed, est._state, est._state_solver = root_seed(None), None, None
         return est
 
     def __sklearn_tags__(self):
@@ -449,7 +449,7 @@ def _sklearn_stream(random_state) -> np.random.RandomState | None:
     return random_state if isinstance(random_state, np.random.RandomState) else None
 
 
-def _root_seed(random_state) -> int:
+def root_seed(random_state) -> int:
     """One int from ``random_state`` (None: fresh entropy; never NumPy's global state)."""
     if random_state is None:
         return int(np.random.default_rng().integers(2**63))

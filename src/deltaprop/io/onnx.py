@@ -161,6 +161,10 @@ def table_nodes(g, table) -> tuple[list, str]:
             ratio = g.node("Div", [z, g.const([[CLIP]])])
             z = g.node("Div", [z, g.node("Sqrt", [g.node("Add", [g.const([[1.0]]), g.node("Mul", [ratio, ratio])])])])
         parts.append(z)
+        if c.edges:  # piecewise-linear inputs: clip((x - e_{t-1}) / (e_t - e_{t-1}), 0, 1)
+            lo, hi = np.asarray(c.edges[:-1]), np.asarray(c.edges[1:])
+            through = g.node("Div", [g.node("Sub", [filled, g.const([lo])]), g.const([hi - lo])])
+            parts.append(g.node("Clip", [through, g.const(0.0), g.const(1.0)]))
         if c.indicator:
             parts.append(g.node("Cast", [gap], to=TensorProto.FLOAT))
     return inputs, parts[0] if len(parts) == 1 else g.node("Concat", parts, axis=1)

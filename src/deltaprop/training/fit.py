@@ -22,6 +22,7 @@ from ..data.blocks import Blocks
 from ..data.columns import Columns, table_names, to_array
 from ..data.preprocessing import Standardizer, check_targets, choose_output
 from ..data.tables import TableEncoder, TableNotice, needs_encoding
+from ..validation import check_int
 from ..model import Model
 from .loop import block_check, train
 from .state import TrainState
@@ -29,7 +30,8 @@ from .state import TrainState
 
 def fit(X, y=None, *, hidden: Sequence[int] = (128, 64), activation: str | Sequence[str] = "relu",
         likelihood: str | None = None, task: str | None = None, standardize: bool = True,
-        init: str | None = None, dtype="float32", seed: int | None = None, members: int = 1, validation=None,
+        init: str | None = None, dtype="float32", seed: int | None = None, members: int = 1, bins: int = 0,
+        validation=None,
         columns: Columns | Sequence[str] | None = None, metadata: dict | None = None,
         **train_options) -> tuple[Model, TrainState]:
     """Train a network on raw rows and targets; return the Model and the final TrainState.
@@ -63,6 +65,10 @@ def fit(X, y=None, *, hidden: Sequence[int] = (128, 64), activation: str | Seque
     init, dtype, seed, members
         As for :class:`Network`; ``seed`` also drives training (see :func:`train`);
         ``members=k`` trains an ensemble of k networks together and predicts with their mean.
+    bins : int
+        For a named table: also encode each number column piecewise-linearly over at
+        most this many quantile bins (:class:`~deltaprop.data.tables.TableEncoder`), a
+        table of numbers alone included; 0 for none.
     validation : float, (X_val, y_val) or (X_val, y_val, sample_weight_val), optional
         As for :func:`train`, with raw validation rows.
     columns : Columns or sequence of str, optional
@@ -91,8 +97,8 @@ def fit(X, y=None, *, hidden: Sequence[int] = (128, 64), activation: str | Seque
         columns = _columns(columns, table_names(X), _target_names(y))
         if table_names(X) is not None:  # (then columns holds its names)
             raw = columns.pick(X)
-            if needs_encoding(raw):  # text, booleans or gaps: each column learns its encoding
-                table, notices = TableEncoder.fit(raw, list(columns.features))
+            if needs_encoding(raw) or bins:  # text, booleans or gaps (or bins): each column learns its encoding
+                table, notices = TableEncoder.fit(raw, list(columns.features), bins=check_int("bins", bins, 0))
                 for notice in notices:
                     warnings.warn(f"X: {notice}", TableNotice, stacklevel=2)
                 X = table.transform(raw)

@@ -1,0 +1,416 @@
+"""``deltaprop.TabularClassifier`` and ``deltaprop.TabularRegressor``: the tabular recipe as
+scikit-learn estimators that take real tables as they are.
+
+A pandas DataFrame (or a 2-D array, of numbers or of mixed values) goes in with its
+text categories, booleans, gaps and prices in the thousands: each column's encoding
+is learned at ``fit`` (:mod:`deltaprop.data.tables`) and kept in the fitted
+:class:`~deltaprop.Model` (``model_``), which is the whole predictor: ``save`` writes
+it, and ``deltaprop predict`` or the ONNX export answer as ``predict`` does. The
+defaults are the recipe of :mod:`deltaprop.training.recipe`, chosen on the
+development suite of real tables (``benchmarks/tabular.py``).
+
+Unlike :class:`~deltaprop.MLPClassifier` (scikit-learn's MLP, parameter for
+parameter), these estimators have deltaprop's own parameters, named as
+:func:`deltaprop.fit` names them.
+"""
+
+from __future__ import annotations
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
+
+from ..core.activations import ACTIVATIONS
+from ..data.tables import TableNotice
+from ..optim.optimizers import Adam, AdamW
+from ..training.callbacks import EarlyStopping
+from ..training.fit import fit
+from ..training.recipe import TABLE_RECIPE
+from .base import root_seed
+from .params import Interval, StrOptions
+
+Array = np.ndarray
+R = TABLE_RECIPE
+MIN_HELD_OUT = 5  # validation rows, at least: with fewer, every row trains and max_epochs are run
+
+
+class TabularMLP(BaseEstimator):
+    """The shared machinery; use :class:`TabularClassifier` or :class:`TabularRegressor`."""
+
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": ["array-like"],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "members": [Interval(Integral, 1, None, closed="left")],
+        "bins": [Interval(Integral, 0, None, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither"), None],
+        "patience": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+        "verbose": ["boolean"],
+    }
+
+    def __init__(self, hidden_layer_sizes=R["hidden"], activation="relu", *, members=R["members"],
+                 bins=R["bins"], max_epochs=R["epochs"], batch_size=R["batch_size"],
+                 learning_rate=R["learning_rate"], weight_decay=0.0, dropout=R["dropout"],
+                 validation_fraction=R["validation"], patience=R["early_stopping"], random_state=None,
+                 verbose=False):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.members = members
+        self.bins = bins
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.dropout = dropout
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -- the table -------------------------------------------------------------------
+    def _table(self, X, reset: bool):
+        """X as a named table for the model: a DataFrame as it is (its columns matched by
+        name), an array's columns named x0, x1, ... (or as the fitted DataFrame's were)."""
+        if hasattr(X, "columns") and hasattr(X, "iloc"):  # a pandas DataFrame
+            names = getattr(self, "feature_names_in_", None)
+            if not reset and names is not None and list(X.columns) != list(names) \
+                    and set(X.columns) == set(names) and len(X.columns) == len(names):
+                X = X[list(names)]  # the same columns in another order: matched by name
+            validate_data(self, X, skip_check_array=True, reset=reset)
+            if X.shape[0] == 0:
+                raise ValueError(f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is required.")
+            if not all(isinstance(c, str) for c in X.columns):
+                X = X.rename(columns=str)
+            return X
+        X = check_array(X, dtype=None, ensure_all_finite="allow-nan", accept_sparse=False)
+        if X.dtype.kind not in "biufO":
+            X = X.astype(object)
+        validate_data(self, X, skip_check_array=True, reset=reset)
+        names = getattr(self, "feature_names_in_", None)
+        names = [str(c) for c in names] if names is not None else [f"x{j}" for j in range(X.shape[1])]
+        return {name: X[:, j] for j, name in enumerate(names)}
+
+    def _fit(self, X, y, sample_weight, task: str):
+        hidden = [int(h) for h in np.atleast_1d(self.hidden_layer_sizes)]
+        if not hidden or any(h < 1 for h in hidden):
+            raise ValueError(f"hidden_layer_sizes must be positive integers, found {self.hidden_layer_sizes!r}")
+        table = self._table(X, reset=True)
+        n = len(X) if not isinstance(table, dict) else len(next(iter(table.values())))
+        optimizer = AdamW(self.learning_rate, weight_decay=self.weight_decay) if self.weight_decay \
+            else Adam(self.learning_rate)
+        held = self.validation_fraction
+        if held and int(n * held) < MIN_HELD_OUT:  # too few rows to judge an epoch by: train on all
+            held = None
+        options = dict(validation=held, early_stopping=EarlyStopping(self.patience)) if held else {}
+        if task == "classification" and R["label_smoothing"]:
+            options["label_smoothing"] = R["label_smoothing"]
+        with warnings.catch_warnings():
+            if not self.verbose:
+                warnings.simplefilter("ignore", TableNotice)
+            self.model_, state = fit(
+                table, y, hidden=hidden, activation=self.activation, task=task, members=self.members,
+                bins=self.bins, seed=root_seed(self.random_state), epochs=self.max_epochs,
+                batch_size=min(self.batch_size, n), optimizer=optimizer, dropout=self.dropout,
+                sample_weight=sample_weight, **options)
+        history = state.history
+        self.n_iter_ = len(history.loss)
+        self.loss_curve_ = list(history.loss)
+        self.validation_loss_curve_ = list(history.val_loss) if held else None
+        if self.verbose:
+            print(f"{type(self).__name__}: {self.n_iter_} epochs, loss {history.loss[-1]:.4g}"
+                  + (f", validation loss {min(history.val_loss):.4g} (best)" if held else ""))
+        return self
+
+    def _X(self, X):
+        check_is_fitted(self, "model_")
+        return self._table(X, reset=False)
+
+    def save(self, path) -> None:
+        """Write the fitted model to a file.
+
+        The file holds the whole predictor (column handling, networks, labels) as
+        safetensors, never pickle; :func:`deltaprop.load` and ``deltaprop predict`` read it.
+
+        Parameters
+        ----------
+        path : str or path-like
+            The ``.safetensors`` file to write (atomically).
+        """
+        check_is_fitted(self, "model_")
+        self.model_.save(path)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # gaps are data: filled and marked
+        tags.input_tags.string = True  # text categories
+        tags.input_tags.categorical = True
+        tags.non_deterministic = self.random_state is None
+        return tags
+
+
+class TabularClassifier(ClassifierMixin, TabularMLP):
+    """A classifier for real tables: the tabular recipe as a scikit-learn estimator.
+
+    Takes a pandas DataFrame (or a 2-D array) with numeric, boolean, text and missing
+    values as it is; learns each column's encoding (robust scaling, smooth clipping and
+    piecewise-linear bins for numbers; one-hot categories with a shared slot for rare
+    and unseen values; gaps filled and marked); trains an ensemble of networks together
+    and predicts with the mean of their class probabilities.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : array-like of int, default=(128, 64)
+        Each member's hidden layer widths.
+    activation : str, default='relu'
+        The hidden activation, any name of :data:`deltaprop.ACTIVATIONS`.
+    members : int, default=4
+        Networks in the ensemble, trained together (one product per layer).
+    bins : int, default=8
+        Quantile bins of each number column's piecewise-linear encoding (0: none).
+    max_epochs : int, default=300
+        The most epochs; training stops earlier when the validation loss has not
+        improved for ``patience`` epochs.
+    batch_size : int, default=32
+        Rows per step (clipped to the number of rows).
+    learning_rate : float, default=0.001
+        Adam's step size.
+    weight_decay : float, default=0.0
+        With a positive value, AdamW's decoupled weight decay.
+    dropout : float, default=0.0
+        Inverted-dropout rate on the hidden layers during training.
+    validation_fraction : float or None, default=0.1
+        The share of rows held out (stratified by class) to choose the best epoch,
+        whose weights the model keeps; None trains ``max_epochs`` epochs on every row.
+    patience : int, default=10
+        Epochs without a better validation loss before training stops.
+    random_state : int, RandomState instance or None, default=None
+        The seed of the weights, the split, the shuffling and dropout; an int gives
+        the same bits on the same machine.
+    verbose : bool, default=False
+        Print a line at the end of training, and the notices about columns left out.
+
+    Attributes
+    ----------
+    model_ : Model
+        The fitted predictor: column encodings, networks and class labels.
+    classes_ : ndarray of shape (n_classes,)
+        The class labels.
+    n_features_in_ : int
+        The number of columns seen at fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        The column names, when X was a DataFrame with string names.
+    n_iter_ : int
+        The epochs trained.
+    loss_curve_ : list of float
+        The training loss of each epoch.
+    validation_loss_curve_ : list of float or None
+        The validation loss of each epoch (None without validation).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from deltaprop import TabularClassifier
+    >>> X = pd.DataFrame({"size": [1.0, 2.5, None, 4.0] * 10, "color": ["red", "blue", "red", None] * 10})
+    >>> y = ["small", "large", "small", "large"] * 10
+    >>> clf = TabularClassifier(random_state=0).fit(X, y)
+    >>> clf.predict(X.head(2)).tolist()
+    ['small', 'large']
+    """
+
+    def fit(self, X, y, sample_weight=None) -> "TabularClassifier":
+        """Learn the columns' encodings and train the ensemble.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            The raw table.
+        y : array-like of shape (n_samples,)
+            Class labels of any type.
+        sample_weight : array-like of shape (n_samples,), optional
+            Per-row weights of the loss.
+
+        Returns
+        -------
+        self : TabularClassifier
+            The fitted estimator.
+        """
+        self._validate_params()  # scikit-learn's check of _parameter_constraints
+        y = column_or_1d(_targets_given(self, y), warn=True)
+        check_classification_targets(y)
+        self._fit(X, y, sample_weight, "classification")
+        self.classes_ = self.model_.classes
+        return self
+
+    def predict(self, X) -> Array:
+        """Class labels.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            Raw rows: columns matched by name (a DataFrame) or by position (an array).
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,)
+            The most probable class of each row (of the mean probabilities).
+        """
+        X = self._X(X)
+        return self.model_.predict(X)
+
+    def predict_proba(self, X) -> Array:
+        """Class probabilities, the members' mean, one column per class of ``classes_``.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            Raw rows: columns matched by name (a DataFrame) or by position (an array).
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Each row's probabilities.
+        """
+        X = self._X(X)
+        if len(self.classes_) == 1:  # fitted on one class
+            return np.ones((len(next(iter(X.values()))) if isinstance(X, dict) else len(X), 1))
+        return self.model_.predict_proba(X)
+
+    def predict_log_proba(self, X) -> Array:
+        """The logarithm of :meth:`predict_proba`.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            Raw rows: columns matched by name (a DataFrame) or by position (an array).
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+            Each row's log-probabilities.
+        """
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+
+class TabularRegressor(RegressorMixin, TabularMLP):
+    """A regressor for real tables: the tabular recipe as a scikit-learn estimator.
+
+    As :class:`TabularClassifier`, for real targets (one column or several): they are
+    standardized for training and predictions come back in their own units; the
+    prediction is the mean of the members'.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : array-like of int, default=(128, 64)
+        Each member's hidden layer widths.
+    activation : str, default='relu'
+        The hidden activation, any name of :data:`deltaprop.ACTIVATIONS`.
+    members : int, default=4
+        Networks in the ensemble, trained together (one product per layer).
+    bins : int, default=8
+        Quantile bins of each number column's piecewise-linear encoding (0: none).
+    max_epochs : int, default=300
+        The most epochs; training stops earlier when the validation loss has not
+        improved for ``patience`` epochs.
+    batch_size : int, default=32
+        Rows per step (clipped to the number of rows).
+    learning_rate : float, default=0.001
+        Adam's step size.
+    weight_decay : float, default=0.0
+        With a positive value, AdamW's decoupled weight decay.
+    dropout : float, default=0.0
+        Inverted-dropout rate on the hidden layers during training.
+    validation_fraction : float or None, default=0.1
+        The share of rows held out to choose the best epoch, whose weights the model
+        keeps; None trains ``max_epochs`` epochs on every row.
+    patience : int, default=10
+        Epochs without a better validation loss before training stops.
+    random_state : int, RandomState instance or None, default=None
+        The seed of the weights, the split, the shuffling and dropout; an int gives
+        the same bits on the same machine.
+    verbose : bool, default=False
+        Print a line at the end of training, and the notices about columns left out.
+
+    Attributes
+    ----------
+    model_ : Model
+        The fitted predictor: column encodings, networks and the target's scaling.
+    n_features_in_ : int
+        The number of columns seen at fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        The column names, when X was a DataFrame with string names.
+    n_iter_ : int
+        The epochs trained.
+    loss_curve_ : list of float
+        The training loss of each epoch.
+    validation_loss_curve_ : list of float or None
+        The validation loss of each epoch (None without validation).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from deltaprop import TabularRegressor
+    >>> X = pd.DataFrame({"rooms": [1, 2, 3, 4] * 10, "city": ["a", "b", "a", "b"] * 10})
+    >>> y = [100.0, 210.0, 290.0, 420.0] * 10
+    >>> reg = TabularRegressor(random_state=0).fit(X, y)
+    >>> reg.predict(X.head(2)).shape
+    (2,)
+    """
+
+    def fit(self, X, y, sample_weight=None) -> "TabularRegressor":
+        """Learn the columns' encodings and train the ensemble.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            The raw table.
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            Real targets.
+        sample_weight : array-like of shape (n_samples,), optional
+            Per-row weights of the loss.
+
+        Returns
+        -------
+        self : TabularRegressor
+            The fitted estimator.
+        """
+        self._validate_params()  # scikit-learn's check of _parameter_constraints
+        y = check_array(_targets_given(self, y), ensure_2d=False, dtype=np.float64, ensure_all_finite=False,
+                        input_name="y")
+        return self._fit(X, y, sample_weight, "regression")
+
+    def predict(self, X) -> Array:
+        """Predicted values in the target's units.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            Raw rows: columns matched by name (a DataFrame) or by position (an array).
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_targets)
+            The members' mean prediction, in the target's units.
+        """
+        X = self._X(X)
+        return self.model_.predict(X)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+
+def _targets_given(estimator, y):
+    if y is None:
+        raise ValueError(f"{type(estimator).__name__} requires y to be passed, but the target y is None")
+    return y

@@ -1,0 +1,35 @@
+"""The tabular recipe: how deltaprop trains on a real table unless told otherwise.
+
+One set of settings, chosen by measurement on the development suite of real tables
+(``benchmarks/tabular.py``; the ablation table in ``benchmarks/README.md`` gives each
+ingredient's effect on the mean score and the fit time). It is the default of
+:class:`~deltaprop.TabularClassifier` and :class:`~deltaprop.TabularRegressor`, of
+:func:`~deltaprop.fit` for a table of mixed columns, and of ``deltaprop train`` on a
+CSV or Parquet file of mixed columns:
+
+- inputs (:mod:`deltaprop.data.tables`): robust scaling and smooth clipping of numbers,
+  plus their piecewise-linear encoding over ``bins`` quantile bins; one-hot categories;
+  gaps filled and marked;
+- an ensemble of ``members`` networks trained together (one product per layer), its
+  prediction their mean;
+- Adam, batches of ``batch_size`` rows, ``validation`` of the rows held out (stratified
+  for classes) to keep the best epoch's weights, stopping after ``early_stopping``
+  epochs without improvement (``epochs`` at most);
+- classification: label smoothing.
+"""
+
+from __future__ import annotations
+
+TABLE_RECIPE: dict = {
+    "hidden": (128, 64),
+    "members": 4,
+    "bins": 8,
+    "epochs": 300,
+    "batch_size": 32,
+    "learning_rate": 1e-3,
+    "validation": 0.1,
+    "early_stopping": 10,
+    "label_smoothing": 0.0,
+    "dropout": 0.0,
+}
+"""The recipe's settings by name (``fit``'s names; ``learning_rate`` is Adam's)."""
