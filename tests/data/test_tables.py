@@ -32,6 +32,33 @@ def test_numbers_are_filled_with_the_median_scaled_robustly_and_clipped_smoothly
     np.testing.assert_array_equal(out[:, 1], [0, 0, 0, 0, 1, 0])
 
 
+def test_numbers_get_piecewise_linear_inputs_over_their_quantile_bins():
+    x = np.r_[np.zeros(50), np.arange(1.0, 51.0), [np.nan]]  # half zeros: tied quantiles merge
+    encoder, _ = encode({"x": x, "flag": np.r_[np.zeros(60), np.ones(41)], "y": np.arange(101.0)}, bins=4)
+    cx, cflag, cy = encoder.columns
+    assert cx.edges == [0.0, 0.5, 25.25, 50.0] and cx.width == 1 + 3 + 1  # (quantiles 0 and 0.25 tied)
+    assert cflag.edges == [] and cflag.width == 1  # two values: nothing a bin adds
+    assert cy.edges == [0.0, 25.0, 50.0, 75.0, 100.0] and cy.width == 5
+    out = encoder.transform([x, np.r_[np.zeros(60), np.ones(41)], np.r_[np.arange(100.0), 130.0]])
+    bins = out[:, encoder.input_names().index("y in [0, 25]"):][:, :4]
+    np.testing.assert_allclose(bins[10], [0.4, 0, 0, 0])  # 10 is 40% through the first bin
+    np.testing.assert_allclose(bins[60], [1, 1, 0.4, 0])
+    np.testing.assert_allclose(bins[100], [1, 1, 1, 1])  # beyond the last edge: 1, never more
+    gap = encoder.input_names().index("x=<missing>")
+    assert out[100, gap] == 1 and cx.fill == 0.5  # a gap: the median, through the bins as any 0.5
+    np.testing.assert_array_equal(out[100, 1:gap], [1, 0, 0])
+    again = TableEncoder.from_config(json.loads(json.dumps(encoder.to_config())))
+    np.testing.assert_array_equal(again.transform([x, np.r_[np.zeros(60), np.ones(41)], np.arange(101.0)]),
+                                  encoder.transform([x, np.r_[np.zeros(60), np.ones(41)], np.arange(101.0)]))
+    for bad in ([1.0], [2.0, 1.0], [0.0, float("inf")]):
+        config = encoder.to_config()
+        config[2]["edges"] = bad
+        with pytest.raises(ValueError, match="malformed bins of column 'y'"):
+            TableEncoder.from_config(config)
+    old = [{k: v for k, v in c.items() if k != "edges"} for c in encoder.to_config()]  # a file from before bins
+    assert all(c.edges == [] for c in TableEncoder.from_config(old).columns)
+
+
 def test_a_constant_column_gives_zeros_and_text_numbers_are_numbers():
     encoder, _ = encode({"k": np.full(30, 7), "t": np.array([" 1.5", "2", "NA", "3"] * 5 + ["4"] * 10, dtype=object)})
     k, t = encoder.columns

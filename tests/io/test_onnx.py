@@ -54,8 +54,9 @@ def test_a_mixed_table_is_exported_with_one_raw_input_per_column(tmp_path):
     y = 1000 + 3 * np.log(df["income"].fillna(20000)) + (df["job"] == "nurse") * 50 + df["owner"] * 20
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # (the row number 'ref' is left out, with a notice)
-        model, _ = dp.fit(df, y, hidden=[8], epochs=5, seed=0)
+        model, _ = dp.fit(df, y, hidden=[8], epochs=5, seed=0, bins=4, members=2)  # (the recipe's pieces)
     job = next(c for c in model.table.columns if c.name == "job")
+    assert len(model.table.columns[0].edges) == 5
     assert job.indicator and [c.kind for c in model.table.columns] == ["number", "category", "boolean", "ignored"]
     to_onnx(model, tmp_path / "m.onnx")
     session = ort.InferenceSession(str(tmp_path / "m.onnx"))

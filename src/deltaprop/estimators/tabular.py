@@ -111,8 +111,8 @@ class TabularMLP(BaseEstimator):
         if held and int(n * held) < MIN_HELD_OUT:  # too few rows to judge an epoch by: train on all
             held = None
         options = dict(validation=held, early_stopping=EarlyStopping(self.patience)) if held else {}
-        if task == "classification" and R["label_smoothing"]:
-            options["label_smoothing"] = R["label_smoothing"]
+        if getattr(self, "label_smoothing", 0.0):
+            options["label_smoothing"] = self.label_smoothing
         with warnings.catch_warnings():
             if not self.verbose:
                 warnings.simplefilter("ignore", TableNotice)
@@ -192,6 +192,9 @@ class TabularClassifier(ClassifierMixin, TabularMLP):
         whose weights the model keeps; None trains ``max_epochs`` epochs on every row.
     patience : int, default=10
         Epochs without a better validation loss before training stops.
+    label_smoothing : float, default=0.0
+        Train on class targets moved this far towards the uniform distribution
+        (eq. (1) with soft targets); the validation loss is on the true labels.
     random_state : int, RandomState instance or None, default=None
         The seed of the weights, the split, the shuffling and dropout; an int gives
         the same bits on the same machine.
@@ -225,6 +228,20 @@ class TabularClassifier(ClassifierMixin, TabularMLP):
     >>> clf.predict(X.head(2)).tolist()
     ['small', 'large']
     """
+
+    _parameter_constraints: dict = {**TabularMLP._parameter_constraints,
+                                    "label_smoothing": [Interval(Real, 0, 1, closed="left")]}
+
+    def __init__(self, hidden_layer_sizes=R["hidden"], activation="relu", *, members=R["members"],
+                 bins=R["bins"], max_epochs=R["epochs"], batch_size=R["batch_size"],
+                 learning_rate=R["learning_rate"], weight_decay=0.0, dropout=R["dropout"],
+                 validation_fraction=R["validation"], patience=R["early_stopping"],
+                 label_smoothing=R["label_smoothing"], random_state=None, verbose=False):
+        super().__init__(hidden_layer_sizes, activation, members=members, bins=bins, max_epochs=max_epochs,
+                         batch_size=batch_size, learning_rate=learning_rate, weight_decay=weight_decay,
+                         dropout=dropout, validation_fraction=validation_fraction, patience=patience,
+                         random_state=random_state, verbose=verbose)
+        self.label_smoothing = label_smoothing
 
     def fit(self, X, y, sample_weight=None) -> "TabularClassifier":
         """Learn the columns' encodings and train the ensemble.
