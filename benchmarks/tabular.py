@@ -83,7 +83,7 @@ ABLATION = {
     "members=1": {"members": 1},
     "bins=0": {"bins": 0},
     "no held-out": {"validation_fraction": None, "max_epochs": 40},
-    "label smooth": {"label_smoothing": 0.1},
+    "no smoothing": {"label_smoothing": 0.0},
     "dropout 0.1": {"dropout": 0.1},
     "AdamW 0.02": {"weight_decay": 0.02},
     "batch 128": {"batch_size": 128, "learning_rate": 2e-3},

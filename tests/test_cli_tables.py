@@ -55,7 +55,8 @@ def test_train_predict_and_info_on_a_table_of_mixed_columns(capsys, shop_csv):
     np.testing.assert_array_equal([r[0] for r in rows], model.predict(raw))
     np.testing.assert_allclose(np.array([r[1:] for r in rows], dtype=float), model.predict_proba(raw), atol=2e-6)
     status, out, _ = run(capsys, "info", d / "shop.safetensors")
-    assert "inputs: 8 from the table's columns" in out and "  id: left out" in out
+    assert "inputs: 24 from the table's columns" in out and "  id: left out" in out  # (the recipe's bins)
+    assert "an ensemble of 4 networks" in out
     assert "  city: category, one input per value ('lyon', 'nice', 'paris') and one for any other" in out
     assert "  member: boolean, 0/1" in out and "gaps filled with" in out
     # the ONNX graph takes the raw columns (floats for numbers and booleans, strings for text) and agrees

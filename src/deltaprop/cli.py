@@ -230,6 +230,7 @@ def _train(args, comm) -> int:
     from .data.tables import TableNotice
     from .training.fit import fit
     from .training.loop import TrainingInterrupted
+    from .training.recipe import TABLE_RECIPE
 
     # every argument and output location is checked before any file is opened
     stem = _default_stem(args.data)
@@ -282,12 +283,18 @@ def _train(args, comm) -> int:
     if args.animate and not (classification and Xtr.shape[1] == 2 and ds.y.ndim == 1):
         raise CLIError(f"--animate: needs 2-D data with class labels (xor, moons, circles, spirals or a CSV of "
                        f"two features); {ds.name} has {Xtr.shape[1]} features")
-    progress = Progress(args.epochs, quiet=args.quiet)
+    # a table of mixed columns (text, gaps) trains with the tabular recipe, unless told otherwise
+    mixed = blocks is None and Xtr.dtype == object
+    recipe = {"epochs": args.epochs or (TABLE_RECIPE["epochs"] if mixed else 100)}
+    recipe.update({k: v for k, v in (("members", args.members), ("bins", args.bins),
+                                     ("label_smoothing", args.label_smoothing)) if v is not None})
+    progress = Progress(recipe["epochs"], quiet=args.quiet)
     snapshots = _Snapshots() if args.animate else None
 
     class Announce:  # the network exists once fit has chosen its outputs
         def on_train_begin(self, net, state):
-            say(f"network: {'-'.join(map(str, net.sizes))} ({args.activation}, {net.likelihood.name}), "
+            say(f"network: {'-'.join(map(str, net.sizes))}{f' x {net.members}' if net.members > 1 else ''} "
+                f"({args.activation}, {net.likelihood.name}), "
                 f"{net.n_params:,} parameters, {np.dtype(net.dtype).name}; optimizer {optimizer!r}")
 
     metadata = {
@@ -308,7 +315,7 @@ def _train(args, comm) -> int:
                 standardize=standardize, dtype=args.dtype, seed=args.seed, metadata=metadata,
                 columns=None if blocks is not None or not ds.feature_names else
                 Columns(tuple(ds.feature_names), (ds.target_name,) if ds.target_name else ()),
-                optimizer=optimizer, epochs=args.epochs, batch_size=args.batch_size or None,
+                optimizer=optimizer, batch_size=args.batch_size or None, **recipe,
                 validation=args.validation_fraction or None, schedule=schedule, l2=args.l2, dropout=args.dropout,
                 clip_norm=args.clip_norm, max_norm=args.max_norm, grad_tol=args.grad_tol,
                 early_stopping=args.early_stopping or None, diagnostics=args.diagnostics or bool(args.report),
@@ -643,7 +650,8 @@ def cmd_info(args) -> int:
     model = load(args.model)
     net = model.network
     print(f"model: {args.model}")
-    print(f"architecture: {'-'.join(map(str, net.sizes))}")
+    print(f"architecture: {'-'.join(map(str, net.sizes))}"
+          + (f", an ensemble of {net.members} networks (their mean predicts)" if net.members > 1 else ""))
     print(f"hidden activations: {', '.join(net.activation_names) or '(none)'}")
     print(f"likelihood: {net.likelihood.name}")
     print(f"parameters: {net.n_params:,} ({np.dtype(net.dtype).name})")
@@ -701,6 +709,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .data.datasets import BUILTIN_NAMES
     from .optim.optimizers import OPTIMIZERS
     from .optim.schedules import SCHEDULES
+    from .training.recipe import TABLE_RECIPE
 
     p = _Parser(prog="deltaprop", formatter_class=_fmt(),
                 description="Feedforward networks trained by backpropagation, from first principles.",
@@ -750,7 +759,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop when the epoch's gradient norm falls below TOL (default: off)")
     t.add_argument("--batch-size", type=_int_at_least(0, "--batch-size"), default=32,
                    help="mini-batch size; 0 for full-batch gradient descent (default: 32)")
-    t.add_argument("--epochs", type=_int_at_least(1, "--epochs"), default=100, help="maximum epochs (default: 100)")
+    t.add_argument("--epochs", type=_int_at_least(1, "--epochs"),
+                   help=f"maximum epochs (default: 100; {TABLE_RECIPE['epochs']} for a table of mixed columns)")
+    t.add_argument("--members", type=_int_at_least(1, "--members"),
+                   help="train an ensemble of this many networks together, predicting with their mean "
+                        f"(default: 1; {TABLE_RECIPE['members']} for a table of mixed columns)")
+    t.add_argument("--bins", type=_int_at_least(0, "--bins"),
+                   help="also encode each number column piecewise-linearly over this many quantile bins, for a "
+                        f"table with column names (default: 0; {TABLE_RECIPE['bins']} for a table of mixed columns)")
+    t.add_argument("--label-smoothing", type=_fraction("--label-smoothing", 0.0, 1.0, closed_low=True),
+                   metavar="S", help="train on class targets (1 - S) T + S / K (default: 0; "
+                                     f"{TABLE_RECIPE['label_smoothing']} for a table of mixed columns)"),
     t.add_argument("--schedule", default="constant", type=_with_settings(SCHEDULES, "--schedule"),
                    metavar="NAME[:K=V,...]",
                    help=f"learning-rate schedule: {', '.join(SCHEDULES)}, with settings if wanted, e.g. "
@@ -997,7 +1016,8 @@ def _on_sigterm(signum, frame):
 _FLAGS = {"validation": "--validation-fraction", "batch_size": "--batch-size", "early_stopping": "--early-stopping",
           "clip_norm": "--clip-norm", "max_norm": "--max-norm", "grad_tol": "--grad-tol", "l2": "--l2",
           "dropout": "--dropout", "epochs": "--epochs", "learning_rate": "--lr", "hidden": "--hidden",
-          "checkpoint_every": "--checkpoint-every", "resume": "--resume", "kernels": "--kernels"}
+          "checkpoint_every": "--checkpoint-every", "resume": "--resume", "kernels": "--kernels",
+          "members": "--members", "bins": "--bins", "label_smoothing": "--label-smoothing"}
 
 
 def _one_line(e) -> str:

@@ -166,7 +166,9 @@ def test_fit_takes_a_mixed_table_and_the_model_is_the_whole_predictor(shop, tmp_
     with pytest.warns(TableNotice, match="column 'id' has a different value in every row"):
         model, _ = dp.fit(df[:500], y[:500], hidden=[32], epochs=60, seed=0,
                           validation=(df[500:], y[500:]))  # a raw validation table, encoded like X
-    assert model.table is not None and model.network.sizes[0] == 1 + 4 + 1 + 2
+    # the tabular recipe for what was not given: price and age in 8 bins each, an ensemble of 4
+    assert model.table is not None and model.network.sizes[0] == (1 + 8) + 4 + 1 + (1 + 8 + 1)
+    assert model.network.members == 4 and model.network.sizes[1:-1] == [32]
     assert model.score(df[500:], y[500:]) > 0.9
     # the same answers for the columns in any order, without the ID column, and in a saved file
     shuffled = df[500:][["age", "member", "city", "price"]]
@@ -189,3 +191,23 @@ def test_same_seed_same_bits_on_a_mixed_table(shop):
         a, _ = dp.fit(df, y, hidden=[16], epochs=3, seed=5)
         b, _ = dp.fit(df, y, hidden=[16], epochs=3, seed=5)
     assert a.network.theta.tobytes() == b.network.theta.tobytes()
+
+
+def test_a_mixed_table_takes_the_recipe_for_what_is_not_given(shop):
+    from deltaprop.training.recipe import TABLE_RECIPE as R
+
+    df, y = shop
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TableNotice)
+        model, state = dp.fit(df, y, seed=0)
+        plain, plain_state = dp.fit(df, y, seed=0, members=1, bins=0, validation=None, early_stopping=None,
+                                    label_smoothing=0.0, epochs=5)
+        values, _ = dp.fit(df, y.eq("yes") * 2.5, seed=0, epochs=3)
+    net = model.network
+    assert net.members == R["members"] and net.sizes[1:-1] == list(R["hidden"])
+    assert len(model.table.columns[1].edges) == R["bins"] + 1
+    assert state.settings["label_smoothing"] == R["label_smoothing"] and state.settings["batch_size"] == 32
+    assert len(state.history.val_loss) == len(state.history.loss) < R["epochs"]  # (stopped early on held-out rows)
+    assert plain.network.members == 1 and plain.table.columns[1].edges == []
+    assert "label_smoothing" not in plain_state.settings and len(plain_state.history.loss) == 5
+    assert values.network.likelihood.name == "gaussian" and values.network.members == R["members"]

@@ -192,7 +192,7 @@ class TabularClassifier(ClassifierMixin, TabularMLP):
         whose weights the model keeps; None trains ``max_epochs`` epochs on every row.
     patience : int, default=10
         Epochs without a better validation loss before training stops.
-    label_smoothing : float, default=0.0
+    label_smoothing : float, default=0.1
         Train on class targets moved this far towards the uniform distribution
         (eq. (1) with soft targets); the validation loss is on the true labels.
     random_state : int, RandomState instance or None, default=None

@@ -22,19 +22,26 @@ from ..data.blocks import Blocks
 from ..data.columns import Columns, table_names, to_array
 from ..data.preprocessing import Standardizer, check_targets, choose_output
 from ..data.tables import TableEncoder, TableNotice, needs_encoding
+from ..optim.optimizers import Adam
 from ..validation import check_int
+from .recipe import TABLE_RECIPE
 from ..model import Model
 from .loop import block_check, train
 from .state import TrainState
 
 
-def fit(X, y=None, *, hidden: Sequence[int] = (128, 64), activation: str | Sequence[str] = "relu",
+def fit(X, y=None, *, hidden: Sequence[int] | None = None, activation: str | Sequence[str] = "relu",
         likelihood: str | None = None, task: str | None = None, standardize: bool = True,
-        init: str | None = None, dtype="float32", seed: int | None = None, members: int = 1, bins: int = 0,
-        validation=None,
+        init: str | None = None, dtype="float32", seed: int | None = None, members: int | None = None,
+        bins: int | None = None, validation=None,
         columns: Columns | Sequence[str] | None = None, metadata: dict | None = None,
         **train_options) -> tuple[Model, TrainState]:
     """Train a network on raw rows and targets; return the Model and the final TrainState.
+
+    On a table of mixed columns (text, booleans or gaps), every setting not given takes
+    the tabular recipe's value (:data:`~deltaprop.training.recipe.TABLE_RECIPE`: an
+    ensemble, bins, a held-out tenth to keep the best epoch, label smoothing for
+    classes); otherwise the defaults below.
 
     Parameters
     ----------
@@ -49,7 +56,7 @@ def fit(X, y=None, *, hidden: Sequence[int] = (128, 64), activation: str | Seque
         (multilabel), or real targets (one or several columns), or counts with
         ``likelihood="poisson"``. Missing (empty, None, NaN) or infinite targets are
         an error naming their rows.
-    hidden : sequence of int
+    hidden : sequence of int, default (128, 64)
         Hidden layer widths.
     activation : str or sequence of str
         Hidden activation(s).
@@ -64,8 +71,9 @@ def fit(X, y=None, *, hidden: Sequence[int] = (128, 64), activation: str | Seque
         applies and undoes both.
     init, dtype, seed, members
         As for :class:`Network`; ``seed`` also drives training (see :func:`train`);
-        ``members=k`` trains an ensemble of k networks together and predicts with their mean.
-    bins : int
+        ``members=k`` (default 1) trains an ensemble of k networks together and predicts
+        with their mean.
+    bins : int, default 0
         For a named table: also encode each number column piecewise-linearly over at
         most this many quantile bins (:class:`~deltaprop.data.tables.TableEncoder`), a
         table of numbers alone included; 0 for none.
@@ -86,6 +94,10 @@ def fit(X, y=None, *, hidden: Sequence[int] = (128, 64), activation: str | Seque
         With the history; pass it to :func:`train` as ``state=`` to continue.
     """
     _check_options(train_options)
+    given = {"hidden": hidden, "members": members, "bins": bins}
+    hidden = (128, 64) if hidden is None else hidden
+    members, bins = 1 if members is None else members, 0 if bins is None else bins
+    smooth = False  # the recipe's label smoothing, once the targets have chosen a class output
     blocks = X if isinstance(X, Blocks) else None
     table = None
     if blocks is not None:  # the decisions from every block's targets, the inputs read once
@@ -97,6 +109,9 @@ def fit(X, y=None, *, hidden: Sequence[int] = (128, 64), activation: str | Seque
         columns = _columns(columns, table_names(X), _target_names(y))
         if table_names(X) is not None:  # (then columns holds its names)
             raw = columns.pick(X)
+            if needs_encoding(raw):  # a real table: what is not given comes from the tabular recipe
+                hidden, members, bins, validation = _recipe(given, validation, train_options)
+                smooth = "label_smoothing" not in train_options
             if needs_encoding(raw) or bins:  # text, booleans or gaps (or bins): each column learns its encoding
                 table, notices = TableEncoder.fit(raw, list(columns.features), bins=check_int("bins", bins, 0))
                 for notice in notices:
@@ -112,6 +127,8 @@ def fit(X, y=None, *, hidden: Sequence[int] = (128, 64), activation: str | Seque
     if columns is not None and table is None and len(columns.features) != n_features:
         raise ValueError(f"columns: {len(columns.features)} names for {n_features} columns of X")
     out = choose_output(targets, likelihood, task)
+    if smooth and out.likelihood in ("categorical", "bernoulli"):
+        train_options["label_smoothing"] = TABLE_RECIPE["label_smoothing"]
     net = Network([n_features, *hidden, out.n_outputs], activation=activation, likelihood=out.likelihood,
                   init=init, seed=seed, dtype=dtype, members=members)
     preprocessor = None
@@ -144,6 +161,19 @@ def fit(X, y=None, *, hidden: Sequence[int] = (128, 64), activation: str | Seque
         data = (model.transform(X) if table is None else net.check_X(X), model.encode_targets(targets))
     state = train(net, *data, validation=validation, seed=seed, **train_options)
     return model, state
+
+
+def _recipe(given: dict, validation, options: dict) -> tuple:
+    """The tabular recipe's settings for those not given (``options`` completed in place):
+    (hidden, members, bins, validation)."""
+    r = TABLE_RECIPE
+    hidden, members, bins = (r[k] if given[k] is None else given[k] for k in ("hidden", "members", "bins"))
+    for name in ("epochs", "batch_size", "dropout"):
+        options.setdefault(name, r[name])
+    options.setdefault("optimizer", Adam(r["learning_rate"]))
+    if validation is None and "early_stopping" not in options:
+        validation, options["early_stopping"] = r["validation"], r["early_stopping"]
+    return hidden, members, bins, validation
 
 
 def _check_options(options: dict) -> None:

@@ -29,7 +29,7 @@ TABLE_RECIPE: dict = {
     "learning_rate": 1e-3,
     "validation": 0.1,
     "early_stopping": 10,
-    "label_smoothing": 0.0,
+    "label_smoothing": 0.1,
     "dropout": 0.0,
 }
 """The recipe's settings by name (``fit``'s names; ``learning_rate`` is Adam's)."""
