@@ -211,3 +211,13 @@ def test_a_mixed_table_takes_the_recipe_for_what_is_not_given(shop):
     assert plain.network.members == 1 and plain.table.columns[1].edges == []
     assert "label_smoothing" not in plain_state.settings and len(plain_state.history.loss) == 5
     assert values.network.likelihood.name == "gaussian" and values.network.members == R["members"]
+
+
+def test_category_values_are_looked_up_by_type_and_text_whatever_their_order():
+    train = np.array(["0", "False", "x", "x", "0", "False"], dtype=object)
+    encoder, _ = encode({"c": train})
+    (c,) = encoder.columns
+    assert c.vocabulary == ["0", "False", "x"]
+    new = np.array([False, 0, 0.0, "0", None, ["unhashable"], "x"], dtype=object)  # False == 0, but not as text
+    out = encoder.transform([new])
+    assert list(np.argmax(out, axis=1)) == [1, 0, 0, 0, 3, 3, 2]

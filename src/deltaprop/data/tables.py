@@ -138,18 +138,17 @@ class ColumnEncoding:
 
     def encode(self, column: Array, out: Array) -> None:
         """Write this column's inputs for the raw ``column`` into ``out`` (n_rows, width)."""
-        gap = is_missing(column)
         if self.kind == "category":
-            index = {v: i for i, v in enumerate(self.vocabulary)}
             other = len(self.vocabulary)
-            slots = np.fromiter((other if g else index.get(_text(v), other) for v, g in zip(column, gap)),
-                                dtype=np.intp, count=len(column))
+            slots = _slots(column, self.vocabulary)
+            gap = slots < 0
             out[:, :other + 1] = 0.0
             rows = np.flatnonzero(~gap)
             out[rows, slots[rows]] = 1.0  # a gap sets no value input: only the missing one, if any
             if not self.indicator:  # a gap never seen in training: the shared "other" input
                 out[gap, other] = 1.0
         else:
+            gap = is_missing(column)
             values = _booleans(column, gap, self.name) if self.kind == "boolean" else _numbers(column, gap, self.name)
             values[gap] = self.fill
             out[:, 0] = (values - self.center) / self.scale
@@ -161,6 +160,29 @@ class ColumnEncoding:
                 np.clip((values[:, None] - lo) / (hi - lo), 0.0, 1.0, out=out[:, 1:1 + T])
         if self.indicator:
             out[:, -1] = gap
+
+
+def _slots(column: Array, vocabulary: list) -> Array:
+    """Each value's input among a category column's ``vocabulary`` (its length for any other
+    value), or -1 for a gap: one pass, each distinct value looked at once."""
+    index = {v: i for i, v in enumerate(vocabulary)}
+    other, seen = len(vocabulary), {}
+
+    def slot(v) -> int:
+        key = (type(v), v)  # (by type too: False == 0 and True == 1.0, but their texts differ)
+        try:
+            s = seen.get(key)
+        except TypeError:  # (an unhashable value: looked at every time)
+            s = None
+        if s is None:
+            s = -1 if _missing_value(v) else index.get(_text(v), other)
+            try:
+                seen[key] = s
+            except TypeError:
+                pass
+        return s
+
+    return np.fromiter((slot(v) for v in column), dtype=np.intp, count=len(column))
 
 
 def smooth_clip(z: Array) -> Array:
