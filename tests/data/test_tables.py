@@ -203,6 +203,8 @@ def test_a_mixed_table_takes_the_recipe_for_what_is_not_given(shop):
         plain, plain_state = dp.fit(df, y, seed=0, members=1, bins=0, validation=None, early_stopping=None,
                                     label_smoothing=0.0, epochs=5)
         values, _ = dp.fit(df, y.eq("yes") * 2.5, seed=0, epochs=3)
+        _, every_epoch = dp.fit(df[:64], y[:64], seed=0, early_stopping=None, hidden=[2], members=1, bins=0,
+                                batch_size=64)
     net = model.network
     assert net.members == R["members"] and net.sizes[1:-1] == list(R["hidden"])
     assert len(model.table.columns[1].edges) == R["bins"] + 1
@@ -211,6 +213,7 @@ def test_a_mixed_table_takes_the_recipe_for_what_is_not_given(shop):
     assert plain.network.members == 1 and plain.table.columns[1].edges == []
     assert "label_smoothing" not in plain_state.settings and len(plain_state.history.loss) == 5
     assert values.network.likelihood.name == "gaussian" and values.network.members == R["members"]
+    assert len(every_epoch.history.loss) == R["epochs"] and np.isnan(every_epoch.history.val_loss).all()
 
 
 def test_category_values_are_looked_up_by_type_and_text_whatever_their_order():
