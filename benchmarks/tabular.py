@@ -86,7 +86,7 @@ ABLATION = {
     "no smoothing": {"label_smoothing": 0.0},
     "dropout 0.1": {"dropout": 0.1},
     "AdamW 0.02": {"weight_decay": 0.02},
-    "batch 128": {"batch_size": 128, "learning_rate": 2e-3},
+    "batch 32": {"batch_size": 32, "learning_rate": 1e-3},
     "256x256": {"hidden_layer_sizes": (256, 256)},
 }
 

@@ -240,7 +240,7 @@ def _train(args, comm) -> int:
                     "--log": args.log, "--checkpoint": args.checkpoint, "--report": args.report,
                     "--animate": args.animate},
                    [_existing(args.data), args.target or "", args.resume if args.resume != args.checkpoint else ""])
-    name, settings = args.optimizer
+    name, settings = args.optimizer or ("adam", {})
     optimizer = get_optimizer(name, **settings, **({"learning_rate": args.lr} if args.lr else {}))
     name, settings = args.schedule
     schedule = SCHEDULES[name](**settings)
@@ -286,6 +286,10 @@ def _train(args, comm) -> int:
     # a table of mixed columns (text, gaps) trains with the tabular recipe, unless told otherwise
     mixed = blocks is None and Xtr.dtype == object
     recipe = {"epochs": args.epochs or (TABLE_RECIPE["epochs"] if mixed else 100)}
+    if args.batch_size is None:
+        args.batch_size = TABLE_RECIPE["batch_size"] if mixed else 32
+    if mixed and args.optimizer is None and not args.lr:
+        optimizer = get_optimizer("adam", learning_rate=TABLE_RECIPE["learning_rate"])
     recipe.update({k: v for k, v in (("members", args.members), ("bins", args.bins),
                                      ("label_smoothing", args.label_smoothing)) if v is not None})
     progress = Progress(recipe["epochs"], quiet=args.quiet)
@@ -746,10 +750,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"hidden activation: {', '.join(ACTIVATIONS)} (default: relu)")
     t.add_argument("--likelihood", metavar="NAME", type=_likelihood,
                    help="categorical, bernoulli, gaussian, poisson or ACTIVATION+LOSS (default: from the target)")
-    t.add_argument("--optimizer", default="adam", type=_with_settings(OPTIMIZERS, "--optimizer"),
+    t.add_argument("--optimizer", type=_with_settings(OPTIMIZERS, "--optimizer"),
                    metavar="NAME[:K=V,...]",
                    help=f"{', '.join(OPTIMIZERS)}, with settings if wanted, e.g. momentum:momentum=0.95 "
-                        "or adamw:weight_decay=0.05 (default: adam)")
+                        "or adamw:weight_decay=0.05 (default: adam; learning rate "
+                        f"{TABLE_RECIPE['learning_rate']:g} for a table of mixed columns)")
     t.add_argument("--lr", type=_positive_float("--lr"), help="learning rate mu (default: the optimizer's)")
     t.add_argument("--clip-norm", type=_positive_float("--clip-norm"), metavar="NORM",
                    help="rescale the gradient when its norm exceeds NORM (default: no clipping)")
@@ -757,8 +762,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cap each unit's incoming weight vector at this norm after every step (default: none)")
     t.add_argument("--grad-tol", type=_positive_float("--grad-tol"), metavar="TOL",
                    help="stop when the epoch's gradient norm falls below TOL (default: off)")
-    t.add_argument("--batch-size", type=_int_at_least(0, "--batch-size"), default=32,
-                   help="mini-batch size; 0 for full-batch gradient descent (default: 32)")
+    t.add_argument("--batch-size", type=_int_at_least(0, "--batch-size"),
+                   help="mini-batch size; 0 for full-batch gradient descent "
+                        f"(default: 32; {TABLE_RECIPE['batch_size']} for a table of mixed columns)")
     t.add_argument("--epochs", type=_int_at_least(1, "--epochs"),
                    help=f"maximum epochs (default: 100; {TABLE_RECIPE['epochs']} for a table of mixed columns)")
     t.add_argument("--members", type=_int_at_least(1, "--members"),

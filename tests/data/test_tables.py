@@ -208,7 +208,7 @@ def test_a_mixed_table_takes_the_recipe_for_what_is_not_given(shop):
     net = model.network
     assert net.members == R["members"] and net.sizes[1:-1] == list(R["hidden"])
     assert len(model.table.columns[1].edges) == R["bins"] + 1
-    assert state.settings["label_smoothing"] == R["label_smoothing"] and state.settings["batch_size"] == 32
+    assert state.settings["label_smoothing"] == R["label_smoothing"] and state.settings["batch_size"] == R["batch_size"]
     assert len(state.history.val_loss) == len(state.history.loss) < R["epochs"]  # (stopped early on held-out rows)
     assert plain.network.members == 1 and plain.table.columns[1].edges == []
     assert "label_smoothing" not in plain_state.settings and len(plain_state.history.loss) == 5

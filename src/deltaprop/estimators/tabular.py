@@ -179,9 +179,9 @@ class TabularClassifier(ClassifierMixin, TabularMLP):
     max_epochs : int, default=300
         The most epochs; training stops earlier when the validation loss has not
         improved for ``patience`` epochs.
-    batch_size : int, default=32
+    batch_size : int, default=128
         Rows per step (clipped to the number of rows).
-    learning_rate : float, default=0.001
+    learning_rate : float, default=0.002
         Adam's step size.
     weight_decay : float, default=0.0
         With a positive value, AdamW's decoupled weight decay.
@@ -338,9 +338,9 @@ class TabularRegressor(RegressorMixin, TabularMLP):
     max_epochs : int, default=300
         The most epochs; training stops earlier when the validation loss has not
         improved for ``patience`` epochs.
-    batch_size : int, default=32
+    batch_size : int, default=128
         Rows per step (clipped to the number of rows).
-    learning_rate : float, default=0.001
+    learning_rate : float, default=0.002
         Adam's step size.
     weight_decay : float, default=0.0
         With a positive value, AdamW's decoupled weight decay.
