@@ -26,8 +26,8 @@ def expected_failures(estimator):
     return failures
 
 
-@parametrize_with_checks([TabularClassifier(max_epochs=20), TabularRegressor(max_epochs=20)],
-                         expected_failed_checks=expected_failures)
+@parametrize_with_checks([TabularClassifier(max_epochs=20, random_state=0),
+                          TabularRegressor(max_epochs=20, random_state=0)], expected_failed_checks=expected_failures)
 def test_sklearn_compatible(estimator, check):
     check(estimator)
 
