@@ -196,8 +196,42 @@ def learners(task: str, ablation: bool = False):
                                        else ensemble.HistGradientBoostingRegressor()),
         "sk.MLP": lambda X: make_pipeline(preprocessing(X), neural_network.MLPClassifier() if classify
                                           else neural_network.MLPRegressor()),
-        "RealMLP": lambda X: make_pipeline(preprocessing(X), realmlp(classify)),
+        "RealMLP": lambda X: make_pipeline(CategoriesAsCategories(), realmlp(classify)),
     }
+
+
+class CategoriesAsCategories:
+    """RealMLP's input: numbers with their gaps filled by the training median (its own robust
+    scaling and embeddings follow), text columns as pandas categories (gaps as one more
+    value), which it encodes itself: one-hot for small ones, embeddings for large ones. (The
+    one-hot of the shared preprocessing would give it thousands of number columns, each with
+    an embedding of its own: loans_full_schema did not finish in half an hour.)"""
+
+    def fit(self, X, y=None):
+        self.numbers_ = [c for c in X.columns if X[c].dtype.kind in "iufb"]
+        self.medians_ = {c: X[c].median() for c in self.numbers_}
+        self.categories_ = {c: sorted(set(X[c].dropna().astype(str))) + ["<missing>"]
+                            for c in X.columns if c not in self.numbers_}
+        return self
+
+    def transform(self, X):
+        import pandas as pd
+
+        out = X.copy()
+        for c in self.numbers_:
+            out[c] = out[c].astype(float).fillna(self.medians_[c])
+        for c, values in self.categories_.items():
+            out[c] = pd.Categorical(out[c].astype(str).where(out[c].notna(), "<missing>"), categories=values)
+        return out
+
+    def fit_transform(self, X, y=None):
+        return self.fit(X).transform(X)
+
+    def get_params(self, deep=True):
+        return {}
+
+    def set_params(self, **params):
+        return self
 
 
 def realmlp(classify: bool):
