@@ -99,3 +99,15 @@ def test_few_rows_train_on_all_of_them_without_a_validation_split():
     assert clf.validation_loss_curve_ is None and clf.n_iter_ <= 7
     big = TabularClassifier(max_epochs=7, random_state=0).fit(*table(n=100)[:2])
     assert len(big.validation_loss_curve_) == big.n_iter_
+
+
+def test_every_setting_is_the_estimators_own_on_a_mixed_table_too():
+    X, labels, _ = table(n=200)  # (a mixed table: fit's recipe must not fill anything in)
+    plain = TabularClassifier(label_smoothing=0.0, validation_fraction=None, max_epochs=80, members=1,
+                              random_state=0).fit(X, labels)
+    assert plain.n_iter_ == 80 and plain.validation_loss_curve_ is None  # no held-out rows, no stopping
+    # unsmoothed, J goes below the floor that the recipe's smoothing (0.1) would put under it
+    assert min(plain.loss_curve_) < -(0.95 * np.log(0.95) + 0.05 * np.log(0.05))
+    smoothed = TabularClassifier(label_smoothing=0.2, validation_fraction=None, max_epochs=25, members=1,
+                                 random_state=0).fit(X, labels)
+    assert min(smoothed.loss_curve_) > -(0.9 * np.log(0.9) + 0.1 * np.log(0.1))

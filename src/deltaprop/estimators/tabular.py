@@ -110,8 +110,9 @@ class TabularMLP(BaseEstimator):
         held = self.validation_fraction
         if held and int(n * held) < MIN_HELD_OUT:  # too few rows to judge an epoch by: train on all
             held = None
-        options = dict(validation=held, early_stopping=EarlyStopping(self.patience)) if held else {}
-        if getattr(self, "label_smoothing", 0.0):
+        # every setting given, so that fit's recipe for mixed tables fills none of them in
+        options = dict(validation=held, early_stopping=EarlyStopping(self.patience) if held else None)
+        if task == "classification":
             options["label_smoothing"] = self.label_smoothing
         with warnings.catch_warnings():
             if not self.verbose:
