@@ -22,11 +22,11 @@ from ..data.blocks import Blocks
 from ..data.columns import Columns, table_names, to_array
 from ..data.preprocessing import Standardizer, check_targets, choose_output
 from ..data.tables import TableEncoder, TableNotice, needs_encoding
+from ..model import Model
 from ..optim.optimizers import Adam
 from ..validation import check_int
-from .recipe import TABLE_RECIPE
-from ..model import Model
 from .loop import block_check, train
+from .recipe import TABLE_RECIPE
 from .state import TrainState
 
 
