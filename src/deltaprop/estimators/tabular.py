@@ -38,6 +38,62 @@ R = TABLE_RECIPE
 MIN_HELD_OUT = 5  # validation rows, at least: with fewer, every row trains and max_epochs are run
 
 
+# the parameters and attributes both estimators have, written once, with the recipe's defaults
+_SHARED = {
+    "parameters": """    hidden_layer_sizes : array-like of int, default=%(hidden)s
+        Each member's hidden layer widths.
+    activation : str, default='relu'
+        The hidden activation, any name of :data:`deltaprop.ACTIVATIONS`.
+    members : int, default=%(members)s
+        Networks in the ensemble, trained together (one product per layer).
+    bins : int, default=%(bins)s
+        Quantile bins of each number column's piecewise-linear encoding (0: none).
+    max_epochs : int, default=%(epochs)s
+        The most epochs; training stops earlier when the validation loss has not
+        improved for ``patience`` epochs.
+    batch_size : int, default=%(batch_size)s
+        Rows per step (clipped to the number of rows).
+    learning_rate : float, default=%(learning_rate)s
+        Adam's step size.
+    weight_decay : float, default=0.0
+        With a positive value, AdamW's decoupled weight decay.
+    dropout : float, default=%(dropout)s
+        Inverted-dropout rate on the hidden layers during training.
+    validation_fraction : float or None, default=%(validation)s
+        The share of rows held out (stratified by class for a classifier) to choose
+        the best epoch, whose weights the model keeps; None trains ``max_epochs`` epochs
+        on every row.
+    patience : int, default=%(early_stopping)s
+        Epochs without a better validation loss before training stops.
+""".strip() % {k: repr(v) for k, v in R.items()},
+    "parameters_end": """    random_state : int, RandomState instance or None, default=None
+        The seed of the weights, the split, the shuffling and dropout; an int gives
+        the same bits on the same machine.
+    verbose : bool, default=False
+        Print a line at the end of training, and the notices about columns left out.
+
+""".strip(),
+    "attributes": """    n_features_in_ : int
+        The number of columns seen at fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        The column names, when X was a DataFrame with string names.
+    n_iter_ : int
+        The epochs trained.
+    loss_curve_ : list of float
+        The training loss of each epoch.
+    validation_loss_curve_ : list of float or None
+        The validation loss of each epoch (None without validation).
+
+""".strip(),
+    "label_smoothing": repr(R["label_smoothing"]),
+}
+
+
+def _documented(cls):
+    cls.__doc__ = cls.__doc__ % _SHARED
+    return cls
+
+
 class TabularMLP(BaseEstimator):
     """The shared machinery; use :class:`TabularClassifier` or :class:`TabularRegressor`."""
 
@@ -158,6 +214,7 @@ class TabularMLP(BaseEstimator):
         return tags
 
 
+@_documented
 class TabularClassifier(ClassifierMixin, TabularMLP):
     """A classifier for real tables: the tabular recipe as a scikit-learn estimator.
 
@@ -169,38 +226,11 @@ class TabularClassifier(ClassifierMixin, TabularMLP):
 
     Parameters
     ----------
-    hidden_layer_sizes : array-like of int, default=(128, 64)
-        Each member's hidden layer widths.
-    activation : str, default='relu'
-        The hidden activation, any name of :data:`deltaprop.ACTIVATIONS`.
-    members : int, default=4
-        Networks in the ensemble, trained together (one product per layer).
-    bins : int, default=8
-        Quantile bins of each number column's piecewise-linear encoding (0: none).
-    max_epochs : int, default=300
-        The most epochs; training stops earlier when the validation loss has not
-        improved for ``patience`` epochs.
-    batch_size : int, default=128
-        Rows per step (clipped to the number of rows).
-    learning_rate : float, default=0.002
-        Adam's step size.
-    weight_decay : float, default=0.0
-        With a positive value, AdamW's decoupled weight decay.
-    dropout : float, default=0.0
-        Inverted-dropout rate on the hidden layers during training.
-    validation_fraction : float or None, default=0.1
-        The share of rows held out (stratified by class) to choose the best epoch,
-        whose weights the model keeps; None trains ``max_epochs`` epochs on every row.
-    patience : int, default=10
-        Epochs without a better validation loss before training stops.
-    label_smoothing : float, default=0.1
+    %(parameters)s
+    label_smoothing : float, default=%(label_smoothing)s
         Train on class targets moved this far towards the uniform distribution
         (eq. (1) with soft targets); the validation loss is on the true labels.
-    random_state : int, RandomState instance or None, default=None
-        The seed of the weights, the split, the shuffling and dropout; an int gives
-        the same bits on the same machine.
-    verbose : bool, default=False
-        Print a line at the end of training, and the notices about columns left out.
+    %(parameters_end)s
 
     Attributes
     ----------
@@ -208,16 +238,7 @@ class TabularClassifier(ClassifierMixin, TabularMLP):
         The fitted predictor: column encodings, networks and class labels.
     classes_ : ndarray of shape (n_classes,)
         The class labels.
-    n_features_in_ : int
-        The number of columns seen at fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        The column names, when X was a DataFrame with string names.
-    n_iter_ : int
-        The epochs trained.
-    loss_curve_ : list of float
-        The training loss of each epoch.
-    validation_loss_curve_ : list of float or None
-        The validation loss of each epoch (None without validation).
+    %(attributes)s
 
     Examples
     --------
@@ -319,6 +340,7 @@ class TabularClassifier(ClassifierMixin, TabularMLP):
             return np.log(self.predict_proba(X))
 
 
+@_documented
 class TabularRegressor(RegressorMixin, TabularMLP):
     """A regressor for real tables: the tabular recipe as a scikit-learn estimator.
 
@@ -328,50 +350,14 @@ class TabularRegressor(RegressorMixin, TabularMLP):
 
     Parameters
     ----------
-    hidden_layer_sizes : array-like of int, default=(128, 64)
-        Each member's hidden layer widths.
-    activation : str, default='relu'
-        The hidden activation, any name of :data:`deltaprop.ACTIVATIONS`.
-    members : int, default=4
-        Networks in the ensemble, trained together (one product per layer).
-    bins : int, default=8
-        Quantile bins of each number column's piecewise-linear encoding (0: none).
-    max_epochs : int, default=300
-        The most epochs; training stops earlier when the validation loss has not
-        improved for ``patience`` epochs.
-    batch_size : int, default=128
-        Rows per step (clipped to the number of rows).
-    learning_rate : float, default=0.002
-        Adam's step size.
-    weight_decay : float, default=0.0
-        With a positive value, AdamW's decoupled weight decay.
-    dropout : float, default=0.0
-        Inverted-dropout rate on the hidden layers during training.
-    validation_fraction : float or None, default=0.1
-        The share of rows held out to choose the best epoch, whose weights the model
-        keeps; None trains ``max_epochs`` epochs on every row.
-    patience : int, default=10
-        Epochs without a better validation loss before training stops.
-    random_state : int, RandomState instance or None, default=None
-        The seed of the weights, the split, the shuffling and dropout; an int gives
-        the same bits on the same machine.
-    verbose : bool, default=False
-        Print a line at the end of training, and the notices about columns left out.
+    %(parameters)s
+    %(parameters_end)s
 
     Attributes
     ----------
     model_ : Model
         The fitted predictor: column encodings, networks and the target's scaling.
-    n_features_in_ : int
-        The number of columns seen at fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        The column names, when X was a DataFrame with string names.
-    n_iter_ : int
-        The epochs trained.
-    loss_curve_ : list of float
-        The training loss of each epoch.
-    validation_loss_curve_ : list of float or None
-        The validation loss of each epoch (None without validation).
+    %(attributes)s
 
     Examples
     --------
