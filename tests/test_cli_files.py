@@ -212,11 +212,16 @@ def test_a_class_with_a_single_row_is_said_in_the_users_terms(tmp_path, capsys, 
     monkeypatch.chdir(tmp_path)
     write_csv(tmp_path / "d.csv", ["a", "y"], [[i, "ab"[i % 2]] for i in range(20)] + [[3, "c"]])
     refused(capsys, "train", "--data", "d.csv", says="--test-fraction: class 'c' of d.csv has a single row")
-    # counts taken for classes (many integers, some seen once): the way out is said
-    write_csv(tmp_path / "counts.csv", ["a", "visits"], [[i, i % 60 + (i == 7) * 200] for i in range(500)])
-    refused(capsys, "train", "--data", "counts.csv", says="made a regression by --likelihood gaussian or poisson")
-    assert run(capsys, "train", "--data", "counts.csv", "--likelihood", "poisson", "--epochs", "2",
+    # few integers, one seen once: taken for classes, and the way out is said
+    write_csv(tmp_path / "few.csv", ["a", "grade"], [[i, i % 5] for i in range(40)] + [[1, 9]])
+    refused(capsys, "train", "--data", "few.csv", says="made a regression by --likelihood gaussian or poisson")
+    assert run(capsys, "train", "--data", "few.csv", "--likelihood", "poisson", "--epochs", "2",
                "--plot", "")[0] == 0
+    # many integers with a tail seen once (visits): counts, a regression without being told
+    write_csv(tmp_path / "counts.csv", ["a", "visits"], [[i, i % 60 + (i == 7) * 200] for i in range(500)])
+    assert run(capsys, "train", "--data", "counts.csv", "--epochs", "2", "--plot", "")[0] == 0
+    import deltaprop as dp
+    assert dp.load(tmp_path / "counts-model.safetensors").task == "regression"
 
 
 def test_errors_from_the_library_speak_in_flags(tmp_path, capsys, monkeypatch):

@@ -4,6 +4,16 @@ import pytest
 from deltaprop.data.preprocessing import Standardizer, choose_output, encode_labels, infer_task
 
 
+def test_integer_counts_with_a_tail_of_single_rows_are_a_regression():
+    # visits per person: 0..60 with the large values seen once each (a count, not 61 classes)
+    visits = np.concatenate([np.repeat(np.arange(20), 30), np.arange(20, 61)])
+    assert infer_task(visits) == "regression"
+    # twelve classes coded as integers, each on several rows: still classes
+    assert infer_task(np.repeat(np.arange(12), 5)) == "classification"
+    # ten classes, one on a single row: the tail rule needs more than COUNT_VALUES values
+    assert infer_task(np.concatenate([np.repeat(np.arange(9), 6), [9]])) == "classification"
+
+
 def test_infer_task_and_labels():
     assert infer_task(np.array(["a", "b"] * 10)) == "classification"
     assert infer_task(np.arange(100) % 3) == "classification"

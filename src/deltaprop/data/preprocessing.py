@@ -119,17 +119,26 @@ def _missing(v) -> bool:
         (isinstance(v, (float, np.floating)) and not np.isfinite(v))
 
 
+COUNT_VALUES = 10
+"""Integer targets with more distinct values than this, one of them on a single row, are
+taken for counts or measures (regression), not classes."""
+
+
 def infer_task(y) -> str:
-    """Classification for labels (strings, booleans, or few distinct integers) and for
-    several 0/1 columns (multilabel), else regression."""
+    """Classification for labels (strings, booleans, or few distinct integers, none of
+    them on a single row when there are more than :data:`COUNT_VALUES`) and for several
+    0/1 columns (multilabel), else regression."""
     y = np.asarray(y)
     if y.dtype.kind in "OUSb":
         return "classification"
     if y.ndim == 2 and y.shape[1] > 1:
         return "classification" if np.all((y == 0) | (y == 1)) else "regression"
     if y.dtype.kind in "iu" or (y.dtype.kind == "f" and np.all(y == np.round(y))):
-        n_unique = len(np.unique(y))
-        if n_unique <= max(2, min(100, len(y) // 5)):
+        values, counts = np.unique(y, return_counts=True)
+        # a tail of values seen once, among many, is what counts and measures have (visits,
+        # ages, prices in whole units); classes coded as integers do not
+        counts_or_measures = len(values) > COUNT_VALUES and np.any(counts == 1)
+        if len(values) <= max(2, min(100, len(y) // 5)) and not counts_or_measures:
             return "classification"
     return "regression"
 
