@@ -72,6 +72,26 @@ def test_train_predict_and_info_on_a_table_of_mixed_columns(capsys, shop_csv):
     np.testing.assert_array_equal(label, model.predict(new))
 
 
+def test_text_is_read_as_pandas_reads_it_spaces_included(capsys, tmp_path):
+    """Categories written with a trailing space (as free-text columns often are) stay as
+    written: rows read by pandas find the categories that the CLI's model learned."""
+    rng = np.random.default_rng(3)
+    n = 300
+    city = rng.choice(["paris ", "lyon", " nice"], n)
+    df = pd.DataFrame({"city": city, "x": rng.normal(size=n), "buy": np.where(city == "paris ", "yes", "no")})
+    df.to_csv(tmp_path / "t.csv", index=False)
+    df.drop(columns=["buy"]).to_csv(tmp_path / "new.csv", index=False)
+    status, out, err = run(capsys, "train", "--data", tmp_path / "t.csv", "--target", "buy", "--epochs", "30",
+                           "--plot", "", "--out", tmp_path / "m.safetensors")
+    assert status == 0, err
+    status, out, err = run(capsys, "predict", tmp_path / "m.safetensors", tmp_path / "new.csv")
+    assert status == 0, err
+    cli = [line.split(",")[0] for line in out.strip().splitlines()[1:]]
+    python = dp.load(tmp_path / "m.safetensors").predict(pd.read_csv(tmp_path / "new.csv"))
+    np.testing.assert_array_equal(cli, python)
+    assert np.mean(python == df["buy"].to_numpy()) > 0.95
+
+
 def test_a_parquet_file_of_mixed_columns_is_read_whole(capsys, shop_csv, tmp_path):
     need("pyarrow")
     d, df, new = shop_csv

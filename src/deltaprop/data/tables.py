@@ -341,8 +341,10 @@ class TableEncoder:
 
 def numbers_or_cells(rows: list, features: list[int]) -> Array:
     """The ``features`` cells of a CSV file's data rows (lists of text): float64 when every
-    cell is a number, else (text, empty cells, NaN) the stripped cells themselves, as an
-    object array: a table of mixed columns, for a :class:`TableEncoder`."""
+    cell is a number, else (text, empty cells, NaN) the cells themselves, as an object
+    array: a table of mixed columns, for a :class:`TableEncoder`. Text is kept as written,
+    spaces included, as pandas' ``read_csv`` keeps it: a model trained from the file and
+    rows read by pandas (or given to the ONNX graph) see the same categories."""
     X = np.empty((len(rows), len(features)))
     try:
         for i, row in enumerate(rows):
@@ -352,7 +354,7 @@ def numbers_or_cells(rows: list, features: list[int]) -> Array:
             return X
     except ValueError:
         pass
-    return np.array([[row[c].strip() for c in features] for row in rows], dtype=object).reshape(
+    return np.array([[row[c] for c in features] for row in rows], dtype=object).reshape(
         len(rows), len(features))
 
 
