@@ -4,21 +4,18 @@ Change one import line (``from deltaprop import MLPClassifier``) and keep the re
 scikit-learn's parameters, defaults, fitted attributes, stopping rules, warnings
 and errors, inside pipelines, searches and cross-validation. Importing this
 package needs scikit-learn and SciPy (``import deltaprop`` alone needs only NumPy);
-when skl2onnx is installed, the estimators' ONNX converters are registered with it.
+the estimators' ONNX converters are registered with skl2onnx when a program imports it
+(:mod:`deltaprop.onnx`), so that importing the estimators does not import it.
 """
-
-from importlib.util import find_spec
 
 from .classifier import MLPClassifier
 from .convert import from_sklearn
+from .onnx import register_on_import
 from .params import InvalidParameterError
 from .regressor import MLPRegressor
 from .tabular import TabularClassifier, TabularRegressor
 
-if find_spec("skl2onnx") is not None:
-    from .onnx import register
-
-    register()
+register_on_import()
 
 __all__ = ["InvalidParameterError", "MLPClassifier", "MLPRegressor", "TabularClassifier", "TabularRegressor",
            "from_sklearn"]

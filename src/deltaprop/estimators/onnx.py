@@ -10,6 +10,11 @@ outputs, the labels (in the type of ``classes_``) and the probabilities.
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
+import sys
+import warnings
+
 import numpy as np
 
 from ..io.onnx import label_array, label_nodes, model_nodes
@@ -93,8 +98,8 @@ def classifier_shapes(operator) -> None:
 
 
 def register() -> None:
-    """Register both converters with skl2onnx (done when the estimators are imported,
-    if skl2onnx is installed)."""
+    """Register both converters with skl2onnx (imports it). :func:`register_on_import`
+    does it when skl2onnx is first imported; :func:`deltaprop.onnx.register` calls this."""
     from skl2onnx import update_registered_converter
     from skl2onnx.common.shape_calculator import calculate_linear_regressor_output_shapes
 
@@ -102,3 +107,51 @@ def register() -> None:
                                 convert_classifier, options={"zipmap": [True, False, "columns"], "nocl": [False, True]})
     update_registered_converter(MLPRegressor, "DeltapropMLPRegressor", calculate_linear_regressor_output_shapes,
                                 convert_regressor)
+
+
+def register_on_import() -> None:
+    """Register the converters now if skl2onnx is already imported, else as soon as it is.
+
+    Importing skl2onnx takes about a second (it imports onnx and ml_dtypes): the
+    estimators do not pay it unless the program converts something. An import hook
+    waits for ``import skl2onnx`` and registers the converters right after it runs, so
+    ``skl2onnx.to_onnx(estimator, ...)`` works in either import order.
+    """
+    if "skl2onnx" in sys.modules:
+        register()
+    elif not any(isinstance(f, RegisterAfterImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, RegisterAfterImport())
+
+
+class RegisterAfterImport(importlib.abc.MetaPathFinder):
+    """The import hook of :func:`register_on_import`: it finds nothing itself; on the import
+    of skl2onnx it steps aside, takes the spec that the other finders give, and has the
+    module's loader register the converters once the module has run."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "skl2onnx":
+            return None
+        sys.meta_path.remove(self)  # (once: the import below must not come back here)
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            spec.loader = ThenRegister(spec.loader)
+        return spec
+
+
+class ThenRegister(importlib.abc.Loader):
+    """A module loader that runs ``loader``, then :func:`register`."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module) -> None:
+        module.__loader__ = module.__spec__.loader = self.loader  # (its resources are the real loader's)
+        self.loader.exec_module(module)
+        try:
+            register()
+        except Exception as e:  # a broken skl2onnx must not break the program that imports it
+            warnings.warn(f"deltaprop: the estimators' ONNX converters were not registered with skl2onnx: {e}",
+                          RuntimeWarning, stacklevel=2)
