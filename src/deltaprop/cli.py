@@ -219,7 +219,6 @@ def _test_fraction(model) -> float:
 
 def _train(args, comm) -> int:
     from . import __version__
-    from .core.kernels import resolve_kernels
     from .core.likelihoods import get_likelihood
     from .data.preprocessing import encode_labels
     from .diagnostics.plotting import plot_decision_regions, plot_learning_curves
@@ -307,7 +306,7 @@ def _train(args, comm) -> int:
         "target": args.target if blocks is not None else ds.target_name or args.target,
         "optimizer": repr(optimizer), "schedule": repr(schedule), "batch_size": args.batch_size,
         "block_rows": args.block_rows if blocks is not None else None,
-        "kernels": resolve_kernels(args.kernels), "trained_with": f"deltaprop {__version__}",
+        "trained_with": f"deltaprop {__version__}",
     }
     t0 = time.perf_counter()
     try:
@@ -344,7 +343,7 @@ def _train(args, comm) -> int:
     classification = model.task == "classification"
     score = _score_blocks(model, Xte) if blocks is not None else model.score(Xte, yte)
     metric = "accuracy" if classification else "R^2"
-    model.metadata.update({"epochs": history.epochs, "stop_reason": history.stop_reason,
+    model.metadata.update({"kernels": state.kernels, "epochs": history.epochs, "stop_reason": history.stop_reason,
                            "weights_of_epoch": history.best_epoch or history.epochs,
                            f"test_{'accuracy' if classification else 'r2'}": score,
                            "train_seconds": round(seconds, 3)})

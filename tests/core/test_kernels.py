@@ -12,7 +12,7 @@ import pytest
 
 import deltaprop as dp
 from deltaprop.core.activations import ACTIVATIONS
-from deltaprop.core.kernels import KERNELS, Ops, resolve_kernels
+from deltaprop.core.kernels import KERNELS, NUMBA_MIN_WORK, Ops, numba_available, resolve_kernels
 from conftest import make_targets, need
 
 HIDE_NUMBA = Path(__file__).resolve().parents[1] / "hide_numba"
@@ -215,6 +215,23 @@ def test_default_path_and_numba_absent():
         return
     need("numba")
     assert run_python(code).splitlines()[0] == "numba"
+
+
+def test_a_small_run_takes_the_numpy_path_and_never_imports_numba():
+    """Loading the kernels costs more than they save on a small problem (rows x parameters
+    below NUMBA_MIN_WORK); a large one takes the fused path by default."""
+    code = ("import sys, numpy as np, deltaprop as dp\n"
+            "X = np.random.default_rng(0).normal(size=(150, 4))\n"
+            "state = dp.train(dp.Network([4, 100, 3]), X, np.arange(150) % 3, epochs=3, seed=0)\n"
+            "print(state.kernels, 'numba' in sys.modules)\n")
+    assert run_python(code) == "numpy False"
+    assert resolve_kernels(work=NUMBA_MIN_WORK / 2) == "numpy"
+    assert resolve_kernels("numba" if numba_available() else "numpy", work=1.0) == \
+        ("numba" if numba_available() else "numpy")  # (asked for by name: the size does not matter)
+    big = dp.Trainer(dp.Network([100, 1000, 10]), np.zeros((1000, 100)), np.arange(1000) % 10)  # 1.1e8
+    assert big.kernels == big.state.kernels == ("numba" if numba_available() else "numpy")
+    small = dp.Trainer(dp.Network([100, 1000, 10]), np.zeros((10, 100)), np.arange(10) % 10)
+    assert small.kernels == "numpy"
 
 
 def test_compiled_kernels_are_cached_on_disk(numba, tmp_path):

@@ -32,6 +32,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 
 from ..core.activations import ACTIVATIONS
 from ..core.initializers import init_weights
+from ..core.kernels import resolve_kernels
 from ..core.network import Network, check_dtype
 from ..core.objective import Objective
 from ..data.blocks import Blocks
@@ -264,7 +265,7 @@ class BaseMLP(BaseEstimator):
 
     def _fit_lbfgs(self, X: Array, T: Array, w) -> None:
         net = self.model_.network
-        objective = Objective(net, alpha=self.alpha)
+        objective = Objective(net, alpha=self.alpha, kernels=resolve_kernels(work=float(X.shape[0]) * net.n_params))
         source = array_source(X, T, w, X.shape[0], net.dtype)
         ws = objective.workspace(source.batch_size, source.sparse)
         source.fill(ws, np.arange(source.n_samples), 0)  # the whole set, loaded once for every evaluation

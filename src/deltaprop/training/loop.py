@@ -136,7 +136,6 @@ class Trainer:
                  distributed=None, buffer_blocks: int = 4, kernels: str | None = None,
                  label_smoothing: float = 0.0):
         self.net = net
-        self.kernels = resolve_kernels(kernels)
         self.comm = comm = get_communicator(distributed)
         self.parallel = comm.size > 1
         self.l2 = check_float("l2", l2, 0.0)
@@ -216,6 +215,8 @@ class Trainer:
 
         N = blocks.n_samples if blocks is not None else (X.shape[0] if train_rows is None else len(train_rows))
         B = N if batch_size is None else check_int("batch_size", batch_size, 1)
+        # (from the whole set's size: every rank of a data-parallel run takes the same path)
+        self.kernels = resolve_kernels(kernels, work=float(N) * net.n_params)
         settings = {"optimizer": {"name": self.optimizer.name, **self.optimizer.hyperparameters()},
                     "schedule": {"name": self.schedule.name, **self.schedule.settings()},
                     "batch_size": batch_size, "shuffle": self.shuffle, "l2": self.l2, "alpha": self.alpha,
@@ -261,6 +262,7 @@ class Trainer:
             if state.settings.get("schedule", {}).get("name", self.schedule.name) == self.schedule.name:
                 self.schedule.load_state_dict(self.state.schedule)
         self.state.settings = json_safe(settings)
+        self.state.kernels = self.kernels
         self.rng = np.random.default_rng(loop_seq)
         self.rng.bit_generator.state = self.state.rng
         # the same shuffle on every rank, but dropout masks of each rank's own
@@ -767,7 +769,9 @@ def train(net, X, y=None, *, epochs: int = 100, sample_weight=None, optimizer: s
     kernels : {"numpy", "numba"}, optional
         Who does the element-wise work between the matrix products: NumPy (the
         reference) or fused Numba kernels (``pip install 'deltaprop[fast]'``); by default
-        ``$DELTAPROP_KERNELS``, else Numba when it is installed. Both give the same
+        ``$DELTAPROP_KERNELS``, else Numba when it is installed and the run is large enough
+        to gain from it (rows times parameters at least
+        :data:`~deltaprop.core.kernels.NUMBA_MIN_WORK`), else NumPy. Both give the same
         results to float32 rounding; each path and seed gives the same bits every time.
     label_smoothing : float
         Train on class targets moved this far towards the uniform distribution,

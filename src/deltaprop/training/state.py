@@ -52,6 +52,10 @@ class TrainState:
     settings : dict
         The run's settings (optimizer, schedule, penalties, batch size...), which a
         resumed run must repeat.
+    kernels : str
+        The element-wise path the last run took, ``"numpy"`` or ``"numba"``
+        (:func:`~deltaprop.core.kernels.resolve_kernels`; information, not saved in
+        checkpoints: a resumed run chooses again, the same way on the same data).
     """
 
     theta: Array
@@ -72,6 +76,7 @@ class TrainState:
     rank_rngs: list = field(default_factory=list)
     data_digest: str = ""
     settings: dict = field(default_factory=dict)
+    kernels: str = ""
 
     def copy(self) -> "TrainState":
         """A deep copy (a state passed to :func:`train` is copied, never changed).
