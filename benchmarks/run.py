@@ -3,6 +3,7 @@
     python benchmarks/run.py                      # MNIST, configurations a-e, 1 and all threads
     python benchmarks/run.py --data digits        # a small run that needs nothing extra
     python benchmarks/run.py --only a --threads 2 --reps 5 --extras time-to-accuracy scaling contention
+    python benchmarks/run.py --only --extras startup    # small fits, whole processes (benchmarks/startup.py)
     python benchmarks/run.py --only a b --kernels numpy   # deltaprop's NumPy path alone
 
 deltaprop runs once per kernel path (``--kernels``, both by default when Numba is
@@ -404,6 +405,10 @@ def markdown(report) -> str:
             lines.append(f"| {name} | {r['alone_1']:.3f} | {r[f'alone_{t}']:.3f} | {r['busy_1']:.3f} | "
                          f"{r[f'busy_{t}']:.3f} | {r['slowdown']:.2f} | {r['x_alone_1']:.2f} |")
         lines.append("")
+    if report.get("startup"):
+        import startup
+
+        lines += startup.markdown(report["startup"])
     if report.get("scaling"):
         lines += ["## deltaprop epoch time against samples and width (configuration a)", "",
                   "| samples | width | epoch s | x floor |", "|---|---|---|---|"]
@@ -426,7 +431,7 @@ def main():
     p.add_argument("--threads", type=int, nargs="*", help="thread counts (default: 1 and all cores)")
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--n", type=int, help="use only the first N training samples")
-    p.add_argument("--extras", nargs="*", default=[], choices=["time-to-accuracy", "scaling", "contention"])
+    p.add_argument("--extras", nargs="*", default=[], choices=["time-to-accuracy", "scaling", "contention", "startup"])
     p.add_argument("--kernels", nargs="+", choices=["numba", "numpy"],
                    help="deltaprop's kernel paths, each a contender (default: numba and numpy, or numpy "
                         "without Numba); the first is named 'deltaprop', the others 'deltaprop-<path>'")
@@ -469,6 +474,10 @@ def main():
         report["time_to_accuracy"] = time_to_accuracy(names, opts, max(opts.threads))
     if "scaling" in opts.extras and opts.data == "mnist":
         report["scaling"] = scaling(opts, max(opts.threads))
+    if "startup" in opts.extras:
+        import startup
+
+        report["startup"] = startup.measure(opts.reps)
     if "contention" in opts.extras:
         report["contention"] = contention([n for n in names if n.startswith("deltaprop") or n == "torch"],
                                           opts, max(opts.threads))

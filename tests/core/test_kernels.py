@@ -219,10 +219,13 @@ def test_default_path_and_numba_absent():
 
 def test_a_small_run_takes_the_numpy_path_and_never_imports_numba():
     """Loading the kernels costs more than they save on a small problem (rows x parameters
-    below NUMBA_MIN_WORK); a large one takes the fused path by default."""
+    below NUMBA_MIN_WORK; for prediction, a chunk of rows x parameters); a large one takes
+    the fused path by default."""
     code = ("import sys, numpy as np, deltaprop as dp\n"
             "X = np.random.default_rng(0).normal(size=(150, 4))\n"
-            "state = dp.train(dp.Network([4, 100, 3]), X, np.arange(150) % 3, epochs=3, seed=0)\n"
+            "net = dp.Network([4, 100, 3])\n"
+            "state = dp.train(net, X, np.arange(150) % 3, epochs=3, seed=0)\n"
+            "net.predict(X)\n"
             "print(state.kernels, 'numba' in sys.modules)\n")
     assert run_python(code) == "numpy False"
     assert resolve_kernels(work=NUMBA_MIN_WORK / 2) == "numpy"

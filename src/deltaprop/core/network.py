@@ -21,7 +21,7 @@ from ..validation import bad_entries, check_int, check_memory, check_values, che
 from .activations import Activation, get_activation
 from .engine import WorkspacePool, forward, mean_output, output_delta, views
 from .initializers import check_init, init_weights
-from .kernels import Ops
+from .kernels import Ops, resolve_kernels
 from .likelihoods import Likelihood, get_likelihood
 from .objective import Objective
 
@@ -280,8 +280,12 @@ class Network:
 
     # -- inference: each call on buffers of its own ---------------------------------
     def _inference_pool(self, sparse: bool = False) -> WorkspacePool:
-        # the kernels are chosen (and Numba imported) at the first inference, not here
-        return WorkspacePool(self.sizes, _CHUNK, self.dtype, lambda: Ops(self), sparse=sparse, members=self.members)
+        # the kernels are chosen (and Numba imported, for a network large enough to gain from
+        # them) at the first inference, not here; by the network's size alone, so that its
+        # predictions do not depend on the calls before them
+        return WorkspacePool(self.sizes, _CHUNK, self.dtype,
+                             lambda: Ops(self, resolve_kernels(work=float(_CHUNK) * self.n_params)),
+                             sparse=sparse, members=self.members)
 
     def _chunks(self, X: Array):
         """Yield (workspace, start, b) after eq. (3) on rows start..start+b of checked X.
