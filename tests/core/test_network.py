@@ -194,6 +194,21 @@ def test_predict_gives_indices_and_predict_proba_probabilities():
         regressor.predict_proba(X)
 
 
+@pytest.mark.parametrize("members", [1, 3])
+def test_inference_reads_the_callers_rows_in_place_and_agrees_with_the_copying_path(members):
+    """Rows of the network's dtype go to layer 1 where they are (bias added apart); rows
+    of another dtype are copied into the workspace chunk by chunk (the augmented product):
+    both give the same outputs, over several chunks."""
+    rng = np.random.default_rng(0)
+    net = dp.Network([6, 16, 8, 3], seed=0, members=members)
+    net.theta[:] = rng.normal(0, 0.5, net.n_params)  # (biases too: they start at 0)
+    X = rng.normal(size=(5000, 6))
+    T = net.encode_targets(rng.integers(0, 3, 5000))
+    direct = net.forward(X.astype(np.float32))
+    _, copied = net.loss_and_outputs(X, T)  # (float64 rows: converted as they are copied)
+    np.testing.assert_allclose(direct, copied, rtol=1e-5, atol=1e-6)
+
+
 def test_inference_from_many_threads_is_correct():
     """Eight threads predicting with one network at once all get the single-thread answer."""
     from concurrent.futures import ThreadPoolExecutor

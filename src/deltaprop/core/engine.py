@@ -61,7 +61,10 @@ class Workspace:
     if None, the first pass sets the default path's for its network. ``Xs``, when not
     None, is the batch's inputs as a sparse CSR matrix of ``n`` rows, read by layer 1
     instead of ``h[0]``: a workspace made for sparse inputs (``sparse=True``) has no
-    room for dense ones (``h[0]`` is its column of ones alone).
+    room for dense ones (``h[0]`` is its column of ones alone). ``Xd``, when not None, is
+    the batch's dense inputs where the caller holds them (C-contiguous rows of the
+    network's dtype), read by layer 1 with the bias row apart instead of being copied
+    into ``h[0]`` first: what inference does.
     """
 
     def __init__(self, sizes: Sequence[int], B: int, dtype, ops: Ops | None = None, sparse: bool = False,
@@ -87,6 +90,7 @@ class Workspace:
         self.n = 0
         self.total_weight = 0.0
         self.Xs = None
+        self.Xd = None
 
 
 class WorkspacePool:
@@ -141,6 +145,9 @@ def forward(net, ws: Workspace, b: int, masks=None) -> None:
         z = ws.z[l][:b]
         if l == 1 and ws.Xs is not None:  # eq. (3) on sparse inputs, the bias row added apart
             np.copyto(z, ws.Xs @ net.W[1][:-1])
+            z += net.W[1][-1]
+        elif l == 1 and ws.Xd is not None:  # inference: the caller's rows where they are, bias apart
+            np.matmul(ws.Xd, net.W[1][:-1], out=z)
             z += net.W[1][-1]
         elif l > 1 and net.members > 1:  # each member's own units: one batched product
             a, W, out = _members(net, ws.a[l - 1][:b], net.W[l][:-1], z)

@@ -293,6 +293,8 @@ class Network:
         The workspace is lent to this call alone, so concurrent calls never share one.
         """
         n, sparse = X.shape[0], is_sparse(X)
+        # rows of the network's dtype are read where they are; others are converted chunk by chunk
+        direct = not sparse and X.dtype == self.dtype and X.flags.c_contiguous
         if sparse and self._sparse_pool is None:  # (buffers without room for dense inputs)
             self._sparse_pool = self._inference_pool(sparse=True)
         with (self._sparse_pool if sparse else self._pool).lend() as ws:
@@ -301,12 +303,14 @@ class Network:
                     b = min(ws.B, n - start)
                     if sparse:
                         ws.Xs = X[start:start + b]
+                    elif direct:
+                        ws.Xd = X[start:start + b]
                     else:
                         ws.X[:b] = X[start:start + b]
                     forward(self, ws, b)
                     yield ws, start, b
             finally:
-                ws.Xs = None
+                ws.Xs = ws.Xd = None
 
     def forward(self, X) -> Array:
         """The output o for each row of X: the mean of p(y|x) (class probabilities,
