@@ -12,7 +12,11 @@ two interleaved, ``reps`` times; the figure is the median wall time of the whole
   MLP, 8 settings x 3 folds, ``n_jobs=2``: each worker process starts too), with
   ``tanh`` for ``gelu``, which scikit-learn does not have.
 
+``--baseline DIR`` adds another deltaprop checkout (its ``src`` first on the path) as a
+third contender, interleaved with the other two: before and after, in one run.
+
     python benchmarks/startup.py --reps 5
+    git worktree add /tmp/before <commit>; python benchmarks/startup.py --baseline /tmp/before
     python benchmarks/run.py --only --extras startup      # the same, in run.py's report
 """
 
@@ -50,43 +54,55 @@ search = GridSearchCV(pipe, grid, cv=3, n_jobs=2).fit(X, y)
 MODULES = {"deltaprop": "deltaprop", "sklearn": "sklearn.neural_network"}
 
 
-def run_once(code: str) -> float:
-    """Seconds of one whole process running ``code``."""
+def run_once(code: str, path: str | None = None) -> float:
+    """Seconds of one whole process running ``code`` (with ``path`` first on its PYTHONPATH)."""
+    env = dict(os.environ)
+    if path:
+        env["PYTHONPATH"] = os.pathsep.join([path, env.get("PYTHONPATH", "")])
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, env=env)
     return time.perf_counter() - t0
 
 
-def measure(reps: int = 5) -> dict:
-    """{case: {library: median seconds, ..., "ratio": deltaprop's over scikit-learn's}}."""
+def measure(reps: int = 5, baseline: str | None = None) -> dict:
+    """{case: {contender: median seconds, ..., "ratio": deltaprop's over scikit-learn's}}."""
+    contenders = {name: (module, None) for name, module in MODULES.items()}
+    if baseline:
+        contenders["baseline"] = ("deltaprop", os.path.join(os.path.abspath(baseline), "src"))
     out = {}
     for case, template in CASES.items():
-        for module in MODULES.values():  # (once each first: the disk caches warm, Numba's included)
-            run_once(template.format(module=module))
-        times = {name: [] for name in MODULES}
+        for module, path in contenders.values():  # (once each first: the disk caches warm, Numba's included)
+            run_once(template.format(module=module), path)
+        times = {name: [] for name in contenders}
         for _ in range(reps):
-            for name, module in MODULES.items():
-                times[name].append(run_once(template.format(module=module)))
+            for name, (module, path) in contenders.items():
+                times[name].append(run_once(template.format(module=module), path))
         row = {name: statistics.median(t) for name, t in times.items()}
         row["ratio"] = statistics.median(a / b for a, b in zip(times["deltaprop"], times["sklearn"]))
+        if baseline:
+            row["baseline_ratio"] = statistics.median(a / b for a, b in zip(times["baseline"], times["sklearn"]))
         out[case] = row
-        print(f"# startup {case}: deltaprop {row['deltaprop']:.2f} s, scikit-learn {row['sklearn']:.2f} s, "
-              f"ratio {row['ratio']:.2f}", flush=True)
-    return {"reps": reps, "results": out}
+        print(f"# startup {case}: " + ", ".join(f"{k} {v:.2f}" for k, v in row.items()), flush=True)
+    return {"reps": reps, "baseline": baseline, "results": out}
 
 
 def markdown(report: dict) -> list[str]:
+    base = report.get("baseline")
     lines = [f"## Small fits, whole processes (median of {report['reps']} interleaved runs; seconds)", "",
-             "ratio: the median of deltaprop's time over scikit-learn's in neighbouring runs (below 1: faster).",
-             "", "| case | deltaprop | scikit-learn | ratio |", "|---|---|---|---|"]
+             "ratio: the median of deltaprop's time over scikit-learn's in neighbouring runs (below 1: faster)"
+             + (f"; baseline: the deltaprop of {base}" if base else "") + ".", "",
+             "| case | deltaprop | scikit-learn | ratio |" + (" baseline | baseline ratio |" if base else ""),
+             "|---|---|---|---|" + ("---|---|" if base else "")]
     for case, r in report["results"].items():
-        lines.append(f"| {case} | {r['deltaprop']:.2f} | {r['sklearn']:.2f} | {r['ratio']:.2f} |")
+        lines.append(f"| {case} | {r['deltaprop']:.2f} | {r['sklearn']:.2f} | {r['ratio']:.2f} |"
+                     + (f" {r['baseline']:.2f} | {r['baseline_ratio']:.2f} |" if base else ""))
     return lines + [""]
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--baseline", metavar="DIR", help="another deltaprop checkout, timed beside this one")
     args = parser.parse_args(argv)
     from importlib.metadata import version
 
@@ -94,7 +110,7 @@ def main(argv=None) -> int:
     print(f"Python {platform.python_version()}, " + ", ".join(
         f"{m} {version(m)}" for m in ("numpy", "scikit-learn", "deltaprop", "numba", "skl2onnx")
         if _installed(m)), flush=True)
-    print("\n".join(markdown(measure(args.reps))))
+    print("\n".join(markdown(measure(args.reps, args.baseline))))
     return 0
 
 
