@@ -49,10 +49,10 @@ NUMBA_MIN_WORK = 1e8
 """Rows times parameters per epoch below which a run takes the NumPy path by default.
 
 Loading the fused kernels costs about 0.45 s in a fresh process (importing Numba, then
-each kernel from its cache), and they save about a quarter of an epoch's element-wise
-time: measured at one thread, 0.04 ms an epoch for iris (1.2e5), 0.6 ms for digits
-(1.3e7), 2.1 ms at 7.5e7, 13 ms at 1.2e9, 143 ms for MNIST (1.4e10). Below this size a
-fit of a hundred or two epochs pays more to load them than it gains."""
+each kernel from its cache), and they save about a fifth of an epoch's time: below this
+size, winning the load back takes hundreds of epochs (digits, 1.3e7: about 250), above
+it tens (1.2e9: about 30). ``python benchmarks/kernel_threshold.py`` measures both
+(``benchmarks/results/kernel-threshold.txt``)."""
 
 
 def resolve_kernels(kernels: str | None = None, work: float | None = None) -> str:
