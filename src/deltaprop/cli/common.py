@@ -1,0 +1,196 @@
+"""What several commands share: reading data sets and blocks, the test split, the guard
+of every command that writes, notices, and matching a model's input columns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+import sys
+import warnings
+
+import numpy as np
+
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+
+class CLIError(Exception):
+    """A problem to report in one line (exit status 2)."""
+
+
+# --- train --------------------------------------------------------------------------
+DATA_SUFFIXES = (".pkl.gz", ".csv", ".txt", ".npz", ".npy", ".gz", ".h5", ".hdf5", ".zarr", ".parquet")
+
+
+def default_stem(data: str) -> str:
+    """What a run's outputs are named after: the data set (``digits``, ``mnist`` for
+    ``path/to/mnist.pkl.gz``), so that runs on different data do not overwrite each other."""
+    name = Path(data.rstrip("/\\")).name or "deltaprop"
+    for suffix in DATA_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)] or "deltaprop"
+    return name
+
+
+def guard_outputs(outputs: dict[str, str], inputs: list[str]) -> None:
+    """The one guard of every command that writes (see :func:`deltaprop.io.files.check_outputs`),
+    called before any data is read."""
+    from ..io.files import check_outputs
+
+    try:
+        check_outputs(outputs, inputs)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+
+
+BLOCK_SUFFIXES = (".h5", ".hdf5", ".zarr", ".parquet")
+
+
+def _mixed_parquet(path: Path, target: str | None) -> bool:
+    """Whether ``path`` is one Parquet file of mixed columns (text, booleans, gaps): a table
+    read whole, whose model learns each column's encoding (blocks take numbers only)."""
+    if path.suffix.lower() != ".parquet" or not path.is_file():
+        return False
+    from ..data.table_files import mixed_columns
+
+    try:
+        return bool(mixed_columns(path, target))
+    except ImportError as e:
+        raise CLIError(f"--data {path}: reading it needs {e.name}: pip install 'deltaprop[data]'") from None
+    except (OSError, ValueError) as e:
+        raise CLIError(f"--data {path}: not a readable Parquet file ({e})") from None
+
+
+def read_dataset(spec: str, target: str | None, seed: int, leave_out=()):
+    """A data set in memory: a Parquet file (of mixed columns) read whole, a CSV or .npy file
+    of prediction inputs (``target=""``), or anything :func:`load_dataset` reads."""
+    from ..data.datasets import load_dataset, read_features
+
+    if Path(spec).suffix.lower() == ".parquet" and Path(spec).is_file():
+        from ..data.table_files import read_parquet
+
+        return read_parquet(Path(spec), target, leave_out)
+    return read_features(spec, leave_out) if target == "" else load_dataset(spec, target, seed=seed)
+
+
+def block_data(args, block_rows: int | None = None):
+    """The data as Blocks when --data names a block store (HDF5, Zarr, Parquet, a folder of
+    .npy or .parquet files), else None (a data set read into memory); cut into blocks of
+    --block-rows rows, else ``block_rows``, else the store's default."""
+    from ..data.blocks import open_blocks
+
+    p = Path(args.data)
+    if not (p.suffix.lower() in BLOCK_SUFFIXES or (p.is_dir() and (any(p.glob("X*.npy"))
+                                                                   or any(p.glob("*.parquet"))))) \
+            or _mixed_parquet(p, args.target):
+        for option in ("features", "block_rows"):
+            if getattr(args, option):
+                raise CLIError(f"--{option.replace('_', '-')}: only for data in blocks (HDF5, Zarr, Parquet, a "
+                               "folder of .npy files)")
+        return None
+    if not p.exists():
+        raise CLIError(f"--data {args.data}: no such file or folder")
+    try:
+        return open_blocks(p, features=args.features, target=args.target, block_rows=args.block_rows or block_rows)
+    except ImportError as e:
+        raise CLIError(f"--data {args.data}: reading it needs {e.name}: pip install 'deltaprop[data]'") from None
+
+
+def predict_blocks(model, blocks):
+    """(targets, predictions) of the model on every row of ``blocks``, read a block at a time."""
+    y, pred = [], []
+    for i in range(len(blocks)):
+        Xb, yb, _ = blocks.read(i)
+        y.append(yb)
+        pred.append(model.predict(as_model_input(model, Xb, blocks.feature_names, "--data")))
+    return np.concatenate(y), np.concatenate(pred)
+
+
+def score_blocks(model, blocks) -> float:
+    """Accuracy or R^2 of the model on every row of ``blocks``."""
+    from ..metrics import accuracy, r2
+
+    y, pred = predict_blocks(model, blocks)
+    return accuracy(y, pred) if model.task == "classification" else r2(y, pred)
+
+
+def test_split(ds, fraction: float, seed: int, option: str):
+    """(X_train, X_test, y_train, y_test): ``fraction`` of the rows held out, stratified by
+    class for labels (each class keeps its share)."""
+    from sklearn.model_selection import train_test_split
+
+    stratify = ds.y if ds.task == "classification" and ds.y.ndim == 1 else None
+    if stratify is not None:
+        labels, counts = np.unique(stratify, return_counts=True)
+        if counts.min() < 2:
+            rare = [str(c) for c in labels[counts < 2]]
+            raise CLIError(f"{option}: class{'es' if len(rare) > 1 else ''} {', '.join(map(repr, rare[:5]))} "
+                           f"of {ds.name} {'have' if len(rare) > 1 else 'has'} a single row; a test split that "
+                           "keeps every class needs at least 2 rows of each (remove those rows, or check the "
+                           "--target column; integers that count or measure are made a regression by "
+                           "--likelihood gaussian or poisson)")
+    try:
+        return train_test_split(ds.X, ds.y, test_size=fraction, random_state=seed, stratify=stratify)
+    except ValueError as e:
+        raise CLIError(f"{option} {fraction:g}: {e}") from None
+
+
+@contextlib.contextmanager
+def notes_of(category, quiet: bool):
+    """Warnings of ``category`` (what the library decided on its own, such as a column left
+    out) said as the reader's notices are, one line on standard error each, when they happen."""
+    with warnings.catch_warnings():  # (which restores showwarning on the way out)
+        warnings.simplefilter("always", category)
+        shown = warnings.showwarning
+
+        def show(message, cat, filename, lineno, file=None, line=None):
+            if not issubclass(cat, category):
+                shown(message, cat, filename, lineno, file, line)
+            elif not quiet:
+                print(f"deltaprop: note: {message}", file=sys.stderr)
+
+        warnings.showwarning = show
+        yield
+
+
+def show_notices(ds, quiet: bool) -> None:
+    """What the data reader decided on its own (a column left out...), on standard error."""
+    if not quiet:
+        for notice in ds.notices:
+            print(f"deltaprop: note: {notice}", file=sys.stderr)
+
+
+def held_out_fraction(model) -> float:
+    frac = model.metadata.get("test_fraction")
+    if not frac:
+        raise CLIError("--held-out: the model does not record a test fraction")
+    return frac
+
+
+def existing_file(path: str | None) -> str:
+    """``path`` if it names a file or folder (not a built-in data set's name), else ''."""
+    return path if path and Path(path).exists() else ""
+
+
+def check_features(model, X, what: str) -> None:
+    if X.ndim != 2 or X.shape[1] != model.n_features:
+        raise CLIError(f"{what}: the model expects {model.n_features} features, the data has "
+                       f"{X.shape[1] if X.ndim == 2 else X.shape}")
+
+
+def as_model_input(model, X, names, what: str):
+    """The rows to predict: a named table (a dict of columns) when both the data and the
+    model know the columns' names, so that the model matches them by name; else the array,
+    in order, of the model's width."""
+    if names and model.columns is not None:
+        return dict(zip(names, X.T))
+    check_features(model, X, what)
+    return X
+
+
+def model_target(model) -> str | None:
+    """The target column the model was trained on, when it knows it."""
+    return model.columns.target[0] if model.columns is not None and len(model.columns.target) == 1 else None

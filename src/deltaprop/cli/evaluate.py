@@ -1,0 +1,73 @@
+"""``deltaprop evaluate``: a saved model's score on a data set, or on the rows its training held out."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .common import (CLIError, as_model_input, block_data, existing_file, guard_outputs, held_out_fraction,
+                     model_target, predict_blocks, read_dataset, show_notices, test_split)
+
+
+# --- evaluate -----------------------------------------------------------------------
+def cmd_evaluate(args) -> int:
+    from sklearn import metrics
+
+    from ..diagnostics.plotting import plot_confusion_matrix
+    from ..model import load
+
+    from ..data.preprocessing import infer_task
+    from ..metrics import accuracy, r2
+
+    guard_outputs({"--plot": args.plot}, [args.model, existing_file(args.data)])
+    model = load(args.model)
+    seed = model.metadata.get("seed", 0) or 0
+    # --held-out: cut into the blocks train cut, to find its test rows
+    blocks = block_data(args, model.metadata.get("block_rows") if args.held_out else None)
+    if blocks is not None:  # read a block at a time; --held-out: the blocks train held out
+        if args.held_out:
+            blocks = blocks.split(held_out_fraction(model), np.random.default_rng(seed), "--held-out")[1]
+        if blocks.n_features != model.n_features:
+            raise CLIError(f"--data: the model expects {model.n_features} features, the data has {blocks.n_features}")
+        y, pred = predict_blocks(model, blocks)
+        task, name = infer_task(y), args.data
+    else:
+        ds = read_dataset(args.data, args.target or model_target(model), seed)
+        show_notices(ds, quiet=False)
+        ds.check(model.network.dtype, advice="a model trained with --dtype float64")
+        task, name = ds.task, ds.name
+        X, y = (ds.X_test, ds.y_test) if ds.X_test is not None else (ds.X, ds.y)
+        if ds.X_test is None and args.held_out:
+            ds.task = model.task  # (stratified as train split it)
+            _, X, _, y = test_split(ds, held_out_fraction(model), seed, "--held-out")
+        pred = model.predict(as_model_input(model, X, ds.feature_names, "--data"))
+    if model.task == "classification" and task != "classification":
+        raise CLIError(f"--data: the model is a classifier, but {name} has real-valued targets")
+    if model.task == "classification":
+        print(f"accuracy: {accuracy(y, pred):.4f} ({len(y)} samples)")
+        if model.classes is None:  # several labels per row
+            print(metrics.classification_report(y, pred, digits=4, zero_division=0))
+            return 0
+        classes = model.classes
+        unknown = sorted({str(v) for v in np.unique(y)} - {str(c) for c in classes})
+        if unknown:
+            raise CLIError(f"--data: labels {', '.join(unknown[:5])} are not among the model's classes "
+                           f"{classes.tolist()}")
+        labels = [str(c) for c in classes]
+        print(metrics.classification_report(y, pred, labels=classes, target_names=labels, digits=4,
+                                            zero_division=0))
+        cm = metrics.confusion_matrix(y, pred, labels=classes)
+        width = max(len(s) for s in labels + [str(cm.max())]) + 1
+        print("confusion matrix (rows: true, columns: predicted)")
+        print(" " * width + "".join(s.rjust(width) for s in labels))
+        for s, row in zip(labels, cm):
+            print(s.rjust(width) + "".join(str(v).rjust(width) for v in row))
+        if args.plot:
+            plot_confusion_matrix(cm, labels, args.plot)
+            print(f"plot: {args.plot}")
+    else:
+        y = np.asarray(y, dtype=np.float64).reshape(pred.shape)
+        print(f"R^2: {r2(y, pred):.4f}")
+        print(f"RMSE: {math.sqrt(metrics.mean_squared_error(y, pred)):.4f} ({len(y)} samples)")
+    return 0

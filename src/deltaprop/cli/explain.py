@@ -1,0 +1,69 @@
+"""``deltaprop explain``: one training step told in the lecture's order."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from .common import CLIError, as_model_input, existing_file, guard_outputs, model_target, show_notices
+
+
+# --- explain ------------------------------------------------------------------------
+def cmd_explain(args) -> int:
+    from ..core.network import Network
+    from ..diagnostics.trace import trace
+
+    if args.out:
+        guard_outputs({"--out": args.out}, [args.model or "", existing_file(args.data)])
+    if args.model:
+        model, x, y = _explained_sample(args)
+        what = model
+        lr = args.lr or 0.01
+    else:
+        for option in ("data", "target", "sample"):
+            if getattr(args, option) is not None:
+                raise CLIError(f"--{option}: only with --model (a trained model explained on a real sample)")
+        what = Network(args.sizes, activation=args.activation, likelihood=args.likelihood, seed=args.seed,
+                       dtype="float64")
+        rng = np.random.default_rng(args.seed)
+        x = np.array(args.x, dtype=np.float64) if args.x else rng.normal(size=what.sizes[0])
+        if len(x) != what.sizes[0]:
+            raise CLIError(f"--x: expected {what.sizes[0]} numbers (sizes[0]), found {len(x)}")
+        if args.y is not None:
+            y = args.y if len(args.y) > 1 else args.y[0]
+        elif what.likelihood.name == "categorical":
+            y = int(rng.integers(0, what.sizes[-1]))
+        else:
+            y = rng.integers(0, 2, what.sizes[-1]).astype(float)
+        lr = args.lr or 0.5
+    text = trace(what, x, y, lr).explain(args.format, units=args.units)
+    if args.out:
+        from ..io.files import atomic_write
+
+        atomic_write(args.out, lambda f: f.write(text.encode()))
+        print(f"explanation: {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _explained_sample(args):
+    """The model, and row ``--sample`` of its data (the test split when the data has one)."""
+    from ..data.datasets import load_dataset
+    from ..model import load
+
+    model = load(args.model)
+    data = args.data or model.metadata.get("data")
+    if not data:
+        raise CLIError("--data: needed with this model (it does not record the data it was trained on)")
+    ds = load_dataset(data, args.target or model_target(model), seed=model.metadata.get("seed", 0) or 0)
+    show_notices(ds, quiet=False)
+    X, y = (ds.X_test, ds.y_test) if ds.X_test is not None else (ds.X, ds.y)
+    X = as_model_input(model, X, ds.feature_names, "--data")
+    if isinstance(X, dict):  # the columns in the model's order, as the network takes them
+        X = model.columns.arrange(X, "--data")
+    n = args.sample or 0
+    if n >= len(X):
+        raise CLIError(f"--sample: expected a row index below {len(X)} ({ds.name} has {len(X)} rows), found {n}")
+    return model, np.asarray(X[n], dtype=np.float64), y[n]
