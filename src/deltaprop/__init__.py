@@ -39,7 +39,9 @@ from .training.callbacks import Callback, EarlyStopping, History
 from .training.checkpoints import load_checkpoint
 from .training.communicators import Communicator, get_communicator
 from .training.fit import fit
-from .training.loop import DivergenceError, Trainer, TrainingInterrupted, train
+from .training.errors import DivergenceError, TrainingInterrupted
+from .training.loop import Trainer
+from .training.train import train
 from .training.state import TrainState
 from .version import __version__
 

@@ -162,7 +162,7 @@ def test_early_stopping_restores_the_best_weights(digits):
 
 
 def test_a_held_out_fraction_is_taken_per_class_for_one_bernoulli_column():
-    from deltaprop.training.loop import split_validation
+    from deltaprop.data.splits import split_validation
 
     T = np.zeros((100, 1))
     T[:10] = 1.0  # 10% positives, in one 0/1 column

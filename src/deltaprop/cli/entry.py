@@ -15,7 +15,7 @@ def main(argv=None) -> int:
     """Run the command line; return the exit status."""
     from ..data.datasets import DataError
     from ..io.files import ModelFileError
-    from ..training.loop import DivergenceError
+    from ..training.errors import DivergenceError
 
     previous = None
     if threading.current_thread() is threading.main_thread():

@@ -13,7 +13,7 @@ from .common import (CLIError, EXIT_INTERRUPTED, EXIT_TERMINATED, block_data, de
 
 
 def cmd_train(args) -> int:
-    from ..training.loop import all_ranks_or_none
+    from ..training.parallel import all_ranks_or_none
 
     # data-parallel (--distributed): an error on one rank ends them all
     with all_ranks_or_none(args.distributed) as comm:
@@ -31,7 +31,7 @@ def _train(args, comm) -> int:
     from ..data.columns import Columns
     from ..data.tables import TableNotice
     from ..training.fit import fit
-    from ..training.loop import TrainingInterrupted
+    from ..training.errors import TrainingInterrupted
     from ..training.recipe import TABLE_RECIPE
 
     # every argument and output location is checked before any file is opened

@@ -24,6 +24,7 @@ serves data stored in blocks (``.npy`` files, HDF5, Zarr, Parquet).
 
 from __future__ import annotations
 
+import hashlib
 import mmap
 
 import numpy as np
@@ -179,3 +180,23 @@ def array_source(X, T: Array, w: Array | None, batch_size: int, dtype, rows: Arr
     """The source for rows in memory: :class:`SparseSource` for a sparse X, else :class:`ArraySource`."""
     cls = SparseSource if is_sparse(X) else ArraySource
     return cls(X, T, w, batch_size, dtype, rows)
+
+
+def array_digest(X, T: Array, w, dtype) -> str:
+    """A fingerprint of training data in arrays, so that a checkpoint is not resumed on
+    other data: every target and weight, and a fixed sample of at most 1024 evenly
+    spaced rows of X in the network's dtype (cheap for data of any size, and it tells
+    other data apart)."""
+    h = hashlib.sha256()
+    step = max(1, X.shape[0] // 1024)
+    sample = X[::step]
+    if is_sparse(sample):  # its stored values and where they are
+        sample = sample.tocsr()
+        for part in (sample.indptr, sample.indices):
+            h.update(np.ascontiguousarray(part, dtype=np.int64).tobytes())
+        sample = sample.data
+    h.update(np.ascontiguousarray(sample, dtype=dtype).tobytes())
+    h.update(np.ascontiguousarray(T).tobytes())
+    if w is not None:
+        h.update(np.ascontiguousarray(w, dtype=np.float64).tobytes())
+    return h.hexdigest()[:32]

@@ -41,7 +41,8 @@ from ..data.sources import array_source
 from ..model import Model, load
 from ..optim.lbfgs import minimize_lbfgs
 from ..optim.optimizers import OPTIMIZERS, SGD, AdaGrad, Adam, AdamW, Momentum, Nesterov, RMSProp
-from ..training.loop import DivergenceError, Trainer, TrainingInterrupted
+from ..training.errors import DivergenceError, TrainingInterrupted
+from ..training.loop import Trainer
 from ..validation import check_weights
 from .params import InvalidParameterError, check_names, mlp_constraints
 from .stopping import NoImprovement

@@ -1,7 +1,7 @@
 """From raw data to a trained :class:`~deltaprop.model.Model`, in one call.
 
 :func:`fit` makes every decision a raw data set needs before
-:func:`~deltaprop.training.loop.train` can run (which likelihood, how many
+:func:`~deltaprop.training.train.train` can run (which likelihood, how many
 outputs, the class labels, input and target standardization), builds the
 network, trains it, and returns the Model that carries those decisions, so that
 ``model.predict(X_raw)`` answers in the data's own terms. The command line is a
@@ -25,9 +25,10 @@ from ..data.tables import TableEncoder, TableNotice, needs_encoding
 from ..model import Model
 from ..optim.optimizers import Adam
 from ..validation import check_int
-from .loop import block_check, train
+from .loop import block_check
 from .recipe import TABLE_RECIPE
 from .state import TrainState
+from .train import train
 
 
 def fit(X, y=None, *, hidden: Sequence[int] | None = None, activation: str | Sequence[str] = "relu",

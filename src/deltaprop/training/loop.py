@@ -1,6 +1,6 @@
 """Training: eq. (10) repeated "until the gradient is zero", and what makes it work in practice.
 
-:func:`train` runs mini-batch gradient descent (full-batch when ``batch_size`` is
+The :class:`Trainer` runs mini-batch gradient descent (full-batch when ``batch_size`` is
 None: the lecture's eq. (10) exactly; online when it is 1) with any optimizer of
 :mod:`deltaprop.optim`, a learning-rate schedule, L2 weight decay (never on the
 bias rows), inverted dropout, gradient-norm clipping and max-norm constraints; it
@@ -10,23 +10,24 @@ finite raises :class:`DivergenceError` with the last finite weights kept.
 
 Everything a run changes is in its :class:`TrainState` (the iterate, the
 optimizer's state, the schedule's, the RNG's, the position in the epoch, the
-history): :func:`train` returns it, takes it back with ``state=`` to continue
-(k epochs, then n - k more, is n epochs bit for bit), and checkpoints save it.
-The objects passed in (optimizer, schedule, callbacks' settings) are never
-changed. The per-batch loop allocates nothing: each batch is gathered straight
-into the objective's buffers.
+history): :func:`~deltaprop.training.train.train` returns it, takes it back with
+``state=`` to continue (k epochs, then n - k more, is n epochs bit for bit), and
+checkpoints save it. The objects passed in (optimizer, schedule, callbacks'
+settings) are never changed. The per-batch loop allocates nothing: each batch is
+gathered straight into the objective's buffers.
+
+Around the loop, each in a module of its own: how a run ends early
+(:mod:`~deltaprop.training.errors`), signals (:mod:`~deltaprop.training.signals`),
+data-parallel steps (:mod:`~deltaprop.training.parallel`), the validation split
+(:mod:`deltaprop.data.splits`) and the data's fingerprint
+(:func:`deltaprop.data.sources.array_digest`).
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
 import math
-import os
-import signal
-import threading
 import time
-from contextlib import contextmanager
 from typing import Sequence
 
 import numpy as np
@@ -36,63 +37,27 @@ from ..core.kernels import resolve_kernels
 from ..core.network import as_rng
 from ..core.objective import Objective
 from ..data.blocks import Blocks, BlockSource
-from ..data.sources import array_source
+from ..data.sources import array_digest, array_source
+from ..data.splits import check_fraction, split_validation
 from ..diagnostics.health import Diagnostics, probe_rows
 from ..io.files import json_safe
 from ..metrics import metric_name, score_outputs
 from ..optim.optimizers import Optimizer, get_optimizer
 from ..optim.schedules import Schedule, get_schedule
 from ..threads import BlasThreads, largest_product
-from ..validation import check_float, check_int, check_weights, is_sparse
+from ..validation import check_float, check_int, check_weights
 from .callbacks import Callback, EarlyStopping, History
-from .checkpoints import load_checkpoint, save_checkpoint
+from .checkpoints import save_checkpoint
 from .communicators import get_communicator
+from .errors import DivergenceError, TrainingInterrupted
+from .parallel import CARRIED, all_ranks_or_none, check_same_theta, reduced_gradient
+from .signals import signals_noted
 from .state import TrainState
 
 Array = np.ndarray
 
 # rows per batch when the validation data is evaluated
 VALIDATION_BATCH = 1024
-# what travels with the gradient in the allreduce of data-parallel training
-CARRIED = ("loss_sum", "total_weight", "rows", "nonfinite", "interrupted", "terminated")
-
-
-class DivergenceError(RuntimeError):
-    """The loss or the gradient stopped being finite; the network keeps the last finite weights."""
-
-    def __init__(self, message: str, epoch: int, batch: int, state: "TrainState"):
-        super().__init__(message)
-        self.epoch, self.batch, self.state, self.history = epoch, batch, state, state.history
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C or SIGTERM during :func:`train`: raised between two batches, after the
-    checkpoint (if any). ``cause`` says which (``"interrupted"``, ``"terminated"``)."""
-
-    def __init__(self, state: "TrainState", checkpoint: str | None, cause: str = "interrupted"):
-        super().__init__(f"training {cause}")
-        self.state, self.history, self.checkpoint, self.cause = state, state.history, checkpoint, cause
-
-
-def split_validation(T: Array, fraction: float, rng: np.random.Generator, stratify: bool):
-    """Indices (train, validation), with ``fraction`` of the rows held out, per class when stratified."""
-    n = T.shape[0]
-    if stratify:
-        labels = np.argmax(T, axis=1) if T.shape[1] > 1 else T[:, 0]
-        if T.shape[1] > 1 and not np.all(T.sum(axis=1) == 1):  # several labels per row: by label pattern
-            labels = np.unique(T, axis=0, return_inverse=True)[1].reshape(-1)
-        val = []
-        for c in np.unique(labels):
-            idx = rng.permutation(np.flatnonzero(labels == c))
-            val.append(idx[: int(round(fraction * len(idx)))])
-        val = np.sort(np.concatenate(val))
-    else:
-        val = np.sort(rng.permutation(n)[: int(round(fraction * n))])
-    if len(val) == 0 or len(val) == n:
-        raise ValueError(f"validation: a fraction of {fraction} of {n} samples leaves an empty set")
-    mask = np.ones(n, dtype=bool)
-    mask[val] = False
-    return np.flatnonzero(mask), val
 
 
 def _root_seed(seed) -> int:
@@ -177,7 +142,7 @@ class Trainer:
                 raise TypeError("y, sample_weight: Blocks carry their own targets and weights; pass X=blocks alone")
             X = T = w = train_rows = None
             if isinstance(validation, (float, np.floating)) and not isinstance(validation, bool):
-                _check_fraction(validation)
+                check_fraction(validation)
                 blocks, held_out = blocks.split(float(validation), split_rng)
                 validation = held_out
         else:
@@ -188,7 +153,7 @@ class Trainer:
             w = None if sample_weight is None else check_weights(sample_weight, X.shape[0])
             train_rows = val_rows = None
             if isinstance(validation, (float, np.floating)) and not isinstance(validation, bool):
-                _check_fraction(validation)
+                check_fraction(validation)
                 train_rows, val_rows = split_validation(T, float(validation), split_rng,
                                                         net.task == "classification")
         self._data, self._digest = blocks if blocks is not None else (X, T, w), None  # (see data_digest)
@@ -338,7 +303,9 @@ class Trainer:
                 self._diverged(J)  # nothing was updated: the weights are the last finite ones
         else:
             if self.parallel:
-                J, g2, rows = self._reduced_gradient(ws, rng)
+                J, g2, rows, cause = reduced_gradient(self.objective, net.n_params, ws, rng, self.comm,
+                                                      self.signalled)
+                self.interrupted = cause or self.interrupted
             else:
                 J, grad = self.objective.value_and_grad(net.theta, ws, rng)
                 g2 = float(np.dot(grad, grad))
@@ -362,27 +329,6 @@ class Trainer:
             st.grad_norm_sq = g2
         for hook in self._batch_end:
             hook(k, J, net, st)
-
-    def _reduced_gradient(self, ws, rng) -> tuple[float, float, float]:
-        """Data-parallel: this rank's part of the batch, summed over every rank by one
-        in-place allreduce of the gradient buffer, which carries the loss, the weights,
-        the rows and the flags (a non-finite loss, a signal) with it. Every rank gets
-        the same numbers, so every rank takes the same step or stops at the same batch."""
-        objective = self.objective
-        loss_sum, weight, _ = objective.sum_and_grad(self.net.theta, ws, rng)
-        carried = objective.buffer[self.net.n_params:]
-        carried[:] = (loss_sum if math.isfinite(loss_sum) else 0.0, weight, ws.n,
-                      not math.isfinite(loss_sum), self.signalled == "interrupted",
-                      self.signalled == "terminated")
-        self.comm.allreduce(objective.buffer)
-        loss_sum, weight, rows, nonfinite, interrupted, terminated = (float(v) for v in carried)
-        if terminated or interrupted:
-            self.interrupted = "terminated" if terminated else "interrupted"
-        if nonfinite:
-            return math.inf, math.nan, rows
-        J = objective.finish(loss_sum, weight)
-        grad = objective.grad
-        return J, float(np.dot(grad, grad)), rows
 
     def _diverged(self, J):
         net, st = self.net, self.state
@@ -414,19 +360,13 @@ class Trainer:
         # divergence guard's to report
         with all_ranks_or_none(self.comm), self._blas_threads(), \
                 np.errstate(over="ignore", invalid="ignore", under="ignore"):
-            # overflow on the way to divergence is caught explicitly (DivergenceError), not warned about
-            if threading.current_thread() is not threading.main_thread():
+            # overflow on the way to divergence is caught explicitly (DivergenceError), not warned about;
+            # a signal finishes the batch in progress, then stops cleanly
+            with signals_noted(self._note_signal):
                 return self._run(end, stopped_too)
 
-            def on_signal(signum, frame):  # finish the batch in progress, then stop cleanly
-                self.signalled = "terminated" if signum == signal.SIGTERM else "interrupted"
-
-            previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-            try:
-                return self._run(end, stopped_too)
-            finally:
-                for sig, handler in previous.items():
-                    signal.signal(sig, handler)
+    def _note_signal(self, cause: str) -> None:
+        self.signalled = cause
 
     def _run(self, end: int, stopped_too: bool) -> TrainState:
         net, st, h = self.net, self.state, self.state.history
@@ -504,7 +444,7 @@ class Trainer:
         if self.validation is not None and comm.rank == 0:
             vl, vm = self._validate()
         if self.parallel:  # rank 0's numbers drive every rank's schedule
-            self._check_same_theta()
+            check_same_theta(comm, net.theta, st.epoch + 1)
             vl, vm = comm.broadcast_object((vl, vm))
         h.val_loss.append(vl)
         h.val_metric.append(vm)
@@ -545,13 +485,6 @@ class Trainer:
             start += b
         return loss / weight, score_outputs(net.likelihood, o, T, w)
 
-    def _check_same_theta(self) -> None:
-        """Every rank took the same steps: their weights must agree bit for bit."""
-        digests = self.comm.allgather_object(hashlib.sha256(self.net.theta.tobytes()).hexdigest())
-        if len(set(digests)) > 1:
-            raise RuntimeError(f"distributed: the ranks' weights differ after epoch {self.state.epoch + 1} "
-                               f"(digests {digests}); their steps were not the same")
-
     def _sync(self) -> None:
         """Bring the state up to date: the iterate, the RNGs and the callbacks' states
         (collective under data-parallel training: every rank's dropout generator)."""
@@ -575,20 +508,7 @@ class Trainer:
         if isinstance(self._data, Blocks):
             self._digest = self._data.digest()
             return self._digest
-        X, T, w = self._data
-        h = hashlib.sha256()
-        step = max(1, X.shape[0] // 1024)
-        sample = X[::step]
-        if is_sparse(sample):  # its stored values and where they are
-            sample = sample.tocsr()
-            for part in (sample.indptr, sample.indices):
-                h.update(np.ascontiguousarray(part, dtype=np.int64).tobytes())
-            sample = sample.data
-        h.update(np.ascontiguousarray(sample, dtype=self.net.dtype).tobytes())
-        h.update(np.ascontiguousarray(T).tobytes())
-        if w is not None:
-            h.update(np.ascontiguousarray(w, dtype=np.float64).tobytes())
-        self._digest = h.hexdigest()[:32]
+        self._digest = array_digest(*self._data, self.net.dtype)
         return self._digest
 
     def save(self, path: str) -> None:
@@ -652,178 +572,5 @@ def block_check(net):
     return lambda X, name: net.check_X(X, name, convert=False)
 
 
-def _check_fraction(validation) -> None:
-    if not 0 < validation < 1:
-        raise ValueError(f"validation: expected a fraction in (0, 1), found {validation}")
-
-
 def _callback_key(i: int, cb) -> str:
     return f"{i}.{type(cb).__name__}"
-
-
-def train(net, X, y=None, *, epochs: int = 100, sample_weight=None, optimizer: str | Optimizer = "adam",
-          batch_size: int | None = 32, validation=None, schedule: str | Schedule | None = None, l2: float = 0.0,
-          alpha: float = 0.0, dropout: float = 0.0, clip_norm: float | None = None, max_norm: float | None = None,
-          grad_tol: float | None = None, early_stopping: int | EarlyStopping | None = None,
-          callbacks: Sequence[Callback] = (), shuffle: bool = True, seed: int | np.random.Generator | None = None,
-          state: TrainState | None = None, checkpoint: str | None = None, checkpoint_every: int = 1,
-          resume: str | None = None, diagnostics: bool = False, blas_threads: int | None = None,
-          distributed=None, buffer_blocks: int = 4, kernels: str | None = None,
-          label_smoothing: float = 0.0) -> TrainState:
-    """Train ``net`` in place by backpropagation and gradient descent.
-
-    Parameters
-    ----------
-    net : Network
-    X : array-like of shape (n_samples, D_0), or Blocks
-        Rows in memory or memory-mapped (read a batch at a time, converted to the network's
-        dtype as they are gathered), or :class:`~deltaprop.data.blocks.Blocks`: data in
-        ``.npy`` files, HDF5, Zarr or Parquet, read a buffer of blocks at a time.
-    y : array-like, or None with Blocks (which carry their targets)
-        Targets for the network's likelihood (class indices or one-hot, 0/1, reals, counts).
-    epochs : int
-        How many passes over the data this call makes (when continuing a ``state`` that
-        stopped mid-epoch, finishing that epoch is the first). With ``resume``, the run's
-        total instead, as in Keras' ``BackupAndRestore``: the same call, repeated after a
-        crash, finishes the same run.
-    sample_weight : array-like of shape (n_samples,), optional
-        Per-sample weights: J becomes the weighted mean of -log p(y|x).
-    optimizer : str or Optimizer, default "adam"
-        An optimizer object (``deltaprop.SGD(learning_rate=0.1)``) or a name with
-        default settings (``sgd``, ``momentum``, ``nesterov``, ``adagrad``, ``rmsprop``,
-        ``adam``, ``adamw``). Never changed by training.
-    batch_size : int or None, default 32
-        None for full-batch gradient descent (eq. (10) on the whole criterion), 1 for
-        online learning. The last, shorter batch of an epoch is used, not dropped.
-    validation : float, (X_val, y_val), (X_val, y_val, sample_weight_val) or Blocks, optional
-        Validation data, or the fraction of (X, y) to hold out (stratified by class
-        for classification; with ``sample_weight``, the held-out rows keep theirs;
-        with Blocks, whole blocks are held out). The validation loss and metric are
-        weighted when there are weights. Never a copy of the training data: it is
-        read a batch at a time.
-    schedule : str or Schedule, optional
-        Learning-rate schedule: ``constant``, ``step``, ``exponential``,
-        ``inverse_time``, ``cosine``, ``plateau`` or an object (copied, not changed).
-    l2 : float
-        L2 weight decay lambda: J + lambda/2 sum ||W[l][:-1]||^2 (bias rows never decayed).
-    alpha : float
-        L2 penalty as scikit-learn scales it: alpha / (2 n_batch) sum ||W[l][:-1]||^2,
-        n_batch being the batch's rows (or the sum of its sample weights); see
-        :class:`~deltaprop.core.objective.Objective`.
-    dropout : float
-        Inverted-dropout rate on the hidden layers (off at prediction).
-    clip_norm : float, optional
-        Rescale the gradient when its norm exceeds this.
-    max_norm : float, optional
-        Rescale each unit's incoming weight vector to at most this norm after every step.
-    grad_tol : float, optional
-        Stop when the epoch's gradient norm (see :class:`History`) falls below it:
-        the lecture's "until the gradient is zero".
-    early_stopping : int or EarlyStopping, optional
-        Patience in epochs (or an object whose settings are used), monitoring the
-        validation loss; restores the best weights.
-    callbacks : sequence of Callback
-        Objects with any of the hooks of :class:`Callback`.
-    shuffle : bool
-        Reshuffle the samples every epoch (mini-batch training).
-    seed : int or Generator, optional
-        Drives shuffling, dropout and the validation split; the same seed gives
-        bit-identical weights and history on the same machine.
-    state : TrainState, optional
-        A state returned by an earlier call (or loaded from a checkpoint): training
-        continues from it, bit-identically. It is copied, not changed.
-    checkpoint : str, optional
-        Path of a checkpoint written atomically every ``checkpoint_every`` epochs, at
-        the end, and on Ctrl-C or SIGTERM (at a batch boundary: after the epoch's end when
-        the signal came during its last batch). A kill at any moment leaves the previous
-        checkpoint or the new one, never a mix.
-    resume : str, optional
-        A checkpoint to continue from, until the run has done ``epochs`` epochs in all:
-        ``state=load_checkpoint(resume)`` with the data (shape and fingerprint) and the
-        settings checked to be the run's. ``train(..., epochs=N, checkpoint=ck, resume=ck)``
-        is idempotent: its first call starts the run (``ck`` does not exist yet), a call
-        after a crash continues it, bit for bit as if uninterrupted, and a call after the run
-        finished (its epochs done, or a stopping rule) trains no further and leaves the
-        network as the run did (early stopping's best weights restored).
-    diagnostics : bool
-        Measure every layer at each epoch's end (gradient and weight norms, the
-        update/weight ratio, dead and saturated units) into ``history.layers``;
-        :func:`deltaprop.diagnose` says in words what looks wrong.
-    blas_threads : int, optional
-        At most this many threads for the BLAS matrix products while training (through
-        threadpoolctl). Either way (:mod:`deltaprop.threads`): one thread when the
-        batch's largest product is small (under 10 million multiply-adds, e.g. batch 32
-        on a 784-256 layer), where thread hand-offs cost more than they save; otherwise
-        one per CPU that other processes leave free (affinity and cgroup quota
-        included), measured again every half second, and never more than the BLAS
-        library allowed when the run started (``OMP_NUM_THREADS``, threadpoolctl).
-
-    distributed : {"mpi", "torch"} or Communicator, optional
-        Data-parallel training, one process per rank (started by ``mpiexec -n P`` or
-        ``torchrun``): each rank computes its part of every batch, one in-place allreduce
-        adds the parts, and every rank takes the same step. Rank 0 validates, runs the
-        callbacks and writes the checkpoints; an error on one rank ends all of them. See
-        ``docs/scale.md``.
-    buffer_blocks : int
-        With Blocks: how many blocks are read, and their rows shuffled, together.
-    kernels : {"numpy", "numba"}, optional
-        Who does the element-wise work between the matrix products: NumPy (the
-        reference) or fused Numba kernels (``pip install 'deltaprop[fast]'``); by default
-        ``$DELTAPROP_KERNELS``, else Numba when it is installed and the run is large enough
-        to gain from it (rows times parameters at least
-        :data:`~deltaprop.core.kernels.NUMBA_MIN_WORK`), else NumPy. Both give the same
-        results to float32 rounding; each path and seed gives the same bits every time.
-    label_smoothing : float
-        Train on class targets moved this far towards the uniform distribution,
-        ``(1 - s) T + s / K`` (categorical and Bernoulli outputs); validation losses are on
-        the true targets.
-
-    Returns
-    -------
-    TrainState
-        With ``history`` (a :class:`History`); pass it back as ``state=`` to continue.
-
-    Raises
-    ------
-    DivergenceError
-        When the loss or gradient stops being finite (the last finite weights are kept).
-    TrainingInterrupted
-        On Ctrl-C or SIGTERM, between two batches, after writing the checkpoint.
-    """
-    with all_ranks_or_none(distributed) as comm:
-        first_call = resume is not None and checkpoint is not None and not os.path.exists(resume) and \
-            os.path.abspath(resume) == os.path.abspath(checkpoint)  # (an idempotent call starts the run)
-        if resume is not None and not first_call:
-            if state is not None:
-                raise ValueError("resume: give a checkpoint or a state to continue, not both")
-            state = load_checkpoint(resume, net)
-        trainer = Trainer(
-            net, X, y, sample_weight=sample_weight, optimizer=optimizer, batch_size=batch_size,
-            validation=validation, schedule=schedule, l2=l2, alpha=alpha, dropout=dropout, clip_norm=clip_norm,
-            max_norm=max_norm, grad_tol=grad_tol, early_stopping=early_stopping, callbacks=callbacks,
-            shuffle=shuffle, seed=seed, state=state, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
-            blas_threads=blas_threads, diagnostics=diagnostics,
-            resume=None if first_call or resume is None else str(resume),
-            distributed=comm, buffer_blocks=buffer_blocks, kernels=kernels, label_smoothing=label_smoothing)
-        if resume is None:
-            return trainer.run(epochs)
-        return trainer.run_until(check_int("epochs", epochs, 1))
-
-
-@contextmanager
-def all_ranks_or_none(distributed):
-    """The communicator for ``distributed``, in a context that ends every rank when one
-    fails alone (the others would wait for it forever in the next collective).
-
-    Errors that every rank raises together (divergence and interruption, decided from
-    the numbers of the allreduce) are raised as usual, on every rank.
-    """
-    comm = get_communicator(distributed)
-    try:
-        yield comm
-    except (DivergenceError, TrainingInterrupted):
-        raise
-    except BaseException as e:
-        if comm.size > 1:
-            comm.abort(f"deltaprop: error on rank {comm.rank} of {comm.size}: {type(e).__name__}: {e}")
-        raise
