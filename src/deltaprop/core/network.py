@@ -64,6 +64,17 @@ def as_rng(seed) -> np.random.Generator:
     raise TypeError(f"seed: expected an int, a numpy Generator or None, found {type(seed).__name__}")
 
 
+def root_seed(seed) -> int:
+    """One int from ``seed``, the root of every random stream of a run: an int as given,
+    else drawn from a Generator, from a legacy ``RandomState`` (scikit-learn's
+    ``random_state``), or from fresh entropy for None; never NumPy's global state."""
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+        return int(seed)
+    if isinstance(seed, np.random.RandomState):
+        return int(seed.randint(np.iinfo(np.int32).max))
+    return int(as_rng(seed).integers(2**63))
+
+
 class Network:
     """A feedforward network trained by backpropagation.
 

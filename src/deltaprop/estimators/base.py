@@ -33,7 +33,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 from ..core.activations import ACTIVATIONS
 from ..core.initializers import init_weights
 from ..core.kernels import resolve_kernels
-from ..core.network import Network, check_dtype
+from ..core.network import Network, check_dtype, root_seed
 from ..core.objective import Objective
 from ..data.blocks import Blocks
 from ..data.columns import Columns
@@ -449,14 +449,3 @@ def _sklearn_stream(random_state) -> np.random.RandomState | None:
     if isinstance(random_state, Integral) and not isinstance(random_state, bool):
         return np.random.RandomState(int(random_state))
     return random_state if isinstance(random_state, np.random.RandomState) else None
-
-
-def root_seed(random_state) -> int:
-    """One int from ``random_state`` (None: fresh entropy; never NumPy's global state)."""
-    if random_state is None:
-        return int(np.random.default_rng().integers(2**63))
-    if isinstance(random_state, np.random.RandomState):
-        return int(random_state.randint(np.iinfo(np.int32).max))
-    if isinstance(random_state, np.random.Generator):
-        return int(random_state.integers(2**63))
-    return int(random_state)

@@ -25,12 +25,12 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
 
 from ..core.activations import ACTIVATIONS
+from ..core.network import root_seed
 from ..data.tables import TableNotice
 from ..optim.optimizers import Adam, AdamW
 from ..training.callbacks import EarlyStopping
 from ..training.fit import fit
 from ..training.recipe import TABLE_RECIPE
-from .base import root_seed
 from .params import Interval, StrOptions
 
 Array = np.ndarray

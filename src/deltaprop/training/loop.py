@@ -34,7 +34,7 @@ import numpy as np
 
 from ..core.engine import Workspace, forward, mean_output, output_delta
 from ..core.kernels import resolve_kernels
-from ..core.network import as_rng
+from ..core.network import root_seed
 from ..core.objective import Objective
 from ..data.blocks import Blocks, BlockSource
 from ..data.sources import array_digest, array_source
@@ -58,13 +58,6 @@ Array = np.ndarray
 
 # rows per batch when the validation data is evaluated
 VALIDATION_BATCH = 1024
-
-
-def _root_seed(seed) -> int:
-    """The run's root seed: an int as given, else drawn from the Generator (or fresh entropy)."""
-    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
-        return int(seed)
-    return int(as_rng(seed).integers(2**63))
 
 
 class Trainer:
@@ -125,11 +118,11 @@ class Trainer:
                 self.callbacks.insert(0, EarlyStopping(**settings))
 
         if state is not None and seed is not None and not isinstance(seed, np.random.Generator) \
-                and _root_seed(seed) != state.seed:
+                and root_seed(seed) != state.seed:
             raise ValueError(f"seed: the state to continue was started with seed {state.seed}, found {seed}; "
                              "pass the same seed or none")
         # every rank follows rank 0's seed (shuffling) and starts from its weights
-        root = state.seed if state is not None else comm.broadcast_object(_root_seed(seed))
+        root = state.seed if state is not None else comm.broadcast_object(root_seed(seed))
         split_seq, loop_seq, rank_seq = np.random.SeedSequence(root).spawn(3)
         if self.parallel and state is None:
             comm.broadcast(net.theta)
