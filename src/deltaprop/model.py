@@ -99,7 +99,7 @@ class Model:
             if net.task != "classification":
                 raise ValueError(f"classes: a {net.likelihood.name} network is not a classifier")
             # one sigmoid output is two classes (or one: a classifier fitted on a single class)
-            expected = (1, 2) if (K == 1 and net.likelihood.name != "categorical") else (K,)
+            expected = (1, 2) if net.binary else (K,)
             if self.classes.ndim != 1 or len(self.classes) not in expected:
                 raise ValueError(f"classes: expected {' or '.join(map(str, expected))} labels for {K} output(s), found "
                                  f"{self.classes.tolist()}")

@@ -176,6 +176,12 @@ class Network:
         """``"classification"`` or ``"regression"``, as the likelihood says."""
         return self.likelihood.task
 
+    @property
+    def binary(self) -> bool:
+        """One output of a two-class likelihood (Bernoulli-type) standing for two classes:
+        o is p(1), and p(0) = 1 - o (the one place this rule is written)."""
+        return self.sizes[-1] == 1 and self.task == "classification" and self.likelihood.name != "categorical"
+
     def __repr__(self) -> str:
         acts = sorted(set(self.activation_names)) or ["identity"]
         return (
@@ -355,7 +361,7 @@ class Network:
         if self.task != "classification":
             raise TypeError(f"predict_proba: a {self.likelihood.name} network is not a classifier")
         o = self.forward(X)
-        return np.hstack([1 - o, o]) if o.shape[1] == 1 and self.likelihood.name != "categorical" else o
+        return np.hstack([1 - o, o]) if self.binary else o
 
     def predict(self, X) -> Array:
         """Point predictions: class indices 0..K-1 (categorical), 0/1 (bernoulli; one

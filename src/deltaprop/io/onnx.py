@@ -116,7 +116,7 @@ def model_nodes(g, model, x: str) -> str:
         o = g.node("MatMul", [g.node("Reshape", [o, g.ints([-1, k * K])]), g.const(mean, "mean")])
     else:
         o = net.likelihood.onnx(g, h)
-    if net.sizes[-1] == 1 and model.classes is not None:  # one Bernoulli output: p(0), p(1), as predict_proba
+    if net.binary and model.classes is not None:  # one Bernoulli output: p(0), p(1), as predict_proba
         o = g.node("Concat", [g.node("Sub", [g.const(np.ones((1, 1))), o]), o], axis=1)
     if model.target_scaler is not None:
         t = model.target_scaler
@@ -191,7 +191,7 @@ def to_onnx(model, path) -> None:
     else:  # the raw columns, one input each
         inputs, encoded = table_nodes(g, model.table)
         o = model_nodes(g, model, encoded)
-    K = 2 if net.sizes[-1] == 1 and model.classes is not None else net.sizes[-1]
+    K = 2 if net.binary and model.classes is not None else net.sizes[-1]
     g.nodes.append(helper.make_node("Identity", [o], ["o"]))
     outputs = [helper.make_tensor_value_info("o", TensorProto.FLOAT, ["N", K])]
     if model.task == "classification":
