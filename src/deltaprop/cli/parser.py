@@ -49,7 +49,6 @@ def _fmt():
 # --- the parser ---------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
-    from ..core.activations import ACTIVATIONS
     from ..core.kernels import KERNELS
     from ..data.datasets import BUILTIN_NAMES
     from ..optim.optimizers import OPTIMIZERS
@@ -87,10 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "torchrun --nproc-per-node P (torch)")
     t.add_argument("--hidden", type=int, nargs="*", default=[128, 64], metavar="WIDTH",
                    help="hidden layer widths (default: 128 64)")
-    t.add_argument("--activation", default="relu", choices=list(ACTIVATIONS), metavar="NAME",
-                   help=f"hidden activation: {', '.join(ACTIVATIONS)} (default: relu)")
-    t.add_argument("--likelihood", metavar="NAME", type=_likelihood,
-                   help="categorical, bernoulli, gaussian, poisson or ACTIVATION+LOSS (default: from the target)")
+    _network_options(t, "relu", None)
     t.add_argument("--optimizer", type=_with_settings(OPTIMIZERS, "--optimizer"),
                    metavar="NAME[:K=V,...]",
                    help=f"{', '.join(OPTIMIZERS)}, with settings if wanted, e.g. momentum:momentum=0.95 "
@@ -195,10 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--hidden", type=int, nargs="*", default=[5, 4], metavar="WIDTH",
                    help="hidden layer widths (default: 5 4)")
     g.add_argument("--outputs", type=_int_at_least(1, "--outputs"), default=3, help="output width D_L (default: 3)")
-    g.add_argument("--activation", default="tanh", choices=list(ACTIVATIONS), metavar="NAME",
-                   help=f"hidden activation: {', '.join(ACTIVATIONS)} (default: tanh)")
-    g.add_argument("--likelihood", default="categorical", type=_likelihood, metavar="NAME",
-                   help="categorical, bernoulli, gaussian, poisson or ACTIVATION+LOSS (default: categorical)")
+    _network_options(g, "tanh", "categorical")
     g.add_argument("--samples", type=_int_at_least(1, "--samples"), default=8,
                    help="random samples in the batch checked (default: 8)")
     g.add_argument("--max-per-layer", type=_int_at_least(1, "--max-per-layer"), metavar="N",
@@ -214,10 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
                                "  deltaprop explain --model digits-model.safetensors --sample 3 --units 0 5\n"
                                "  deltaprop explain --format html --out step.html")
     xp.add_argument("--sizes", type=int, nargs="+", default=[2, 2, 1], help="layer widths (default: 2 2 1)")
-    xp.add_argument("--activation", default="sigmoid", choices=list(ACTIVATIONS), metavar="NAME",
-                    help=f"hidden activation: {', '.join(ACTIVATIONS)} (default: sigmoid)")
-    xp.add_argument("--likelihood", default="bernoulli", type=_likelihood, metavar="NAME",
-                    help="categorical, bernoulli, gaussian, poisson or ACTIVATION+LOSS (default: bernoulli)")
+    _network_options(xp, "sigmoid", "bernoulli")
     xp.add_argument("--x", type=float, nargs="+", help="the input (default: random)")
     xp.add_argument("--y", type=float, nargs="+", help="the target (default: random)")
     xp.add_argument("--lr", type=_positive_float("--lr"),
@@ -247,6 +237,18 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--onnx", required=True, help="the .onnx file to write")
     x.set_defaults(func=cmd_export)
     return p
+
+
+def _network_options(parser, activation: str, likelihood: str | None) -> None:
+    """``--activation`` and ``--likelihood``, declared once for every command that builds a
+    network; ``likelihood`` None: chosen from the target."""
+    from ..core.activations import ACTIVATIONS
+
+    parser.add_argument("--activation", default=activation, choices=list(ACTIVATIONS), metavar="NAME",
+                        help=f"hidden activation: {', '.join(ACTIVATIONS)} (default: {activation})")
+    parser.add_argument("--likelihood", default=likelihood, type=_likelihood, metavar="NAME",
+                        help="categorical, bernoulli, gaussian, poisson or ACTIVATION+LOSS (default: "
+                             f"{likelihood or 'from the target'})")
 
 
 def _with_settings(registry, option):
