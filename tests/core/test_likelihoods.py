@@ -129,3 +129,21 @@ def test_categorical_loss_of_a_confident_right_answer_is_exact_to_one_unit_of_on
     net = dp.Network([1, 3], likelihood="categorical", dtype="float64")
     net.W[1][...] = [[0.0, 0.0, 0.0], [0.0, 0.0, gap]]
     assert abs(net.loss([[1.0]], [2]) - math.log1p(2 * math.exp(-gap))) < 2.5e-16
+
+
+@pytest.mark.parametrize("name", ["categorical", "bernoulli", "gaussian", "poisson", "sigmoid+binary_cross_entropy",
+                                  "identity+squared_error"])
+def test_each_likelihood_samples_targets_of_its_own_kind(name):
+    """Made-up targets (gradcheck, explain) come from the likelihood: what encode_targets
+    takes, and of the kind it models (reals for a Gaussian, not 0/1)."""
+    lik = dp.get_likelihood(name)
+    y = lik.sample_targets(np.random.default_rng(0), 200, 3)
+    T = lik.encode_targets(y, 3, np.float64)
+    assert T.shape == (200, 3)
+    values = np.unique(T)
+    if name in ("categorical", "bernoulli", "sigmoid+binary_cross_entropy"):
+        assert set(values) == {0.0, 1.0}
+    elif name == "poisson":
+        assert values.min() >= 0 and np.all(values == np.round(values)) and len(values) > 2
+    else:
+        assert len(values) > 100 and values.min() < 0  # real values, not labels

@@ -32,10 +32,8 @@ def cmd_explain(args) -> int:
             raise CLIError(f"--x: expected {what.sizes[0]} numbers (sizes[0]), found {len(x)}")
         if args.y is not None:
             y = args.y if len(args.y) > 1 else args.y[0]
-        elif what.likelihood.name == "categorical":
-            y = int(rng.integers(0, what.sizes[-1]))
-        else:
-            y = rng.integers(0, 2, what.sizes[-1]).astype(float)
+        else:  # one target of the kind the likelihood models (a class, 0/1 labels, a count, reals)
+            y = what.likelihood.sample_targets(rng, 1, what.sizes[-1])[0]
         lr = args.lr or 0.5
     text = trace(what, x, y, lr).explain(args.format, units=args.units)
     if args.out:

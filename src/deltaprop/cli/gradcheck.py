@@ -22,14 +22,7 @@ def cmd_gradcheck(args) -> int:
     n, K = args.samples, net.sizes[-1]
     X = rng.normal(size=(n, net.sizes[0]))
     name = net.likelihood.name
-    if name == "categorical":
-        y = rng.integers(0, K, n)
-    elif name == "bernoulli" or name.endswith("binary_cross_entropy"):
-        y = rng.integers(0, 2, (n, K))
-    elif name == "poisson":
-        y = rng.poisson(1.0, (n, K))
-    else:
-        y = rng.normal(size=(n, K))
+    y = net.likelihood.sample_targets(rng, n, K)
     hidden = ", ".join(sorted(set(net.activation_names))) or "no hidden layer"
     print(f"gradcheck: {'-'.join(map(str, net.sizes))} network ({hidden}, {name}), {n} random samples, float64, "
           "fourth-order central differences")

@@ -105,6 +105,12 @@ class Likelihood:
         one column per label; a 1-D array for one output), else o itself."""
         return o
 
+    def sample_targets(self, rng: np.random.Generator, n: int, n_outputs: int) -> Array:
+        """``n`` random targets of the kind this likelihood models, as
+        :meth:`encode_targets` takes them (for checks and explanations on made-up data):
+        here real values, standard normal, shape (n, n_outputs)."""
+        return rng.normal(size=(n, n_outputs))
+
     # label smoothing: eq. (1) with the targets moved towards the uniform distribution
     def uniform_target(self, n_outputs: int) -> float | None:
         """Each target's value under the uniform distribution over the classes, or None
@@ -134,6 +140,9 @@ class Categorical(Likelihood):
 
     def uniform_target(self, n_outputs):
         return 1.0 / n_outputs
+
+    def sample_targets(self, rng, n, n_outputs):
+        return rng.integers(0, n_outputs, n)  # class indices
 
     def output(self, z, out):
         np.subtract(z, z.max(axis=1, keepdims=True), out=out)
@@ -201,6 +210,9 @@ class Bernoulli(Likelihood):
 
     def uniform_target(self, n_outputs):
         return 0.5  # (each label its own two classes)
+
+    def sample_targets(self, rng, n, n_outputs):
+        return rng.integers(0, 2, (n, n_outputs))
 
     def output(self, z, out):
         # sigma(z) = exp(z - softplus(z)), accurate for large |z| at both ends
@@ -277,6 +289,9 @@ class Poisson(Likelihood):
     """Non-negative counts: exp output, loss o - y log o = e^z - y z."""
 
     name = "poisson"
+
+    def sample_targets(self, rng, n, n_outputs):
+        return rng.poisson(1.0, (n, n_outputs))  # counts
 
     def output(self, z, out):
         with np.errstate(over="ignore"):  # an overflowing rate is caught as divergence
@@ -397,6 +412,11 @@ class GeneralOutput(Likelihood):
 
     def predict(self, o):
         return _threshold(o) if self.task == "classification" else o
+
+    def sample_targets(self, rng, n, n_outputs):
+        if self.loss.targets_in_unit_interval:
+            return rng.integers(0, 2, (n, n_outputs))
+        return rng.normal(size=(n, n_outputs))
 
     def onnx(self, g, z):
         return self.activation.onnx(g, z)
