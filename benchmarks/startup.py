@@ -64,13 +64,14 @@ def run_once(code: str, path: str | None = None) -> float:
     return time.perf_counter() - t0
 
 
-def measure(reps: int = 5, baseline: str | None = None) -> dict:
+def measure(reps: int = 5, baseline: str | None = None, cases=tuple(CASES)) -> dict:
     """{case: {contender: median seconds, ..., "ratio": deltaprop's over scikit-learn's}}."""
     contenders = {name: (module, None) for name, module in MODULES.items()}
     if baseline:
         contenders["baseline"] = ("deltaprop", os.path.join(os.path.abspath(baseline), "src"))
     out = {}
-    for case, template in CASES.items():
+    for case in cases:
+        template = CASES[case]
         for module, path in contenders.values():  # (once each first: the disk caches warm, Numba's included)
             run_once(template.format(module=module), path)
         times = {name: [] for name in contenders}
@@ -103,6 +104,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--baseline", metavar="DIR", help="another deltaprop checkout, timed beside this one")
+    parser.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES), help="the cases to run")
     args = parser.parse_args(argv)
     from importlib.metadata import version
 
@@ -110,7 +112,7 @@ def main(argv=None) -> int:
     print(f"Python {platform.python_version()}, " + ", ".join(
         f"{m} {version(m)}" for m in ("numpy", "scikit-learn", "deltaprop", "numba", "skl2onnx")
         if _installed(m)), flush=True)
-    print("\n".join(markdown(measure(args.reps, args.baseline))))
+    print("\n".join(markdown(measure(args.reps, args.baseline, args.cases))))
     return 0
 
 

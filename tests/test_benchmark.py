@@ -29,6 +29,7 @@ def test_benchmark_runs_on_digits(tmp_path):
     dp = rows["deltaprop"]
     assert dp["epoch_s"] > 0 and dp["x_floor"] > 0 and dp["x_sklearn"] > 0 and dp["gflops"] > 0
     assert 0.5 < dp["test_accuracy"] <= 1.0
+    assert dp["predict_per_s"] > 0 and dp["latency_us"] > 0
     md = (tmp_path / "digits-latest.md").read_text()
     assert "| deltaprop |" in md and "Machine:" in md and report["command"] in md and "CPU-bound process" in md
 
@@ -60,3 +61,13 @@ def test_diagnostics_overhead_benchmark_runs_on_digits():
                            "--epochs", "2"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "bit-identical weights" in proc.stdout and "overhead" in proc.stdout and "Machine:" in proc.stdout
+
+
+def test_startup_benchmark_runs_whole_processes():
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "startup.py"), "--reps", "1", "--cases", "import"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("| import |"))
+    deltaprop, sklearn, ratio = (float(v) for v in row.strip("| ").split(" | ")[1:])
+    assert deltaprop > 0 and sklearn > 0 and ratio > 0
+    assert "scikit-learn" in proc.stdout and "machine:" in proc.stdout
