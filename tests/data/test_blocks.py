@@ -10,7 +10,7 @@ import pytest
 
 import deltaprop as dp
 from deltaprop.core.engine import Workspace
-from deltaprop.data.blocks import BlockSource
+from deltaprop.data.sources import BlockSource
 from conftest import need
 
 N, D, K = 437, 6, 3

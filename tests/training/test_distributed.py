@@ -18,7 +18,7 @@ import pytest
 
 import deltaprop as dp
 from deltaprop.core.engine import Workspace
-from deltaprop.data.blocks import BlockSource
+from deltaprop.data.sources import BlockSource
 from conftest import need
 
 WORKER = Path(__file__).with_name("distributed_worker.py")

@@ -6,8 +6,8 @@ memory-mapped ``.npy`` files, of HDF5 datasets (``h5py``) or of Zarr arrays (ali
 with their chunks), or the row groups of Parquet files (``pyarrow``). The stores'
 own libraries read them; deltaprop has no format of its own.
 
-:class:`BlockSource` is what the training loop reads from (see
-:mod:`deltaprop.data.sources`). An epoch is planned from a seed: a permutation of
+:class:`~deltaprop.data.sources.BlockSource` is what the training loop reads them
+through. An epoch is planned from a seed: a permutation of
 the blocks, and a shuffle of the rows inside each buffer of ``buffer_blocks``
 consecutive blocks, so that reads stay sequential and memory stays bounded (one
 buffer, plus the next one read ahead by a background thread). Rows are converted
@@ -17,16 +17,12 @@ each epoch are dealt to the ranks in turn; each rank reads only its own.
 
 from __future__ import annotations
 
-import bisect
 import glob
 import hashlib
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-
-from .sources import part_of
 
 Array = np.ndarray
 
@@ -403,172 +399,3 @@ def open_blocks(path: str, features=None, target=None, weights: str | None = Non
         return Blocks.from_npy(path, block_rows)
     raise ValueError(f"data: {path}: expected a folder of .npy or .parquet files, a .parquet, .h5/.hdf5 "
                      "or .zarr path")
-
-
-class _Buffer:
-    """The rows of one buffer of blocks: raw X, encoded T, w, and their shuffled order."""
-
-    def __init__(self, X, T, w, perm):
-        self.X, self.T, self.w, self.perm = X, T, w, perm
-
-
-class BlockSource:
-    """Batches from :class:`Blocks`, for the training loop (the interface of
-    :mod:`deltaprop.data.sources`).
-
-    Parameters
-    ----------
-    blocks : Blocks
-    batch_size : int
-        Rows per batch, over all ranks.
-    dtype : numpy dtype
-        The network's dtype; rows are converted to it batch by batch.
-    encode : callable
-        ``encode(y, n) -> T``: a block's raw targets as the likelihood wants them.
-    transform : callable, optional
-        ``transform(X)``: in place on a batch's converted inputs (e.g. standardization).
-    check : callable, optional
-        ``check(X, name)``: raises for a block's inputs the network cannot take
-        (:meth:`Network.check_X`).
-    buffer_blocks : int
-        Blocks per shuffle buffer: rows are shuffled among this many blocks.
-    prefetch : bool
-        Read the next buffer in a background thread while this one is used.
-    """
-
-    sparse = False
-
-    def __init__(self, blocks: Blocks, batch_size: int, dtype, encode, transform=None,
-                 buffer_blocks: int = 4, prefetch: bool = True, check=None):
-        self.blocks, self.encode, self.transform, self.check = blocks, encode, transform, check
-        self.n_samples = blocks.n_samples
-        self.batch_size = min(int(batch_size), self.n_samples)
-        self.dtype = np.dtype(dtype)
-        self.buffer_blocks = int(buffer_blocks)
-        self.weighted = blocks.weighted
-        self.rank, self.size = 0, 1
-        self._pool = ThreadPoolExecutor(max_workers=1) if prefetch else None
-        self._plan_of = self._plan_order = None
-        self._loaded: dict[int, object] = {}
-        self._stage = self._x_dtype = None
-
-    def shard(self, rank: int, size: int) -> None:
-        if self.batch_size < size:
-            raise ValueError(f"batch_size: {self.batch_size} rows cannot be shared by {size} processes")
-        self.rank, self.size = int(rank), int(size)
-        self._plan_of = self._plan_order = None
-
-    def local_batch(self) -> int:
-        lo, hi = part_of(self.batch_size, self.rank, self.size)
-        return hi - lo
-
-    def order(self, rng: np.random.Generator | None) -> Array:
-        """The epoch's plan: a seed for the row shuffles (-1: none), then the block order."""
-        if rng is None:
-            return np.concatenate([[-1], np.arange(len(self.blocks))]).astype(np.int64)
-        seed = int(rng.integers(2**62))
-        return np.concatenate([[seed], rng.permutation(len(self.blocks))]).astype(np.int64)
-
-    def check_order(self, order: Array) -> None:
-        n = len(self.blocks)
-        if order.dtype != np.int64 or order.shape != (n + 1,) or order[0] < -1 \
-                or not np.array_equal(np.sort(order[1:]), np.arange(n)):
-            raise ValueError(f"order: expected a shuffle seed and a permutation of the {n} blocks")
-
-    def _plan(self, order: Array):
-        """This rank's buffers for an epoch: their block ids and first stream rows (planned
-        once per epoch: every batch of the epoch passes the same ``order`` object)."""
-        if order is self._plan_order:
-            return self._groups, self._starts
-        key = order.tobytes()
-        self._plan_order = order
-        if self._plan_of != key:
-            self._drop()
-            mine = order[1:][self.rank::self.size]
-            groups = [mine[i:i + self.buffer_blocks] for i in range(0, len(mine), self.buffer_blocks)]
-            starts = np.cumsum([0] + [int(self.blocks.sizes[g].sum()) for g in groups])
-            # every rank takes as many steps as the rank that needs the most
-            steps = 1
-            for r in range(self.size):
-                rows = int(self.blocks.sizes[order[1:][r::self.size]].sum())
-                lo, hi = part_of(self.batch_size, r, self.size)
-                steps = max(steps, -(-rows // (hi - lo)))
-            self._plan_of, self._groups, self._starts, self._steps = key, groups, starts, steps
-            self._seed = int(order[0])
-        return self._groups, self._starts
-
-    def steps(self, order: Array) -> int:
-        self._plan(order)
-        return self._steps
-
-    def _read(self, g: int) -> _Buffer:
-        ids = self._groups[g]
-        parts = [self.blocks.read(int(i), self.check) for i in ids]
-        X = parts[0][0] if len(parts) == 1 else np.concatenate([p[0] for p in parts])
-        if self._x_dtype is None:  # (the first read is never in the background)
-            self._x_dtype = X.dtype
-            self._stage = np.empty((self.batch_size, self.blocks.n_features), dtype=X.dtype)
-        X = X.astype(self._x_dtype, copy=False)  # blocks stored in another dtype than the first
-        y = parts[0][1] if len(parts) == 1 else np.concatenate([p[1] for p in parts])
-        T = self.encode(y, X.shape[0])
-        w = None if not self.blocks.weighted else np.concatenate([p[2] for p in parts]).astype(self.dtype)
-        if self._seed < 0:
-            perm = np.arange(X.shape[0])
-        else:
-            perm = np.random.default_rng([self._seed, self.rank, g]).permutation(X.shape[0])
-        return _Buffer(X, T, w, perm)
-
-    def _buffer(self, g: int) -> _Buffer:
-        buf = self._loaded.get(g)
-        if buf is None:
-            self._drop()
-            buf = self._read(g)
-        elif not isinstance(buf, _Buffer):
-            buf = buf.result()
-        # keep this buffer and the next one (being read), nothing else
-        self._loaded = {g: buf}
-        if g + 1 < len(self._groups):
-            nxt = self._pool.submit(self._read, g + 1) if self._pool is not None else None
-            if nxt is not None:
-                self._loaded[g + 1] = nxt
-        return buf
-
-    def _drop(self) -> None:
-        for v in self._loaded.values():
-            if not isinstance(v, _Buffer):
-                v.cancel()
-        self._loaded = {}
-
-    def fill(self, ws, order: Array, k: int) -> int:
-        """Gather this rank's part of batch k into ``ws``; return its rows (0 when this
-        rank's blocks are used up before the others')."""
-        groups, starts = self._plan(order)
-        b = self.local_batch()
-        total = int(starts[-1])
-        start = k * b
-        n = max(0, min(b, total - start))
-        ws.n, ws.weighted, ws.Xs = n, self.blocks.weighted, None
-        pos = 0
-        while pos < n:
-            g = bisect.bisect_right(starts, start + pos) - 1
-            buf = self._loaded.get(g)
-            buf = buf if isinstance(buf, _Buffer) else self._buffer(g)
-            a = start + pos - int(starts[g])
-            take = min(n - pos, len(buf.perm) - a)
-            idx = buf.perm[a:a + take]
-            np.take(buf.X, idx, axis=0, out=self._stage[pos:pos + take])
-            np.take(buf.T, idx, axis=0, out=ws.T[pos:pos + take])
-            if ws.weighted:
-                np.take(buf.w, idx, out=ws.w[pos:pos + take])
-            pos += take
-        if n:
-            np.copyto(ws.X[:n], self._stage[:n], casting="unsafe")
-            if self.transform is not None:
-                self.transform(ws.X[:n])
-        return n
-
-    def close(self) -> None:
-        """Stop reading ahead."""
-        self._drop()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)

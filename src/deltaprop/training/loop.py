@@ -36,8 +36,8 @@ from ..core.engine import Workspace, forward, mean_output, output_delta
 from ..core.kernels import resolve_kernels
 from ..core.network import root_seed
 from ..core.objective import Objective
-from ..data.blocks import Blocks, BlockSource
-from ..data.sources import array_digest, array_source
+from ..data.blocks import Blocks
+from ..data.sources import BlockSource, array_digest, array_source
 from ..data.splits import check_fraction, split_validation
 from ..diagnostics.health import Diagnostics, probe_rows
 from ..io.files import json_safe
