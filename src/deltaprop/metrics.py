@@ -44,3 +44,27 @@ def score_outputs(likelihood, o: Array, T: Array, sample_weight=None) -> float:
     if likelihood.name == "categorical":
         return accuracy(np.argmax(T, axis=1), np.argmax(o, axis=1), sample_weight)
     return accuracy(likelihood.predict(T), likelihood.predict(o), sample_weight)
+
+
+def score_source(net, source, ws) -> tuple[float, float]:
+    """The loss (the data term of eq. (1), the mean -log p(y|x)) and the metric of ``net``
+    on every row of a batch source (arrays or blocks), a batch at a time through the
+    workspace ``ws``."""
+    from .core.engine import forward, mean_output, output_delta
+
+    order = source.order(None)
+    K = net.sizes[-1]
+    o, T = np.empty((source.n_samples, K), net.dtype), np.empty((source.n_samples, K), net.dtype)
+    w = np.empty(source.n_samples, net.dtype) if source.weighted else None
+    loss = weight = 0.0
+    start = 0
+    for k in range(source.steps(order)):
+        b = source.fill(ws, order, k)
+        forward(net, ws, b)
+        loss += output_delta(net, ws, b, ws.T, mean=False)
+        weight += ws.total_weight
+        o[start:start + b], T[start:start + b] = mean_output(net, ws, b), ws.T[:b]
+        if w is not None:
+            w[start:start + b] = ws.w[:b]
+        start += b
+    return loss / weight, score_outputs(net.likelihood, o, T, w)

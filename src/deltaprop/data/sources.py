@@ -375,3 +375,22 @@ class BlockSource:
         self._drop()
         if self._pool is not None:
             self._pool.shutdown(wait=True)
+
+
+def block_check(net):
+    """``check(X, name)`` for :class:`~deltaprop.data.blocks.Blocks`: the network's own input
+    check, naming the block."""
+    return lambda X, name: net.check_X(X, name, convert=False)
+
+
+def block_source(blocks: "Blocks", net, batch_size: int, buffer_blocks: int = 4,
+                 prefetch: bool = True) -> BlockSource:
+    """The :class:`BlockSource` of ``blocks`` for ``net``: each block's targets encoded for its
+    likelihood (after the blocks' own target map), its inputs checked and transformed."""
+    target_map = blocks.target_map
+
+    def encode(y, n):
+        return net.encode_targets(y if target_map is None else target_map(y), n)
+
+    return BlockSource(blocks, batch_size, net.dtype, encode, blocks.transform, buffer_blocks, prefetch,
+                       check=block_check(net))

@@ -48,6 +48,23 @@ STILL_FALLING = 0.01  # the relative fall of the validation (else training) loss
 UNDERFIT = {"accuracy": 0.9, "r2": 0.5}  # a poor fit of the training rows (probe), by metric
 
 
+def probe_batch(net, X, T, train_rows, source):
+    """The rows diagnostics measure, as (inputs, targets): evenly spaced training rows of
+    X (``train_rows``: the rows that train, when some are held out), or for data in
+    blocks (X None) the first rows of the first block, read through ``source``."""
+    if X is None:
+        blocks = source.blocks
+        Xb, yb, _ = blocks.read(0, lambda A, name: net.check_X(A, name, convert=False))
+        n = min(len(Xb), len(probe_rows(blocks.n_samples)))
+        Xp = np.array(Xb[:n], dtype=net.dtype)
+        if blocks.transform is not None:
+            blocks.transform(Xp)
+        return Xp, source.encode(yb[:n], n)
+    rows = probe_rows(len(train_rows) if train_rows is not None else X.shape[0])
+    rows = rows if train_rows is None else train_rows[rows]
+    return net.check_X(X[rows]), T[rows]
+
+
 def probe_rows(n: int, k: int = PROBE_ROWS) -> Array:
     """Up to ``k`` evenly spaced row indices of ``n``: a fixed probe that needs no random state."""
     return np.unique(np.linspace(0, n - 1, min(n, k)).round().astype(np.intp))

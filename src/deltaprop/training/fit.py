@@ -21,11 +21,11 @@ from ..core.network import Network
 from ..data.blocks import Blocks
 from ..data.columns import Columns, table_names, to_array
 from ..data.preprocessing import Standardizer, check_targets, choose_output
+from ..data.sources import block_check
 from ..data.tables import TableEncoder, TableNotice, needs_encoding
 from ..model import Model
 from ..optim.optimizers import Adam
 from ..validation import check_int
-from .loop import block_check
 from .recipe import TABLE_RECIPE
 from .state import TrainState
 from .train import train

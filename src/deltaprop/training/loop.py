@@ -32,19 +32,19 @@ from typing import Sequence
 
 import numpy as np
 
-from ..core.engine import Workspace, forward, mean_output, output_delta
+from ..core.engine import Workspace
 from ..core.kernels import resolve_kernels
 from ..core.network import root_seed
 from ..core.objective import Objective
 from ..data.blocks import Blocks
-from ..data.sources import BlockSource, array_digest, array_source
+from ..data.sources import array_digest, array_source, block_source
 from ..data.splits import check_fraction, split_validation
-from ..diagnostics.health import Diagnostics, probe_rows
+from ..diagnostics.health import Diagnostics, probe_batch
 from ..io.files import json_safe
-from ..metrics import metric_name, score_outputs
+from ..metrics import metric_name, score_source
 from ..optim.optimizers import Optimizer, get_optimizer
 from ..optim.schedules import Schedule, get_schedule
-from ..threads import BlasThreads, largest_product
+from ..threads import BlasThreads, training_threads
 from ..validation import check_float, check_int, check_weights
 from .callbacks import Callback, EarlyStopping, History
 from .checkpoints import save_checkpoint
@@ -159,7 +159,7 @@ class Trainer:
         if blocks is None and train_rows is not None:
             self.validation = array_source(X, T, w, VALIDATION_BATCH, net.dtype, rows=val_rows)
         elif isinstance(validation, Blocks):
-            self.validation = self._block_source(validation, VALIDATION_BATCH, 1, prefetch=False)
+            self.validation = block_source(validation, net, VALIDATION_BATCH, 1, prefetch=False)
         elif validation is not None and not isinstance(validation, (float, np.floating)):
             if not isinstance(validation, (tuple, list)) or len(validation) not in (2, 3):
                 raise TypeError("validation: expected a fraction, a pair (X_val, y_val), a triple "
@@ -180,7 +180,7 @@ class Trainer:
                     "batch_size": batch_size, "shuffle": self.shuffle, "l2": self.l2, "alpha": self.alpha,
                     "dropout": self.dropout, "clip_norm": self.clip_norm, "max_norm": self.max_norm}
         if blocks is not None:
-            self.source = self._block_source(blocks, B, buffer_blocks)
+            self.source = block_source(blocks, net, B, buffer_blocks)
         else:
             self.source = array_source(X, T, w, B, net.dtype, rows=train_rows)
         if self.parallel:
@@ -198,7 +198,7 @@ class Trainer:
         # before the callbacks (which may read it), it is not one of them (their checkpoint keys)
         self.diagnostics = None
         if diagnostics and comm.rank == 0:
-            self.diagnostics = Diagnostics(*self._probe(X, T, train_rows))
+            self.diagnostics = Diagnostics(*probe_batch(net, X, T, train_rows, self.source))
         # clipping (and an allreduce) needs the whole gradient before any update; otherwise
         # each layer is updated as soon as backpropagation is done with it
         self.fused = self.clip_norm is None and not self.parallel
@@ -435,7 +435,7 @@ class Trainer:
         h.learning_rate.append(st.optimizer.learning_rate)
         vl = vm = float("nan")
         if self.validation is not None and comm.rank == 0:
-            vl, vm = self._validate()
+            vl, vm = score_source(net, self.validation, self._val_ws)
         if self.parallel:  # rank 0's numbers drive every rank's schedule
             check_same_theta(comm, net.theta, st.epoch + 1)
             vl, vm = comm.broadcast_object((vl, vm))
@@ -457,26 +457,11 @@ class Trainer:
                 stop = getattr(cb, "stop_reason", "") or f"stopped by {type(cb).__name__}"
         return comm.broadcast_object(stop) if self.parallel else stop
 
-    def _validate(self) -> tuple[float, float]:
-        """The validation loss (the data term) and metric, a batch at a time."""
-        net, source = self.net, self.validation
-        ws = self._val_ws
-        order = source.order(None)
-        K = net.sizes[-1]
-        o, T = np.empty((source.n_samples, K), net.dtype), np.empty((source.n_samples, K), net.dtype)
-        w = np.empty(source.n_samples, net.dtype) if source.weighted else None
-        loss = weight = 0.0
-        start = 0
-        for k in range(source.steps(order)):
-            b = source.fill(ws, order, k)
-            forward(net, ws, b)
-            loss += output_delta(net, ws, b, ws.T, mean=False)
-            weight += ws.total_weight
-            o[start:start + b], T[start:start + b] = mean_output(net, ws, b), ws.T[:b]
-            if w is not None:
-                w[start:start + b] = ws.w[:b]
-            start += b
-        return loss / weight, score_outputs(net.likelihood, o, T, w)
+    def _blas_threads(self) -> BlasThreads:
+        """The run's BLAS threads (:mod:`deltaprop.threads`), shared by the ranks on one machine."""
+        self.blas = training_threads(self.net.sizes, self.source.batch_size, self.blas_threads,
+                                     share=self.comm.local_size)
+        return self.blas
 
     def _sync(self) -> None:
         """Bring the state up to date: the iterate, the RNGs and the callbacks' states
@@ -522,48 +507,6 @@ class Trainer:
         failed = self.comm.broadcast_object(failed)
         if failed:
             raise RuntimeError(f"checkpoint: rank 0 could not write {path}: {failed}")
-
-    def _block_source(self, blocks: Blocks, batch_size: int, buffer_blocks: int = 4,
-                      prefetch: bool = True) -> BlockSource:
-        net = self.net
-        target_map = blocks.target_map
-
-        def encode(y, n):
-            return net.encode_targets(y if target_map is None else target_map(y), n)
-
-        return BlockSource(blocks, batch_size, net.dtype, encode, blocks.transform, buffer_blocks, prefetch,
-                           check=block_check(net))
-
-    def _probe(self, X, T, train_rows):
-        """The rows diagnostics measure: evenly spaced training rows, or a block's first ones."""
-        if X is None:
-            blocks = self.source.blocks
-            Xb, yb, _ = blocks.read(0, block_check(self.net))
-            n = min(len(Xb), len(probe_rows(blocks.n_samples)))
-            Xp = np.array(Xb[:n], dtype=self.net.dtype)
-            if blocks.transform is not None:
-                blocks.transform(Xp)
-            return Xp, self.source.encode(yb[:n], n)
-        rows = probe_rows(len(train_rows) if train_rows is not None else X.shape[0])
-        rows = rows if train_rows is None else train_rows[rows]
-        return self.net.check_X(X[rows]), T[rows]
-
-    # multiply-adds; on the 2-core development machine one BLAS thread was faster below it
-    # (784-256-128-10: batch 32, 0.85 s against 1.02 s an epoch; batch 64 and up, two threads won)
-    SMALL_PRODUCT = 10_000_000
-
-    def _blas_threads(self) -> BlasThreads:
-        """The run's BLAS threads (:mod:`deltaprop.threads`): from the size of its products and
-        the CPUs free, measured again as it goes. Ranks that share a machine share its cores."""
-        self.blas = BlasThreads(largest_product(self.net.sizes, self.source.batch_size), self.SMALL_PRODUCT,
-                                self.blas_threads, share=self.comm.local_size)
-        return self.blas
-
-
-def block_check(net):
-    """``check(X, name)`` for :class:`Blocks`: the network's own input check, naming the block."""
-    return lambda X, name: net.check_X(X, name, convert=False)
-
 
 def _callback_key(i: int, cb) -> str:
     return f"{i}.{type(cb).__name__}"
