@@ -12,7 +12,8 @@ The pieces, each with one job (see the README's layout section):
 - :func:`gradcheck`, :func:`trace` (one step, every quantity of the lecture) and
   :func:`explain_step` (``diagnostics``).
 - :class:`Blocks` (``data``): data larger than memory, read block by block from
-  ``.npy``, HDF5, Zarr or Parquet; :func:`get_communicator` (``training``): the
+  ``.npy``, HDF5, Zarr or Parquet; :func:`load_data` reads any path as a data set in
+  memory or as Blocks; :func:`get_communicator` (``training``): the
   allreduce of data-parallel training, over MPI or ``torch.distributed``.
 - :class:`MLPClassifier` and :class:`MLPRegressor` (``estimators``): scikit-learn's
   estimators on this engine; :class:`TabularClassifier` and :class:`TabularRegressor`:
@@ -56,16 +57,18 @@ __all__ = [
     "Standardizer", "StepDecay", "StepTrace", "TabularClassifier", "TabularRegressor", "TrainState", "Trainer",
     "TrainingInterrupted", "__version__", "diagnose", "explain_step",
     "fit", "from_sklearn", "get_activation", "get_communicator", "get_likelihood", "gradcheck", "load", "load_checkpoint",
+    "load_data",
     "open_blocks", "trace", "train",
 ]
 
 
-_LAZY = {"MLPClassifier": "estimators", "MLPRegressor": "estimators", "TabularClassifier": "estimators",
-         "TabularRegressor": "estimators", "from_sklearn": "estimators"}
+_LAZY = {"load_data": "data.loading", "MLPClassifier": "estimators", "MLPRegressor": "estimators",
+         "TabularClassifier": "estimators", "TabularRegressor": "estimators", "from_sklearn": "estimators"}
 
 
 def __getattr__(name: str):
-    # the estimators import scikit-learn, so they load when first asked for, not with the package
+    # the estimators import scikit-learn, and load_data every file reader: they load when first
+    # asked for, not with the package
     if name in _LAZY:
         import importlib
 

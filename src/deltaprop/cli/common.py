@@ -46,59 +46,6 @@ def guard_outputs(outputs: dict[str, str], inputs: list[str]) -> None:
         raise CLIError(str(e)) from None
 
 
-BLOCK_SUFFIXES = (".h5", ".hdf5", ".zarr", ".parquet")
-
-
-def _mixed_parquet(path: Path, target: str | None) -> bool:
-    """Whether ``path`` is one Parquet file of mixed columns (text, booleans, gaps): a table
-    read whole, whose model learns each column's encoding (blocks take numbers only)."""
-    if path.suffix.lower() != ".parquet" or not path.is_file():
-        return False
-    from ..data.table_files import mixed_columns
-
-    try:
-        return bool(mixed_columns(path, target))
-    except ImportError as e:
-        raise CLIError(f"--data {path}: reading it needs {e.name}: pip install 'deltaprop[data]'") from None
-    except (OSError, ValueError) as e:
-        raise CLIError(f"--data {path}: not a readable Parquet file ({e})") from None
-
-
-def read_dataset(spec: str, target: str | None, seed: int, leave_out=()):
-    """A data set in memory: a Parquet file (of mixed columns) read whole, a CSV or .npy file
-    of prediction inputs (``target=""``), or anything :func:`load_dataset` reads."""
-    from ..data.datasets import load_dataset, read_features
-
-    if Path(spec).suffix.lower() == ".parquet" and Path(spec).is_file():
-        from ..data.table_files import read_parquet
-
-        return read_parquet(Path(spec), target, leave_out)
-    return read_features(spec, leave_out) if target == "" else load_dataset(spec, target, seed=seed)
-
-
-def block_data(args, block_rows: int | None = None):
-    """The data as Blocks when --data names a block store (HDF5, Zarr, Parquet, a folder of
-    .npy or .parquet files), else None (a data set read into memory); cut into blocks of
-    --block-rows rows, else ``block_rows``, else the store's default."""
-    from ..data.blocks import open_blocks
-
-    p = Path(args.data)
-    if not (p.suffix.lower() in BLOCK_SUFFIXES or (p.is_dir() and (any(p.glob("X*.npy"))
-                                                                   or any(p.glob("*.parquet"))))) \
-            or _mixed_parquet(p, args.target):
-        for option in ("features", "block_rows"):
-            if getattr(args, option):
-                raise CLIError(f"--{option.replace('_', '-')}: only for data in blocks (HDF5, Zarr, Parquet, a "
-                               "folder of .npy files)")
-        return None
-    if not p.exists():
-        raise CLIError(f"--data {args.data}: no such file or folder")
-    try:
-        return open_blocks(p, features=args.features, target=args.target, block_rows=args.block_rows or block_rows)
-    except ImportError as e:
-        raise CLIError(f"--data {args.data}: reading it needs {e.name}: pip install 'deltaprop[data]'") from None
-
-
 def predict_blocks(model, blocks):
     """(targets, predictions) of the model on every row of ``blocks``, read a block at a time."""
     y, pred = [], []

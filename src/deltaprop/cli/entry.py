@@ -63,7 +63,8 @@ _FLAGS = {"validation": "--validation-fraction", "batch_size": "--batch-size", "
           "clip_norm": "--clip-norm", "max_norm": "--max-norm", "grad_tol": "--grad-tol", "l2": "--l2",
           "dropout": "--dropout", "epochs": "--epochs", "learning_rate": "--lr", "hidden": "--hidden",
           "checkpoint_every": "--checkpoint-every", "resume": "--resume", "kernels": "--kernels",
-          "members": "--members", "bins": "--bins", "label_smoothing": "--label-smoothing"}
+          "members": "--members", "bins": "--bins", "label_smoothing": "--label-smoothing",
+          "features": "--features", "block_rows": "--block-rows"}
 
 
 def _one_line(e) -> str:

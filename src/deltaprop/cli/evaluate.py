@@ -6,8 +6,10 @@ import math
 
 import numpy as np
 
-from .common import (CLIError, as_model_input, block_data, existing_file, guard_outputs, held_out_fraction,
-                     model_target, predict_blocks, read_dataset, show_notices, test_split)
+from ..data.blocks import Blocks
+from ..data.loading import load_data
+from .common import (CLIError, as_model_input, existing_file, guard_outputs, held_out_fraction, model_target,
+                     predict_blocks, show_notices, test_split)
 
 
 # --- evaluate -----------------------------------------------------------------------
@@ -24,7 +26,9 @@ def cmd_evaluate(args) -> int:
     model = load(args.model)
     seed = model.metadata.get("seed", 0) or 0
     # --held-out: cut into the blocks train cut, to find its test rows
-    blocks = block_data(args, model.metadata.get("block_rows") if args.held_out else None)
+    data = load_data(args.data, args.target or model_target(model), features=args.features, seed=seed,
+                     block_rows=args.block_rows or (model.metadata.get("block_rows") if args.held_out else None))
+    blocks = data if isinstance(data, Blocks) else None
     if blocks is not None:  # read a block at a time; --held-out: the blocks train held out
         if args.held_out:
             blocks = blocks.split(held_out_fraction(model), np.random.default_rng(seed), "--held-out")[1]
@@ -33,7 +37,7 @@ def cmd_evaluate(args) -> int:
         y, pred = predict_blocks(model, blocks)
         task, name = infer_task(y), args.data
     else:
-        ds = read_dataset(args.data, args.target or model_target(model), seed)
+        ds = data
         show_notices(ds, quiet=False)
         ds.check(model.network.dtype, advice="a model trained with --dtype float64")
         task, name = ds.task, ds.name

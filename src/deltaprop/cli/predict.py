@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from .common import CLIError, as_model_input, guard_outputs, read_dataset, show_notices
+from ..data.loading import load_data
+from .common import CLIError, as_model_input, guard_outputs, show_notices
 
 
 # --- predict ------------------------------------------------------------------------
@@ -18,7 +19,7 @@ def cmd_predict(args) -> int:
     guard_outputs({"--out": args.out}, [args.model, args.input])
     model = load(args.model)
     # a CSV that still holds the training target column: that column is not read
-    ds = read_dataset(args.input, "", 0, leave_out=model.columns.target if model.columns is not None else
+    ds = load_data(args.input, "", leave_out=model.columns.target if model.columns is not None else
                       [model.metadata.get("target")])
     show_notices(ds, quiet=False)
     ds.check(model.network.dtype, advice="a model trained with --dtype float64")  # (naming the file's lines)

@@ -8,8 +8,10 @@ import time
 
 import numpy as np
 
-from .common import (CLIError, EXIT_INTERRUPTED, EXIT_TERMINATED, block_data, default_stem, existing_file,
-                     guard_outputs, notes_of, read_dataset, score_blocks, show_notices, test_split)
+from ..data.blocks import Blocks
+from ..data.loading import load_data
+from .common import (CLIError, EXIT_INTERRUPTED, EXIT_TERMINATED, default_stem, existing_file, guard_outputs,
+                     notes_of, score_blocks, show_notices, test_split)
 
 
 def cmd_train(args) -> int:
@@ -49,7 +51,8 @@ def _train(args, comm) -> int:
 
     args.quiet = args.quiet or comm.rank != 0  # rank 0 speaks and writes for every rank
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
-    blocks = block_data(args)
+    data = load_data(args.data, args.target, features=args.features, block_rows=args.block_rows, seed=args.seed)
+    blocks = data if isinstance(data, Blocks) else None
     if blocks is not None:  # read a block at a time, never whole
         for option in ("report", "animate"):
             if getattr(args, option):
@@ -63,7 +66,7 @@ def _train(args, comm) -> int:
         say(f"data: {args.data}, {Xtr.n_samples} training and {Xte.n_samples} test samples in blocks, "
             f"{blocks.n_features} features" + ("" if standardize else " (not standardized)"))
     else:
-        ds = read_dataset(args.data, args.target, args.seed)
+        ds = data
         ds.check(args.dtype)  # the whole file, before it is split: its errors name the file's lines
         show_notices(ds, args.quiet)
         if args.likelihood:  # the likelihood says what the targets are (counts look like labels)
