@@ -295,3 +295,16 @@ def test_a_file_missing_its_checksum_is_refused(tmp_path, net):
     rewrite(path, header, data, n)
     with pytest.raises(ModelFileError, match="checksum is missing"):
         dp.load(path)
+
+
+def test_predict_and_score_read_blocks_a_block_at_a_time():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4))
+    y = np.where(X[:, 0] + X[:, 1] > 0, "yes", "no")
+    model, _ = dp.fit(X, y, hidden=[8], epochs=5, seed=0)
+    blocks = dp.Blocks.from_arrays(X, y, block_rows=70)
+    assert len(blocks) > 1
+    np.testing.assert_array_equal(model.predict(blocks), model.predict(X))
+    assert model.score(blocks) == model.score(X, y)
+    with pytest.raises(TypeError, match="Blocks carry their own targets"):
+        model.score(blocks, y)

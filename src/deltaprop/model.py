@@ -24,6 +24,7 @@ import numpy as np
 from .core.activations import get_activation
 from .core.likelihoods import get_likelihood
 from .core.network import Network
+from .data.blocks import Blocks
 from .data.columns import Columns, to_array
 from .data.preprocessing import Standardizer, encode_labels
 from .data.tables import TableEncoder
@@ -163,7 +164,10 @@ class Model:
 
     def predict(self, X) -> Array:
         """Labels (of the classes' own type) for a classifier, values in target units
-        for a regressor (1-D for a single target)."""
+        for a regressor (1-D for a single target). X may be :class:`Blocks`, read a
+        block at a time (the predictions of every row come back together)."""
+        if isinstance(X, Blocks):
+            return np.concatenate([self.predict(self._block_rows(X, i)) for i in range(len(X))])
         net = self.network
         pred = net.predict(self.transform(X))
         if net.task == "classification":
@@ -195,13 +199,26 @@ class Model:
             return self.target_scaler.transform(y.reshape(len(y), -1))
         return y
 
-    def score(self, X, y) -> float:
-        """Accuracy (classifiers) or R^2 averaged over targets (regressors), on raw rows."""
+    def score(self, X, y=None) -> float:
+        """Accuracy (classifiers) or R^2 averaged over targets (regressors), on raw rows,
+        or on every row of :class:`Blocks` (which carry their targets: y is then None)."""
+        if isinstance(X, Blocks):
+            if y is not None:
+                raise TypeError("y: Blocks carry their own targets; pass X=blocks alone")
+            y = X.targets()
         pred = self.predict(X)
         y = np.asarray(y)
         if self.task == "classification":
             return accuracy(y.reshape(pred.shape), pred)
         return r2(y, pred)
+
+    def _block_rows(self, blocks: Blocks, i: int):
+        """Block i's raw rows as :meth:`predict` takes them: by column name when both the
+        blocks and the model know the names, else the array in order."""
+        X, _, _ = blocks.read(i)
+        if blocks.feature_names and self.columns is not None:
+            return dict(zip(blocks.feature_names, X.T))
+        return X
 
     # -- files ---------------------------------------------------------------------------
     def save(self, path) -> None:

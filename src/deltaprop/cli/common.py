@@ -46,24 +46,6 @@ def guard_outputs(outputs: dict[str, str], inputs: list[str]) -> None:
         raise CLIError(str(e)) from None
 
 
-def predict_blocks(model, blocks):
-    """(targets, predictions) of the model on every row of ``blocks``, read a block at a time."""
-    y, pred = [], []
-    for i in range(len(blocks)):
-        Xb, yb, _ = blocks.read(i)
-        y.append(yb)
-        pred.append(model.predict(as_model_input(model, Xb, blocks.feature_names, "--data")))
-    return np.concatenate(y), np.concatenate(pred)
-
-
-def score_blocks(model, blocks) -> float:
-    """Accuracy or R^2 of the model on every row of ``blocks``."""
-    from ..metrics import accuracy, r2
-
-    y, pred = predict_blocks(model, blocks)
-    return accuracy(y, pred) if model.task == "classification" else r2(y, pred)
-
-
 def test_split(ds, fraction: float, seed: int, option: str):
     """(X_train, X_test, y_train, y_test): ``fraction`` of the rows held out, stratified by
     class for labels (each class keeps its share)."""

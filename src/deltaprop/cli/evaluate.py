@@ -9,7 +9,7 @@ import numpy as np
 from ..data.blocks import Blocks
 from ..data.loading import load_data
 from .common import (CLIError, as_model_input, existing_file, guard_outputs, held_out_fraction, model_target,
-                     predict_blocks, show_notices, test_split)
+                     show_notices, test_split)
 
 
 # --- evaluate -----------------------------------------------------------------------
@@ -34,7 +34,7 @@ def cmd_evaluate(args) -> int:
             blocks = blocks.split(held_out_fraction(model), np.random.default_rng(seed), "--held-out")[1]
         if blocks.n_features != model.n_features:
             raise CLIError(f"--data: the model expects {model.n_features} features, the data has {blocks.n_features}")
-        y, pred = predict_blocks(model, blocks)
+        y, pred = blocks.targets(), model.predict(blocks)
         task, name = infer_task(y), args.data
     else:
         ds = data

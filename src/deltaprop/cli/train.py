@@ -11,7 +11,7 @@ import numpy as np
 from ..data.blocks import Blocks
 from ..data.loading import load_data
 from .common import (CLIError, EXIT_INTERRUPTED, EXIT_TERMINATED, default_stem, existing_file, guard_outputs,
-                     notes_of, score_blocks, show_notices, test_split)
+                     notes_of, show_notices, test_split)
 
 
 def cmd_train(args) -> int:
@@ -147,7 +147,7 @@ def _train(args, comm) -> int:
         return 0
     net, history = model.network, state.history
     classification = model.task == "classification"
-    score = score_blocks(model, Xte) if blocks is not None else model.score(Xte, yte)
+    score = model.score(Xte) if blocks is not None else model.score(Xte, yte)
     metric = "accuracy" if classification else "R^2"
     model.metadata.update({"kernels": state.kernels, "epochs": history.epochs, "stop_reason": history.stop_reason,
                            "weights_of_epoch": history.best_epoch or history.epochs,
