@@ -26,7 +26,7 @@ def _train(args, comm) -> int:
     from .. import __version__
     from ..core.likelihoods import get_likelihood
     from ..data.preprocessing import encode_labels
-    from ..diagnostics.plotting import plot_decision_regions, plot_learning_curves
+    from ..diagnostics.plotting import WeightSnapshots, plot_decision_regions, plot_learning_curves
     from ..diagnostics.progress import Progress, write_json_log
     from ..optim.optimizers import get_optimizer
     from ..optim.schedules import SCHEDULES
@@ -98,7 +98,7 @@ def _train(args, comm) -> int:
     recipe.update({k: v for k, v in (("members", args.members), ("bins", args.bins),
                                      ("label_smoothing", args.label_smoothing)) if v is not None})
     progress = Progress(recipe["epochs"], quiet=args.quiet)
-    snapshots = _Snapshots() if args.animate else None
+    snapshots = WeightSnapshots() if args.animate else None
 
     class Announce:  # the network exists once fit has chosen its outputs
         def on_train_begin(self, net, state):
@@ -201,31 +201,3 @@ def _train(args, comm) -> int:
 def _regions_path(plot: str) -> str:
     """Where the decision regions of 2-D data go, beside the learning curves."""
     return str(Path(plot).with_name(Path(plot).stem + "_regions.png"))
-
-
-class _Snapshots:
-    """The weights at each epoch's end, for an animation of the decision regions."""
-
-    FRAMES = 40
-
-    def __init__(self):
-        self.thetas = []
-
-    def on_epoch_end(self, epoch, history, net):
-        self.thetas.append(net.theta.copy())
-        return False
-
-    def frames(self, net, model, history):
-        """(epochs shown, a predict function per frame): at most FRAMES epochs, evenly spaced,
-        and the model's final weights last."""
-        n = len(self.thetas)
-        chosen = np.unique(np.linspace(0, n - 1, min(n, self.FRAMES - 1)).round().astype(int))
-        shown, predicts = [], []
-        for k in chosen:
-            frame = net.copy()
-            np.copyto(frame.theta, self.thetas[k])
-            predicts.append(lambda G, f=frame: f.predict(model.transform(G)))
-            shown.append(str(k + 1))
-        predicts.append(lambda G: net.predict(model.transform(G)))
-        shown.append(f"{history.best_epoch or history.epochs} (final weights)")
-        return shown, predicts

@@ -153,3 +153,32 @@ def animate_decision_regions(predicts, X: np.ndarray, y: np.ndarray, path, title
     buf = io.BytesIO()
     frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0)
     atomic_write(path, lambda f: f.write(buf.getvalue()))
+
+
+class WeightSnapshots:
+    """A callback that keeps the weights at each epoch's end, for
+    :func:`animate_decision_regions` (``deltaprop train --animate``)."""
+
+    FRAMES = 40
+
+    def __init__(self):
+        self.thetas = []
+
+    def on_epoch_end(self, epoch, history, net):
+        self.thetas.append(net.theta.copy())
+        return False
+
+    def frames(self, net, model, history):
+        """(epochs shown, a predict function per frame): at most FRAMES epochs, evenly spaced,
+        and the model's final weights last."""
+        n = len(self.thetas)
+        chosen = np.unique(np.linspace(0, n - 1, min(n, self.FRAMES - 1)).round().astype(int))
+        shown, predicts = [], []
+        for k in chosen:
+            frame = net.copy()
+            np.copyto(frame.theta, self.thetas[k])
+            predicts.append(lambda G, f=frame: f.predict(model.transform(G)))
+            shown.append(str(k + 1))
+        predicts.append(lambda G: net.predict(model.transform(G)))
+        shown.append(f"{history.best_epoch or history.epochs} (final weights)")
+        return shown, predicts
