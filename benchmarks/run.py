@@ -237,7 +237,8 @@ def measure_config(key, config, names, opts, threads):
             for w in workers:
                 time.sleep(0.3)
                 pred[w.name].append(w.ask("predict"))
-        latency = {w.name: w.ask("latency")["seconds"] for w in workers if w.name != "floor"}
+        # (a baseline checkout's harness may predate the latency command)
+        latency = {w.name: w.ask("latency")["seconds"] for w in workers if w.name not in ("floor", "baseline")}
         mem = {w.name: w.ask("memory") for w in workers}
     finally:
         for w in workers:
@@ -254,7 +255,8 @@ def measure_config(key, config, names, opts, threads):
             p = [r["seconds"] for r in pred[name]]
             row["predict_per_s"] = len_test(opts) / statistics.median(p)
             row["test_accuracy"] = pred[name][-1]["accuracy"]
-            row["latency_us"] = 1e6 * latency[name]
+            if name in latency:
+                row["latency_us"] = 1e6 * latency[name]
         for other in times:
             if other != name:  # ratios between neighbouring runs, then the median
                 row[f"x_{other}"] = statistics.median(a / b for a, b in zip(times[name], times[other]))
