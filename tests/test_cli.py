@@ -193,6 +193,19 @@ def test_explain_command(tmp_path):
     assert "z[1] = W[1]^T h[0]: shape (12,)" in wide and "    unit 5: " in wide
 
 
+def test_explain_draws_targets_of_the_likelihoods_kind(tmp_path):
+    """Without --y, the made-up target is one the likelihood models: reals for a Gaussian
+    output and counts for a Poisson one (it used to be 0/1 labels for any of them)."""
+    for likelihood, ok in (("gaussian", lambda v: v not in (0.0, 1.0)), ("poisson", lambda v: v == round(v) >= 0)):
+        values = []
+        for seed in range(4):
+            out = cli("explain", "--sizes", "2", "2", "1", "--likelihood", likelihood, "--seed", seed,
+                      cwd=tmp_path, check=0).stdout
+            values.append(float(re.search(r"y \(encoded\) = \[(-?[0-9.e+-]+)\]", out).group(1)))
+        assert all(ok(v) for v in values), (likelihood, values)
+    assert any(v > 1 for v in values)  # (Poisson counts, not labels)
+
+
 def test_explain_a_trained_model_on_a_real_sample(trained, tmp_path):
     d, _ = trained
     model = d / "digits-model.safetensors"
