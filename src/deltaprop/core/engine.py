@@ -143,11 +143,11 @@ def forward(net, ws: Workspace, b: int, masks=None) -> None:
     L, phi = net.n_layers, _ops(net, ws).phi
     for l in range(1, L + 1):
         z = ws.z[l][:b]
-        if l == 1 and ws.Xs is not None:  # eq. (3) on sparse inputs, the bias row added apart
-            np.copyto(z, ws.Xs @ net.W[1][:-1])
-            z += net.W[1][-1]
-        elif l == 1 and ws.Xd is not None:  # inference: the caller's rows where they are, bias apart
-            np.matmul(ws.Xd, net.W[1][:-1], out=z)
+        if l == 1 and (ws.Xs is not None or ws.Xd is not None):  # inputs read where they are, bias apart
+            if ws.Xs is not None:  # sparse: SciPy's product makes its own array
+                np.copyto(z, ws.Xs @ net.W[1][:-1])
+            else:  # inference: the caller's dense rows
+                np.matmul(ws.Xd, net.W[1][:-1], out=z)
             z += net.W[1][-1]
         elif l > 1 and net.members > 1:  # each member's own units: one batched product
             a, W, out = _members(net, ws.a[l - 1][:b], net.W[l][:-1], z)
