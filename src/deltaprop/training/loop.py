@@ -18,6 +18,7 @@ gathered straight into the objective's buffers.
 
 Around the loop, each in a module of its own: how a run ends early
 (:mod:`~deltaprop.training.errors`), signals (:mod:`~deltaprop.training.signals`),
+continuing a state or checkpoint (:mod:`~deltaprop.training.resume`),
 data-parallel steps (:mod:`~deltaprop.training.parallel`), the validation split
 (:mod:`deltaprop.data.splits`) and the data's fingerprint
 (:func:`deltaprop.data.sources.array_digest`).
@@ -51,6 +52,7 @@ from .checkpoints import save_checkpoint
 from .communicators import get_communicator
 from .errors import DivergenceError, TrainingInterrupted
 from .parallel import CARRIED, all_ranks_or_none, check_same_theta, reduced_gradient
+from .resume import check_resume, continued_state
 from .signals import signals_noted
 from .state import TrainState
 
@@ -214,8 +216,9 @@ class Trainer:
                 data_shape=data_shape)
         else:
             if resume is not None:
-                self._check_resume(state, resume, data_shape, json_safe(settings))
-            self.state = self._continue_from(state, data_shape)
+                check_resume(state, resume, data_shape, self.data_digest(), json_safe(settings))
+            self.state = continued_state(state, net, self.optimizer, self.kernels, data_shape, self.source,
+                                         processes=comm.size if self.parallel else 0)
             np.copyto(net.theta, self.state.theta)
             if state.settings.get("schedule", {}).get("name", self.schedule.name) == self.schedule.name:
                 self.schedule.load_state_dict(self.state.schedule)
@@ -232,55 +235,6 @@ class Trainer:
         # set by Ctrl-C or SIGTERM: stop at the next batch boundary (every rank at the same one:
         # under data-parallel training, a signal travels with the gradient)
         self.signalled = self.interrupted = ""
-
-    def _check_resume(self, saved: TrainState, resume: str, data_shape: list, settings: dict) -> None:
-        """A checkpoint continues only the run that wrote it: same data, same settings."""
-        if data_shape != saved.data_shape:
-            raise ValueError(
-                f"resume: checkpoint {resume!r} was written for data of shape (N, D, K, batch) = "
-                f"{tuple(saved.data_shape)}, found {tuple(data_shape)}")
-        if self.data_digest() != saved.data_digest:
-            raise ValueError(f"resume: checkpoint {resume!r} was written for other training data "
-                             "(same shape, different values); resume with the run's own data")
-        changed = [f"{k}={saved.settings.get(k)!r} (now {v!r})" for k, v in settings.items()
-                   if saved.settings.get(k) != v]
-        if changed:
-            raise ValueError(f"resume: checkpoint {resume!r} was written with other settings: "
-                             f"{'; '.join(changed)}; resume with the run's own settings")
-
-    def _continue_from(self, state: TrainState, data_shape: list) -> TrainState:
-        net = self.net
-        if state.theta.shape != net.theta.shape or state.theta.dtype != net.theta.dtype:
-            raise ValueError(f"state: its parameters ({state.theta.size}, {state.theta.dtype}) do not fit "
-                             f"the network ({net.n_params}, {np.dtype(net.dtype).name})")
-        if not np.all(np.isfinite(state.theta)):
-            raise ValueError("state: its parameters contain NaN or inf")
-        fresh = self.optimizer.init_state(net.theta, net.blocks(), self.kernels)
-        if set(fresh.arrays) != set(state.optimizer.arrays):
-            raise ValueError(f"state: it holds the state of another optimizer ({sorted(state.optimizer.arrays)}), "
-                             f"not of {self.optimizer!r}")
-        mid_epoch = state.batch > 0
-        if mid_epoch and state.data_shape != data_shape:
-            raise ValueError(
-                f"state: it stopped mid-epoch on data of shape (N, D, K, batch) = {tuple(state.data_shape)}, "
-                f"found {tuple(data_shape)}")
-        processes = self.comm.size if self.parallel else 0
-        if mid_epoch and len(state.rank_rngs) != processes:
-            raise ValueError(f"state: it stopped mid-epoch in a run of {max(1, len(state.rank_rngs))} "
-                             f"process(es), not {max(1, processes)}; continue it with as many")
-        if mid_epoch:
-            try:
-                self.source.check_order(state.order)
-            except ValueError as e:
-                raise ValueError(f"state: it stopped mid-epoch on other data: {e}") from None
-            steps = self.source.steps(state.order)
-            if state.batch >= steps:
-                raise ValueError(f"state: batch {state.batch} is beyond the epoch's {steps} batches")
-        state = state.copy()
-        fresh.load_state_dict(*state.optimizer.state_dict())
-        state.optimizer = fresh
-        state.data_shape = data_shape
-        return state
 
     # -- one batch ---------------------------------------------------------------------
     def _step(self, k: int, n_batches: int) -> None:
