@@ -308,3 +308,20 @@ def test_predict_and_score_read_blocks_a_block_at_a_time():
     assert model.score(blocks) == model.score(X, y)
     with pytest.raises(TypeError, match="Blocks carry their own targets"):
         model.score(blocks, y)
+
+
+def test_blocks_with_column_names_are_matched_to_the_model_by_name(tmp_path):
+    """A model trained on a named table predicts Blocks whose file holds the same columns
+    in another order: by name, as for a table in memory."""
+    pd = pytest.importorskip("pandas")
+    from conftest import need
+    need("pyarrow")
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200), "c": rng.normal(size=200)})
+    y = df["a"] - 2 * df["c"]
+    model, _ = dp.fit(df, y.to_numpy(), hidden=[8], epochs=5, seed=0, columns=["a", "b", "c"])
+    df[["c", "b", "a"]].assign(y=y).to_parquet(tmp_path / "t.parquet", row_group_size=64)
+    blocks = dp.open_blocks(tmp_path / "t.parquet", target="y")
+    assert blocks.feature_names == ["c", "b", "a"] and len(blocks) > 1
+    np.testing.assert_allclose(model.predict(blocks), model.predict(df), rtol=1e-6)
+    assert model.score(blocks) == pytest.approx(model.score(df, y))
