@@ -57,3 +57,24 @@ def test_public_api_is_listed():
         assert hasattr(dp, name), name
     for name in ("Network", "train", "gradcheck", "load", "Adam", "SGD", "EarlyStopping", "ACTIVATIONS"):
         assert name in dp.__all__
+
+
+def test_a_failing_registration_warns_and_leaves_the_imported_module_working(tmp_path, monkeypatch):
+    """The import hook runs skl2onnx's own loader, then registers: a registration that fails
+    (a broken skl2onnx) is a warning, never an error in the program's import."""
+    import importlib.util
+
+    onnx_hooks = pytest.importorskip("deltaprop.estimators.onnx")
+    (tmp_path / "fake_skl2onnx.py").write_text("VALUE = 42\n")
+    spec = importlib.util.spec_from_file_location("fake_skl2onnx", tmp_path / "fake_skl2onnx.py")
+    real_loader = spec.loader
+    spec.loader = onnx_hooks.ThenRegister(real_loader)
+    module = importlib.util.module_from_spec(spec)
+
+    def broken():
+        raise RuntimeError("no converters today")
+
+    monkeypatch.setattr(onnx_hooks, "register", broken)
+    with pytest.warns(RuntimeWarning, match="not registered with skl2onnx: no converters today"):
+        spec.loader.exec_module(module)
+    assert module.VALUE == 42 and module.__loader__ is real_loader
