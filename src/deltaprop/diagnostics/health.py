@@ -27,6 +27,7 @@ import math
 import numpy as np
 
 from ..core.objective import Objective
+from ..data.sources import block_check
 from ..metrics import score_outputs
 from ..validation import is_sparse
 
@@ -54,7 +55,7 @@ def probe_batch(net, X, T, train_rows, source):
     blocks (X None) the first rows of the first block, read through ``source``."""
     if X is None:
         blocks = source.blocks
-        Xb, yb, _ = blocks.read(0, lambda A, name: net.check_X(A, name, convert=False))
+        Xb, yb, _ = blocks.read(0, block_check(net))
         n = min(len(Xb), len(probe_rows(blocks.n_samples)))
         Xp = np.array(Xb[:n], dtype=net.dtype)
         if blocks.transform is not None:
