@@ -79,9 +79,9 @@ class Deltaprop:
                "nesterov": lambda: dp.Nesterov(config["lr"], momentum=0.9)}[config["optimizer"]]()
         decay = config.get("decay")
         # the trainer behind deltaprop.train, driven one epoch at a time (Trainer.run continues)
-        self.trainer = dp.Trainer(self.net, X, y, optimizer=opt, batch_size=config["batch"],
-                                  schedule=dp.Exponential(decay) if decay else None, seed=0,
-                                  kernels=config.get("kernels"))
+        self.trainer = dp.Trainer(self.net, X, y, settings=dp.TrainSettings(
+            optimizer=opt, batch_size=config["batch"], schedule=dp.Exponential(decay) if decay else None, seed=0,
+            kernels=config.get("kernels")))
 
     def epoch(self):
         self.trainer.run(1)

@@ -77,3 +77,20 @@ def test_no_private_names_imported_across_modules():
                     any(part.startswith("_") and not part.startswith("__") for part in target.split(".")):
                 found.append(f"{path.relative_to(ROOT)}: import {target}")
     assert not found, found
+
+
+def test_no_source_file_is_over_500_lines():
+    long = {str(p.relative_to(ROOT)): n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > 500}
+    assert not long, long
+
+
+def test_the_trainer_takes_its_settings_in_one_object():
+    """The Trainer runs the loop: its constructor takes the data, the callbacks, where the run
+    starts and one settings object, not every option of a run."""
+    import inspect
+
+    from deltaprop import Trainer
+
+    params = [p for p in inspect.signature(Trainer.__init__).parameters if p != "self"]
+    assert len(params) <= 10, params
+    assert "settings" in params

@@ -6,7 +6,8 @@ The pieces, each with one job (see the README's layout section):
   the passes of eqs. (3)-(12) are in ``core.engine``, the criterion J and its
   gradient in :class:`Objective`.
 - optimizers and schedules (``optim``): settings, with state kept apart.
-- :func:`train` / :class:`Trainer` (``training``): the loop, returning a
+- :func:`train` / :class:`Trainer` (``training``): the loop (its settings a
+  :class:`TrainSettings`), returning a
   :class:`TrainState` to continue from; :func:`fit` goes from raw data to a
   :class:`Model`, the saved predictor (preprocessing + network + output mapping).
 - :func:`gradcheck`, :func:`trace` (one step, every quantity of the lecture) and
@@ -42,6 +43,7 @@ from .training.communicators import Communicator, get_communicator
 from .training.fit import fit
 from .training.errors import DivergenceError, TrainingInterrupted
 from .training.loop import Trainer
+from .training.settings import TrainSettings
 from .training.train import train
 from .training.state import TrainState
 from .version import __version__
@@ -54,7 +56,7 @@ __all__ = [
     "InverseTime", "LIKELIHOODS", "LayerTrace", "Likelihood", "MLPClassifier", "MLPRegressor", "Model", "ModelFileError",
     "Momentum", "Nesterov", "Network",
     "OPTIMIZERS", "Objective", "Optimizer", "OptimizerState", "RMSProp", "ReduceOnPlateau", "SCHEDULES", "SGD",
-    "Standardizer", "StepDecay", "StepTrace", "TabularClassifier", "TabularRegressor", "TrainState", "Trainer",
+    "Standardizer", "StepDecay", "StepTrace", "TabularClassifier", "TabularRegressor", "TrainSettings", "TrainState", "Trainer",
     "TrainingInterrupted", "__version__", "diagnose", "explain_step",
     "fit", "from_sklearn", "get_activation", "get_communicator", "get_likelihood", "gradcheck", "load", "load_checkpoint",
     "load_data",

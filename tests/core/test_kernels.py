@@ -187,7 +187,7 @@ def test_choosing_a_path(monkeypatch):
     with pytest.raises(ValueError, match="kernels: unknown name 'fortran'; expected one of numpy, numba"):
         resolve_kernels("fortran")
     with pytest.raises(ValueError, match="kernels: unknown name"):
-        dp.Trainer(dp.Network([2, 2]), np.zeros((4, 2)), [0, 1, 0, 1], kernels="cuda")
+        dp.TrainSettings(kernels="cuda")
     monkeypatch.setenv("DELTAPROP_KERNELS", "numpy")
     assert resolve_kernels() == "numpy"
     assert dp.Objective(dp.Network([2, 2])).ops.kernels == "numpy"

@@ -131,7 +131,7 @@ def test_uint8_rows_stay_uint8_and_train_as_their_float_values(tmp_path):
 def test_validation_blocks_are_held_out_whole_and_never_trained_on():
     X, y = data()
     blocks = dp.Blocks.from_arrays(X, y, block_rows=50)
-    trainer = dp.Trainer(dp.Network([D, 8, K], seed=0), blocks, validation=0.25, seed=0)
+    trainer = dp.Trainer(dp.Network([D, 8, K], seed=0), blocks, validation=0.25, settings=dp.TrainSettings(seed=0))
     train_blocks, held_out = trainer.source.blocks, trainer.validation.blocks
     assert train_blocks.n_samples + held_out.n_samples == N
     assert 0.15 * N < held_out.n_samples < 0.35 * N
@@ -262,7 +262,8 @@ def test_few_blocks_hold_out_the_rows_asked_for(tmp_path, fraction):
         train, held = blocks.split(fraction, np.random.default_rng(0))
         assert held.n_samples == round(fraction * N) and train.n_samples == N - held.n_samples
         np.testing.assert_array_equal(np.sort(np.r_[row_ids(train), row_ids(held)]), np.arange(N))
-        trainer = dp.Trainer(dp.Network([D, 4, K], seed=0), blocks, validation=fraction, seed=0)
+        trainer = dp.Trainer(dp.Network([D, 4, K], seed=0), blocks, validation=fraction,
+                             settings=dp.TrainSettings(seed=0))
         assert trainer.validation.n_samples == round(fraction * N)
         assert trainer.source.n_samples == N - round(fraction * N)
     assert len(dp.open_blocks(tmp_path / "d.zarr")) == 2

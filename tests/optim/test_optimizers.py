@@ -146,7 +146,7 @@ def test_a_step_leaves_the_optimizer_settings_unchanged(name):
 
 def test_unknown_optimizer_and_bad_hyperparameters():
     with pytest.raises(ValueError, match="optimizer: unknown name 'lbfgs'.*adam"):
-        dp.Trainer(dp.Network([1, 1], likelihood="gaussian"), [[0.0]], [0.0], optimizer="lbfgs")
+        dp.TrainSettings(optimizer="lbfgs")
     with pytest.raises(ValueError, match="learning_rate: expected a positive number"):
         dp.SGD(learning_rate=-1)
     with pytest.raises(ValueError, match="beta1"):

@@ -32,8 +32,8 @@ def checkpoint(tmp_path_factory):
             if state.epoch == 1 and batch == 1:
                 raise KeyboardInterrupt
 
-    trainer = dp.Trainer(dp.Network([64, 16, 10], seed=0), X, Y, batch_size=64, validation=0.2, seed=3,
-                         early_stopping=5)
+    trainer = dp.Trainer(dp.Network([64, 16, 10], seed=0), X, Y, validation=0.2,
+                         settings=dp.TrainSettings(batch_size=64, seed=3, early_stopping=5))
     trainer.run(1)
     trainer.callbacks.append(StopMidEpoch())
     with pytest.raises(KeyboardInterrupt):

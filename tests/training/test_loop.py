@@ -396,7 +396,7 @@ def test_validation_with_weights_is_weighted_and_held_out_rows_keep_theirs(digit
     # a held-out fraction of weighted rows: the validation score is weighted by their own weights
     w = np.where(y < 5, 5.0, 0.1)
     net = dp.Network([64, 16, 10], seed=0, dtype="float64")
-    trainer = dp.Trainer(net, X, y, sample_weight=w, validation=0.2, seed=0)
+    trainer = dp.Trainer(net, X, y, sample_weight=w, validation=0.2, settings=dp.TrainSettings(seed=0))
     held_out = trainer.validation.rows
     assert abs(len(held_out) - 0.2 * len(X)) < 10 and len(np.intersect1d(held_out, trainer.source.rows)) == 0
     h = trainer.run(1).history

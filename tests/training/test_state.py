@@ -198,7 +198,8 @@ def test_the_validation_split_is_stratified():
     y = np.r_[np.zeros(90, int), np.ones(10, int)]  # a rare class: 10%
     counts = set()
     for seed in range(8):
-        trainer = dp.Trainer(dp.Network([4, 3, 2], seed=0), X, y, validation=0.2, seed=seed)
+        trainer = dp.Trainer(dp.Network([4, 3, 2], seed=0), X, y, validation=0.2,
+                             settings=dp.TrainSettings(seed=seed))
         held_out = trainer.validation.rows
         counts.add((len(held_out), int(y[held_out].sum())))
     assert counts == {(20, 2)}  # always 18 of the common class and 2 of the rare one
@@ -212,7 +213,8 @@ def test_the_validation_split_of_multilabel_targets_keeps_each_label_pattern():
     Y = np.r_[np.ones((10, 2), int), np.c_[np.ones(90, int), np.zeros(90, int)]]
     counts = set()
     for seed in range(8):
-        trainer = dp.Trainer(dp.Network([4, 3, 2], likelihood="bernoulli", seed=0), X, Y, validation=0.2, seed=seed)
+        trainer = dp.Trainer(dp.Network([4, 3, 2], likelihood="bernoulli", seed=0), X, Y, validation=0.2,
+                             settings=dp.TrainSettings(seed=seed))
         counts.add(int(Y[trainer.validation.rows, 1].sum()))
     assert counts == {2}
 

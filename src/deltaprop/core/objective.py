@@ -27,6 +27,7 @@ batch size it has seen before.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
@@ -35,6 +36,21 @@ from .engine import Workspace, backward, forward, output_delta, views
 from .kernels import Ops
 
 Array = np.ndarray
+
+
+class Step(NamedTuple):
+    """What one step of :meth:`Objective.step` measured."""
+
+    J: float
+    """J at the weights before the step, the penalty included (every rank's batch when an
+    allreduce summed them)."""
+    sq_norm: float
+    """||grad J||^2 before the transforms (NaN when the step was fused and not asked for it)."""
+    rows: float
+    """The batch's rows (over every rank)."""
+    finite: bool
+    """False when J or the measured norm is not finite: then nothing was updated, except by a
+    fused step whose gradient alone overflowed (the caller restores its weights)."""
 
 
 class Objective:
@@ -282,6 +298,42 @@ class Objective:
         self._penalty = self._g2 = 0.0
         backward(net, ws, b, self.G, dphi_ready, self._update_layer)
         return J + self._penalty, (self._g2 / (scale * scale) if norm else math.nan)
+
+    def step(self, batch, optimizer, state, transforms: Sequence = (), rng: np.random.Generator | None = None,
+             norm: bool = False) -> Step:
+        """One step of ``optimizer`` on J at the network's ``theta``: the gradient through
+        ``transforms`` in order (:mod:`deltaprop.optim.transforms`), then the update.
+
+        The step is fused (:meth:`value_and_step`, each layer updated during backpropagation)
+        when every transform allows it; otherwise the whole gradient is finished first
+        (:meth:`value_and_grad`, or :meth:`sum_and_grad` and :meth:`finish` around the
+        ``summed`` transforms, the allreduce), and its squared norm is measured. ``norm``
+        asks a fused step to measure it too. Nothing is updated when J or the norm is not
+        finite.
+        """
+        ws, b = self._load(batch)
+        if all(t.fusable for t in transforms):
+            J, g2 = self.value_and_step(ws, optimizer, state, rng, norm)
+            return Step(J, g2, float(b), math.isfinite(J) and (math.isfinite(g2) or not norm))
+        theta, rows = self.net.theta, float(b)
+        summed = [t for t in transforms if t.summed]
+        if summed:
+            loss_sum, weight, _ = self.sum_and_grad(theta, ws, rng)
+            for t in summed:
+                loss_sum, weight, rows = t(self.buffer, loss_sum, weight, rows)
+            if not math.isfinite(loss_sum):
+                return Step(loss_sum, math.nan, rows, False)
+            J = self.finish(loss_sum, weight)
+        else:
+            J, _ = self.value_and_grad(theta, ws, rng)
+        g2 = float(np.dot(self.grad, self.grad))
+        if not (math.isfinite(J) and math.isfinite(g2)):
+            return Step(J, g2, rows, False)
+        for t in transforms:
+            if not t.summed:
+                t(self.grad, g2)
+        optimizer.step(theta, self.grad, state)
+        return Step(J, g2, rows, True)
 
     def _update_layer(self, l: int) -> None:
         optimizer, state, scale, norm = self._step

@@ -43,6 +43,7 @@ from ..optim.lbfgs import minimize_lbfgs
 from ..optim.optimizers import OPTIMIZERS, SGD, AdaGrad, Adam, AdamW, Momentum, Nesterov, RMSProp
 from ..training.errors import DivergenceError, TrainingInterrupted
 from ..training.loop import Trainer
+from ..training.settings import TrainSettings
 from ..validation import check_weights
 from .params import InvalidParameterError, check_names, mlp_constraints
 from .stopping import NoImprovement
@@ -314,9 +315,10 @@ class BaseMLP(BaseEstimator):
         state = self._state if self._state_solver == self.solver else None
         if state is not None:
             np.copyto(state.theta, self.model_.network.theta)
-        trainer = Trainer(self.model_.network, X, T, sample_weight=w, optimizer=self._optimizer(),
-                          batch_size=batch_size, validation=validation, alpha=self.alpha, dropout=self.dropout,
-                          callbacks=[rule], shuffle=self.shuffle, seed=None if state else self._seed, state=state)
+        settings = TrainSettings(optimizer=self._optimizer(), batch_size=batch_size, alpha=self.alpha,
+                                 dropout=self.dropout, shuffle=self.shuffle, seed=None if state else self._seed)
+        trainer = Trainer(self.model_.network, X, T, sample_weight=w, validation=validation, settings=settings,
+                          callbacks=[rule], state=state)
         before = trainer.state.history.epochs
         diverged = None
         try:

@@ -37,39 +37,41 @@ from ..core.engine import Workspace
 from ..core.kernels import resolve_kernels
 from ..core.network import root_seed
 from ..core.objective import Objective
-from ..data.blocks import Blocks
-from ..data.sources import array_digest, array_source, block_source
-from ..data.splits import check_fraction, split_validation
+from ..data.training_data import VALIDATION_BATCH, TrainingData
 from ..diagnostics.health import Diagnostics, probe_batch
-from ..io.files import json_safe
 from ..metrics import metric_name, score_source
-from ..optim.optimizers import Optimizer, get_optimizer
-from ..optim.schedules import Schedule, get_schedule
+from ..optim.transforms import ClipNorm, MaxNorm
 from ..threads import BlasThreads, training_threads
-from ..validation import check_float, check_int, check_weights
-from .callbacks import Callback, EarlyStopping, History
+from ..validation import check_int
+from .callbacks import Callback, History
 from .checkpoints import save_checkpoint
 from .communicators import get_communicator
 from .errors import DivergenceError, TrainingInterrupted
-from .parallel import CARRIED, all_ranks_or_none, check_same_theta, reduced_gradient
+from .parallel import CARRIED, AllReduce, all_ranks_or_none, check_same_theta
 from .resume import check_resume, continued_state
+from .settings import TrainSettings
 from .signals import signals_noted
 from .state import TrainState
 
 Array = np.ndarray
 
-# rows per batch when the validation data is evaluated
-VALIDATION_BATCH = 1024
-
 
 class Trainer:
     """One training run of ``net`` on (X, y), driven epoch by epoch with :meth:`run`.
 
-    :func:`train` is ``Trainer(...).run(epochs)``; the arguments are those of
-    :func:`train`, but ``resume``, which here names the checkpoint ``state`` was loaded
-    from, so that its data fingerprint and settings are checked against this run's.
-    Calling :meth:`run` again continues the same run, which is how a caller can act
-    between epochs without paying for the checks of the data again.
+    :func:`train` is ``Trainer(...).run(epochs)``: the data, callbacks, ``state`` and
+    ``distributed`` arguments are :func:`train`'s, every other setting is in ``settings``
+    (:class:`~deltaprop.training.settings.TrainSettings`, checked when made), and
+    ``resume`` names the checkpoint ``state`` was loaded from, so that its data
+    fingerprint and settings are checked against this run's. Calling :meth:`run` again
+    continues the same run, which is how a caller can act between epochs without paying
+    for the checks of the data again.
+
+    The Trainer runs the loop: batches, the schedule, callbacks, stopping, the divergence
+    guard and checkpoints. The data and its split are a
+    :class:`~deltaprop.data.training_data.TrainingData`; each step is the objective's
+    (:meth:`~deltaprop.core.objective.Objective.step`, through the gradient's transforms),
+    followed by the constraints (:mod:`deltaprop.optim.transforms`).
 
     Attributes
     ----------
@@ -83,42 +85,32 @@ class Trainer:
         The validation rows (held-out rows or blocks, or the data given), read a batch at a time.
     comm : Communicator
         The ranks training together (one process alone by default).
+    settings : TrainSettings
+    data : TrainingData
+    transforms : list
+        The gradient's transforms, in order (the allreduce, clipping).
+    constraints : list
+        What acts on the weights after each step (max-norm).
     """
 
-    def __init__(self, net, X, y=None, *, sample_weight=None, optimizer: str | Optimizer = "adam",
-                 batch_size: int | None = 32, validation=None, schedule: str | Schedule | None = None,
-                 l2: float = 0.0, alpha: float = 0.0, dropout: float = 0.0, clip_norm: float | None = None,
-                 max_norm: float | None = None, grad_tol: float | None = None,
-                 early_stopping: int | EarlyStopping | None = None, callbacks: Sequence[Callback] = (),
-                 shuffle: bool = True, seed: int | np.random.Generator | None = None,
-                 state: TrainState | None = None, checkpoint: str | None = None, checkpoint_every: int = 1,
-                 blas_threads: int | None = None, diagnostics: bool = False, resume: str | None = None,
-                 distributed=None, buffer_blocks: int = 4, kernels: str | None = None,
-                 label_smoothing: float = 0.0):
+    def __init__(self, net, X, y=None, *, sample_weight=None, validation=None,
+                 settings: TrainSettings | None = None, callbacks: Sequence[Callback] = (),
+                 state: TrainState | None = None, distributed=None, resume: str | None = None):
         self.net = net
+        self.settings = s = settings if settings is not None else TrainSettings()
+        if not isinstance(s, TrainSettings):
+            raise TypeError(f"settings: expected TrainSettings, found {type(s).__name__}")
         self.comm = comm = get_communicator(distributed)
         self.parallel = comm.size > 1
-        self.l2 = check_float("l2", l2, 0.0)
-        self.alpha = check_float("alpha", alpha, 0.0)
-        self.dropout = check_float("dropout", dropout, 0.0, below=1.0)
-        self.clip_norm = None if clip_norm is None else check_float("clip_norm", clip_norm, 0.0, strict=True)
-        self.max_norm = None if max_norm is None else check_float("max_norm", max_norm, 0.0, strict=True)
-        self.grad_tol = None if grad_tol is None else check_float("grad_tol", grad_tol, 0.0, strict=True)
-        self.shuffle = bool(shuffle)
-        self.checkpoint = checkpoint
-        self.checkpoint_every = check_int("checkpoint_every", checkpoint_every, 1)
-        self.blas_threads = None if blas_threads is None else check_int("blas_threads", blas_threads, 1)
-        buffer_blocks = check_int("buffer_blocks", buffer_blocks, 1)
-        self.optimizer = get_optimizer(optimizer)
-        self.schedule = copy.deepcopy(get_schedule(schedule))  # its state is the run's, not the caller's
+        self.optimizer = s.optimizer
+        self.schedule = copy.deepcopy(s.schedule)  # its state is the run's, not the caller's
         # rank 0 alone validates, logs and checkpoints: the callbacks are its own
         self.callbacks = list(callbacks) if comm.rank == 0 else []
-        if early_stopping is not None and early_stopping is not False:
-            settings = early_stopping.settings() if isinstance(early_stopping, EarlyStopping) \
-                else {"patience": check_int("early_stopping", early_stopping, 1)}
-            if comm.rank == 0:
-                self.callbacks.insert(0, EarlyStopping(**settings))
+        stopping = s.early_stopping_callback()
+        if stopping is not None and comm.rank == 0:
+            self.callbacks.insert(0, stopping)
 
+        seed = s.seed
         if state is not None and seed is not None and not isinstance(seed, np.random.Generator) \
                 and root_seed(seed) != state.seed:
             raise ValueError(f"seed: the state to continue was started with seed {state.seed}, found {seed}; "
@@ -129,84 +121,31 @@ class Trainer:
         if self.parallel and state is None:
             comm.broadcast(net.theta)
 
-        # the data: arrays (gathered by rows) or blocks (read a buffer at a time)
-        blocks = X if isinstance(X, Blocks) else None
-        split_rng = np.random.default_rng(split_seq)
-        if blocks is not None:
-            if y is not None or sample_weight is not None:
-                raise TypeError("y, sample_weight: Blocks carry their own targets and weights; pass X=blocks alone")
-            X = T = w = train_rows = None
-            if isinstance(validation, (float, np.floating)) and not isinstance(validation, bool):
-                check_fraction(validation)
-                blocks, held_out = blocks.split(float(validation), split_rng)
-                validation = held_out
-        else:
-            if y is None:
-                raise TypeError("y: expected the targets of X (or X as Blocks, which carry their own)")
-            X = net.check_X(X, convert=False)
-            T = net.encode_targets(y, X.shape[0])
-            w = None if sample_weight is None else check_weights(sample_weight, X.shape[0])
-            train_rows = val_rows = None
-            if isinstance(validation, (float, np.floating)) and not isinstance(validation, bool):
-                check_fraction(validation)
-                train_rows, val_rows = split_validation(T, float(validation), split_rng,
-                                                        net.task == "classification")
-        self._data, self._digest = blocks if blocks is not None else (X, T, w), None  # (see data_digest)
-
-        # validation data: rows held out above, blocks, or arrays given
-        for b in (blocks, validation):
-            if isinstance(b, Blocks) and b.n_features != net.sizes[0]:
-                raise ValueError(f"X: expected {net.sizes[0]} features (sizes[0]), found {b.n_features} in {b!r}")
-        self.validation = None
-        if blocks is None and train_rows is not None:
-            self.validation = array_source(X, T, w, VALIDATION_BATCH, net.dtype, rows=val_rows)
-        elif isinstance(validation, Blocks):
-            self.validation = block_source(validation, net, VALIDATION_BATCH, 1, prefetch=False)
-        elif validation is not None and not isinstance(validation, (float, np.floating)):
-            if not isinstance(validation, (tuple, list)) or len(validation) not in (2, 3):
-                raise TypeError("validation: expected a fraction, a pair (X_val, y_val), a triple "
-                                "(X_val, y_val, sample_weight_val) or Blocks")
-            Xv = net.check_X(validation[0], "validation X", convert=False)
-            Tv = net.encode_targets(validation[1], Xv.shape[0])
-            wv = None
-            if len(validation) == 3 and validation[2] is not None:
-                wv = check_weights(validation[2], Xv.shape[0], "validation sample_weight")
-            self.validation = array_source(Xv, Tv, wv, VALIDATION_BATCH, net.dtype)
-
-        N = blocks.n_samples if blocks is not None else (X.shape[0] if train_rows is None else len(train_rows))
-        B = N if batch_size is None else check_int("batch_size", batch_size, 1)
+        self.data = data = TrainingData(net, X, y, sample_weight=sample_weight, validation=validation,
+                                        batch_size=s.batch_size, buffer_blocks=s.buffer_blocks,
+                                        rng=np.random.default_rng(split_seq))
+        self.source, self.validation = data.source, data.validation
         # (from the whole set's size: every rank of a data-parallel run takes the same path)
-        self.kernels = resolve_kernels(kernels, work=float(N) * net.n_params)
-        settings = {"optimizer": {"name": self.optimizer.name, **self.optimizer.hyperparameters()},
-                    "schedule": {"name": self.schedule.name, **self.schedule.settings()},
-                    "batch_size": batch_size, "shuffle": self.shuffle, "l2": self.l2, "alpha": self.alpha,
-                    "dropout": self.dropout, "clip_norm": self.clip_norm, "max_norm": self.max_norm}
-        if blocks is not None:
-            self.source = block_source(blocks, net, B, buffer_blocks)
-        else:
-            self.source = array_source(X, T, w, B, net.dtype, rows=train_rows)
+        self.kernels = resolve_kernels(s.kernels, work=float(data.n_samples) * net.n_params)
         if self.parallel:
             self.source.shard(comm.rank, comm.size)
+        # the gradient's way to the weights: transforms in order, the optimizer, then constraints
+        self.allreduce = AllReduce(comm) if self.parallel else None
+        self.transforms = [t for t in (self.allreduce, s.clip_norm and ClipNorm(s.clip_norm)) if t]
+        self.constraints = [MaxNorm(net, s.max_norm)] if s.max_norm is not None else []
         # one buffer carries the gradient and, after it, what the ranks add up with it
-        self.objective = Objective(net, l2=self.l2, dropout=self.dropout, alpha=self.alpha,
+        self.objective = Objective(net, l2=s.l2, dropout=s.dropout, alpha=s.alpha,
                                    carry=len(CARRIED) if self.parallel else 0, kernels=self.kernels,
-                                   label_smoothing=label_smoothing)
-        if self.objective.label_smoothing:  # (absent when off: checkpoints written before it still resume)
-            settings["label_smoothing"] = self.objective.label_smoothing
+                                   label_smoothing=s.label_smoothing)
         self.ws = self.objective.workspace(self.source.batch_size, self.source.sparse)
         self._val_ws = None if self.validation is None else Workspace(
             net.sizes, VALIDATION_BATCH, net.dtype, self.objective.ops, self.validation.sparse, net.members)
         # measured on a fixed probe of training rows, it changes nothing of the run; called
         # before the callbacks (which may read it), it is not one of them (their checkpoint keys)
         self.diagnostics = None
-        if diagnostics and comm.rank == 0:
-            self.diagnostics = Diagnostics(*probe_batch(net, X, T, train_rows, self.source))
-        # clipping (and an allreduce) needs the whole gradient before any update; otherwise
-        # each layer is updated as soon as backpropagation is done with it
-        self.fused = self.clip_norm is None and not self.parallel
-        self.weight_rows = net.weight_rows()
-        self.col_norms = [np.empty(W.shape[1], dtype=net.dtype) for W in self.weight_rows] if self.max_norm else None
-        data_shape = [int(N), int(net.sizes[0]), int(net.sizes[-1]), int(self.source.batch_size)]
+        if s.diagnostics and comm.rank == 0:
+            self.diagnostics = Diagnostics(*probe_batch(net, data.X, data.T, data.train_rows, self.source))
+        data_shape = [int(data.n_samples), int(net.sizes[0]), int(net.sizes[-1]), int(self.source.batch_size)]
 
         if state is None:
             self.state = TrainState(
@@ -216,13 +155,13 @@ class Trainer:
                 data_shape=data_shape)
         else:
             if resume is not None:
-                check_resume(state, resume, data_shape, self.data_digest(), json_safe(settings))
+                check_resume(state, resume, data_shape, self.data_digest(), s.record())
             self.state = continued_state(state, net, self.optimizer, self.kernels, data_shape, self.source,
                                          processes=comm.size if self.parallel else 0)
             np.copyto(net.theta, self.state.theta)
             if state.settings.get("schedule", {}).get("name", self.schedule.name) == self.schedule.name:
                 self.schedule.load_state_dict(self.state.schedule)
-        self.state.settings = json_safe(settings)
+        self.state.settings = s.record()
         self.state.kernels = self.kernels
         self.rng = np.random.default_rng(loop_seq)
         self.rng.bit_generator.state = self.state.rng
@@ -242,40 +181,21 @@ class Trainer:
         last = k == n_batches - 1
         if n_batches > 1 or ws.n == 0 or self.parallel:  # a single batch is gathered once
             self.source.fill(ws, st.order, k)
-        rng = self.mask_rng if self.dropout > 0 else None
-        rows = ws.n
-        if self.fused:
-            J, g2 = self.objective.value_and_step(ws, self.optimizer, st.optimizer, rng, norm=last)
-            if not math.isfinite(J):
-                self._diverged(J)  # nothing was updated: the weights are the last finite ones
-        else:
-            if self.parallel:
-                J, g2, rows, cause = reduced_gradient(self.objective, net.n_params, ws, rng, self.comm,
-                                                      self.signalled)
-                self.interrupted = cause or self.interrupted
-            else:
-                J, grad = self.objective.value_and_grad(net.theta, ws, rng)
-                g2 = float(np.dot(grad, grad))
-            if not (math.isfinite(J) and math.isfinite(g2)):
-                self._diverged(J)
-            grad = self.objective.grad
-            if self.clip_norm is not None and g2 > self.clip_norm ** 2:
-                grad *= self.clip_norm / math.sqrt(g2)
-            self.optimizer.step(net.theta, grad, st.optimizer)
-        if last and not math.isfinite(g2):  # (a gradient overflowing with a finite loss)
-            self._diverged(J)
-        if self.max_norm is not None:
-            for W, norms in zip(self.weight_rows, self.col_norms):
-                np.einsum("ij,ij->j", W, W, out=norms)
-                np.sqrt(norms, out=norms)
-                np.maximum(norms, self.max_norm, out=norms)
-                np.divide(self.max_norm, norms, out=norms)
-                W *= norms
-        st.loss_sum += J * rows
+        if self.allreduce is not None:  # a signal travels with the gradient
+            self.allreduce.signal = self.signalled
+        step = self.objective.step(ws, self.optimizer, st.optimizer, self.transforms,
+                                   self.mask_rng if self.settings.dropout > 0 else None, norm=last)
+        if self.allreduce is not None:
+            self.interrupted = self.allreduce.agreed or self.interrupted
+        if not step.finite:
+            self._diverged(step.J)  # (a fused step that overflowed: the last finite weights come back)
+        for constrain in self.constraints:
+            constrain()
+        st.loss_sum += step.J * step.rows
         if last:
-            st.grad_norm_sq = g2
+            st.grad_norm_sq = step.sq_norm
         for hook in self._batch_end:
-            hook(k, J, net, st)
+            hook(k, step.J, net, st)
 
     def _diverged(self, J):
         net, st = self.net, self.state
@@ -332,7 +252,7 @@ class Trainer:
         while st.epoch < end and not stop:
             if st.batch == 0:
                 st.optimizer.learning_rate = self.schedule(self.optimizer.learning_rate, st.epoch, end)
-                st.order = self.source.order(self.rng if self.shuffle else None)
+                st.order = self.source.order(self.rng if self.settings.shuffle else None)
                 np.copyto(st.last_good, net.theta)
                 st.loss_sum = st.grad_norm_sq = st.epoch_time = 0.0
             for cb in self.callbacks:
@@ -358,9 +278,10 @@ class Trainer:
             stop = self._end_epoch(time.perf_counter() - t0, end)
             if stop:  # recorded before the last checkpoint, so that resuming it knows the run is over
                 h.stop_reason, h.stopped = stop, True
-            saved = self.checkpoint and (st.epoch % self.checkpoint_every == 0 or stop or st.epoch == end)
+            checkpoint = self.settings.checkpoint
+            saved = checkpoint and (st.epoch % self.settings.checkpoint_every == 0 or stop or st.epoch == end)
             if saved:
-                self.save(self.checkpoint)
+                self.save(checkpoint)
             if not self.parallel:
                 self.interrupted = self.signalled
             if self.interrupted and st.epoch < end and not stop:  # (a finished run just ends)
@@ -378,9 +299,10 @@ class Trainer:
         """Stop at this batch boundary: the checkpoint written (if there is one), then
         TrainingInterrupted."""
         self._sync()
-        if self.checkpoint and not saved:
-            self.save(self.checkpoint)
-        raise TrainingInterrupted(self.state, self.checkpoint, self.interrupted)
+        checkpoint = self.settings.checkpoint
+        if checkpoint and not saved:
+            self.save(checkpoint)
+        raise TrainingInterrupted(self.state, checkpoint, self.interrupted)
 
     def _end_epoch(self, seconds: float, end: int) -> str:
         net, st, h, comm = self.net, self.state, self.state.history, self.comm
@@ -402,8 +324,9 @@ class Trainer:
         self.schedule.observe(h.loss[-1] if math.isnan(vl) else vl)
         st.schedule = self.schedule.state_dict()
         stop = ""
-        if self.grad_tol is not None and h.grad_norm[-1] < self.grad_tol:
-            stop = f"gradient norm {h.grad_norm[-1]:.3g} below the tolerance {self.grad_tol:g}"
+        tol = self.settings.grad_tol
+        if tol is not None and h.grad_norm[-1] < tol:
+            stop = f"gradient norm {h.grad_norm[-1]:.3g} below the tolerance {tol:g}"
         if self.diagnostics:
             self.diagnostics.on_epoch_end(epoch, h, net)
         for cb in self.callbacks:
@@ -413,7 +336,7 @@ class Trainer:
 
     def _blas_threads(self) -> BlasThreads:
         """The run's BLAS threads (:mod:`deltaprop.threads`), shared by the ranks on one machine."""
-        self.blas = training_threads(self.net.sizes, self.source.batch_size, self.blas_threads,
+        self.blas = training_threads(self.net.sizes, self.source.batch_size, self.settings.blas_threads,
                                      share=self.comm.local_size)
         return self.blas
 
@@ -431,17 +354,8 @@ class Trainer:
                 st.callbacks[_callback_key(i, cb)] = (dict(scalars), {k: v.copy() for k, v in arrays.items()})
 
     def data_digest(self) -> str:
-        """A fingerprint of the training data: every target and weight, and a fixed
-        sample of at most 1024 evenly spaced rows of X in the network's dtype (cheap
-        for data of any size, and it tells other data apart); for blocks, their sizes
-        and the first block's rows (:meth:`Blocks.digest`)."""
-        if self._digest is not None:
-            return self._digest
-        if isinstance(self._data, Blocks):
-            self._digest = self._data.digest()
-            return self._digest
-        self._digest = array_digest(*self._data, self.net.dtype)
-        return self._digest
+        """The training data's fingerprint (:meth:`TrainingData.digest`), which checkpoints keep."""
+        return self.data.digest()
 
     def save(self, path: str) -> None:
         """Write the run's state as a checkpoint (see :mod:`deltaprop.training.checkpoints`);

@@ -1,7 +1,7 @@
 """Data-parallel training's own steps, beside the :class:`~deltaprop.training.communicators.Communicator`.
 
 Each rank computes its part of every batch; one in-place allreduce of the gradient
-buffer adds the parts and carries with them what every rank must agree on (the
+buffer (:class:`AllReduce`, a transform of the gradient) adds the parts and carries with them what every rank must agree on (the
 loss, the weights, the rows, a non-finite loss, a signal), so that every rank takes
 the same step or stops at the same batch. :func:`all_ranks_or_none` ends every rank
 when one fails alone.
@@ -22,23 +22,34 @@ from .errors import DivergenceError, TrainingInterrupted
 CARRIED = ("loss_sum", "total_weight", "rows", "nonfinite", "interrupted", "terminated")
 
 
-def reduced_gradient(objective, n_params: int, ws, rng, comm, signalled: str) -> tuple[float, float, float, str]:
-    """This rank's part of the batch, summed over every rank by one in-place allreduce
-    of ``objective.buffer`` (the gradient, then :data:`CARRIED`): (J, squared gradient
-    norm, rows, the signal any rank received or ""). Every rank gets the same numbers.
-    J is inf and the norm NaN when any rank's loss was not finite."""
-    loss_sum, weight, _ = objective.sum_and_grad(objective.net.theta, ws, rng)
-    carried = objective.buffer[n_params:]
-    carried[:] = (loss_sum if math.isfinite(loss_sum) else 0.0, weight, ws.n, not math.isfinite(loss_sum),
-                  signalled == "interrupted", signalled == "terminated")
-    comm.allreduce(objective.buffer)
-    loss_sum, weight, rows, nonfinite, interrupted, terminated = (float(v) for v in carried)
-    cause = "terminated" if terminated else "interrupted" if interrupted else ""
-    if nonfinite:
-        return math.inf, math.nan, rows, cause
-    J = objective.finish(loss_sum, weight)
-    grad = objective.grad
-    return J, float(np.dot(grad, grad)), rows, cause
+class AllReduce:
+    """The data-parallel gradient transform (:mod:`deltaprop.optim.transforms`): this rank's
+    part of the batch, summed over every rank by one in-place allreduce of the objective's
+    buffer (the summed gradient, then :data:`CARRIED`), so that every rank gets the same
+    gradient, loss, rows and verdict.
+
+    Set :attr:`signal` to the signal this rank received ("interrupted", "terminated" or "")
+    before each step; after it, :attr:`agreed` is the one any rank received, so that every
+    rank stops at the same batch.
+    """
+
+    fusable = False  # every rank's gradient is needed before any update
+    summed = True  # the parts are sums: the batch's total weight is known only after adding them
+
+    def __init__(self, comm):
+        self.comm = comm
+        self.signal = self.agreed = ""
+
+    def __call__(self, buffer, loss_sum: float, weight: float, rows: float) -> tuple[float, float, float]:
+        """Add every rank's ``buffer`` (whose last slots carry the numbers) in place; return the
+        batch's (loss sum, total weight, rows), the loss sum inf when any rank's was not finite."""
+        carried = buffer[len(buffer) - len(CARRIED):]
+        carried[:] = (loss_sum if math.isfinite(loss_sum) else 0.0, weight, rows, not math.isfinite(loss_sum),
+                      self.signal == "interrupted", self.signal == "terminated")
+        self.comm.allreduce(buffer)
+        loss_sum, weight, rows, nonfinite, interrupted, terminated = (float(v) for v in carried)
+        self.agreed = "terminated" if terminated else "interrupted" if interrupted else ""
+        return (math.inf if nonfinite else loss_sum), weight, rows
 
 
 def check_same_theta(comm, theta: np.ndarray, epoch: int) -> None:

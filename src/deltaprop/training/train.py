@@ -1,6 +1,7 @@
 """``train``: a whole training run in one call, or the rest of one from its state or checkpoint.
 
-:func:`train` is :class:`~deltaprop.training.loop.Trainer` built and run for
+:func:`train` is :class:`~deltaprop.training.loop.Trainer` built (its settings
+gathered in a :class:`~deltaprop.training.settings.TrainSettings`) and run for
 ``epochs`` epochs (the loop, what it does and what it guarantees, is described in
 :mod:`deltaprop.training.loop`); with ``resume``, it first loads the checkpoint the
 run wrote, so that the same call, repeated after a crash, finishes the same run.
@@ -20,6 +21,7 @@ from .callbacks import Callback, EarlyStopping
 from .checkpoints import load_checkpoint
 from .loop import Trainer
 from .parallel import all_ranks_or_none
+from .settings import TrainSettings
 from .state import TrainState
 
 
@@ -159,14 +161,15 @@ def train(net, X, y=None, *, epochs: int = 100, sample_weight=None, optimizer: s
             if state is not None:
                 raise ValueError("resume: give a checkpoint or a state to continue, not both")
             state = load_checkpoint(resume, net)
-        trainer = Trainer(
-            net, X, y, sample_weight=sample_weight, optimizer=optimizer, batch_size=batch_size,
-            validation=validation, schedule=schedule, l2=l2, alpha=alpha, dropout=dropout, clip_norm=clip_norm,
-            max_norm=max_norm, grad_tol=grad_tol, early_stopping=early_stopping, callbacks=callbacks,
-            shuffle=shuffle, seed=seed, state=state, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
-            blas_threads=blas_threads, diagnostics=diagnostics,
-            resume=None if first_call or resume is None else str(resume),
-            distributed=comm, buffer_blocks=buffer_blocks, kernels=kernels, label_smoothing=label_smoothing)
+        settings = TrainSettings(
+            optimizer=optimizer, batch_size=batch_size, schedule=schedule, l2=l2, alpha=alpha, dropout=dropout,
+            label_smoothing=label_smoothing, clip_norm=clip_norm, max_norm=max_norm, grad_tol=grad_tol,
+            early_stopping=early_stopping, shuffle=shuffle, seed=seed, checkpoint=checkpoint,
+            checkpoint_every=checkpoint_every, blas_threads=blas_threads, buffer_blocks=buffer_blocks,
+            kernels=kernels, diagnostics=diagnostics)
+        trainer = Trainer(net, X, y, sample_weight=sample_weight, validation=validation, settings=settings,
+                          callbacks=callbacks, state=state, distributed=comm,
+                          resume=None if first_call or resume is None else str(resume))
         if resume is None:
             return trainer.run(epochs)
         return trainer.run_until(check_int("epochs", epochs, 1))
