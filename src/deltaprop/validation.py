@@ -22,12 +22,21 @@ def check_float(name: str, value, minimum: float, strict: bool = False, below: f
         and (below is None or value < below)
     if not ok:
         if below is not None:
-            expected = f"a number in [{minimum:g}, {below:g})"
+            expected = f"a number in {'(' if strict else '['}{minimum:g}, {below:g})"
         elif minimum == 0:
             expected = "a positive number" if strict else "a non-negative number"
         else:
             expected = f"a number {'>' if strict else '>='} {minimum:g}"
         raise ValueError(f"{name}: expected {expected}, found {value!r}")
+    return float(value)
+
+
+def check_fraction(name: str, value, closed_low: bool = False) -> float:
+    """A fraction in (0, 1), or in [0, 1) with ``closed_low``: a share of the rows, a rate."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+        and (0 <= value if closed_low else 0 < value) and value < 1
+    if not ok:
+        raise ValueError(f"{name}: expected a fraction in {'[' if closed_low else '('}0, 1), found {value!r}")
     return float(value)
 
 

@@ -100,7 +100,7 @@ def test_training_with_clipping_that_never_binds_is_training_without_it():
 
 
 def test_settings_are_checked_when_made_and_named_in_the_message():
-    for kwargs, match in [({"dropout": 1.0}, "dropout"), ({"batch_size": 0}, "batch_size"),
+    for kwargs, match in [({"dropout": 1.0}, r"dropout: expected a fraction in \[0, 1\), found 1.0"), ({"batch_size": 0}, "batch_size"),
                           ({"clip_norm": -1}, "clip_norm"), ({"max_norm": 0}, "max_norm"),
                           ({"checkpoint_every": 0}, "checkpoint_every"), ({"early_stopping": 0}, "early_stopping"),
                           ({"kernels": "cuda"}, "kernels: unknown name"), ({"schedule": "linear"}, "schedule")]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import math
 import re
 
+from ..validation import check_float, check_fraction, check_int
 from .common import CLIError
 from .evaluate import cmd_evaluate
 from .explain import cmd_explain
@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "target array (HDF5, Zarr; default y) or column (Parquet; default y)")
     t.add_argument("--features", help="data in blocks: the input array (HDF5, Zarr; default X) or the "
                                       "comma-separated input columns (Parquet; default: all but the target)")
-    t.add_argument("--block-rows", type=_int_at_least(1, "--block-rows"), metavar="ROWS",
+    t.add_argument("--block-rows", type=_int_at_least(1), metavar="ROWS",
                    help="data in blocks: rows per block, cutting Parquet row groups and HDF5/Zarr chunks "
                         "(default: a Parquet row group; about 16 MB of whole chunks, at least 16 blocks, otherwise)")
     t.add_argument("--distributed", choices=["mpi", "torch"],
@@ -92,40 +92,40 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"{', '.join(OPTIMIZERS)}, with settings if wanted, e.g. momentum:momentum=0.95 "
                         "or adamw:weight_decay=0.05 (default: adam; learning rate "
                         f"{TABLE_RECIPE['learning_rate']:g} for a table of mixed columns)")
-    t.add_argument("--lr", type=_positive_float("--lr"), help="learning rate mu (default: the optimizer's)")
-    t.add_argument("--clip-norm", type=_positive_float("--clip-norm"), metavar="NORM",
+    t.add_argument("--lr", type=_POSITIVE, help="learning rate mu (default: the optimizer's)")
+    t.add_argument("--clip-norm", type=_POSITIVE, metavar="NORM",
                    help="rescale the gradient when its norm exceeds NORM (default: no clipping)")
-    t.add_argument("--max-norm", type=_positive_float("--max-norm"), metavar="NORM",
+    t.add_argument("--max-norm", type=_POSITIVE, metavar="NORM",
                    help="cap each unit's incoming weight vector at this norm after every step (default: none)")
-    t.add_argument("--grad-tol", type=_positive_float("--grad-tol"), metavar="TOL",
+    t.add_argument("--grad-tol", type=_POSITIVE, metavar="TOL",
                    help="stop when the epoch's gradient norm falls below TOL (default: off)")
-    t.add_argument("--batch-size", type=_int_at_least(0, "--batch-size"),
+    t.add_argument("--batch-size", type=_int_at_least(0),
                    help="mini-batch size; 0 for full-batch gradient descent "
                         f"(default: 32; {TABLE_RECIPE['batch_size']} for a table of mixed columns)")
-    t.add_argument("--epochs", type=_int_at_least(1, "--epochs"),
+    t.add_argument("--epochs", type=_int_at_least(1),
                    help=f"maximum epochs (default: 100; {TABLE_RECIPE['epochs']} for a table of mixed columns)")
-    t.add_argument("--members", type=_int_at_least(1, "--members"),
+    t.add_argument("--members", type=_int_at_least(1),
                    help="train an ensemble of this many networks together, predicting with their mean "
                         f"(default: 1; {TABLE_RECIPE['members']} for a table of mixed columns)")
-    t.add_argument("--bins", type=_int_at_least(0, "--bins"),
+    t.add_argument("--bins", type=_int_at_least(0),
                    help="also encode each number column piecewise-linearly over this many quantile bins, for a "
                         f"table with column names (default: 0; {TABLE_RECIPE['bins']} for a table of mixed columns)")
-    t.add_argument("--label-smoothing", type=_fraction("--label-smoothing", 0.0, 1.0, closed_low=True),
+    t.add_argument("--label-smoothing", type=_RATE,
                    metavar="S", help="train on class targets (1 - S) T + S / K (default: 0; "
                                      f"{TABLE_RECIPE['label_smoothing']} for a table of mixed columns)"),
     t.add_argument("--schedule", default="constant", type=_with_settings(SCHEDULES, "--schedule"),
                    metavar="NAME[:K=V,...]",
                    help=f"learning-rate schedule: {', '.join(SCHEDULES)}, with settings if wanted, e.g. "
                         "step:step_size=20,gamma=0.5 or cosine:warmup=5 (default: constant)")
-    t.add_argument("--l2", type=_non_negative_float("--l2"), default=0.0, help="L2 weight decay (default: 0)")
-    t.add_argument("--dropout", type=_fraction("--dropout", 0.0, 1.0, closed_low=True), default=0.0,
+    t.add_argument("--l2", type=_NON_NEGATIVE, default=0.0, help="L2 weight decay (default: 0)")
+    t.add_argument("--dropout", type=_RATE, default=0.0,
                    help="dropout rate on the hidden layers, in [0, 1) (default: 0)")
-    t.add_argument("--early-stopping", type=_int_at_least(0, "--early-stopping"), default=10, metavar="PATIENCE",
+    t.add_argument("--early-stopping", type=_int_at_least(0), default=10, metavar="PATIENCE",
                    help="stop after PATIENCE epochs without validation improvement; 0 turns it off (default: 10)")
-    t.add_argument("--validation-fraction", type=_fraction("--validation-fraction", 0.0, 1.0, closed_low=True),
+    t.add_argument("--validation-fraction", type=_RATE,
                    default=0.1,
                    help="fraction of the training data held out for validation (default: 0.1)")
-    t.add_argument("--test-fraction", type=_fraction("--test-fraction", 0.0, 1.0), default=0.2,
+    t.add_argument("--test-fraction", type=_FRACTION, default=0.2,
                    help="fraction held out for the final test (default: 0.2; MNIST has its own)")
     t.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=None,
                    help="standardize features with the training mean and std (default: on, except for "
@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="model file (default: DATA-model.safetensors, named after the data set)")
     t.add_argument("--plot", help="learning-curve PNG (default: DATA-curves.png); '' for none")
     t.add_argument("--checkpoint", help="checkpoint file, written every --checkpoint-every epochs and on Ctrl-C")
-    t.add_argument("--checkpoint-every", type=_int_at_least(1, "--checkpoint-every"), default=1, metavar="EPOCHS",
+    t.add_argument("--checkpoint-every", type=_int_at_least(1), default=1, metavar="EPOCHS",
                    help="write the checkpoint every EPOCHS epochs (default: 1)")
     t.add_argument("--resume", help="continue the run of this checkpoint, bit-identically, until it has run --epochs "
                                     "in all; with --checkpoint the same file, the same command starts the run, "
@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--target", help="CSV target column (default: the model's, else the last), or the target "
                                     "array or column of data in blocks")
     e.add_argument("--features", help="data in blocks: the input array or the comma-separated input columns")
-    e.add_argument("--block-rows", type=_int_at_least(1, "--block-rows"), metavar="ROWS",
+    e.add_argument("--block-rows", type=_int_at_least(1), metavar="ROWS",
                    help="data in blocks: rows per block, as given to train (--held-out finds the same test rows)")
     e.add_argument("--held-out", action="store_true", help="only the test split recorded at training time")
     e.add_argument("--plot", help="confusion-matrix PNG")
@@ -187,14 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog="examples:\n  deltaprop gradcheck\n  deltaprop gradcheck --hidden 6 5 --activation gelu "
                               "--likelihood sigmoid+squared_error\n  deltaprop gradcheck --model model.safetensors")
     g.add_argument("--model", help="check a saved model instead of a new one")
-    g.add_argument("--inputs", type=_int_at_least(1, "--inputs"), default=4, help="input width D_0 (default: 4)")
+    g.add_argument("--inputs", type=_int_at_least(1), default=4, help="input width D_0 (default: 4)")
     g.add_argument("--hidden", type=int, nargs="*", default=[5, 4], metavar="WIDTH",
                    help="hidden layer widths (default: 5 4)")
-    g.add_argument("--outputs", type=_int_at_least(1, "--outputs"), default=3, help="output width D_L (default: 3)")
+    g.add_argument("--outputs", type=_int_at_least(1), default=3, help="output width D_L (default: 3)")
     _network_options(g, "tanh", "categorical")
-    g.add_argument("--samples", type=_int_at_least(1, "--samples"), default=8,
+    g.add_argument("--samples", type=_int_at_least(1), default=8,
                    help="random samples in the batch checked (default: 8)")
-    g.add_argument("--max-per-layer", type=_int_at_least(1, "--max-per-layer"), metavar="N",
+    g.add_argument("--max-per-layer", type=_int_at_least(1), metavar="N",
                    help="check N randomly chosen weights per layer (default: all; 30 with --model)")
     g.add_argument("--seed", type=int, default=0, help="random seed of the network and the samples (default: 0)")
     g.set_defaults(func=cmd_gradcheck)
@@ -210,16 +210,16 @@ def build_parser() -> argparse.ArgumentParser:
     _network_options(xp, "sigmoid", "bernoulli")
     xp.add_argument("--x", type=float, nargs="+", help="the input (default: random)")
     xp.add_argument("--y", type=float, nargs="+", help="the target (default: random)")
-    xp.add_argument("--lr", type=_positive_float("--lr"),
+    xp.add_argument("--lr", type=_POSITIVE,
                     help="mu of eq. (10) (default: 0.5; 0.01 with --model)")
     xp.add_argument("--seed", type=int, default=0, help="random seed of the weights, x and y (default: 0)")
     xp.add_argument("--model", help="explain a trained model's step instead of a new small network")
     xp.add_argument("--data", metavar="SOURCE", help="with --model: the data to take the sample from "
                     "(default: the model's training data; its test split when it has one)")
     xp.add_argument("--target", help="with --model: CSV target column (default: the model's, else the last)")
-    xp.add_argument("--sample", type=_int_at_least(0, "--sample"), metavar="N",
+    xp.add_argument("--sample", type=_int_at_least(0), metavar="N",
                     help="with --model: the row to explain (default: 0)")
-    xp.add_argument("--units", type=_int_at_least(0, "--units"), nargs="+", metavar="J",
+    xp.add_argument("--units", type=_int_at_least(0), nargs="+", metavar="J",
                     help="units shown in full in layers too wide to print (default: the 3 with the largest delta)")
     xp.add_argument("--format", default="text", choices=["text", "markdown", "html"],
                     help="text, markdown (LaTeX math) or html (one self-contained page) (default: text)")
@@ -286,30 +286,27 @@ def _likelihood(value):
     return value.lower()
 
 
-def _number(option, ok, expected, cast=float):
+def _checked(check, cast=float, *bounds, **options):
+    """An option's type from a check of :mod:`deltaprop.validation` (one rule for the API and
+    the command line): the text cast, then checked there; its message without the name, which
+    argparse adds as the option's."""
     def parse(value):
         try:
             v = cast(value)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {expected}, found {value!r}") from None
-        if not ok(v):
-            raise argparse.ArgumentTypeError(f"expected {expected}, found {value!r}")
-        return v
+            v = value  # (the check says what it expected)
+        try:
+            return check("", v, *bounds, **options)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e).removeprefix(": ")) from None
     return parse
 
 
-def _positive_float(option):
-    return _number(option, lambda v: math.isfinite(v) and v > 0, "a positive number")
+def _int_at_least(minimum):
+    return _checked(check_int, int, minimum)
 
 
-def _fraction(option, low, high, closed_low=False):
-    expected = f"a fraction in {'[' if closed_low else '('}{low:g}, {high:g})"
-    return _number(option, lambda v: (low <= v if closed_low else low < v) and v < high, expected)
-
-
-def _non_negative_float(option):
-    return _number(option, lambda v: math.isfinite(v) and v >= 0, "a number >= 0")
-
-
-def _int_at_least(minimum, option):
-    return _number(option, lambda v: v >= minimum, f"an integer >= {minimum}", int)
+_POSITIVE = _checked(check_float, float, 0.0, strict=True)
+_NON_NEGATIVE = _checked(check_float, float, 0.0)
+_FRACTION = _checked(check_fraction, float)  # in (0, 1)
+_RATE = _checked(check_fraction, float, closed_low=True)  # in [0, 1)

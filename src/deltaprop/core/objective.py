@@ -31,7 +31,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from ..validation import check_float, is_sparse
+from ..validation import check_fraction, is_sparse
 from .engine import Workspace, backward, forward, output_delta, views
 from .kernels import Ops
 
@@ -95,7 +95,7 @@ class Objective:
     def __init__(self, net, l2: float = 0.0, dropout: float = 0.0, alpha: float = 0.0, carry: int = 0,
                  kernels: str | None = None, label_smoothing: float = 0.0):
         self.net = net
-        self.label_smoothing = check_float("label_smoothing", label_smoothing, 0.0, below=1.0)
+        self.label_smoothing = check_fraction("label_smoothing", label_smoothing, closed_low=True)
         if self.label_smoothing and net.likelihood.uniform_target(net.sizes[-1]) is None:
             raise ValueError(f"label_smoothing: the {net.likelihood.name} likelihood has no classes to smooth; "
                              "it is for categorical and bernoulli outputs")

@@ -7,12 +7,6 @@ import numpy as np
 Array = np.ndarray
 
 
-def check_fraction(validation) -> None:
-    """A held-out fraction must lie strictly between 0 and 1."""
-    if not 0 < validation < 1:
-        raise ValueError(f"validation: expected a fraction in (0, 1), found {validation}")
-
-
 def split_validation(T: Array, fraction: float, rng: np.random.Generator, stratify: bool):
     """Indices (train, validation), with ``fraction`` of the rows held out, per class when stratified."""
     n = T.shape[0]

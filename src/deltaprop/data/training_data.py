@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..validation import check_weights
+from ..validation import check_fraction, check_weights
 from .blocks import Blocks
 from .sources import array_digest, array_source, block_source
-from .splits import check_fraction, split_validation
+from .splits import split_validation
 
 # rows per batch when the validation data is evaluated
 VALIDATION_BATCH = 1024
@@ -66,7 +66,7 @@ class TrainingData:
                 raise TypeError("y, sample_weight: Blocks carry their own targets and weights; pass X=blocks alone")
             X = None
             if _is_fraction(validation):
-                check_fraction(validation)
+                check_fraction("validation", validation)
                 blocks, validation = blocks.split(float(validation), rng)
         else:
             if y is None:
@@ -75,7 +75,7 @@ class TrainingData:
             T = net.encode_targets(y, X.shape[0])
             w = None if sample_weight is None else check_weights(sample_weight, X.shape[0])
             if _is_fraction(validation):
-                check_fraction(validation)
+                check_fraction("validation", validation)
                 train_rows, val_rows = split_validation(T, float(validation), rng, net.task == "classification")
         for b in (blocks, validation):
             if isinstance(b, Blocks) and b.n_features != net.sizes[0]:

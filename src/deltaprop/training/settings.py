@@ -17,7 +17,7 @@ from ..io.files import json_safe
 from ..optim.optimizers import Optimizer, get_optimizer
 from ..optim.schedules import Schedule, get_schedule
 from ..registry import lookup
-from ..validation import check_float, check_int
+from ..validation import check_float, check_fraction, check_int
 from .callbacks import EarlyStopping
 
 
@@ -80,8 +80,8 @@ class TrainSettings:
         self.batch_size = None if self.batch_size is None else check_int("batch_size", self.batch_size, 1)
         self.l2 = check_float("l2", self.l2, 0.0)
         self.alpha = check_float("alpha", self.alpha, 0.0)
-        self.dropout = check_float("dropout", self.dropout, 0.0, below=1.0)
-        self.label_smoothing = check_float("label_smoothing", self.label_smoothing, 0.0, below=1.0)
+        self.dropout = check_fraction("dropout", self.dropout, closed_low=True)
+        self.label_smoothing = check_fraction("label_smoothing", self.label_smoothing, closed_low=True)
         self.clip_norm = _optional("clip_norm", self.clip_norm, strict=True)
         self.max_norm = _optional("max_norm", self.max_norm, strict=True)
         self.grad_tol = _optional("grad_tol", self.grad_tol, strict=True)
