@@ -2,6 +2,7 @@
 name imported from another module (in the package, the tests or the benchmarks)."""
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,3 +95,36 @@ def test_the_trainer_takes_its_settings_in_one_object():
     params = [p for p in inspect.signature(Trainer.__init__).parameters if p != "self"]
     assert len(params) <= 10, params
     assert "settings" in params
+
+
+def public_modules() -> set[str]:
+    """The public modules the README lists (between its two markers)."""
+    text = (ROOT / "README.md").read_text()
+    listed = text.split("<!-- public modules")[1].split("<!-- end of public modules")[0]
+    return set(re.findall(r"^- `(deltaprop(?:\.\w+)+)`", listed, flags=re.M))
+
+
+def test_the_command_line_imports_only_the_public_api():
+    import importlib
+
+    import deltaprop
+
+    public = public_modules()
+    assert {"deltaprop.io.files", "deltaprop.diagnostics.plotting"} <= public
+    found = []
+    for path in (PACKAGE / "cli").glob("*.py"):
+        for target, names in imports(path):
+            if not target.startswith("deltaprop") or target.startswith("deltaprop.cli"):
+                continue
+            if target == "deltaprop":
+                allowed = set(deltaprop.__all__)
+            elif target in public:
+                allowed = set(importlib.import_module(target).__all__)
+            else:
+                found.append(f"{path.name}: from {target} (not a public module)")
+                continue
+            found += [f"{path.name}: {target}.{n} (not in its __all__)" for n in names if n not in allowed]
+    assert not found, found
+    for name in public:  # each listed module says what in it is public, and has it
+        module = importlib.import_module(name)
+        assert all(hasattr(module, n) for n in module.__all__), name

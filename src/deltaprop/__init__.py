@@ -24,18 +24,21 @@ The pieces, each with one job (see the README's layout section):
 """
 
 from .core.activations import ACTIVATIONS, Activation, get_activation
+from .core.kernels import KERNELS
 from .core.likelihoods import LIKELIHOODS, GeneralOutput, Likelihood, get_likelihood
 from .core.network import Network
 from .core.objective import Objective
 from .data.blocks import Blocks, open_blocks
+from .data.columns import Columns
 from .data.preprocessing import Standardizer
+from .data.tables import TableNotice
 from .diagnostics.gradcheck import GradcheckResult, gradcheck
 from .diagnostics.health import Diagnostics, diagnose
 from .diagnostics.trace import LayerTrace, StepTrace, explain_step, trace
 from .io.files import ModelFileError
 from .model import Model, load
 from .optim.optimizers import (OPTIMIZERS, SGD, AdaGrad, Adam, AdamW, Momentum, Nesterov, Optimizer,
-                               OptimizerState, RMSProp)
+                               OptimizerState, RMSProp, get_optimizer)
 from .optim.schedules import SCHEDULES, Constant, Cosine, Exponential, InverseTime, ReduceOnPlateau, StepDecay
 from .training.callbacks import Callback, EarlyStopping, History
 from .training.checkpoints import load_checkpoint
@@ -50,22 +53,21 @@ from .version import __version__
 
 
 __all__ = [
-    "ACTIVATIONS", "Activation", "AdaGrad", "Adam", "AdamW", "Blocks", "Callback", "Communicator", "Constant",
-    "Cosine",
-    "Diagnostics", "DivergenceError", "EarlyStopping", "Exponential", "GeneralOutput", "GradcheckResult", "History",
-    "InverseTime", "LIKELIHOODS", "LayerTrace", "Likelihood", "MLPClassifier", "MLPRegressor", "Model", "ModelFileError",
-    "Momentum", "Nesterov", "Network",
-    "OPTIMIZERS", "Objective", "Optimizer", "OptimizerState", "RMSProp", "ReduceOnPlateau", "SCHEDULES", "SGD",
-    "Standardizer", "StepDecay", "StepTrace", "TabularClassifier", "TabularRegressor", "TrainSettings", "TrainState", "Trainer",
-    "TrainingInterrupted", "__version__", "diagnose", "explain_step",
-    "fit", "from_sklearn", "get_activation", "get_communicator", "get_likelihood", "gradcheck", "load", "load_checkpoint",
-    "load_data",
-    "open_blocks", "trace", "train",
+    "ACTIVATIONS", "Activation", "AdaGrad", "Adam", "AdamW", "Blocks", "Callback", "Columns", "Communicator",
+    "Constant", "Cosine", "DataError", "Diagnostics", "DivergenceError", "EarlyStopping", "Exponential",
+    "GeneralOutput", "GradcheckResult", "History", "InverseTime", "KERNELS", "LIKELIHOODS", "LayerTrace",
+    "Likelihood", "MLPClassifier", "MLPRegressor", "Model", "ModelFileError", "Momentum", "Nesterov",
+    "Network", "OPTIMIZERS", "Objective", "Optimizer", "OptimizerState", "RMSProp", "ReduceOnPlateau",
+    "SCHEDULES", "SGD", "Standardizer", "StepDecay", "StepTrace", "TableNotice", "TabularClassifier",
+    "TabularRegressor", "TrainSettings", "TrainState", "Trainer", "TrainingInterrupted", "__version__",
+    "diagnose", "explain_step", "fit", "from_sklearn", "get_activation", "get_communicator", "get_likelihood",
+    "get_optimizer", "gradcheck", "load", "load_checkpoint", "load_data", "open_blocks", "trace", "train",
 ]
 
 
-_LAZY = {"load_data": "data.loading", "MLPClassifier": "estimators", "MLPRegressor": "estimators",
-         "TabularClassifier": "estimators", "TabularRegressor": "estimators", "from_sklearn": "estimators"}
+_LAZY = {"load_data": "data.loading", "DataError": "data.datasets", "MLPClassifier": "estimators",
+         "MLPRegressor": "estimators", "TabularClassifier": "estimators", "TabularRegressor": "estimators",
+         "from_sklearn": "estimators"}
 
 
 def __getattr__(name: str):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = ["accuracy", "metric_name", "r2"]
+
 Array = np.ndarray
 
 

@@ -7,6 +7,8 @@ import os
 
 import numpy as np
 
+__all__ = ["check_float", "check_fraction", "check_int", "check_weights"]
+
 
 def check_int(name: str, value, minimum: int) -> int:
     """An integer >= ``minimum`` (bools refused), or a ValueError naming ``name``."""

@@ -13,9 +13,7 @@ from .parser import build_parser, unrecognized
 
 def main(argv=None) -> int:
     """Run the command line; return the exit status."""
-    from ..data.datasets import DataError
-    from ..io.files import ModelFileError
-    from ..training.errors import DivergenceError
+    from .. import DataError, DivergenceError, ModelFileError
 
     previous = None
     if threading.current_thread() is threading.main_thread():

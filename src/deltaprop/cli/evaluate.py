@@ -6,8 +6,7 @@ import math
 
 import numpy as np
 
-from ..data.blocks import Blocks
-from ..data.loading import load_data
+from .. import Blocks, load, load_data
 from .common import (CLIError, as_model_input, existing_file, guard_outputs, held_out_fraction, model_target,
                      show_notices, test_split)
 
@@ -16,10 +15,8 @@ from .common import (CLIError, as_model_input, existing_file, guard_outputs, hel
 def cmd_evaluate(args) -> int:
     from sklearn import metrics
 
-    from ..diagnostics.plotting import plot_confusion_matrix
-    from ..model import load
-
     from ..data.preprocessing import infer_task
+    from ..diagnostics.plotting import plot_confusion_matrix
     from ..metrics import accuracy, r2
 
     guard_outputs({"--plot": args.plot}, [args.model, existing_file(args.data)])

@@ -11,8 +11,7 @@ from .common import CLIError, as_model_input, existing_file, guard_outputs, mode
 
 # --- explain ------------------------------------------------------------------------
 def cmd_explain(args) -> int:
-    from ..core.network import Network
-    from ..diagnostics.trace import trace
+    from .. import Network, trace
 
     if args.out:
         guard_outputs({"--out": args.out}, [args.model or "", existing_file(args.data)])
@@ -48,8 +47,8 @@ def cmd_explain(args) -> int:
 
 def _explained_sample(args):
     """The model, and row ``--sample`` of its data (the test split when the data has one)."""
+    from .. import load
     from ..data.datasets import load_dataset
-    from ..model import load
 
     model = load(args.model)
     data = args.data or model.metadata.get("data")

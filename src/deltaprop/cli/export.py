@@ -7,7 +7,7 @@ from .common import CLIError, guard_outputs
 
 # --- export -------------------------------------------------------------------------
 def cmd_export(args) -> int:
-    from ..model import load
+    from .. import load
 
     try:
         from ..io.onnx import to_onnx

@@ -7,9 +7,7 @@ import numpy as np
 
 # --- gradcheck ----------------------------------------------------------------------
 def cmd_gradcheck(args) -> int:
-    from ..core.network import Network
-    from ..diagnostics.gradcheck import gradcheck
-    from ..model import load
+    from .. import Network, gradcheck, load
 
     rng = np.random.default_rng(args.seed)
     if args.model:

@@ -7,7 +7,7 @@ import numpy as np
 
 # --- info ---------------------------------------------------------------------------
 def cmd_info(args) -> int:
-    from ..model import load
+    from .. import load
 
     model = load(args.model)
     net = model.network

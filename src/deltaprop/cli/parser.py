@@ -48,11 +48,8 @@ def _fmt():
 
 # --- the parser ---------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    from .. import __version__
-    from ..core.kernels import KERNELS
+    from .. import KERNELS, OPTIMIZERS, SCHEDULES, __version__
     from ..data.datasets import BUILTIN_NAMES
-    from ..optim.optimizers import OPTIMIZERS
-    from ..optim.schedules import SCHEDULES
     from ..training.recipe import TABLE_RECIPE
 
     p = _Parser(prog="deltaprop", formatter_class=_fmt(),
@@ -242,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _network_options(parser, activation: str, likelihood: str | None) -> None:
     """``--activation`` and ``--likelihood``, declared once for every command that builds a
     network; ``likelihood`` None: chosen from the target."""
-    from ..core.activations import ACTIVATIONS
+    from .. import ACTIVATIONS
 
     parser.add_argument("--activation", default=activation, choices=list(ACTIVATIONS), metavar="NAME",
                         help=f"hidden activation: {', '.join(ACTIVATIONS)} (default: {activation})")
@@ -277,7 +274,7 @@ def _with_settings(registry, option):
 
 def _likelihood(value):
     """A likelihood name, checked by the registry (which names the valid pairs)."""
-    from ..core.likelihoods import get_likelihood
+    from .. import get_likelihood
 
     try:
         get_likelihood(value)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from ..data.loading import load_data
+from .. import load, load_data
 from .common import CLIError, as_model_input, guard_outputs, show_notices
 
 
@@ -14,7 +14,6 @@ def cmd_predict(args) -> int:
     import io
 
     from ..io.files import atomic_write
-    from ..model import load
 
     guard_outputs({"--out": args.out}, [args.model, args.input])
     model = load(args.model)

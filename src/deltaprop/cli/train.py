@@ -8,8 +8,7 @@ import time
 
 import numpy as np
 
-from ..data.blocks import Blocks
-from ..data.loading import load_data
+from .. import Blocks, load_data
 from .common import (CLIError, EXIT_INTERRUPTED, EXIT_TERMINATED, default_stem, existing_file, guard_outputs,
                      notes_of, show_notices, test_split)
 
@@ -23,17 +22,11 @@ def cmd_train(args) -> int:
 
 
 def _train(args, comm) -> int:
-    from .. import __version__
-    from ..core.likelihoods import get_likelihood
+    from .. import (SCHEDULES, Columns, TableNotice, TrainingInterrupted, __version__, fit, get_likelihood,
+                    get_optimizer)
     from ..data.preprocessing import encode_labels
     from ..diagnostics.plotting import WeightSnapshots, plot_decision_regions, plot_learning_curves
     from ..diagnostics.progress import Progress, write_json_log
-    from ..optim.optimizers import get_optimizer
-    from ..optim.schedules import SCHEDULES
-    from ..data.columns import Columns
-    from ..data.tables import TableNotice
-    from ..training.fit import fit
-    from ..training.errors import TrainingInterrupted
     from ..training.recipe import TABLE_RECIPE
 
     # every argument and output location is checked before any file is opened
@@ -162,7 +155,7 @@ def _train(args, comm) -> int:
     say(f"test {metric}: {score:.4f} ({Xte.n_samples if blocks is not None else len(Xte)} samples)")
     say(f"model: {out}" + (" (replaced the previous file)" if replaced else ""))
     if args.diagnostics:
-        from ..diagnostics.health import diagnose
+        from .. import diagnose
 
         findings = diagnose(history, net)
         say("diagnostics:" + ("".join("\n  " + f for f in findings) if findings else

@@ -24,6 +24,8 @@ from ..validation import check_values, format_bytes, physical_memory
 from .preprocessing import check_targets, infer_task
 from .tables import numbers_or_cells
 
+__all__ = ["BUILTIN_NAMES", "DataError", "Dataset", "load_dataset"]
+
 Array = np.ndarray
 
 

@@ -17,6 +17,8 @@ import numpy as np
 from ..core.likelihoods import get_likelihood
 from ..validation import check_values, describe_rows
 
+__all__ = ["Standardizer", "check_targets", "choose_output", "encode_labels", "infer_task"]
+
 Array = np.ndarray
 
 

@@ -9,6 +9,11 @@ import numpy as np
 
 from ..io.files import atomic_write
 
+__all__ = [
+    "WeightSnapshots", "animate_decision_regions", "plot_confusion_matrix", "plot_decision_regions",
+    "plot_learning_curves", "plot_residuals"
+]
+
 
 def _figure(ncols: int, width: float = 4.2, height: float = 3.4, nrows: int = 1):
     import matplotlib

@@ -7,6 +7,8 @@ import math
 import sys
 import time
 
+__all__ = ["Progress", "write_json_log"]
+
 
 def _describe(history, epoch: int) -> str:
     r = history.record(epoch)

@@ -19,6 +19,8 @@ from .health import diagnose
 from .plotting import plot_confusion_matrix, plot_learning_curves, plot_residuals
 from .trace import trace
 
+__all__ = ["write_report"]
+
 _REPORT_CSS = """table.k{border-collapse:collapse;margin:.5rem 0}table.k td{padding:.15rem .8rem;border-bottom:1px solid #eee}
 table.k td:first-child{color:#555}img{max-width:100%;height:auto}figure{margin:1rem 0}
 figcaption{color:#555;font-size:.9rem}.finding{color:#a33}.ok{color:#373}"""

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+__all__ = ["ModelFileError", "atomic_write", "check_outputs"]
+
 _MAX_HEADER = 100 * 2**20
 
 

@@ -19,6 +19,8 @@ import numpy as np
 from ..version import __version__
 from .files import atomic_write
 
+__all__ = ["to_onnx"]
+
 OPSET = 17
 ML_OPSET = 2  # ai.onnx.ml, for LabelEncoder (a table's text categories)
 

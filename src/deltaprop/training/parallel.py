@@ -18,6 +18,8 @@ import numpy as np
 from .communicators import get_communicator
 from .errors import DivergenceError, TrainingInterrupted
 
+__all__ = ["AllReduce", "all_ranks_or_none", "check_same_theta"]
+
 # what travels with the gradient in the allreduce (after the gradient itself)
 CARRIED = ("loss_sum", "total_weight", "rows", "nonfinite", "interrupted", "terminated")
 

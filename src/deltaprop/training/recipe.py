@@ -25,6 +25,8 @@ noise between folds, for more time.
 
 from __future__ import annotations
 
+__all__ = ["TABLE_RECIPE"]
+
 TABLE_RECIPE: dict = {
     "hidden": (128, 64),
     "members": 4,
