@@ -161,6 +161,20 @@ def test_evaluate_uses_the_models_target_column(iris_files, capsys, monkeypatch)
     assert float(out.split("accuracy: ")[1].split()[0]) > 0.8
 
 
+def test_the_models_held_out_rows_are_found_again_in_python(iris_files):
+    """The test rows the command line held out are a field of the model, not metadata to
+    reinterpret: HeldOut.split of the same file gives them, and the model scores on them what
+    train printed."""
+    import pandas as pd
+
+    model = dp.load(iris_files / "model.safetensors")
+    assert model.held_out == dp.HeldOut(0.2, 0) and "test_fraction" not in model.metadata
+    table = pd.read_csv(iris_files / "iris.csv")
+    _, X_test, _, y_test = model.held_out.split(table[NAMES], table["species"], stratify=True)
+    assert len(X_test) == 30 and sorted(pd.Series(y_test).value_counts()) == [10, 10, 10]
+    assert model.score(X_test, y_test) == model.metadata["test_accuracy"]
+
+
 def test_a_utf8_bom_does_not_hide_the_first_column(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     X, y = load_iris(return_X_y=True)

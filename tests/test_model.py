@@ -50,6 +50,30 @@ def test_round_trip(tmp_path, net):
                                rtol=1e-6)
 
 
+def test_the_held_out_rows_travel_in_the_file_and_older_files_metadata_is_taken_as_them(tmp_path, net):
+    path = tmp_path / "m.safetensors"
+    net.model.held_out = dp.HeldOut(0.25, 7)
+    net.save(path)
+    assert dp.load(path).held_out == dp.HeldOut(0.25, 7)
+    # a file of version 5 or older: the command line wrote the split as metadata
+    data, n, header = header_of(path)
+    meta = header["__metadata__"]
+    config = json.loads(meta["config"])
+    del config["held_out"]
+    meta.update({"format_version": "5", "config": json.dumps(config),
+                 "metadata": json.dumps({"test_fraction": 0.3, "seed": 4, "block_rows": None})})
+    rewrite(tmp_path / "old.safetensors", header, data, n)
+    assert dp.load(tmp_path / "old.safetensors").held_out == dp.HeldOut(0.3, 4)
+    for bad in ({"fraction": 1.5, "seed": 0, "block_rows": None}, {"fraction": 0.2, "seed": -1},
+                {"fraction": 0.2, "rows": [1, 2]}):
+        meta.update({"format_version": "6", "config": json.dumps({**config, "held_out": bad})})
+        rewrite(tmp_path / "bad.safetensors", header, data, n)
+        with pytest.raises(ModelFileError, match="held_out"):
+            dp.load(tmp_path / "bad.safetensors")
+    with pytest.raises(TypeError, match="held_out: expected a HeldOut"):
+        dp.Model(net.network, held_out=0.2)
+
+
 def test_preprocessing_arrays_are_tensors_not_json(tmp_path, net):
     path = tmp_path / "m.safetensors"
     net.save(path)

@@ -31,6 +31,7 @@ from .core.objective import Objective
 from .data.blocks import Blocks, open_blocks
 from .data.columns import Columns
 from .data.preprocessing import Standardizer
+from .data.splits import HeldOut
 from .data.tables import TableNotice
 from .diagnostics.gradcheck import GradcheckResult, gradcheck
 from .diagnostics.health import Diagnostics, diagnose
@@ -55,7 +56,7 @@ from .version import __version__
 __all__ = [
     "ACTIVATIONS", "Activation", "AdaGrad", "Adam", "AdamW", "Blocks", "Callback", "Columns", "Communicator",
     "Constant", "Cosine", "DataError", "Diagnostics", "DivergenceError", "EarlyStopping", "Exponential",
-    "GeneralOutput", "GradcheckResult", "History", "InverseTime", "KERNELS", "LIKELIHOODS", "LayerTrace",
+    "GeneralOutput", "GradcheckResult", "HeldOut", "History", "InverseTime", "KERNELS", "LIKELIHOODS", "LayerTrace",
     "Likelihood", "MLPClassifier", "MLPRegressor", "Model", "ModelFileError", "Momentum", "Nesterov",
     "Network", "OPTIMIZERS", "Objective", "Optimizer", "OptimizerState", "RMSProp", "ReduceOnPlateau",
     "SCHEDULES", "SGD", "Standardizer", "StepDecay", "StepTrace", "TableNotice", "TabularClassifier",

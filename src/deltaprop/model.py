@@ -10,7 +10,7 @@ answers agree on the same raw rows.
 The file is one safetensors container: tensors ``W.1`` .. ``W.L`` (the augmented
 matrices of eq. (11)), ``input.mean``/``input.scale`` and ``target.mean``/
 ``target.scale`` when present, and in the header a JSON ``config`` (architecture,
-classes, the input columns' names, the encoding of a mixed table) and free-form
+classes, the input columns' names, the encoding of a mixed table, the rows held out) and free-form
 ``metadata`` (how it was trained: information only, never applied). :func:`load`
 validates everything before building anything.
 """
@@ -27,6 +27,7 @@ from .core.network import Network
 from .data.blocks import Blocks
 from .data.columns import Columns, to_array
 from .data.preprocessing import Standardizer, encode_labels
+from .data.splits import HeldOut
 from .data.tables import TableEncoder
 from .io.files import CHECKSUM_KEY, ModelFileError, atomic_safetensors, json_safe, read_safetensors
 from .metrics import accuracy, r2
@@ -36,8 +37,8 @@ from .version import __version__
 Array = np.ndarray
 
 MODEL_FORMAT = "deltaprop-model"
-MODEL_VERSION = "5"  # 5: the encoding of mixed tables; 4: the input columns' names; 3: a checksum of
-# header and tensors (2 had none)
+MODEL_VERSION = "6"  # 6: the rows held out; 5: the encoding of mixed tables; 4: the input columns' names;
+# 3: a checksum of header and tensors (2 had none)
 
 
 class Model:
@@ -60,6 +61,9 @@ class Model:
         For a table of mixed columns (text, booleans, gaps): how each of ``columns``
         becomes network inputs (:mod:`deltaprop.data.tables`); it replaces the
         preprocessor.
+    held_out : HeldOut, optional
+        The rows of its data the model never trained on (its test rows), as the rule that
+        draws them again: ``model.held_out.split(X, y)`` gives them back.
     metadata : dict, optional
         Free-form information saved with the model (never applied to predictions).
 
@@ -74,8 +78,10 @@ class Model:
 
     def __init__(self, network: Network, *, preprocessor: Standardizer | None = None, classes=None,
                  target_scaler: Standardizer | None = None, columns: Columns | None = None,
-                 table: TableEncoder | None = None, metadata: dict | None = None):
+                 table: TableEncoder | None = None, held_out: HeldOut | None = None,
+                 metadata: dict | None = None):
         self.network = network
+        self.held_out = held_out
         self.columns = columns
         self.table = table
         self.preprocessor = preprocessor
@@ -86,6 +92,8 @@ class Model:
 
     def _check(self) -> None:
         net, K = self.network, self.network.sizes[-1]
+        if self.held_out is not None and not isinstance(self.held_out, HeldOut):
+            raise TypeError(f"held_out: expected a HeldOut, found {type(self.held_out).__name__}")
         if self.table is not None:
             if self.columns is None or list(self.columns.features) != self.table.names:
                 raise ValueError("table: expected the encodings of the model's columns, in their order")
@@ -238,6 +246,7 @@ class Model:
         config = {**net.config(), "classes": None if self.classes is None else self.classes.tolist(),
                   "columns": None if self.columns is None else self.columns.to_config(),
                   "table": None if self.table is None else self.table.to_config(),
+                  "held_out": None if self.held_out is None else self.held_out.to_config(),
                   "deltaprop_version": __version__}
         atomic_safetensors(path, tensors, {"format": MODEL_FORMAT, "format_version": MODEL_VERSION,
                                            "config": json.dumps(json_safe(config)),
@@ -253,7 +262,9 @@ def load(path) -> Model:
     later carry a checksum of everything they hold, which must match; version 4
     records the input columns' names (older files' ``feature_names`` metadata,
     written for CSV data, is taken as them), and version 5 the encoding of a table of
-    mixed columns (kinds, medians, scales and vocabularies, in the checksummed header).
+    mixed columns (kinds, medians, scales and vocabularies, in the checksummed header), and version
+    6 the rows held out (:class:`~deltaprop.data.splits.HeldOut`; older files' ``test_fraction``,
+    ``seed`` and ``block_rows`` metadata, written by the command line, is taken as them).
 
     Raises
     ------
@@ -266,10 +277,10 @@ def load(path) -> Model:
     if header.get("format") != MODEL_FORMAT:
         raise ModelFileError(f"{source} is not a deltaprop model (format {header.get('format')!r})")
     version = header.get("format_version")
-    if version not in ("1", "2", "3", "4", MODEL_VERSION):
+    if version not in ("1", "2", "3", "4", "5", MODEL_VERSION):
         raise ModelFileError(f"{source} has format version {version!r}; this deltaprop reads versions 1 to "
                              f"{MODEL_VERSION} (a newer deltaprop wrote it?)")
-    if version in ("3", "4", MODEL_VERSION) and CHECKSUM_KEY not in header:
+    if version in ("3", "4", "5", MODEL_VERSION) and CHECKSUM_KEY not in header:
         raise ModelFileError(f"{source} is corrupted: its checksum is missing")
     try:
         config = json.loads(header.get("config", ""))
@@ -297,10 +308,21 @@ def load(path) -> Model:
         columns = Columns.from_config(columns) if columns is not None else _columns_of_metadata(metadata)
         table = config.get("table")
         table = TableEncoder.from_config(table) if table is not None else None
+        held_out = config.get("held_out")
+        held_out = HeldOut.from_config(held_out) if held_out is not None else _held_out_of_metadata(metadata)
         return Model(net, preprocessor=scalers[0], classes=config.get("classes"), target_scaler=scalers[1],
-                     columns=columns, table=table, metadata=metadata)
+                     columns=columns, table=table, held_out=held_out, metadata=metadata)
     except (ValueError, TypeError, KeyError) as e:
         raise ModelFileError(f"{source}: inconsistent model: {e}") from None
+
+
+def _held_out_of_metadata(metadata: dict) -> HeldOut | None:
+    """The test rows a file of version 5 or older recorded as information (the command line's
+    ``test_fraction``, ``seed`` and ``block_rows``): from now on a field of the model."""
+    fraction = metadata.get("test_fraction")
+    if not fraction:
+        return None
+    return HeldOut(fraction, metadata.get("seed") or 0, metadata.get("block_rows"))
 
 
 def _columns_of_metadata(metadata: dict) -> Columns | None:

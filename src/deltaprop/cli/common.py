@@ -9,8 +9,6 @@ from pathlib import Path
 import sys
 import warnings
 
-import numpy as np
-
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
@@ -46,25 +44,17 @@ def guard_outputs(outputs: dict[str, str], inputs: list[str]) -> None:
         raise CLIError(str(e)) from None
 
 
-def test_split(ds, fraction: float, seed: int, option: str):
-    """(X_train, X_test, y_train, y_test): ``fraction`` of the rows held out, stratified by
-    class for labels (each class keeps its share)."""
-    from sklearn.model_selection import train_test_split
-
-    stratify = ds.y if ds.task == "classification" and ds.y.ndim == 1 else None
-    if stratify is not None:
-        labels, counts = np.unique(stratify, return_counts=True)
-        if counts.min() < 2:
-            rare = [str(c) for c in labels[counts < 2]]
-            raise CLIError(f"{option}: class{'es' if len(rare) > 1 else ''} {', '.join(map(repr, rare[:5]))} "
-                           f"of {ds.name} {'have' if len(rare) > 1 else 'has'} a single row; a test split that "
-                           "keeps every class needs at least 2 rows of each (remove those rows, or check the "
-                           "--target column; integers that count or measure are made a regression by "
-                           "--likelihood gaussian or poisson)")
+def split_off(held_out, data, name: str, option: str):
+    """:meth:`HeldOut.split` of a data set (stratified for labels) or of blocks, its errors said as
+    ``option``'s: (X_train, X_test, y_train, y_test), or (train, test) blocks."""
     try:
-        return train_test_split(ds.X, ds.y, test_size=fraction, random_state=seed, stratify=stratify)
+        if hasattr(data, "X"):  # a data set in memory
+            return held_out.split(data.X, data.y, stratify=data.task == "classification", name=name,
+                                  advice="remove those rows, or check the --target column; integers that count "
+                                         "or measure are made a regression by --likelihood gaussian or poisson")
+        return held_out.split(data, name=name)
     except ValueError as e:
-        raise CLIError(f"{option} {fraction:g}: {e}") from None
+        raise CLIError(f"{option}: {e}") from None
 
 
 @contextlib.contextmanager
@@ -90,13 +80,6 @@ def show_notices(ds, quiet: bool) -> None:
     if not quiet:
         for notice in ds.notices:
             print(f"deltaprop: note: {notice}", file=sys.stderr)
-
-
-def held_out_fraction(model) -> float:
-    frac = model.metadata.get("test_fraction")
-    if not frac:
-        raise CLIError("--held-out: the model does not record a test fraction")
-    return frac
 
 
 def existing_file(path: str | None) -> str:

@@ -7,8 +7,7 @@ import math
 import numpy as np
 
 from .. import Blocks, load, load_data
-from .common import (CLIError, as_model_input, existing_file, guard_outputs, held_out_fraction, model_target,
-                     show_notices, test_split)
+from .common import CLIError, as_model_input, existing_file, guard_outputs, model_target, show_notices, split_off
 
 
 # --- evaluate -----------------------------------------------------------------------
@@ -21,14 +20,17 @@ def cmd_evaluate(args) -> int:
 
     guard_outputs({"--plot": args.plot}, [args.model, existing_file(args.data)])
     model = load(args.model)
-    seed = model.metadata.get("seed", 0) or 0
+    held_out = model.held_out
+    if args.held_out and held_out is None:
+        raise CLIError("--held-out: the model does not record rows held out of its data")
     # --held-out: cut into the blocks train cut, to find its test rows
-    data = load_data(args.data, args.target or model_target(model), features=args.features, seed=seed,
-                     block_rows=args.block_rows or (model.metadata.get("block_rows") if args.held_out else None))
+    data = load_data(args.data, args.target or model_target(model), features=args.features,
+                     seed=model.metadata.get("seed", 0) or 0,
+                     block_rows=args.block_rows or (held_out.block_rows if args.held_out else None))
     blocks = data if isinstance(data, Blocks) else None
     if blocks is not None:  # read a block at a time; --held-out: the blocks train held out
         if args.held_out:
-            blocks = blocks.split(held_out_fraction(model), np.random.default_rng(seed), "--held-out")[1]
+            blocks = split_off(held_out, blocks, args.data, "--held-out")[1]
         if blocks.n_features != model.n_features:
             raise CLIError(f"--data: the model expects {model.n_features} features, the data has {blocks.n_features}")
         y, pred = blocks.targets(), model.predict(blocks)
@@ -41,7 +43,7 @@ def cmd_evaluate(args) -> int:
         X, y = (ds.X_test, ds.y_test) if ds.X_test is not None else (ds.X, ds.y)
         if ds.X_test is None and args.held_out:
             ds.task = model.task  # (stratified as train split it)
-            _, X, _, y = test_split(ds, held_out_fraction(model), seed, "--held-out")
+            _, X, _, y = split_off(held_out, ds, ds.name, "--held-out")
         pred = model.predict(as_model_input(model, X, ds.feature_names, "--data"))
     if model.task == "classification" and task != "classification":
         raise CLIError(f"--data: the model is a classifier, but {name} has real-valued targets")

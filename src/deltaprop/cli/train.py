@@ -8,9 +8,9 @@ import time
 
 import numpy as np
 
-from .. import Blocks, load_data
+from .. import Blocks, HeldOut, load_data
 from .common import (CLIError, EXIT_INTERRUPTED, EXIT_TERMINATED, default_stem, existing_file, guard_outputs,
-                     notes_of, show_notices, test_split)
+                     notes_of, show_notices, split_off)
 
 
 def cmd_train(args) -> int:
@@ -46,11 +46,13 @@ def _train(args, comm) -> int:
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
     data = load_data(args.data, args.target, features=args.features, block_rows=args.block_rows, seed=args.seed)
     blocks = data if isinstance(data, Blocks) else None
+    # the test rows, as the rule that finds them again (saved in the model: evaluate --held-out)
+    held_out = HeldOut(args.test_fraction, args.seed, args.block_rows if blocks is not None else None)
     if blocks is not None:  # read a block at a time, never whole
         for option in ("report", "animate"):
             if getattr(args, option):
                 raise CLIError(f"--{option}: needs a data set in memory; {args.data} is read in blocks")
-        Xtr, Xte = blocks.split(args.test_fraction, np.random.default_rng(args.seed), "--test-fraction")
+        Xtr, Xte = split_off(held_out, blocks, args.data, "--test-fraction")
         ytr = yte = None
         task = get_likelihood(args.likelihood).task if args.likelihood else None
         standardize = args.standardize is not False
@@ -69,10 +71,11 @@ def _train(args, comm) -> int:
         # images arrive scaled to [0, 1] (the pixel intensities' own scale, which suits
         # them better than per-pixel standardization); other data is standardized
         standardize = args.standardize if args.standardize is not None else not ds.images
-        if ds.X_test is not None:
+        if ds.X_test is not None:  # (a data set with a test set of its own holds no rows out)
             Xtr, Xte, ytr, yte = ds.X, ds.X_test, ds.y, ds.y_test
+            held_out = None
         else:
-            Xtr, Xte, ytr, yte = test_split(ds, args.test_fraction, args.seed, "--test-fraction")
+            Xtr, Xte, ytr, yte = split_off(held_out, ds, ds.name, "--test-fraction")
         what = f"{len(ds.classes)} classes" if classification and ds.classes else (
             "several labels" if classification else f"{1 if ds.y.ndim == 1 else ds.y.shape[1]} real target(s)")
         say(f"data: {ds.name}, {len(Xtr)} training and {len(Xte)} test samples, {Xtr.shape[1]} features, {what}"
@@ -101,10 +104,8 @@ def _train(args, comm) -> int:
 
     metadata = {
         "data": args.data, "seed": args.seed,
-        "test_fraction": args.test_fraction if blocks is not None or ds.X_test is None else None,
         "target": args.target if blocks is not None else ds.target_name or args.target,
         "optimizer": repr(optimizer), "schedule": repr(schedule), "batch_size": args.batch_size,
-        "block_rows": args.block_rows if blocks is not None else None,
         "trained_with": f"deltaprop {__version__}",
     }
     t0 = time.perf_counter()
@@ -142,6 +143,7 @@ def _train(args, comm) -> int:
     classification = model.task == "classification"
     score = model.score(Xte) if blocks is not None else model.score(Xte, yte)
     metric = "accuracy" if classification else "R^2"
+    model.held_out = held_out
     model.metadata.update({"kernels": state.kernels, "epochs": history.epochs, "stop_reason": history.stop_reason,
                            "weights_of_epoch": history.best_epoch or history.epochs,
                            f"test_{'accuracy' if classification else 'r2'}": score,

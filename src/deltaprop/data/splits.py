@@ -1,8 +1,14 @@
-"""Holding rows out: the validation split of a training run, stratified by class."""
+"""Holding rows out: the validation split of a training run (:func:`split_validation`,
+stratified by class, drawn from the run's seed), and the test rows a model never saw
+(:class:`HeldOut`, the rule that draws them again)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+
+from ..validation import check_fraction, check_int
 
 Array = np.ndarray
 
@@ -26,3 +32,80 @@ def split_validation(T: Array, fraction: float, rng: np.random.Generator, strati
     mask = np.ones(n, dtype=bool)
     mask[val] = False
     return np.flatnonzero(mask), val
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """The rows a model never trained on, as the rule that draws them again from the same data.
+
+    A model trained on part of a data set records this (:attr:`deltaprop.Model.held_out`,
+    saved in its file), so that its test rows can be found later (``deltaprop evaluate
+    --held-out``), in Python as on the command line.
+
+    Parameters
+    ----------
+    fraction : float
+        The share of the rows held out, in (0, 1).
+    seed : int
+        Draws them (the same seed and data give the same rows).
+    block_rows : int, optional
+        For data read in blocks: the rows per block it was cut into (whole blocks are held
+        out, so the same cut finds them again).
+    """
+
+    fraction: float
+    seed: int = 0
+    block_rows: int | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "fraction", check_fraction("held_out.fraction", self.fraction))
+        object.__setattr__(self, "seed", check_int("held_out.seed", self.seed, 0))
+        if self.block_rows is not None:
+            object.__setattr__(self, "block_rows", check_int("held_out.block_rows", self.block_rows, 1))
+
+    def split(self, X, y=None, *, stratify: bool = False, name: str = "the data", advice: str | None = None):
+        """(X_train, X_test, y_train, y_test) of arrays, or (train, test) of Blocks.
+
+        Arrays are split by scikit-learn's ``train_test_split`` with ``random_state=seed``;
+        with ``stratify``, per class (each class keeps its share: every class needs at
+        least 2 rows). Blocks hold whole blocks out (:meth:`Blocks.split`). ``name`` is the
+        data's in errors, and ``advice`` what they suggest for a class of a single row.
+
+        Raises
+        ------
+        ValueError
+            If a class has a single row (``stratify``), or the fraction leaves a part empty.
+        """
+        from .blocks import Blocks
+
+        if isinstance(X, Blocks):
+            return X.split(self.fraction, np.random.default_rng(self.seed), name)
+        from sklearn.model_selection import train_test_split
+
+        labels = np.asarray(y) if stratify else None
+        if labels is not None:
+            if labels.ndim != 1:  # several labels per row: split as they come
+                labels = None
+            else:
+                classes, counts = np.unique(labels, return_counts=True)
+                if counts.min() < 2:
+                    rare = [str(c) for c in classes[counts < 2]]
+                    advice = advice or ("remove those rows, or check the targets; integers that count or "
+                                        "measure are a regression: a gaussian or poisson likelihood")
+                    raise ValueError(
+                        f"class{'es' if len(rare) > 1 else ''} {', '.join(map(repr, rare[:5]))} of {name} "
+                        f"{'have' if len(rare) > 1 else 'has'} a single row; a test split that keeps every class "
+                        f"needs at least 2 rows of each ({advice})")
+        try:
+            return train_test_split(X, y, test_size=self.fraction, random_state=self.seed, stratify=labels)
+        except ValueError as e:
+            raise ValueError(f"{self.fraction:g} of {name}: {e}") from None
+
+    def to_config(self) -> dict:
+        return {"fraction": self.fraction, "seed": self.seed, "block_rows": self.block_rows}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "HeldOut":
+        if not isinstance(config, dict) or set(config) - {"fraction", "seed", "block_rows"}:
+            raise ValueError(f"held_out: expected fraction, seed and block_rows, found {config!r}")
+        return cls(**config)
