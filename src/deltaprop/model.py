@@ -202,7 +202,7 @@ class Model:
         y = np.asarray(y)
         if self.classes is not None:
             idx, _ = encode_labels(y.reshape(-1) if y.ndim == 2 and y.shape[1] == 1 else y, self.classes)
-            return idx.reshape(-1, 1) if self.network.sizes[-1] == 1 else idx
+            return idx.reshape(-1, 1) if self.network.binary else idx
         if self.target_scaler is not None:
             return self.target_scaler.transform(y.reshape(len(y), -1))
         return y

@@ -3,6 +3,8 @@ initializers): one rule for all, so every unknown name gets the same kind of err
 
 from __future__ import annotations
 
+__all__ = ["lookup"]
+
 
 def lookup(kind: str, registry, name, aliases: dict | None = None) -> str:
     """The registry key for ``name`` (case-insensitive, aliases allowed).

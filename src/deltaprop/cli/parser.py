@@ -6,6 +6,7 @@ import argparse
 import difflib
 import re
 
+from ..registry import lookup
 from ..validation import check_float, check_fraction, check_int
 from .common import CLIError
 from .evaluate import cmd_evaluate
@@ -254,9 +255,10 @@ def _with_settings(registry, option):
 
     def parse(value):
         name, _, rest = value.partition(":")
-        name = name.lower()
-        if name not in registry:
-            raise argparse.ArgumentTypeError(f"unknown value {name!r}; expected one of {', '.join(registry)}")
+        try:
+            name = lookup(option.lstrip("-"), registry, name)  # (the library's rule for names)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e).split(": ", 1)[1]) from None
         allowed = [p for p in inspect.signature(registry[name]).parameters if p != "self"]
         settings = {}
         for item in filter(None, rest.split(",")):
