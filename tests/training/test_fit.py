@@ -102,3 +102,41 @@ def test_standardizing_huge_but_finite_values():
     X = np.array([[1e300], [-1e300], [3e300]])
     s = dp.Standardizer.fit(X)
     assert np.isfinite(s.scale).all() and s.scale[0] == pytest.approx(np.std([1, -1, 3]) * 1e300)
+
+
+def test_a_data_set_goes_in_whole_and_images_keep_their_own_scale(tmp_path):
+    from deltaprop.data.datasets import Dataset
+
+    rng = np.random.default_rng(0)
+    pixels = rng.random((120, 16))
+    labels = (pixels[:, :8].sum(axis=1) > 4).astype(int)
+    images = Dataset("pixels", pixels, labels, "classification", images=True)
+    model, _ = dp.fit(images, hidden=[8], epochs=2, seed=0)
+    assert model.preprocessor is None  # pixel intensities in [0, 1]: the policy is fit's, for every caller
+    assert dp.fit(images, hidden=[8], epochs=2, seed=0, standardize=True)[0].preprocessor is not None
+    table = Dataset("table", pixels, labels, "classification", feature_names=[f"f{i}" for i in range(16)],
+                    target_name="label")
+    model, _ = dp.fit(table, hidden=[8], epochs=2, seed=0)
+    assert model.preprocessor is not None and model.columns.features[0] == "f0" and model.columns.target == ("label",)
+    with pytest.raises(TypeError, match="a Dataset carries its own targets"):
+        dp.fit(table, labels)
+    # a file's mixed columns arrive by name, each learning its encoding
+    (tmp_path / "t.csv").write_text("size,colour,y\n" + "".join(
+        f"{i % 7},{'red' if i % 3 else 'blue'},{'ab'[i % 2]}\n" for i in range(60)))
+    model, _ = dp.fit(dp.load_data(tmp_path / "t.csv"), hidden=[4], epochs=2, seed=0)
+    assert model.table is not None and model.columns.features == ("size", "colour")
+
+
+def test_a_data_set_splits_into_its_own_test_set_or_the_rows_held_out():
+    from deltaprop.data.datasets import Dataset
+
+    y = np.array([0] * 80 + [1] * 20)
+    ds = Dataset("d", np.arange(200.0).reshape(100, 2), y, "classification", lines=np.arange(2, 102))
+    train, test = ds.split(dp.HeldOut(0.2, 3))
+    assert len(test.X) == 20 and np.bincount(test.y).tolist() == [16, 4]  # each class keeps its share
+    assert sorted(np.r_[train.lines, test.lines].tolist()) == list(range(2, 102))  # the file's lines follow
+    again = ds.split(dp.HeldOut(0.2, 3))[1]
+    np.testing.assert_array_equal(again.X, test.X)
+    own = Dataset("m", ds.X, y, "classification", X_test=ds.X[:5], y_test=y[:5])
+    train, test = own.split(None)
+    assert len(train.X) == 100 and len(test.X) == 5 and train.X_test is None

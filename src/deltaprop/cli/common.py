@@ -45,13 +45,14 @@ def guard_outputs(outputs: dict[str, str], inputs: list[str]) -> None:
 
 
 def split_off(held_out, data, name: str, option: str):
-    """:meth:`HeldOut.split` of a data set (stratified for labels) or of blocks, its errors said as
-    ``option``'s: (X_train, X_test, y_train, y_test), or (train, test) blocks."""
+    """(training part, test part) of a data set (:meth:`Dataset.split`: its own test set, or
+    the rows ``held_out`` draws, stratified for labels) or of blocks (:meth:`HeldOut.split`),
+    its errors said as ``option``'s."""
     try:
         if hasattr(data, "X"):  # a data set in memory
-            return held_out.split(data.X, data.y, stratify=data.task == "classification", name=name,
-                                  advice="remove those rows, or check the --target column; integers that count "
-                                         "or measure are made a regression by --likelihood gaussian or poisson")
+            return data.split(held_out, advice="remove those rows, or check the --target column; integers that "
+                                               "count or measure are made a regression by --likelihood gaussian "
+                                               "or poisson")
         return held_out.split(data, name=name)
     except ValueError as e:
         raise CLIError(f"{option}: {e}") from None

@@ -40,10 +40,10 @@ def cmd_evaluate(args) -> int:
         show_notices(ds, quiet=False)
         ds.check(model.network.dtype, advice="a model trained with --dtype float64")
         task, name = ds.task, ds.name
-        X, y = (ds.X_test, ds.y_test) if ds.X_test is not None else (ds.X, ds.y)
-        if ds.X_test is None and args.held_out:
+        if ds.X_test is not None or args.held_out:  # the set's own test rows, or those train held out
             ds.task = model.task  # (stratified as train split it)
-            _, X, _, y = split_off(held_out, ds, ds.name, "--held-out")
+            ds = split_off(held_out, ds, ds.name, "--held-out")[1]
+        X, y = ds.X, ds.y
         pred = model.predict(as_model_input(model, X, ds.feature_names, "--data"))
     if model.task == "classification" and task != "classification":
         raise CLIError(f"--data: the model is a classifier, but {name} has real-valued targets")

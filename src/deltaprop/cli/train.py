@@ -22,8 +22,7 @@ def cmd_train(args) -> int:
 
 
 def _train(args, comm) -> int:
-    from .. import (SCHEDULES, Columns, TableNotice, TrainingInterrupted, __version__, fit, get_likelihood,
-                    get_optimizer)
+    from .. import SCHEDULES, TableNotice, TrainingInterrupted, __version__, fit, get_likelihood, get_optimizer
     from ..data.preprocessing import encode_labels
     from ..diagnostics.plotting import WeightSnapshots, plot_decision_regions, plot_learning_curves
     from ..diagnostics.progress import Progress, write_json_log
@@ -68,14 +67,11 @@ def _train(args, comm) -> int:
             ds.task = get_likelihood(args.likelihood).task
         task, name = ds.task, ds.name
         classification = ds.task == "classification"
-        # images arrive scaled to [0, 1] (the pixel intensities' own scale, which suits
-        # them better than per-pixel standardization); other data is standardized
-        standardize = args.standardize if args.standardize is not None else not ds.images
+        standardize = args.standardize if args.standardize is not None else ds.standardize_inputs
         if ds.X_test is not None:  # (a data set with a test set of its own holds no rows out)
-            Xtr, Xte, ytr, yte = ds.X, ds.X_test, ds.y, ds.y_test
             held_out = None
-        else:
-            Xtr, Xte, ytr, yte = split_off(held_out, ds, ds.name, "--test-fraction")
+        train_ds, test_ds = split_off(held_out, ds, ds.name, "--test-fraction")
+        Xtr, Xte, ytr, yte = train_ds.X, test_ds.X, train_ds.y, test_ds.y
         what = f"{len(ds.classes)} classes" if classification and ds.classes else (
             "several labels" if classification else f"{1 if ds.y.ndim == 1 else ds.y.shape[1]} real target(s)")
         say(f"data: {ds.name}, {len(Xtr)} training and {len(Xte)} test samples, {Xtr.shape[1]} features, {what}"
@@ -112,12 +108,9 @@ def _train(args, comm) -> int:
     try:
         with notes_of(TableNotice, args.quiet):
             model, state = fit(
-                # a table of mixed columns (text, gaps) goes in by name: each column learns its encoding
-                dict(zip(ds.feature_names, Xtr.T)) if blocks is None and Xtr.dtype == object else Xtr, ytr,
+                Xtr if blocks is not None else train_ds,  # (a data set says its columns and kind of inputs)
                 hidden=args.hidden, activation=args.activation, likelihood=args.likelihood, task=task,
-                standardize=standardize, dtype=args.dtype, seed=args.seed, metadata=metadata,
-                columns=None if blocks is not None or not ds.feature_names else
-                Columns(tuple(ds.feature_names), (ds.target_name,) if ds.target_name else ()),
+                standardize=args.standardize, dtype=args.dtype, seed=args.seed, metadata=metadata,
                 optimizer=optimizer, batch_size=args.batch_size or None, **recipe,
                 validation=args.validation_fraction or None, schedule=schedule, l2=args.l2, dropout=args.dropout,
                 clip_norm=args.clip_norm, max_norm=args.max_norm, grad_tol=args.grad_tol,

@@ -15,7 +15,7 @@ import pickle
 import struct
 import zipfile
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +55,27 @@ class Dataset:
     images: bool = False  # pixel intensities already scaled to [0, 1] (MNIST formats)
     lines: Array | None = None  # for a file of text: the line of each row (its errors name lines)
     notices: list = field(default_factory=list)  # what the reader decided, to tell the user
+
+    @property
+    def standardize_inputs(self) -> bool:
+        """Whether :func:`deltaprop.fit` standardizes these inputs unless told: not pixel
+        intensities already scaled to [0, 1], whose own scale suits them better than
+        per-pixel standardization (which inflates the near-constant border pixels); every
+        other data set."""
+        return not self.images
+
+    def split(self, held_out, advice: str | None = None) -> tuple["Dataset", "Dataset"]:
+        """(training part, test part): the set's own test split when it has one (MNIST),
+        else the rows ``held_out`` draws (a :class:`~deltaprop.data.splits.HeldOut`,
+        stratified by class; ``advice`` as there)."""
+        if self.X_test is not None:
+            return (replace(self, X_test=None, y_test=None),
+                    replace(self, X=self.X_test, y=self.y_test, X_test=None, y_test=None, lines=None, notices=[]))
+        rows = np.arange(len(self.X))
+        train, test = held_out.split(rows, self.y, stratify=self.task == "classification", name=self.name,
+                                     advice=advice)[:2]
+        return tuple(replace(self, X=self.X[r], y=self.y[r], lines=None if self.lines is None else self.lines[r],
+                             notices=self.notices if r is train else []) for r in (train, test))
 
     def check(self, dtype, advice: str = "--dtype float64") -> None:
         """Refuse features beyond the range of the network's float type ``dtype``, naming

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import sys
 import warnings
 from typing import Sequence
 
@@ -32,7 +33,7 @@ from .train import train
 
 
 def fit(X, y=None, *, hidden: Sequence[int] | None = None, activation: str | Sequence[str] = "relu",
-        likelihood: str | None = None, task: str | None = None, standardize: bool = True,
+        likelihood: str | None = None, task: str | None = None, standardize: bool | None = None,
         init: str | None = None, dtype="float32", seed: int | None = None, members: int | None = None,
         bins: int | None = None, validation=None,
         columns: Columns | Sequence[str] | None = None, metadata: dict | None = None,
@@ -46,12 +47,14 @@ def fit(X, y=None, *, hidden: Sequence[int] | None = None, activation: str | Seq
 
     Parameters
     ----------
-    X : array-like of shape (n_samples, n_features), named table, or Blocks
+    X : array-like of shape (n_samples, n_features), named table, Dataset or Blocks
         Raw inputs (numbers): an array, or a named table (a pandas DataFrame, a pyarrow
         Table, a dict of columns), whose column names the model records and matches at
-        prediction; or data in blocks (:class:`~deltaprop.data.blocks.Blocks`, which carry
-        their targets: y is then None), standardized from one pass over them and read a
-        buffer at a time.
+        prediction; or a data set as :func:`deltaprop.load_data` reads it (a
+        :class:`~deltaprop.data.datasets.Dataset`, which carries its targets, column
+        names, task and kind of inputs: y is then None); or data in blocks
+        (:class:`~deltaprop.data.blocks.Blocks`, which carry their targets too),
+        standardized from one pass over them and read a buffer at a time.
     y : array-like, or None with Blocks
         Class labels of any type (strings, integers...), several 0/1 columns
         (multilabel), or real targets (one or several columns), or counts with
@@ -66,10 +69,11 @@ def fit(X, y=None, *, hidden: Sequence[int] | None = None, activation: str | Seq
         more, ``gaussian`` for real targets.
     task : {"classification", "regression"}, optional
         Overrides the guess from y (for example integer targets meant as values).
-    standardize : bool
+    standardize : bool, optional
         Standardize inputs with the training mean and standard deviation, and
         Gaussian targets likewise (the likelihood has unit variance); the Model
-        applies and undoes both.
+        applies and undoes both. By default yes, but for a Dataset of images (pixel
+        intensities already in [0, 1]: :attr:`Dataset.standardize_inputs`).
     init, dtype, seed, members
         As for :class:`Network`; ``seed`` also drives training (see :func:`train`);
         ``members=k`` (default 1) trains an ensemble of k networks together and predicts
@@ -95,6 +99,10 @@ def fit(X, y=None, *, hidden: Sequence[int] | None = None, activation: str | Seq
         With the history; pass it to :func:`train` as ``state=`` to continue.
     """
     _check_options(train_options)
+    datasets = sys.modules.get("deltaprop.data.datasets")  # (a Dataset exists only once it is imported)
+    if datasets is not None and isinstance(X, datasets.Dataset):
+        X, y, columns, task, standardize = _from_dataset(X, y, columns, task, standardize)
+    standardize = True if standardize is None else bool(standardize)
     given = {"hidden": hidden, "members": members, "bins": bins}
     hidden = (128, 64) if hidden is None else hidden
     members, bins = 1 if members is None else members, 0 if bins is None else bins
@@ -162,6 +170,19 @@ def fit(X, y=None, *, hidden: Sequence[int] | None = None, activation: str | Seq
         data = (model.transform(X) if table is None else net.check_X(X), model.encode_targets(targets))
     state = train(net, *data, validation=validation, seed=seed, **train_options)
     return model, state
+
+
+def _from_dataset(ds, y, columns, task, standardize) -> tuple:
+    """What a Dataset says of itself, as fit's arguments: (X, y, columns, task, standardize);
+    a table of mixed columns as its named columns, which each learn their encoding."""
+    if y is not None:
+        raise TypeError("y: a Dataset carries its own targets; pass X=dataset alone")
+    if columns is None and ds.feature_names:
+        columns = Columns(tuple(ds.feature_names), (ds.target_name,) if ds.target_name else ())
+    X = ds.X
+    if X.dtype == object and ds.feature_names:
+        X = dict(zip(ds.feature_names, X.T))
+    return X, ds.y, columns, task or ds.task, ds.standardize_inputs if standardize is None else standardize
 
 
 def _recipe(given: dict, validation, options: dict) -> tuple:
