@@ -57,3 +57,24 @@ def test_param_validation_as_sklearn_checks_its_own(estimator):
     """scikit-learn runs this check on its own estimators only: every parameter has a
     constraint, and invalid types and values raise its InvalidParameterError."""
     check_param_validation(type(estimator).__name__, estimator)
+
+
+def test_the_signatures_are_scikit_learns_from_one_list_of_parameters():
+    """scikit-learn's parameters, kinds and defaults (plus deltaprop's own at the end), from the
+    one table both estimators are built from."""
+    import inspect
+
+    from sklearn.neural_network import MLPClassifier as SkC, MLPRegressor as SkR
+
+    for ours, theirs, extra in ((MLPClassifier, SkC, {"dropout", "dtype", "class_weight"}),
+                                (MLPRegressor, SkR, {"dropout", "dtype"})):
+        mine, sk = inspect.signature(ours).parameters, inspect.signature(theirs).parameters
+        assert [n for n in mine if n not in extra] == list(sk)
+        for name, p in sk.items():
+            assert (mine[name].kind, mine[name].default) == (p.kind, p.default), name
+    clf = MLPClassifier((7,), "tanh", alpha=0.5)
+    assert (clf.hidden_layer_sizes, clf.activation, clf.alpha, clf.class_weight) == ((7,), "tanh", 0.5, None)
+    with pytest.raises(TypeError, match=r"MLPRegressor.__init__\(\) got an unexpected keyword argument 'alfa'"):
+        MLPRegressor(alfa=1)
+    with pytest.raises(TypeError, match="positional"):
+        MLPClassifier((7,), "tanh", "adam")  # keyword-only from solver on, as scikit-learn's

@@ -46,6 +46,7 @@ from ..training.loop import Trainer
 from ..training.settings import TrainSettings
 from ..validation import check_weights
 from .params import InvalidParameterError, check_names, mlp_constraints
+from .signature import constructor
 from .stopping import NoImprovement
 
 Array = np.ndarray
@@ -55,6 +56,16 @@ SOLVERS = sorted({"lbfgs"} | set(OPTIMIZERS))
 # scikit-learn's learning_rate schedules apply to 'sgd'; deltaprop applies them to every
 # first-order solver except the Adam family, which keeps learning_rate_init as scikit-learn's 'adam' does
 _ADAM_FAMILY = ("adam", "adamw")
+
+# scikit-learn's MLP hyperparameters, in its order and with its defaults (the first two by
+# position too), then deltaprop's own: the one list both estimators' signatures come from
+MLP_PARAMETERS = {
+    "hidden_layer_sizes": (100,), "activation": "relu", "solver": "adam", "alpha": 0.0001, "batch_size": "auto",
+    "learning_rate": "constant", "learning_rate_init": 0.001, "power_t": 0.5, "max_iter": 200, "shuffle": True,
+    "random_state": None, "tol": 1e-4, "verbose": False, "warm_start": False, "momentum": 0.9,
+    "nesterovs_momentum": True, "early_stopping": False, "validation_fraction": 0.1, "beta_1": 0.9,
+    "beta_2": 0.999, "epsilon": 1e-8, "n_iter_no_change": 10, "max_fun": 15000, "dropout": 0.0, "dtype": None,
+}
 
 # sparse X (TF-IDF features, one-hot tables) is read by the first layer as it is (core.engine)
 _SPARSE = ["csr", "csc"]
@@ -68,37 +79,7 @@ class BaseMLP(BaseEstimator):
 
     _parameter_constraints: dict = mlp_constraints(ACTIVATION_NAMES, SOLVERS)
 
-    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
-                 batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
-                 max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
-                 momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dropout=0.0,
-                 dtype=None):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.solver = solver
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.power_t = power_t
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.tol = tol
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.n_iter_no_change = n_iter_no_change
-        self.max_fun = max_fun
-        self.dropout = dropout
-        self.dtype = dtype
+    __init__ = constructor(MLP_PARAMETERS, positional=2)
 
     # -- the fitted network, as scikit-learn lays it out ---------------------------------
     @property

@@ -10,8 +10,9 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 
 from ..data.preprocessing import choose_output
 from .params import StrOptions
-from .base import BaseMLP
+from .base import MLP_PARAMETERS, BaseMLP
 from .docs import document
+from .signature import constructor
 
 Array = np.ndarray
 
@@ -47,21 +48,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     _parameter_constraints = {**BaseMLP._parameter_constraints, "class_weight": [dict, StrOptions({"balanced"}), None]}
     _y_numeric = False
 
-    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
-                 batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
-                 max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
-                 momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dropout=0.0,
-                 class_weight=None, dtype=None):
-        super().__init__(
-            hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
-            learning_rate=learning_rate, learning_rate_init=learning_rate_init, power_t=power_t,
-            max_iter=max_iter, shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
-            warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
-            early_stopping=early_stopping, validation_fraction=validation_fraction, beta_1=beta_1,
-            beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
-            dropout=dropout, dtype=dtype)
-        self.class_weight = class_weight
+    __init__ = constructor({**MLP_PARAMETERS, "class_weight": None}, positional=2)
 
     # -- targets -----------------------------------------------------------------------
     def _check_targets(self, y, first_pass: bool, incremental: bool) -> None:

@@ -32,6 +32,7 @@ from ..training.callbacks import EarlyStopping
 from ..training.fit import fit
 from ..training.recipe import TABLE_RECIPE
 from .params import Interval, StrOptions
+from .signature import constructor
 
 Array = np.ndarray
 R = TABLE_RECIPE
@@ -94,6 +95,15 @@ def _documented(cls):
     return cls
 
 
+# the tabular recipe's hyperparameters (the first two by position too), as both estimators take them
+TABULAR_PARAMETERS = {
+    "hidden_layer_sizes": R["hidden"], "activation": "relu", "members": R["members"], "bins": R["bins"],
+    "max_epochs": R["epochs"], "batch_size": R["batch_size"], "learning_rate": R["learning_rate"],
+    "weight_decay": 0.0, "dropout": R["dropout"], "validation_fraction": R["validation"],
+    "patience": R["early_stopping"], "random_state": None, "verbose": False,
+}
+
+
 class TabularMLP(BaseEstimator):
     """The shared machinery; use :class:`TabularClassifier` or :class:`TabularRegressor`."""
 
@@ -113,24 +123,7 @@ class TabularMLP(BaseEstimator):
         "verbose": ["boolean"],
     }
 
-    def __init__(self, hidden_layer_sizes=R["hidden"], activation="relu", *, members=R["members"],
-                 bins=R["bins"], max_epochs=R["epochs"], batch_size=R["batch_size"],
-                 learning_rate=R["learning_rate"], weight_decay=0.0, dropout=R["dropout"],
-                 validation_fraction=R["validation"], patience=R["early_stopping"], random_state=None,
-                 verbose=False):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.members = members
-        self.bins = bins
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.weight_decay = weight_decay
-        self.dropout = dropout
-        self.validation_fraction = validation_fraction
-        self.patience = patience
-        self.random_state = random_state
-        self.verbose = verbose
+    __init__ = constructor(TABULAR_PARAMETERS, positional=2)
 
     # -- the table -------------------------------------------------------------------
     def _table(self, X, reset: bool):
@@ -254,16 +247,10 @@ class TabularClassifier(ClassifierMixin, TabularMLP):
     _parameter_constraints: dict = {**TabularMLP._parameter_constraints,
                                     "label_smoothing": [Interval(Real, 0, 1, closed="left")]}
 
-    def __init__(self, hidden_layer_sizes=R["hidden"], activation="relu", *, members=R["members"],
-                 bins=R["bins"], max_epochs=R["epochs"], batch_size=R["batch_size"],
-                 learning_rate=R["learning_rate"], weight_decay=0.0, dropout=R["dropout"],
-                 validation_fraction=R["validation"], patience=R["early_stopping"],
-                 label_smoothing=R["label_smoothing"], random_state=None, verbose=False):
-        super().__init__(hidden_layer_sizes, activation, members=members, bins=bins, max_epochs=max_epochs,
-                         batch_size=batch_size, learning_rate=learning_rate, weight_decay=weight_decay,
-                         dropout=dropout, validation_fraction=validation_fraction, patience=patience,
-                         random_state=random_state, verbose=verbose)
-        self.label_smoothing = label_smoothing
+    # (label smoothing before random_state and verbose, where the signature always had it)
+    __init__ = constructor({**{k: v for k, v in TABULAR_PARAMETERS.items() if k not in ("random_state", "verbose")},
+                            "label_smoothing": R["label_smoothing"], "random_state": None, "verbose": False},
+                           positional=2)
 
     def fit(self, X, y, sample_weight=None) -> "TabularClassifier":
         """Learn the columns' encodings and train the ensemble.
