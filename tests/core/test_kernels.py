@@ -101,7 +101,7 @@ def test_optimizer_updates_agree_and_flush_subnormals(numba, name, dtype, rng):
     runs = []
     for kernels in KERNELS:
         theta, st = theta0.copy(), opt.init_state(theta0, blocks, kernels=kernels)
-        assert (st.kernel is not None) == (kernels == "numba")
+        assert (st.fused_update is not None) == (kernels == "numba")
         grads = np.random.default_rng(1)
         for t in range(40):
             g = grads.normal(size=50).astype(dtype)
@@ -114,7 +114,7 @@ def test_optimizer_updates_agree_and_flush_subnormals(numba, name, dtype, rng):
                 assert all(a[7] == 0 for a in st.arrays.values()), kernels
         runs.append((theta, st))
     (ta, sa), (tb, sb) = runs
-    assert copy.deepcopy(sb).kernel is sb.kernel  # a copied state (TrainState.copy) keeps its path
+    assert copy.deepcopy(sb).fused_update is sb.fused_update  # a copied state (TrainState.copy) keeps its path
     np.testing.assert_allclose(tb, ta, **tolerance(dtype))
     for k in sa.arrays:
         np.testing.assert_allclose(sb.arrays[k], sa.arrays[k], **tolerance(dtype))
@@ -304,9 +304,9 @@ def test_custom_activations_and_optimizers_take_the_numpy_route(numba):
     assert Ops(dp.Network([3, 4, 2], activation="relu"), "numba").backprop[1] is not None
 
     class MyAdam(dp.Adam):
-        def _update(self, theta, grad, lr, t, state, work, n_weights):
+        def _update(self, theta, grad, lr, t, arrays, work, n_weights):
             theta -= grad
 
     theta = np.zeros(4, np.float32)
-    assert MyAdam().init_state(theta, kernels="numba").kernel is None
-    assert dp.Adam().init_state(theta, kernels="numba").kernel is not None
+    assert MyAdam().init_state(theta, kernels="numba").fused_update is None
+    assert dp.Adam().init_state(theta, kernels="numba").fused_update is not None

@@ -21,7 +21,7 @@ def test_the_fused_step_is_the_general_route(name, l2, alpha):
     other = net.copy()
     opt = dp.OPTIMIZERS[name]()
     fused, general = dp.Objective(net, l2=l2, alpha=alpha), dp.Objective(other, l2=l2, alpha=alpha)
-    s1, s2 = opt.init_state(net.theta, net.blocks()), opt.init_state(other.theta, other.blocks())
+    s1, s2 = opt.init_state(net.theta, net.layer_slices()), opt.init_state(other.theta, other.layer_slices())
     for step in range(3):
         batch = batch_of(net, 8, seed=step)
         J1, g2 = fused.value_and_step(batch, opt, s1, norm=True)

@@ -12,10 +12,10 @@ THETA0 = np.array([1.0, -2.0, 0.5])
 GRADS = [np.array([0.1, -0.3, 2.0]), np.array([-0.2, 0.4, 1.0]), np.array([0.3, 0.0, -1.0])]
 
 
-def run(opt, blocks=None, kernels="numpy"):
+def run(opt, layers=None, kernels="numpy"):
     theta = THETA0.copy()
-    state = opt.init_state(theta, blocks, kernels=kernels)
-    assert (state.kernel is not None) == (kernels == "numba" and bool(state.arrays)), "not the path asked for"
+    state = opt.init_state(theta, layers, kernels=kernels)
+    assert (state.fused_update is not None) == (kernels == "numba" and bool(state.arrays)), "not the path asked for"
     out = []
     for g in GRADS:
         opt.step(theta, g.copy(), state)
@@ -32,9 +32,9 @@ def expected(update):
     return out
 
 
-def check(opt, update, blocks=None):
+def check(opt, update, layers=None):
     for kernels in PATHS:
-        for got, want in zip(run(opt, blocks, kernels), expected(update)):
+        for got, want in zip(run(opt, layers, kernels), expected(update)):
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15, err_msg=kernels)
 
 
@@ -88,13 +88,13 @@ def test_adam_first_step_is_lr_times_sign(kernels):
 def test_adam():
     check(dp.Adam(learning_rate=0.01), adam_update(0.01))
     # block by block (as the training loop does, layer by layer) is the same update
-    check(dp.Adam(learning_rate=0.01), adam_update(0.01), blocks=[(slice(0, 1), 1), (slice(1, 3), 2)])
+    check(dp.Adam(learning_rate=0.01), adam_update(0.01), layers=[(slice(0, 1), 1), (slice(1, 3), 2)])
 
 
 @pytest.mark.parametrize("kernels", PATHS)
 def test_adamw_decays_weights_only(kernels):
     theta = THETA0.copy()
-    blocks = [(slice(0, 3), 2)]  # one layer: two weights, then a bias
+    layers = [(slice(0, 3), 2)]  # one layer: two weights, then a bias
     opt = dp.AdamW(learning_rate=0.01, weight_decay=0.1)
     adam = adam_update(0.01)
 
@@ -103,7 +103,7 @@ def test_adamw_decays_weights_only(kernels):
         th[:2] *= 1 - 0.01 * 0.1
         return adam(th, g, t, s)
 
-    state = opt.init_state(theta, blocks, kernels=kernels)
+    state = opt.init_state(theta, layers, kernels=kernels)
     for got_g, want in zip(GRADS, expected(upd)):
         opt.step(theta, got_g.copy(), state)
         np.testing.assert_allclose(theta, want, rtol=1e-12)

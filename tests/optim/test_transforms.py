@@ -57,7 +57,7 @@ def test_a_step_is_fused_only_when_every_transform_allows_it_and_both_routes_agr
     nets = [dp.Network([5, 6, 3], seed=1, dtype="float64") for _ in range(2)]
     T = nets[0].encode_targets(y, len(X))
     objectives = [dp.Objective(net, l2=0.01) for net in nets]
-    states = [opt.init_state(net.theta, net.blocks(), "numpy") for net in nets]
+    states = [opt.init_state(net.theta, net.layer_slices(), "numpy") for net in nets]
     start = nets[0].theta.copy()
     fused = objectives[0].step((X, T), opt, states[0])
     assert math.isnan(fused.sq_norm) and fused.finite and fused.rows == 40  # not measured unless asked

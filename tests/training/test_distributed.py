@@ -84,7 +84,7 @@ def test_blocks_are_shared_out_and_each_step_adds_both_parts(tmp_path):
     steps = parts[0].steps(order)
     assert steps == parts[1].steps(order) == int(ranks[0]["steps"])
     adam, objective = dp.Adam(), dp.Objective(net)
-    st = adam.init_state(net.theta, net.blocks())
+    st = adam.init_state(net.theta, net.layer_slices())
     seen = []
     for k in range(steps):
         batch = []

@@ -269,7 +269,7 @@ def gather_rows(X, idx, h):
             h[i, j] = X[r, j]
 
 
-# --- optimizers: one block of theta, its gradient and state, updated in one pass -------------
+# --- optimizers: one layer of theta, its gradient and state, updated in one pass -------------
 # The constants arrive in theta's dtype. ``flush`` zeroes subnormal state values, |x| < tiny,
 # as the reference does every ``flush_every`` steps (a NaN stays a NaN).
 @kernel

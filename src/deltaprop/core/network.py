@@ -202,7 +202,7 @@ class Network:
         """Views of every ``W[l]`` without its bias row (what weight decay acts on)."""
         return [self.W[l][:-1] for l in range(1, self.n_layers + 1)]
 
-    def blocks(self) -> list[tuple[slice, int]]:
+    def layer_slices(self) -> list[tuple[slice, int]]:
         """Where each layer lies in ``theta``: ``(slice, n_weights)`` for l = 1..L, the
         first ``n_weights`` entries being weights and the last row the bias."""
         out, start = [], 0

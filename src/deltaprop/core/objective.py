@@ -342,4 +342,4 @@ class Objective:
         if norm:
             flat = self.G[l].reshape(-1)
             self._g2 += float(np.dot(flat, flat))
-        optimizer.update_block(self.net.theta, self.grad, state, l - 1, scale)
+        optimizer.update_layer(self.net.theta, self.grad, state, l - 1, scale)

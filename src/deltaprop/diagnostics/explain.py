@@ -1,6 +1,6 @@
 """One update step told as the lecture tells it, from a :class:`~deltaprop.diagnostics.trace.StepTrace`.
 
-The story is built once, as a list of blocks (headings, sentences, equations with
+The story is built once, as a list of parts (headings, sentences, equations with
 their lecture numbers, arrays of numbers), and written out as plain text, as
 Markdown with LaTeX math, or as a self-contained HTML page (equations in HTML,
 no script and nothing fetched: it reads offline). Its order is the lecture's:
@@ -28,23 +28,23 @@ Array = np.ndarray
 FORMATS = ("text", "markdown", "html")
 
 
-# --- the story, as blocks ------------------------------------------------------------------
+# --- the story, as parts ------------------------------------------------------------------
 class _Story:
     """What to say, in order: ("h", title), ("p", text), ("eq", number, latex, plain), ("a", plain
     name, latex name, array, units to show)."""
 
     def __init__(self, units, max_width: int):
-        self.blocks: list[tuple] = []
+        self.parts: list[tuple] = []
         self.units, self.max_width = units, max_width
 
     def h(self, title: str) -> None:
-        self.blocks.append(("h", title))
+        self.parts.append(("h", title))
 
     def p(self, text: str) -> None:
-        self.blocks.append(("p", text))
+        self.parts.append(("p", text))
 
     def eq(self, number: str, latex: str, plain: str) -> None:
-        self.blocks.append(("eq", number, latex, plain))
+        self.parts.append(("eq", number, latex, plain))
 
     def a(self, plain: str, latex: str, array, delta_for_units=None, weights: bool = False) -> None:
         array = np.asarray(array, dtype=np.float64)
@@ -55,7 +55,7 @@ class _Story:
             units = sorted(np.argsort(-np.abs(np.atleast_2d(delta_for_units)[0]), kind="stable")[:3].tolist())
         else:
             units = list(range(min(3, width)))
-        self.blocks.append(("a", plain, latex, array, units, self.max_width, weights))
+        self.parts.append(("a", plain, latex, array, units, self.max_width, weights))
 
 
 def _vec(a: Array) -> Array:
@@ -242,7 +242,7 @@ def render(t, format: str = "text", units=None, max_width: int = 10) -> str:
     if units is not None:
         units = [check_int("units", u, 0) for u in units]
     story = _story(t, units, max_width)
-    return {"text": _text, "markdown": _markdown, "html": _html}[format](story.blocks)
+    return {"text": _text, "markdown": _markdown, "html": _html}[format](story.parts)
 
 
 def html_cell(t, units=None, max_width: int = 10) -> str:
@@ -257,12 +257,12 @@ def html_cell(t, units=None, max_width: int = 10) -> str:
 def html_body(t, units=None, max_width: int = 10, level: int = 1) -> str:
     """The explanation as HTML elements without the page around them (for a report;
     style them with :data:`CSS`), its title a heading of ``level``, its sections one below."""
-    return html_fragment(_story(t, units, max_width).blocks, level)
+    return html_fragment(_story(t, units, max_width).parts, level)
 
 
-def _text(blocks) -> str:
+def _text(parts) -> str:
     out = []
-    for b in blocks:
+    for b in parts:
         if b[0] == "h":
             out.append(f"\n{b[1]}" if out else b[1])
         elif b[0] == "p":
@@ -286,9 +286,9 @@ def _text_row(v: Array) -> str:
     return "[" + "  ".join(_num(x) for x in v) + "]"
 
 
-def _markdown(blocks) -> str:
+def _markdown(parts) -> str:
     out = []
-    for b in blocks:
+    for b in parts:
         if b[0] == "h":
             out.append(("## " if out else "# ") + b[1])
         elif b[0] == "p":
@@ -320,15 +320,15 @@ table.m td{padding:.05rem .6rem;text-align:right;white-space:nowrap}.v{white-spa
 .arr{margin-left:1rem}.sum{font-family:monospace;font-size:.85rem}"""
 
 
-def _html(blocks, title: str = "deltaprop explain") -> str:
+def _html(parts, title: str = "deltaprop explain") -> str:
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
-            f"<style>{CSS}</style></head><body>\n{html_fragment(blocks)}</body></html>\n")
+            f"<style>{CSS}</style></head><body>\n{html_fragment(parts)}</body></html>\n")
 
 
-def html_fragment(blocks, level: int = 1) -> str:
-    """The blocks as HTML elements (the body of :func:`_html`, or a section of a report)."""
+def html_fragment(parts, level: int = 1) -> str:
+    """The parts as HTML elements (the body of :func:`_html`, or a section of a report)."""
     out, first = [], True
-    for b in blocks:
+    for b in parts:
         if b[0] == "h":
             h = level if first else level + 1
             out.append(f"<h{h}>{html.escape(b[1])}</h{h}>")

@@ -187,7 +187,7 @@ def gradcheck(
     minimum = rounding_floor(objective, X64.shape[0], eps, tolerance)
     rng = as_rng(seed)
     errors, counts = {}, {}
-    for l, (block, _) in enumerate(net64.blocks(), start=1):
+    for l, (block, _) in enumerate(net64.layer_slices(), start=1):
         size = block.stop - block.start
         flat_idx = np.arange(size)
         if max_per_layer is not None and size > max_per_layer:

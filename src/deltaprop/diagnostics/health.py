@@ -106,7 +106,7 @@ class Diagnostics:
         b = self.X.shape[0]
         ws = obj.workspace(b, is_sparse(self.X))
         row = {q: [] for q in QUANTITIES}
-        for l, (block, _) in enumerate(net.blocks(), start=1):
+        for l, (block, _) in enumerate(net.layer_slices(), start=1):
             W = net.theta[block]
             w_norm = float(np.linalg.norm(W))
             row["grad_norm"].append(float(np.linalg.norm(obj.G[l])))

@@ -276,7 +276,7 @@ def _estimates(objective, batch, net, check, eps) -> list | None:
     else:
         per_layer = check_int("check", check, 1)
     out = []
-    for l, (block, _) in enumerate(net.blocks(), start=1):
+    for l, (block, _) in enumerate(net.layer_slices(), start=1):
         size = block.stop - block.start
         # evenly spaced entries, so that the choice needs no random state and covers the bias row
         idx = np.arange(size) if per_layer is None or per_layer >= size else \

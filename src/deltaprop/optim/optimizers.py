@@ -8,7 +8,7 @@ the moments, the learning rate a schedule set for this epoch) lives in an
 :meth:`OptimizerState.state_dict`. The optimizers are sorted by complexity; state
 starts at zero, so the first step needs no special case.
 
-Every rule is elementwise, so a step can be taken block by block (one block per
+Every rule is elementwise, so a step can be taken layer by layer (one slice of theta per
 layer): :meth:`~deltaprop.core.objective.Objective.value_and_step` updates layer l
 as soon as backpropagation is done with it. The gradient may arrive scaled by
 ``prescale(state)``: plain SGD asks for ``-mu grad J``, which the backward pass
@@ -41,19 +41,20 @@ class OptimizerState:
         The mu of the current epoch (the optimizer's, or what a schedule set).
     arrays : dict of str to ndarray
         The optimizer's state vectors, shaped like ``theta`` (e.g. Adam's ``m``, ``v``).
-    blocks : list of (slice, int)
+    layers : list of (slice, int)
         The layers of ``theta``: ``(slice, n_weights)``, weights first, then the bias row.
-    kernel : callable or None
-        The optimizer's fused update (Numba), or None for the NumPy reference; how the
-        state is updated, not part of it (checkpoints do not save it).
+    fused_update : callable or None
+        The optimizer's fused update (a Numba kernel of the ``"numba"`` path), or None for
+        the NumPy reference; how the state is updated, not part of it (checkpoints do not
+        save it).
     """
 
     t: int
     learning_rate: float
     arrays: dict
-    blocks: list
+    layers: list
     work: Array | None = field(default=None, repr=False)
-    kernel: object = field(default=None, repr=False)
+    fused_update: object = field(default=None, repr=False)
 
     def state_dict(self) -> tuple[dict, dict]:
         """(scalars, arrays): everything needed to continue bit-identically."""
@@ -68,9 +69,9 @@ class OptimizerState:
         self.__init__(state["t"], state["learning_rate"], dict(state["arrays"]), [])
 
     def __deepcopy__(self, memo) -> "OptimizerState":
-        # the kernel is shared, not copied (a compiled function is no state)
+        # the fused update is shared, not copied (a compiled function is no state)
         return OptimizerState(self.t, self.learning_rate, {k: v.copy() for k, v in self.arrays.items()},
-                              list(self.blocks), None if self.work is None else self.work.copy(), self.kernel)
+                              list(self.layers), None if self.work is None else self.work.copy(), self.fused_update)
 
     def load_state_dict(self, scalars: dict, arrays: dict) -> None:
         """Restore what :meth:`state_dict` returned into this (same-shaped) state."""
@@ -88,7 +89,7 @@ class Optimizer:
     """Base class: settings (a learning rate and constants); state lives in :class:`OptimizerState`.
 
     Subclasses name their state arrays in ``_state`` and implement ``_update`` on
-    one block of parameters.
+    one layer of parameters.
     """
 
     name = ""
@@ -99,42 +100,42 @@ class Optimizer:
     def __init__(self, learning_rate: float):
         self.learning_rate = check_float("learning_rate", learning_rate, 0.0, strict=True)
 
-    def init_state(self, theta: Array, blocks: list[tuple[slice, int]] | None = None,
+    def init_state(self, theta: Array, layers: list[tuple[slice, int]] | None = None,
                    kernels: str | None = None) -> OptimizerState:
         """A fresh state (zeros) for parameters shaped like ``theta``.
 
-        ``blocks`` splits ``theta`` into layers: ``(slice, n_weights)`` per layer, the
-        first ``n_weights`` entries of a block being weights and the rest biases (the
+        ``layers`` splits ``theta`` (:meth:`Network.layer_slices`): ``(slice, n_weights)``
+        per layer, the first ``n_weights`` entries of a layer being weights and the rest biases (the
         augmented W[l] of eq. (11), flattened). Decoupled weight decay (AdamW) acts on
-        weights only. By default the whole of theta is one block of weights.
+        weights only. By default the whole of theta is one layer of weights.
         ``kernels`` chooses the update's path (:mod:`deltaprop.core.kernels`): with
-        ``"numba"``, one fused pass per block.
+        ``"numba"``, one fused pass per layer.
         """
         arrays = {name: np.zeros_like(theta) for name in self._state}
         # a fused kernel stands for a registered optimizer, not for a subclass of one
-        kernel = update_kernel(self.name, kernels) if self._state and OPTIMIZERS.get(self.name) is type(self) else None
+        fused = update_kernel(self.name, kernels) if self._state and OPTIMIZERS.get(self.name) is type(self) else None
         return OptimizerState(0, self.learning_rate, arrays,
-                              list(blocks) if blocks else [(slice(0, theta.size), theta.size)],
-                              np.empty_like(theta) if self._uses_work and kernel is None else None, kernel)
+                              list(layers) if layers else [(slice(0, theta.size), theta.size)],
+                              np.empty_like(theta) if self._uses_work and fused is None else None, fused)
 
     def prescale(self, state: OptimizerState) -> float:
         """The factor the gradient may arrive multiplied by (see the module docstring)."""
         return 1.0
 
     def begin_step(self, state: OptimizerState) -> None:
-        """Count a step (before its blocks are updated)."""
+        """Count a step (before its layers are updated)."""
         state.t += 1
 
-    def update_block(self, theta: Array, grad: Array, state: OptimizerState, k: int, scale: float = 1.0) -> None:
-        """Update block k of ``theta`` in place from ``grad`` = ``scale`` x the gradient
+    def update_layer(self, theta: Array, grad: Array, state: OptimizerState, k: int, scale: float = 1.0) -> None:
+        """Update layer k (0-based) of ``theta`` in place from ``grad`` = ``scale`` x the gradient
         (which it may overwrite)."""
-        sl, n_weights = state.blocks[k]
+        sl, n_weights = state.layers[k]
         g = grad[sl]
         if scale != 1.0:
             g *= 1.0 / scale
-        if state.kernel is not None:  # the same update in one pass, the flush folded in
+        if state.fused_update is not None:  # the same update in one pass, the flush folded in
             dt = theta.dtype.type
-            state.kernel(theta[sl], g, *(a[sl] for a in state.arrays.values()),
+            state.fused_update(theta[sl], g, *(a[sl] for a in state.arrays.values()),
                          *self._fused_args(state.learning_rate, state.t, n_weights, dt),
                          state.t % self.flush_every == 0, dt(np.finfo(theta.dtype).tiny))
             return
@@ -148,10 +149,10 @@ class Optimizer:
     def step(self, theta: Array, grad: Array, state: OptimizerState) -> None:
         """One update of ``theta`` in place; ``grad`` may be overwritten."""
         self.begin_step(state)
-        for k in range(len(state.blocks)):
-            self.update_block(theta, grad, state, k)
+        for k in range(len(state.layers)):
+            self.update_layer(theta, grad, state, k)
 
-    def _update(self, theta, grad, lr, t, state, work, n_weights):
+    def _update(self, theta, grad, lr, t, arrays, work, n_weights):
         raise NotImplementedError
 
     def _fused_args(self, lr, t, n_weights, dt) -> tuple:
@@ -198,8 +199,8 @@ class SGD(Optimizer):
         # below 1e-12, -mu grad J could underflow (and mu^2, which recovers ||grad J||, does)
         return -state.learning_rate if state.learning_rate >= 1e-12 else 1.0
 
-    def update_block(self, theta, grad, state, k, scale=1.0):
-        sl = state.blocks[k][0]
+    def update_layer(self, theta, grad, state, k, scale=1.0):
+        sl = state.layers[k][0]
         g = grad[sl]
         if scale != -state.learning_rate:
             g *= -state.learning_rate / scale
@@ -217,8 +218,8 @@ class Momentum(Optimizer):
         super().__init__(learning_rate)
         self.momentum = check_float("momentum", momentum, 0.0, below=1.0)
 
-    def _update(self, theta, grad, lr, t, state, work, n_weights):
-        v = state["velocity"]
+    def _update(self, theta, grad, lr, t, arrays, work, n_weights):
+        v = arrays["velocity"]
         v *= self.momentum
         grad *= lr
         v -= grad
@@ -233,8 +234,8 @@ class Nesterov(Momentum):
 
     name = "nesterov"
 
-    def _update(self, theta, grad, lr, t, state, work, n_weights):
-        v = state["velocity"]
+    def _update(self, theta, grad, lr, t, arrays, work, n_weights):
+        v = arrays["velocity"]
         v *= self.momentum
         grad *= lr
         v -= grad
@@ -258,8 +259,8 @@ class AdaGrad(Optimizer):
         np.multiply(grad, grad, out=work)
         s += work
 
-    def _update(self, theta, grad, lr, t, state, work, n_weights):
-        s = state["sum_sq"]
+    def _update(self, theta, grad, lr, t, arrays, work, n_weights):
+        s = arrays["sum_sq"]
         self._accumulate(grad, s, work)
         np.sqrt(s, out=work)
         work += self.eps
@@ -314,8 +315,8 @@ class Adam(Optimizer):
         self.beta2 = check_float("beta2", beta2, 0.0, below=1.0)
         self.eps = check_float("eps", eps, 0.0, strict=True)
 
-    def _update(self, theta, grad, lr, t, state, work, n_weights):
-        b1, b2, M, V, w = self.beta1, self.beta2, state["m"], state["v"], work
+    def _update(self, theta, grad, lr, t, arrays, work, n_weights):
+        b1, b2, M, V, w = self.beta1, self.beta2, arrays["m"], arrays["v"], work
         M *= b1
         M += grad  # M = m / (1 - b1)
         V *= b2
@@ -355,9 +356,9 @@ class AdamW(Adam):
         super().__init__(learning_rate, beta1, beta2, eps)
         self.weight_decay = check_float("weight_decay", weight_decay, 0.0)
 
-    def _update(self, theta, grad, lr, t, state, work, n_weights):
+    def _update(self, theta, grad, lr, t, arrays, work, n_weights):
         theta[:n_weights] *= 1 - lr * self.weight_decay
-        super()._update(theta, grad, lr, t, state, work, n_weights)
+        super()._update(theta, grad, lr, t, arrays, work, n_weights)
 
     def _fused_args(self, lr, t, n_weights, dt):
         return super()._fused_args(lr, t, n_weights, dt)[:4] + (dt(1 - lr * self.weight_decay), n_weights)

@@ -149,7 +149,7 @@ class Trainer:
 
         if state is None:
             self.state = TrainState(
-                theta=net.theta.copy(), optimizer=self.optimizer.init_state(net.theta, net.blocks(), self.kernels),
+                theta=net.theta.copy(), optimizer=self.optimizer.init_state(net.theta, net.layer_slices(), self.kernels),
                 schedule=self.schedule.state_dict(), seed=root, rng=np.random.default_rng(loop_seq).bit_generator.state,
                 history=History(metric=metric_name(net.task)), last_good=np.empty_like(net.theta),
                 data_shape=data_shape)
@@ -236,7 +236,7 @@ class Trainer:
         self.signalled = cause
 
     def _run(self, end: int, stopped_too: bool) -> TrainState:
-        net, st, h = self.net, self.state, self.state.history
+        net, st, history = self.net, self.state, self.state.history
         hooks = ([self.diagnostics] if self.diagnostics else []) + self.callbacks
         batch_begin = [cb.on_batch_begin for cb in hooks if hasattr(cb, "on_batch_begin")]
         self._batch_end = [cb.on_batch_end for cb in hooks if hasattr(cb, "on_batch_end")]
@@ -248,7 +248,7 @@ class Trainer:
             saved = st.callbacks.get(_callback_key(i, cb))
             if saved is not None:
                 cb.load_state_dict(*saved)
-        stop = h.stop_reason if h.stopped and stopped_too else ""
+        stop = history.stop_reason if history.stopped and stopped_too else ""
         while st.epoch < end and not stop:
             if st.batch == 0:
                 st.optimizer.learning_rate = self.schedule(self.optimizer.learning_rate, st.epoch, end)
@@ -277,7 +277,7 @@ class Trainer:
             # saved is at a batch boundary of the next epoch, as every checkpoint is)
             stop = self._end_epoch(time.perf_counter() - t0, end)
             if stop:  # recorded before the last checkpoint, so that resuming it knows the run is over
-                h.stop_reason, h.stopped = stop, True
+                history.stop_reason, history.stopped = stop, True
             checkpoint = self.settings.checkpoint
             saved = checkpoint and (st.epoch % self.settings.checkpoint_every == 0 or stop or st.epoch == end)
             if saved:
@@ -286,11 +286,11 @@ class Trainer:
                 self.interrupted = self.signalled
             if self.interrupted and st.epoch < end and not stop:  # (a finished run just ends)
                 self._interrupt(saved=saved)
-        h.stop_reason, h.stopped = stop or f"reached the maximum of {end} epochs", bool(stop)
+        history.stop_reason, history.stopped = stop or f"reached the maximum of {end} epochs", bool(stop)
         self._sync()
         for cb in self.callbacks:
             if hasattr(cb, "on_train_end"):
-                cb.on_train_end(net, h)
+                cb.on_train_end(net, history)
         if self.parallel:  # (early stopping restored its best weights on rank 0)
             self.comm.broadcast(net.theta)
         return st
@@ -305,32 +305,32 @@ class Trainer:
         raise TrainingInterrupted(self.state, checkpoint, self.interrupted)
 
     def _end_epoch(self, seconds: float, end: int) -> str:
-        net, st, h, comm = self.net, self.state, self.state.history, self.comm
-        h.loss.append(st.loss_sum / self.source.n_samples)
-        h.grad_norm.append(math.sqrt(st.grad_norm_sq))
-        h.learning_rate.append(st.optimizer.learning_rate)
+        net, st, history, comm = self.net, self.state, self.state.history, self.comm
+        history.loss.append(st.loss_sum / self.source.n_samples)
+        history.grad_norm.append(math.sqrt(st.grad_norm_sq))
+        history.learning_rate.append(st.optimizer.learning_rate)
         vl = vm = float("nan")
         if self.validation is not None and comm.rank == 0:
             vl, vm = score_source(net, self.validation, self._val_ws)
         if self.parallel:  # rank 0's numbers drive every rank's schedule
             check_same_theta(comm, net.theta, st.epoch + 1)
             vl, vm = comm.broadcast_object((vl, vm))
-        h.val_loss.append(vl)
-        h.val_metric.append(vm)
-        h.time.append(st.epoch_time + seconds)
+        history.val_loss.append(vl)
+        history.val_metric.append(vm)
+        history.time.append(st.epoch_time + seconds)
         epoch = st.epoch
         st.epoch, st.batch = st.epoch + 1, 0
         st.loss_sum = st.grad_norm_sq = st.epoch_time = 0.0
-        self.schedule.observe(h.loss[-1] if math.isnan(vl) else vl)
+        self.schedule.observe(history.loss[-1] if math.isnan(vl) else vl)
         st.schedule = self.schedule.state_dict()
         stop = ""
         tol = self.settings.grad_tol
-        if tol is not None and h.grad_norm[-1] < tol:
-            stop = f"gradient norm {h.grad_norm[-1]:.3g} below the tolerance {tol:g}"
+        if tol is not None and history.grad_norm[-1] < tol:
+            stop = f"gradient norm {history.grad_norm[-1]:.3g} below the tolerance {tol:g}"
         if self.diagnostics:
-            self.diagnostics.on_epoch_end(epoch, h, net)
+            self.diagnostics.on_epoch_end(epoch, history, net)
         for cb in self.callbacks:
-            if hasattr(cb, "on_epoch_end") and cb.on_epoch_end(epoch, h, net) and not stop:
+            if hasattr(cb, "on_epoch_end") and cb.on_epoch_end(epoch, history, net) and not stop:
                 stop = getattr(cb, "stop_reason", "") or f"stopped by {type(cb).__name__}"
         return comm.broadcast_object(stop) if self.parallel else stop
 

@@ -42,7 +42,7 @@ def continued_state(state: TrainState, net, optimizer, kernels: str, data_shape:
                          f"the network ({net.n_params}, {np.dtype(net.dtype).name})")
     if not np.all(np.isfinite(state.theta)):
         raise ValueError("state: its parameters contain NaN or inf")
-    fresh = optimizer.init_state(net.theta, net.blocks(), kernels)
+    fresh = optimizer.init_state(net.theta, net.layer_slices(), kernels)
     if set(fresh.arrays) != set(state.optimizer.arrays):
         raise ValueError(f"state: it holds the state of another optimizer ({sorted(state.optimizer.arrays)}), "
                          f"not of {optimizer!r}")
