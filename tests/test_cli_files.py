@@ -159,6 +159,10 @@ def test_evaluate_uses_the_models_target_column(iris_files, capsys, monkeypatch)
     status, out, err = run(capsys, "evaluate", "model.safetensors", "--data", "test.csv")
     assert status == 0, err
     assert float(out.split("accuracy: ")[1].split()[0]) > 0.8
+    # labels the model never learned are said, as the library says them
+    write_csv(iris_files / "other.csv", ["species", *NAMES], [["rosa", *r] for r in X[:5]] + [[SPECIES[0], *X[0]]])
+    refused(capsys, "evaluate", "model.safetensors", "--data", "other.csv",
+            says="--data: labels rosa are not among the classes ['setosa', 'versicolor', 'virginica']")
 
 
 def test_the_models_held_out_rows_are_found_again_in_python(iris_files):

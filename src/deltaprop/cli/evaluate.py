@@ -53,10 +53,10 @@ def cmd_evaluate(args) -> int:
             print(metrics.classification_report(y, pred, digits=4, zero_division=0))
             return 0
         classes = model.classes
-        unknown = sorted({str(v) for v in np.unique(y)} - {str(c) for c in classes})
-        if unknown:
-            raise CLIError(f"--data: labels {', '.join(unknown[:5])} are not among the model's classes "
-                           f"{classes.tolist()}")
+        try:  # (the library's check of labels against the model's classes)
+            model.map_targets(y)
+        except (ValueError, TypeError) as e:
+            raise CLIError(f"--data: {str(e).removeprefix('y: ')}") from None
         labels = [str(c) for c in classes]
         print(metrics.classification_report(y, pred, labels=classes, target_names=labels, digits=4,
                                             zero_division=0))
