@@ -32,8 +32,8 @@ def measure(data: str, epochs: int) -> dict:
     trainers = {}
     for watched in (False, True):
         net = dp.Network(sizes, seed=0)
-        trainers[watched] = dp.Trainer(net, X, y, settings=dp.TrainSettings(batch_size=128, dropout=0.2, seed=0,
-                                                                                  diagnostics=watched))
+        settings = dp.TrainSettings(batch_size=128, dropout=0.2, seed=0, diagnostics=watched)
+        trainers[watched] = dp.Trainer(net, X, y, settings=settings)
     times = {False: [], True: []}
     for _ in range(epochs):
         for watched, trainer in trainers.items():

@@ -76,7 +76,7 @@ def load_data(spec: str, mnist_dir: str | None):
         X = (X / 16).astype(np.float32)
         Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
         return Xtr, ytr, Xte, yte
-    from deltaprop.data.datasets import read_idx_folder, read_mnist_pkl
+    from deltaprop.data.readers import read_idx_folder, read_mnist_pkl
 
     if mnist_dir:
         return read_idx_folder(Path(mnist_dir))

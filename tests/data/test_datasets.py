@@ -175,7 +175,7 @@ def test_features_name_the_first_non_finite_value(tmp_path):
 def test_a_decompression_bomb_is_refused_before_it_fills_memory(tmp_path):
     import gzip
 
-    from deltaprop.data.datasets import read_bounded
+    from deltaprop.data.readers import read_bounded
 
     path = tmp_path / "bomb.pkl.gz"
     with gzip.open(path, "wb") as f:

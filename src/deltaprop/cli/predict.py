@@ -19,7 +19,7 @@ def cmd_predict(args) -> int:
     model = load(args.model)
     # a CSV that still holds the training target column: that column is not read
     ds = load_data(args.input, "", leave_out=model.columns.target if model.columns is not None else
-                      [model.metadata.get("target")])
+                   [model.metadata.get("target")])
     show_notices(ds, quiet=False)
     ds.check(model.network.dtype, advice="a model trained with --dtype float64")  # (naming the file's lines)
     X = as_model_input(model, ds.X, ds.feature_names, "INPUT")
