@@ -16,12 +16,14 @@ checkpoints save it. The objects passed in (optimizer, schedule, callbacks'
 settings) are never changed. The per-batch loop allocates nothing: each batch is
 gathered straight into the objective's buffers.
 
-Around the loop, each in a module of its own: how a run ends early
-(:mod:`~deltaprop.training.errors`), signals (:mod:`~deltaprop.training.signals`),
-continuing a state or checkpoint (:mod:`~deltaprop.training.resume`),
-data-parallel steps (:mod:`~deltaprop.training.parallel`), the validation split
-(:mod:`deltaprop.data.splits`) and the data's fingerprint
-(:func:`deltaprop.data.sources.array_digest`).
+Around the loop, each in a module of its own: the run's settings
+(:mod:`~deltaprop.training.settings`), its data, validation split and fingerprint
+(:mod:`deltaprop.data.training_data`), the step with the gradient's transforms and the
+constraints (:meth:`Objective.step <deltaprop.core.objective.Objective.step>`,
+:mod:`deltaprop.optim.transforms`), data-parallel pieces (:mod:`~deltaprop.training.parallel`),
+how a run ends early (:mod:`~deltaprop.training.errors`), signals
+(:mod:`~deltaprop.training.signals`) and continuing a state or checkpoint
+(:mod:`~deltaprop.training.resume`).
 """
 
 from __future__ import annotations
