@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..registry import lookup
 from ..validation import check_values
 from .activations import ACTIVATIONS, Activation, get_activation
 
@@ -448,20 +449,18 @@ def get_likelihood(name: str | Likelihood) -> Likelihood:
     """
     if isinstance(name, Likelihood):
         return name
-    if not isinstance(name, str):
-        raise TypeError(f"likelihood: expected a name (str), found {type(name).__name__}")
-    key = _ALIASES.get(name.lower(), name.lower())
-    if key in LIKELIHOODS:
-        return LIKELIHOODS[key]()
-    if "+" in key:
-        act, _, loss = key.partition("+")
+    if isinstance(name, str) and "+" in name:  # a pair: each half by its own registry's rule
+        act, _, loss = name.partition("+")
         try:
-            activation = get_activation(act) if loss in LOSSES else None
+            activation, loss = get_activation(act), lookup("loss", LOSSES, loss)
         except ValueError:
             activation = None
         if activation is not None:
             return GeneralOutput(activation, loss)  # (a pair whose ranges do not fit says so)
-    raise ValueError(
-        f"likelihood: unknown name {name!r}; expected one of {', '.join(LIKELIHOODS)}, "
-        f"or '<activation>+<loss>' with a loss in {', '.join(LOSSES)} (e.g. 'sigmoid+squared_error')"
-    )
+    try:
+        return LIKELIHOODS[lookup("likelihood", LIKELIHOODS, name, _ALIASES)]()
+    except ValueError:
+        raise ValueError(
+            f"likelihood: unknown name {name!r}; expected one of {', '.join(LIKELIHOODS)}, "
+            f"or '<activation>+<loss>' with a loss in {', '.join(LOSSES)} (e.g. 'sigmoid+squared_error')"
+        ) from None
