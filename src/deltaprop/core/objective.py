@@ -301,15 +301,34 @@ class Objective:
 
     def step(self, batch, optimizer, state, transforms: Sequence = (), rng: np.random.Generator | None = None,
              norm: bool = False) -> Step:
-        """One step of ``optimizer`` on J at the network's ``theta``: the gradient through
-        ``transforms`` in order (:mod:`deltaprop.optim.transforms`), then the update.
+        """One step of ``optimizer`` on J at the network's ``theta``, through ``transforms``.
 
         The step is fused (:meth:`value_and_step`, each layer updated during backpropagation)
         when every transform allows it; otherwise the whole gradient is finished first
         (:meth:`value_and_grad`, or :meth:`sum_and_grad` and :meth:`finish` around the
-        ``summed`` transforms, the allreduce), and its squared norm is measured. ``norm``
-        asks a fused step to measure it too. Nothing is updated when J or the norm is not
-        finite.
+        ``summed`` transforms, the allreduce), its squared norm is measured, and the
+        transforms act on it in order (:mod:`deltaprop.optim.transforms`) before the
+        update. Nothing is updated when J or the norm is not finite.
+
+        Parameters
+        ----------
+        batch : (X, T) or (X, T, w), or a filled :meth:`workspace`
+            As for :meth:`value_and_grad`.
+        optimizer : Optimizer
+            Takes the step.
+        state : OptimizerState
+            The optimizer's state, updated in place.
+        transforms : sequence
+            The gradient's transforms, in order (each with ``fusable`` and ``summed``).
+        rng : numpy Generator, optional
+            Draws the dropout masks.
+        norm : bool
+            Measure the gradient's norm in a fused step too (an unfused one always does).
+
+        Returns
+        -------
+        Step
+            J, the squared gradient norm, the batch's rows and whether all was finite.
         """
         ws, b = self._load(batch)
         if all(t.fusable for t in transforms):

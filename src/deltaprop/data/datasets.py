@@ -57,9 +57,21 @@ class Dataset:
         return not self.images
 
     def split(self, held_out, advice: str | None = None) -> tuple["Dataset", "Dataset"]:
-        """(training part, test part): the set's own test split when it has one (MNIST),
-        else the rows ``held_out`` draws (a :class:`~deltaprop.data.splits.HeldOut`,
-        stratified by class; ``advice`` as there)."""
+        """The training part and the test part of the data set.
+
+        Parameters
+        ----------
+        held_out : HeldOut or None
+            The rows to hold out (stratified by class), unless the set has a test split of
+            its own (MNIST), which is taken instead.
+        advice : str, optional
+            As for :meth:`HeldOut.split`.
+
+        Returns
+        -------
+        (Dataset, Dataset)
+            The training rows and the test rows, with the set's names and kind of inputs.
+        """
         if self.X_test is not None:
             return (replace(self, X_test=None, y_test=None),
                     replace(self, X=self.X_test, y=self.y_test, X_test=None, y_test=None, lines=None, notices=[]))

@@ -64,12 +64,29 @@ class HeldOut:
             object.__setattr__(self, "block_rows", check_int("held_out.block_rows", self.block_rows, 1))
 
     def split(self, X, y=None, *, stratify: bool = False, name: str = "the data", advice: str | None = None):
-        """(X_train, X_test, y_train, y_test) of arrays, or (train, test) of Blocks.
+        """The training part and the held-out part of the data.
 
         Arrays are split by scikit-learn's ``train_test_split`` with ``random_state=seed``;
         with ``stratify``, per class (each class keeps its share: every class needs at
-        least 2 rows). Blocks hold whole blocks out (:meth:`Blocks.split`). ``name`` is the
-        data's in errors, and ``advice`` what they suggest for a class of a single row.
+        least 2 rows). Blocks hold whole blocks out (:meth:`Blocks.split`).
+
+        Parameters
+        ----------
+        X : array-like or Blocks
+            The rows (or Blocks, which carry their targets).
+        y : array-like, optional
+            The targets of X.
+        stratify : bool
+            Split each class of ``y`` (one label per row) in the same proportion.
+        name : str
+            The data's name, in errors.
+        advice : str, optional
+            What an error about a class of a single row suggests.
+
+        Returns
+        -------
+        tuple
+            (X_train, X_test, y_train, y_test) for arrays, (train, test) for Blocks.
 
         Raises
         ------

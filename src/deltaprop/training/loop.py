@@ -75,6 +75,29 @@ class Trainer:
     (:meth:`~deltaprop.core.objective.Objective.step`, through the gradient's transforms),
     followed by the constraints (:mod:`deltaprop.optim.transforms`).
 
+    Parameters
+    ----------
+    net : Network
+        Trained in place.
+    X : array-like or Blocks
+        The inputs (or Blocks, which carry their targets).
+    y : array-like, optional
+        The targets (None with Blocks).
+    sample_weight : array-like, optional
+        Per-row weights of the criterion.
+    validation : float, (X_val, y_val), (X_val, y_val, w_val) or Blocks, optional
+        The rows to validate on, or the fraction of X to hold out.
+    settings : TrainSettings, optional
+        Every other setting of the run (defaults: ``TrainSettings()``).
+    callbacks : sequence of Callback
+        Objects with any of :class:`~deltaprop.training.callbacks.Callback`'s hooks.
+    state : TrainState, optional
+        A state to continue from (copied, not changed).
+    distributed : {"mpi", "torch"} or Communicator, optional
+        Data-parallel training over these ranks.
+    resume : str, optional
+        The checkpoint ``state`` was loaded from, whose data and settings must be this run's.
+
     Attributes
     ----------
     state : TrainState

@@ -27,31 +27,53 @@ def _optional(name: str, value, **bounds):
 
 @dataclass
 class TrainSettings:
-    """The settings of one training run, checked when made (see :func:`deltaprop.train` for
-    what each means). ``optimizer`` and ``schedule`` may be given by name; they are kept as
-    objects, which a run never changes (it trains with a copy of the schedule's state).
+    """The settings of one training run, checked when made.
+
+    Each means what the argument of the same name of :func:`deltaprop.train` means.
+    ``optimizer`` and ``schedule`` may be given by name; they are kept as objects, which a
+    run never changes (it trains with a copy of the schedule's state).
 
     Parameters
     ----------
     optimizer : str or Optimizer, default "adam"
+        The optimizer, or its name with default settings.
     batch_size : int or None, default 32
-        None for full-batch gradient descent.
+        Rows per step; None for full-batch gradient descent.
     schedule : str or Schedule, optional
-    l2, alpha, dropout, label_smoothing : float
-        The penalties and regularizers of :class:`~deltaprop.core.objective.Objective`.
-    clip_norm, max_norm : float, optional
-        Gradient clipping (a transform) and the max-norm constraint
-        (:mod:`deltaprop.optim.transforms`).
+        The learning-rate schedule (constant by default).
+    l2 : float
+        L2 weight decay, never on the bias rows.
+    alpha : float
+        The L2 penalty as scikit-learn scales it (over the batch's rows).
+    dropout : float
+        Inverted-dropout rate on the hidden layers, in [0, 1).
+    label_smoothing : float
+        How far class targets move towards the uniform distribution, in [0, 1).
+    clip_norm : float, optional
+        The largest gradient norm a step keeps (:class:`~deltaprop.optim.transforms.ClipNorm`).
+    max_norm : float, optional
+        The largest norm of a unit's incoming weights after each step
+        (:class:`~deltaprop.optim.transforms.MaxNorm`).
     grad_tol : float, optional
+        Stop once an epoch's gradient norm is below it.
     early_stopping : int or EarlyStopping, optional
+        Patience in epochs on the validation loss, or the object whose settings are used.
     shuffle : bool
+        Reshuffle the rows every epoch.
     seed : int or Generator, optional
+        Drives shuffling, dropout and the validation split.
     checkpoint : str, optional
+        Where the run's state is written (atomically).
     checkpoint_every : int
+        Epochs between checkpoints.
     blas_threads : int, optional
+        At most this many BLAS threads (:mod:`deltaprop.threads`).
     buffer_blocks : int
+        With Blocks: how many blocks are read and shuffled together.
     kernels : {"numpy", "numba"}, optional
+        Who does the element-wise work (:mod:`deltaprop.core.kernels`).
     diagnostics : bool
+        Measure every layer at each epoch's end.
     """
 
     optimizer: str | Optimizer = "adam"
