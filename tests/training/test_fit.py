@@ -137,6 +137,8 @@ def test_a_data_set_splits_into_its_own_test_set_or_the_rows_held_out():
     assert sorted(np.r_[train.lines, test.lines].tolist()) == list(range(2, 102))  # the file's lines follow
     again = ds.split(dp.HeldOut(0.2, 3))[1]
     np.testing.assert_array_equal(again.X, test.X)
+    with pytest.raises(ValueError, match="held_out: d has no test split of its own"):
+        ds.split(None)
     own = Dataset("m", ds.X, y, "classification", X_test=ds.X[:5], y_test=y[:5])
     train, test = own.split(None)
     assert len(train.X) == 100 and len(test.X) == 5 and train.X_test is None

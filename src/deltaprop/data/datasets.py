@@ -75,6 +75,9 @@ class Dataset:
         if self.X_test is not None:
             return (replace(self, X_test=None, y_test=None),
                     replace(self, X=self.X_test, y=self.y_test, X_test=None, y_test=None, lines=None, notices=[]))
+        if held_out is None:
+            raise ValueError(f"held_out: {self.name} has no test split of its own; give the rows to hold out "
+                             "(a HeldOut)")
         rows = np.arange(len(self.X))
         train, test = held_out.split(rows, self.y, stratify=self.task == "classification", name=self.name,
                                      advice=advice)[:2]
