@@ -228,8 +228,9 @@ def test_training_looks_at_the_load_after_every_step(monkeypatch):
     ticks = []
     original = BlasThreads.tick
     monkeypatch.setattr(BlasThreads, "tick", lambda self: (ticks.append(self.threads), original(self)))
-    X, y = np.random.default_rng(0).normal(size=(64, 5)).astype(np.float32), np.arange(64) % 3
-    dp.train(dp.Network([5, 4, 3]), X, y, epochs=2, batch_size=16)
+    # (products above BLAS_SINGLE_THREADED: 16 x 65 x 300 multiply-adds, so that there are threads to set)
+    X, y = np.random.default_rng(0).normal(size=(64, 64)).astype(np.float32), np.arange(64) % 3
+    dp.train(dp.Network([64, 300, 3]), X, y, epochs=2, batch_size=16)
     assert len(ticks) == 8 and all(t is not None for t in ticks)
 
 
@@ -258,3 +259,17 @@ def test_the_first_measurement_comes_sooner_then_every_half_second(monkeypatch):
             now[0] = t
             blas.tick()
         assert measured == [100.0, 100.11, 100.62] and lib.threads == 2
+
+
+def test_a_run_of_small_products_does_not_look_for_the_blas_libraries(monkeypatch):
+    """Products of at most 64^3 multiply-adds run on one OpenBLAS thread anyway: a small fit
+    does not pay threadpoolctl's search of the loaded libraries."""
+    import deltaprop.threads as threads
+
+    found = []
+    monkeypatch.setattr(threads, "_controller", lambda: found.append(1) or None)
+    with BlasThreads(threads.BLAS_SINGLE_THREADED, 10_000_000) as b:
+        assert b.threads is None
+    assert not found
+    BlasThreads(threads.BLAS_SINGLE_THREADED + 1, 10_000_000)
+    assert found == [1]

@@ -36,6 +36,11 @@ from pathlib import Path
 BUSY_SHARE = 0.25
 # seconds before a run's first measurement of the load (later ones: every ``every`` seconds)
 FIRST_INTERVAL = 0.1
+# multiply-adds up to which OpenBLAS runs a product on one thread whatever its setting
+# (interface/gemm.c: M N K <= 65536 x GEMM_MULTITHREAD_THRESHOLD, 4 by default): a run whose
+# products are all that small has no threads to limit, and does not look for the BLAS libraries
+# (threadpoolctl's search, about 10 ms, which a small fit's whole process feels)
+BLAS_SINGLE_THREADED = 64 ** 3
 
 
 def allowed_cpus() -> list[int]:
@@ -172,6 +177,8 @@ class BlasThreads:
         self.cpus = max(1, available_cpus() // self.share)
         self.meter = meter if meter is not None else _meter()
         self.running_others = running_others
+        if controller == "find" and product <= BLAS_SINGLE_THREADED:
+            controller = None  # (nothing to limit: see BLAS_SINGLE_THREADED)
         self._controller = _controller() if controller == "find" else controller
         self.threads = None
         self.changes = 0
