@@ -156,7 +156,9 @@ class Trainer:
             self.source.shard(comm.rank, comm.size)
         # the gradient's way to the weights: transforms in order, the optimizer, then constraints
         self.allreduce = AllReduce(comm) if self.parallel else None
-        self.transforms = [t for t in (self.allreduce, s.clip_norm and ClipNorm(s.clip_norm)) if t]
+        self.transforms = [self.allreduce] if self.allreduce is not None else []
+        if s.clip_norm is not None:
+            self.transforms.append(ClipNorm(s.clip_norm))
         self.constraints = [MaxNorm(net, s.max_norm)] if s.max_norm is not None else []
         # one buffer carries the gradient and, after it, what the ranks add up with it
         self.objective = Objective(net, l2=s.l2, dropout=s.dropout, alpha=s.alpha,
