@@ -17,6 +17,7 @@ from __future__ import annotations
 import atexit
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -104,6 +105,10 @@ class MPICommunicator(Communicator):
 
     def abort(self, message: str, code: int = 1):
         _say(message)
+        # the launcher forwards each rank's output through a pipe of its own, and MPI_Abort has
+        # it kill every rank at once: a moment first, so that the message reaches the user (under
+        # load, the full test suite saw it lost once)
+        time.sleep(0.2)
         self.comm.Abort(code)
 
 
