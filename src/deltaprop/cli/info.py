@@ -33,6 +33,11 @@ def cmd_info(args) -> int:
             print(f"  {c.name}: {c.describe()}")
     if model.target_scaler is not None:
         print("targets: standardized for training; predictions are mapped back to target units")
+    if model.held_out is not None:
+        h = model.held_out
+        print(f"held out: {h.fraction:.0%} of the rows, drawn with seed {h.seed}"
+              + (f" from blocks of {h.block_rows} rows" if h.block_rows else "")
+              + " (evaluate --held-out finds them again)")
     for k, v in model.metadata.items():
         if v is not None and not (k == "target" and model.columns is not None):
             print(f"{k}: {v}")
