@@ -95,13 +95,15 @@ def _documented(cls):
     return cls
 
 
-# the tabular recipe's hyperparameters (the first two by position too), as both estimators take them
+# the tabular recipe's hyperparameters (the first two by position too), as both estimators take
+# them: the shared ones, then (after a classifier's own) the last two, in the docstrings' order
 TABULAR_PARAMETERS = {
     "hidden_layer_sizes": R["hidden"], "activation": "relu", "members": R["members"], "bins": R["bins"],
     "max_epochs": R["epochs"], "batch_size": R["batch_size"], "learning_rate": R["learning_rate"],
     "weight_decay": 0.0, "dropout": R["dropout"], "validation_fraction": R["validation"],
-    "patience": R["early_stopping"], "random_state": None, "verbose": False,
+    "patience": R["early_stopping"],
 }
+TABULAR_END = {"random_state": None, "verbose": False}
 
 
 class TabularMLP(BaseEstimator):
@@ -123,7 +125,7 @@ class TabularMLP(BaseEstimator):
         "verbose": ["boolean"],
     }
 
-    __init__ = constructor(TABULAR_PARAMETERS, positional=2)
+    __init__ = constructor({**TABULAR_PARAMETERS, **TABULAR_END}, positional=2)
 
     # -- the table -------------------------------------------------------------------
     def _table(self, X, reset: bool):
@@ -247,9 +249,7 @@ class TabularClassifier(ClassifierMixin, TabularMLP):
     _parameter_constraints: dict = {**TabularMLP._parameter_constraints,
                                     "label_smoothing": [Interval(Real, 0, 1, closed="left")]}
 
-    # (label smoothing before random_state and verbose, where the signature always had it)
-    __init__ = constructor({**{k: v for k, v in TABULAR_PARAMETERS.items() if k not in ("random_state", "verbose")},
-                            "label_smoothing": R["label_smoothing"], "random_state": None, "verbose": False},
+    __init__ = constructor({**TABULAR_PARAMETERS, "label_smoothing": R["label_smoothing"], **TABULAR_END},
                            positional=2)
 
     def fit(self, X, y, sample_weight=None) -> "TabularClassifier":
