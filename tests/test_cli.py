@@ -658,3 +658,24 @@ def test_train_on_each_kernel_path(tmp_path):
                           cwd=tmp_path, capture_output=True, text=True, timeout=300,
                           env={**ENV, "PYTHONPATH": os.pathsep.join([hidden, ENV.get("PYTHONPATH", "")])})
     assert_clean_error(proc, "kernels: 'numba' needs Numba", "deltaprop[fast]")
+
+
+def test_option_values_follow_the_librarys_rules_for_names_and_numbers():
+    """Registry names and numbers are checked by the library's own rules (registry.lookup,
+    validation.py), so the command line accepts and refuses what the API does, in its words."""
+    from deltaprop.cli.common import CLIError
+    from deltaprop.cli.parser import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["train", "--optimizer", "NESTEROV:momentum=0.8", "--schedule", "Cosine",
+                              "--dropout", "0", "--test-fraction", "0.3"])
+    assert args.optimizer == ("nesterov", {"momentum": 0.8}) and args.schedule == ("cosine", {})
+    assert (args.dropout, args.test_fraction) == (0.0, 0.3)
+    for argv, api in [(["--optimizer", "lbfgs"], lambda: dp.get_optimizer("lbfgs")),
+                      (["--dropout", "1"], lambda: dp.TrainSettings(dropout=1)),
+                      (["--test-fraction", "0"], lambda: dp.HeldOut(0))]:
+        with pytest.raises(ValueError) as said:
+            api()
+        with pytest.raises(CLIError) as refused:
+            parser.parse_args(["train", *argv])
+        assert str(said.value).split(": ", 1)[1].split(" found")[0] in str(refused.value), (argv, refused.value)
