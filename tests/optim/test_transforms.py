@@ -124,3 +124,14 @@ def test_one_settings_object_serves_two_runs_unchanged():
         runs.append(net.theta.copy())
     assert runs[0].tobytes() == runs[1].tobytes()
     assert settings.schedule.state_dict() == dp.ReduceOnPlateau(patience=1).state_dict()
+
+
+def test_every_option_of_train_but_the_data_and_the_run_is_a_setting():
+    """What the README says: train's options are TrainSettings' fields, but for the data, the
+    epochs, the callbacks, where the run starts and the ranks."""
+    import dataclasses
+    import inspect
+
+    run = {"net", "X", "y", "sample_weight", "validation", "epochs", "callbacks", "state", "resume", "distributed"}
+    options = set(inspect.signature(dp.train).parameters) - run
+    assert options == {f.name for f in dataclasses.fields(dp.TrainSettings)}

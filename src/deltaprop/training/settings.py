@@ -1,5 +1,5 @@
 """How a run trains: every setting of :func:`~deltaprop.training.train.train` but the data,
-the callbacks and where the run starts, checked once, in one object.
+``epochs``, the callbacks, where the run starts and the ranks, checked once, in one object.
 
 :class:`TrainSettings` is what a :class:`~deltaprop.training.loop.Trainer` takes; its
 :meth:`~TrainSettings.record` is what a checkpoint keeps, so that resuming with other
