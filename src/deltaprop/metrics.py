@@ -62,10 +62,11 @@ def score_source(net, source, ws) -> tuple[float, float]:
     start = 0
     for k in range(source.steps(order)):
         b = source.fill(ws, order, k)
+        ws.upload(b, inputs=ws.Xs is None)
         forward(net, ws, b)
-        loss += output_delta(net, ws, b, ws.T, mean=False)
+        loss += ws.backend.scalars(output_delta(net, ws, b, mean=False))[0]
         weight += ws.total_weight
-        o[start:start + b], T[start:start + b] = mean_output(net, ws, b), ws.T[:b]
+        o[start:start + b], T[start:start + b] = ws.backend.to_host(mean_output(net, ws, b)), ws.T[:b]
         if w is not None:
             w[start:start + b] = ws.w[:b]
         start += b

@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 
 from ..registry import lookup
+from .backend import namespace
 
 Array = np.ndarray
 
@@ -55,7 +56,7 @@ class Activation:
 
     def __call__(self, z: Array) -> Array:
         """phi(z) as a new array (for explanations and tests, not the training loop)."""
-        out = np.empty_like(z)
+        out = namespace(z).empty_like(z)
         self.forward(z, out)
         return out
 
@@ -67,94 +68,110 @@ class Activation:
 
     def prime(self, z: Array) -> Array:
         """phi'(z) as a new array (for explanations and tests)."""
-        h, out, work = self(z), np.empty_like(z), np.empty_like(z)
+        xp = namespace(z)
+        h, out, work = self(z), xp.empty_like(z), xp.empty_like(z)
         self.derivative(z, h, out, work)
         return out
 
 
 # --- identity ---------------------------------------------------------------
 def _identity(z, out):
-    np.copyto(out, z)
+    xp = namespace(z)
+    xp.copyto(out, z)
 
 
 def _identity_d(z, h, out, work):
-    out.fill(1)
+    xp = namespace(z)
+    xp.copyto(out, 1)
 
 
 # --- sigmoid: 1/(1+e^-z) = (1 + tanh(z/2)) / 2, which never overflows ---------
 def _sigmoid(z, out):
-    np.multiply(z, 0.5, out=out)
-    np.tanh(out, out=out)
+    xp = namespace(z)
+    xp.multiply(z, 0.5, out=out)
+    xp.tanh(out, out=out)
     out += 1
     out *= 0.5
 
 
 def _sigmoid_d(z, h, out, work):
     # sigma' = sigma (1 - sigma), from the stored output
-    np.subtract(1, h, out=out)
+    xp = namespace(z)
+    xp.subtract(1, h, out=out)
     out *= h
 
 
 # --- tanh -------------------------------------------------------------------
 def _tanh(z, out):
-    np.tanh(z, out=out)
+    xp = namespace(z)
+    xp.tanh(z, out=out)
 
 
 def _tanh_d(z, h, out, work):
-    np.multiply(h, h, out=out)
-    np.subtract(1, out, out=out)
+    xp = namespace(z)
+    xp.multiply(h, h, out=out)
+    xp.subtract(1, out, out=out)
 
 
 # --- relu -------------------------------------------------------------------
 def _relu(z, out):
-    np.maximum(z, 0, out=out)
+    xp = namespace(z)
+    xp.maximum(z, 0, out=out)
 
 
 def _relu_d(z, h, out, work):
     # the derivative at the kink z = 0 is taken as 0
-    np.greater(z, 0, out=out)
+    xp = namespace(z)
+    xp.greater(z, 0, out=out)
 
 
 # --- leaky relu: max(z, a z) for 0 < a < 1 ------------------------------------
 def _leaky_relu(z, out):
-    np.multiply(z, _LEAKY_SLOPE, out=out)
-    np.maximum(out, z, out=out)
+    xp = namespace(z)
+    xp.multiply(z, _LEAKY_SLOPE, out=out)
+    xp.maximum(out, z, out=out)
 
 
 def _leaky_relu_d(z, h, out, work):
-    np.greater(z, 0, out=out)
+    xp = namespace(z)
+    xp.greater(z, 0, out=out)
     out *= 1 - _LEAKY_SLOPE
     out += _LEAKY_SLOPE
 
 
 # --- elu (alpha = 1): z for z > 0, e^z - 1 otherwise --------------------------
 def _elu(z, out):
-    np.minimum(z, 0, out=out)  # e^z only ever sees z <= 0
-    np.expm1(out, out=out)
-    np.maximum(out, z, out=out)  # e^z - 1 >= z for all z, with equality at 0
+    xp = namespace(z)
+    xp.minimum(z, 0, out=out)  # e^z only ever sees z <= 0
+    xp.expm1(out, out=out)
+    xp.maximum(out, z, out=out)  # e^z - 1 >= z for all z, with equality at 0
 
 
 def _elu_d(z, h, out, work):
     # 1 for z > 0, e^z = h + 1 otherwise
-    np.minimum(h, 0, out=out)
+    xp = namespace(z)
+    xp.minimum(h, 0, out=out)
     out += 1
 
 
 # --- softplus: log(1 + e^z) ---------------------------------------------------
 def _softplus(z, out):
-    np.logaddexp(0, z, out=out)
+    xp = namespace(z)
+    xp.logaddexp(0, z, out=out)
 
 
 def _softplus_d(z, h, out, work):
     # softplus' = sigma(z) = 1 - e^{-h}, accurate at both ends through expm1
-    np.negative(h, out=out)
-    np.expm1(out, out=out)
-    np.negative(out, out=out)
+    xp = namespace(z)
+    xp.negative(h, out=out)
+    xp.expm1(out, out=out)
+    xp.negative(out, out=out)
 
 
 # --- gelu, tanh approximation: z/2 (1 + tanh(c (z + a z^3))) -----------------
 def _gelu_tanh_arg(z, out):
-    np.multiply(z, z, out=out)
+    xp = namespace(z)
+    xp.multiply(z, z, out=out)
     out *= _GELU_A
     out += 1
     out *= z
@@ -163,7 +180,8 @@ def _gelu_tanh_arg(z, out):
 
 def _gelu_w(z, out):
     # w = z/2 c (1 + 3 a z^2), the z-dependent factor of the derivative
-    np.multiply(z, z, out=out)
+    xp = namespace(z)
+    xp.multiply(z, z, out=out)
     out *= 3 * _GELU_A
     out += 1
     out *= z
@@ -171,8 +189,9 @@ def _gelu_w(z, out):
 
 
 def _gelu(z, out):
+    xp = namespace(z)
     _gelu_tanh_arg(z, out)
-    np.tanh(out, out=out)
+    xp.tanh(out, out=out)
     out += 1
     out *= z
     out *= 0.5
@@ -182,11 +201,12 @@ def _gelu_d(z, h, out, work):
     # phi' = (1 + t) (w (1 - t) + 1/2),  t = tanh(c (z + a z^3)),
     # w = z/2 c (1 + 3 a z^2); expanded as a polynomial in t so that two buffers suffice:
     # phi' = (1/2 + w) + t (1/2 - w t)
+    xp = namespace(z)
     _gelu_tanh_arg(z, out)
-    np.tanh(out, out=out)  # out = t
+    xp.tanh(out, out=out)  # out = t
     _gelu_w(z, work)
-    np.multiply(work, out, out=work)  # work = w t  (w is recomputed below)
-    np.subtract(0.5, work, out=work)  # work = 1/2 - w t
+    xp.multiply(work, out, out=work)  # work = w t  (w is recomputed below)
+    xp.subtract(0.5, work, out=work)  # work = 1/2 - w t
     out *= work  # out = t (1/2 - w t)
     out += 0.5
     _gelu_w(z, work)

@@ -41,6 +41,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .backend import NUMPY, Backend, namespace
 from .kernels import Ops
 
 Array = np.ndarray
@@ -50,13 +51,18 @@ class Workspace:
     """Every array one forward and backward pass needs, for batches of up to B rows.
 
     ``h[l]`` has shape (B, D_l + 1) with its last column set to 1 here, once;
-    ``a[l]`` is its view without that column, where phi(z[l]) is written, and
-    ``X = a[0]`` is where a batch's inputs go. ``z[l]``, ``delta[l]`` and
-    ``dphi[l]`` (phi'(z[l])) have shape (B, D_l). ``o``, ``T`` (the batch's encoded
-    targets) and ``work`` have shape (B, D_L); ``nll`` (B, 1) holds each row's
-    -log p(y|x) and ``w`` (B,) its sample weight. ``n`` is the number of rows of
-    the batch now loaded (0 when none is); ``total_weight`` is its number of rows,
-    or the sum of its weights, as :func:`output_delta` last found it. ``ops``
+    ``a[l]`` is its view without that column, where phi(z[l]) is written. ``z[l]``,
+    ``delta[l]`` and ``dphi[l]`` (phi'(z[l])) have shape (B, D_l). ``o``, ``targets`` (the
+    batch's encoded targets) and ``work`` have shape (B, D_L); ``nll`` (B, 1) holds each
+    row's -log p(y|x) and ``weights`` (B,) its sample weight. Every one of these lives on
+    the workspace's ``backend`` (:mod:`deltaprop.core.backend`), which allocates them.
+
+    ``X``, ``T`` and ``w`` are where a batch is loaded, on the host: a data source writes
+    them, then :meth:`upload` makes them the passes' inputs. On the NumPy backend they
+    are the passes' own buffers (``X = a[0]``, ``T = targets``, ``w = weights``) and
+    loading copies nothing. ``n`` is the number of rows of the batch now loaded (0 when
+    none is); ``total_weight`` is its number of rows, or the sum of its weights, as
+    :func:`output_delta` last found it. ``ops``
     (:class:`~deltaprop.core.kernels.Ops`) does the element-wise work of the passes;
     if None, the first pass sets the default path's for its network. ``Xs``, when not
     None, is the batch's inputs as a sparse CSR matrix of ``n`` rows, read by layer 1
@@ -64,33 +70,53 @@ class Workspace:
     room for dense ones (``h[0]`` is its column of ones alone). ``Xd``, when not None, is
     the batch's dense inputs where the caller holds them (C-contiguous rows of the
     network's dtype), read by layer 1 with the bias row apart instead of being copied
-    into ``h[0]`` first: what inference does.
+    into ``h[0]`` first: what inference does. Both are for the NumPy backend.
     """
 
     def __init__(self, sizes: Sequence[int], B: int, dtype, ops: Ops | None = None, sparse: bool = False,
-                 members: int = 1):
+                 members: int = 1, backend: Backend | None = None):
         L, k = len(sizes) - 1, members
+        be = self.backend = backend if backend is not None else (ops.backend if ops is not None else NUMPY)
+        if sparse and not be.host:
+            raise ValueError(f"backend: sparse inputs are read on the numpy backend only, not on {be.name!r}")
         width = [sizes[0]] + [k * d for d in sizes[1:]]  # an ensemble's members side by side
         self.B, self.ops, self.sparse, self.members = B, ops, sparse, k
-        self.h = [np.ones((B, 1 if l == 0 and sparse else width[l] + 1), dtype=dtype) for l in range(L)]
+        self.h = [be.ones((B, 1 if l == 0 and sparse else width[l] + 1), dtype) for l in range(L)]
         self.a = [self.h[l][:, :-1] for l in range(L)]
-        self.X = self.a[0]
-        self.z = [None] + [np.empty((B, width[l]), dtype=dtype) for l in range(1, L + 1)]
-        self.delta = [None] + [np.empty((B, width[l]), dtype=dtype) for l in range(1, L + 1)]
-        self.dphi = [None] + [np.empty((B, width[l]), dtype=dtype) for l in range(1, L)]
-        self.o = np.empty((B, width[L]), dtype=dtype)
-        self.T = np.empty((B, sizes[L]), dtype=dtype)
-        self.work = np.empty((B, width[L]), dtype=dtype)
-        self.nll = np.empty((B * k, 1), dtype=dtype)
+        self.z = [None] + [be.empty((B, width[l]), dtype) for l in range(1, L + 1)]
+        self.delta = [None] + [be.empty((B, width[l]), dtype) for l in range(1, L + 1)]
+        self.dphi = [None] + [be.empty((B, width[l]), dtype) for l in range(1, L)]
+        self.o = be.empty((B, width[L]), dtype)
+        self.targets = be.empty((B, sizes[L]), dtype)
+        self.work = be.empty((B, width[L]), dtype)
+        self.nll = be.empty((B * k, 1), dtype)
         # an ensemble's targets, once per member, and the members' mean output
-        self.Tk = np.empty((B, width[L]), dtype=dtype) if k > 1 else None
-        self.mean_o = np.empty((B, sizes[L]), dtype=dtype) if k > 1 else None
-        self.w = np.empty(B, dtype=dtype)
+        self.Tk = be.empty((B, width[L]), dtype) if k > 1 else None
+        self.mean_o = be.empty((B, sizes[L]), dtype) if k > 1 else None
+        self.weights = be.empty(B, dtype)
+        if be.host:
+            self.X, self.T, self.w = self.a[0], self.targets, self.weights
+        else:  # the batch is loaded on the host, then uploaded
+            self.X = np.empty((B, sizes[0]), dtype)
+            self.T, self.w = np.empty((B, sizes[L]), dtype), np.empty(B, dtype)
         self.weighted = False
         self.n = 0
         self.total_weight = 0.0
         self.Xs = None
         self.Xd = None
+
+    def upload(self, b: int, inputs: bool = True, targets: bool = True) -> None:
+        """Make the first b loaded rows (``X``, and ``T`` and ``w``) the passes' inputs: a
+        copy to the backend's buffers, nothing on the NumPy backend."""
+        be = self.backend
+        if be.host:
+            return
+        if inputs:
+            be.upload(self.a[0][:b], self.X[:b])
+        if targets:
+            be.upload(self.targets[:b], self.T[:b])
+            if self.weighted:
+                be.upload(self.weights[:b], self.w[:b])
 
 
 class WorkspacePool:
@@ -100,13 +126,14 @@ class WorkspacePool:
     workspace has been returned, the next caller reuses it instead of allocating.
     At most ``keep`` idle workspaces are kept. ``ops`` is an
     :class:`~deltaprop.core.kernels.Ops`, or a function that makes one, called at the
-    first loan (so that building a network compiles or imports nothing).
+    first loan (so that building a network compiles or imports nothing). ``backend``: where
+    the buffers live (:mod:`deltaprop.core.backend`; NumPy's by default).
     """
 
     def __init__(self, sizes: Sequence[int], B: int, dtype, ops=None, keep: int = 4, sparse: bool = False,
-                 members: int = 1):
+                 members: int = 1, backend: Backend | None = None):
         self.sizes, self.B, self.dtype, self.keep, self.sparse = list(sizes), B, dtype, keep, sparse
-        self.members = members
+        self.members, self.backend = members, backend
         self._ops = ops
         self._idle: list[Workspace] = []
         self._lock = threading.Lock()
@@ -118,7 +145,7 @@ class WorkspacePool:
         if ws is None:
             if callable(self._ops):
                 self._ops = self._ops()
-            ws = Workspace(self.sizes, self.B, self.dtype, self._ops, self.sparse, self.members)
+            ws = Workspace(self.sizes, self.B, self.dtype, self._ops, self.sparse, self.members, self.backend)
         try:
             yield ws
         finally:
@@ -129,7 +156,7 @@ class WorkspacePool:
 
 def _ops(net, ws: Workspace) -> Ops:
     if ws.ops is None:
-        ws.ops = Ops(net)
+        ws.ops = ws.backend.ops(net)
     return ws.ops
 
 
@@ -140,7 +167,7 @@ def forward(net, ws: Workspace, b: int, masks=None) -> None:
     1/keep), ``h[l] *= mask[l]`` on hidden layers, and ``dphi[l]`` is taken here,
     before masking, with the mask folded in, so that :func:`backward` finds it ready.
     """
-    L, phi = net.n_layers, _ops(net, ws).phi
+    L, phi, xp = net.n_layers, _ops(net, ws).phi, ws.backend.xp
     for l in range(1, L + 1):
         z = ws.z[l][:b]
         if l == 1 and (ws.Xs is not None or ws.Xd is not None):  # inputs read where they are, bias apart
@@ -151,10 +178,10 @@ def forward(net, ws: Workspace, b: int, masks=None) -> None:
             z += net.W[1][-1]
         elif l > 1 and net.members > 1:  # each member's own units: one batched product
             a, W, out = _members(net, ws.a[l - 1][:b], net.W[l][:-1], z)
-            np.matmul(a, W, out=out)
+            xp.matmul(a, W, out=out)
             z += net.W[l][-1]
         else:
-            np.matmul(ws.h[l - 1][:b], net.W[l], out=z)
+            xp.matmul(ws.h[l - 1][:b], net.W[l], out=z)
         if l < L:
             a = ws.a[l][:b]
             phi[l](z, a)
@@ -166,8 +193,9 @@ def forward(net, ws: Workspace, b: int, masks=None) -> None:
                 a *= mask
 
 
-def output_delta(net, ws: Workspace, b: int, T: Array, scale: float = 1.0, mean: bool = True) -> float:
-    """Eqs. (7)-(8) on the first b rows: writes ``o``, ``nll`` and ``delta[L]``; returns J.
+def output_delta(net, ws: Workspace, b: int, scale: float = 1.0, mean: bool = True) -> float:
+    """Eqs. (7)-(8) on the first b rows against ``ws.targets``: writes ``o``, ``nll`` and
+    ``delta[L]``; returns J.
 
     J is the mean over the rows of -log p(y|x), or with ``ws.weighted`` the weighted
     mean sum_i w_i nll_i / sum_i w_i. ``delta[L]`` is the gradient of ``scale * J``
@@ -176,49 +204,52 @@ def output_delta(net, ws: Workspace, b: int, T: Array, scale: float = 1.0, mean:
     gradient at the cost of scaling this small array instead of every weight.
     With ``mean=False``, J is the (weighted) sum, eq. (1) itself, and ``delta[L]`` its
     gradient: a part of a batch whose total is only known later (data-parallel training).
+    J is a float on the NumPy backend; elsewhere it stays on the device until the step's
+    one transfer (:meth:`~deltaprop.core.backend.Backend.scalars`).
     """
-    L, ops, k = net.n_layers, _ops(net, ws), net.members
+    L, ops, k, be = net.n_layers, _ops(net, ws), net.members, ws.backend
+    xp = be.xp
     z, o, delta, work, nll = ws.z[L][:b], ws.o[:b], ws.delta[L][:b], ws.work[:b], ws.nll[:b * k]
-    T = T[:b]
+    T = ws.targets[:b]
     if k > 1:  # an ensemble: each member's rows against the same targets, J their mean
         K = net.sizes[L]
         Tk = ws.Tk[:b]
-        np.copyto(Tk.reshape(b, k, K), T[:, None, :])
-        z, T, o, work = (v.reshape(b * k, K) for v in (z, Tk, o, work))
+        xp.copyto(xp.reshape(Tk, (b, k, K)), T[:, None, :])
+        z, T, o, work = (xp.reshape(v, (b * k, K)) for v in (z, Tk, o, work))
     if not ws.weighted:
         ws.total_weight = float(b)
-        total = ops.loss_and_delta(z, T, o, delta.reshape(z.shape), work, nll,
+        total = ops.loss_and_delta(z, T, o, xp.reshape(delta, z.shape), work, nll,
                                    scale / (b * k) if mean else scale / k) / k
         return total / b if mean else total
-    ops.loss_and_delta(z, T, o, delta.reshape(z.shape), work, nll, 1.0)
-    w = ws.w[:b]
-    ws.total_weight = total_w = float(np.add.reduce(w))
+    ops.loss_and_delta(z, T, o, xp.reshape(delta, z.shape), work, nll, 1.0)
+    w = ws.weights[:b]
+    # the total weight from the loaded weights, on the host: no transfer from the device
+    ws.total_weight = total_w = float(np.add.reduce(ws.w[:b]))
     divisor = (total_w if mean else 1.0) * k
     col = ws.work[:b, :1]  # (its first column: the per-member scratch above is done with)
-    np.multiply(w[:, None], scale / divisor, out=col)
+    xp.multiply(w[:, None], scale / divisor, out=col)
     delta *= col
     if k == 1:
-        return float(np.dot(w, nll[:, 0])) / divisor
-    return float(np.dot(w, nll.reshape(b, k).sum(axis=1))) / divisor
+        return be.deferred(xp.dot(w, nll[:, 0])) / divisor
+    return be.deferred(xp.dot(w, xp.sum(xp.reshape(nll, (b, k)), axis=1))) / divisor
 
 
 def mean_output(net, ws: Workspace, b: int) -> Array:
     """The output o of the first b rows after :func:`output_delta`: an ensemble's members
     averaged (class probabilities, means or rates), a view of the workspace."""
-    k = net.members
+    k, xp = net.members, ws.backend.xp
     if k == 1:
         return ws.o[:b]
     out = ws.mean_o[:b]
-    np.mean(ws.o[:b].reshape(b, k, -1), axis=1, out=out)
+    xp.mean(xp.reshape(ws.o[:b], (b, k, -1)), axis=1, out=out)
     return out
 
 
 def _members(net, a: Array, W: Array, out: Array) -> tuple[Array, Array, Array]:
     """(k, rows, D) views of an ensemble's inputs ``a``, weights ``W`` and products ``out``
     (members side by side in their columns), for one batched product over the members."""
-    k = net.members
-    return (a.reshape(a.shape[0], k, -1).transpose(1, 0, 2), W.reshape(W.shape[0], k, -1).transpose(1, 0, 2),
-            out.reshape(out.shape[0], k, -1).transpose(1, 0, 2))
+    k, xp = net.members, namespace(a)
+    return tuple(xp.transpose(xp.reshape(v, (v.shape[0], k, -1)), (1, 0, 2)) for v in (a, W, out))
 
 
 def backward(net, ws: Workspace, b: int, G: Sequence, dphi_ready: bool = False, after_layer=None) -> None:
@@ -229,7 +260,7 @@ def backward(net, ws: Workspace, b: int, G: Sequence, dphi_ready: bool = False, 
     no longer needed by the pass, so that layer l can be updated while it is still
     in cache.
     """
-    backprop = _ops(net, ws).backprop
+    backprop, xp = _ops(net, ws).backprop, ws.backend.xp
     for l in range(net.n_layers, 0, -1):
         # eq. (9): grad W = h delta^T, summed over the batch; its last row is eq. (12)
         if l == 1 and ws.Xs is not None:  # sparse inputs: the weight rows, then the bias row
@@ -237,10 +268,10 @@ def backward(net, ws: Workspace, b: int, G: Sequence, dphi_ready: bool = False, 
             np.add.reduce(ws.delta[1][:b], axis=0, out=G[1][-1])
         elif l > 1 and net.members > 1:  # each member's h^T delta, batched; the bias row apart
             a, d, g = _members(net, ws.a[l - 1][:b], ws.delta[l][:b], G[l][:-1])
-            np.matmul(a.transpose(0, 2, 1), d, out=g)
-            np.add.reduce(ws.delta[l][:b], axis=0, out=G[l][-1])
+            xp.matmul(xp.transpose(a, (0, 2, 1)), d, out=g)
+            xp.add.reduce(ws.delta[l][:b], axis=0, out=G[l][-1])
         else:
-            np.matmul(ws.h[l - 1][:b].T, ws.delta[l][:b], out=G[l])
+            xp.matmul(ws.h[l - 1][:b].T, ws.delta[l][:b], out=G[l])
         if l > 1:
             below = ws.delta[l - 1][:b]
             z, a, dphi = ws.z[l - 1][:b], ws.a[l - 1][:b], ws.dphi[l - 1][:b]
@@ -250,9 +281,9 @@ def backward(net, ws: Workspace, b: int, G: Sequence, dphi_ready: bool = False, 
             # hidden-layer recursion: delta[l-1] = phi'(z[l-1]) * (delta[l] W[l][:-1]^T)
             if net.members > 1:  # each member's delta times its own W^T
                 d, W, out = _members(net, ws.delta[l][:b], net.W[l][:-1], below)
-                np.matmul(d, W.transpose(0, 2, 1), out=out)
+                xp.matmul(d, xp.transpose(W, (0, 2, 1)), out=out)
             else:
-                np.matmul(ws.delta[l][:b], net.W[l][:-1].T, out=below)
+                xp.matmul(ws.delta[l][:b], net.W[l][:-1].T, out=below)
             if fused is None:
                 below *= dphi
             else:
@@ -263,8 +294,8 @@ def backward(net, ws: Workspace, b: int, G: Sequence, dphi_ready: bool = False, 
 
 def views(flat: Array, shapes) -> list:
     """``[None, W[1], ..., W[L]]``: reshaped views of consecutive pieces of ``flat``."""
-    out, start = [None], 0
+    out, start, xp = [None], 0, namespace(flat)
     for r, c in shapes:
-        out.append(flat[start:start + r * c].reshape(r, c))
+        out.append(xp.reshape(flat[start:start + r * c], (r, c)))
         start += r * c
     return out

@@ -22,10 +22,9 @@ import importlib.util
 import os
 from functools import lru_cache
 
-import numpy as np
-
 from ..registry import lookup
 from .activations import ACTIVATIONS
+from .backend import NUMPY
 from .likelihoods import LIKELIHOODS
 
 KERNELS = {"numpy": "NumPy operations, one pass each: the reference",
@@ -118,8 +117,9 @@ class Ops:
         stage, then a copy).
     """
 
-    def __init__(self, net, kernels: str | None = None):
+    def __init__(self, net, kernels: str | None = None, backend=None):
         self.kernels = resolve_kernels(kernels)
+        self.backend = NUMPY if backend is None else backend
         fused = _fused() if self.kernels == "numba" else None
         acts = net.activations[1:]
         self.phi = [None] + [fused.FORWARD[a.name] if fused and _registered(a, ACTIVATIONS) else a.forward
@@ -133,16 +133,17 @@ class Ops:
 
     def loss_and_delta(self, z, T, o, delta, work, nll, s: float) -> float:
         """The likelihood's o, rows' -log p (``nll``) and ``delta`` = s d(-log p)/dz; returns
-        the sum of ``nll``."""
+        the sum of ``nll`` (kept on the device until the step's one transfer:
+        :meth:`~deltaprop.core.backend.Backend.deferred`)."""
         if self._fused_loss is not None:
             return float(self._fused_loss(z, T, o, delta, nll, s))
         self._loss_and_delta(z, T, o, delta, work, nll)
         if s != 1.0:
             delta *= s
-        return float(np.add.reduce(nll, axis=None))
+        return self.backend.deferred(self.backend.xp.add.reduce(nll, axis=None))
 
     def __repr__(self) -> str:
-        return f"Ops(kernels={self.kernels!r})"
+        return f"Ops(kernels={self.kernels!r}, backend={self.backend.name!r})"
 
 
 def _no_op(z, h, delta):

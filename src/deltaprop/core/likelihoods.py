@@ -33,6 +33,7 @@ import numpy as np
 from ..registry import lookup
 from ..validation import check_values
 from .activations import ACTIVATIONS, Activation, get_activation
+from .backend import namespace
 
 Array = np.ndarray
 
@@ -146,26 +147,28 @@ class Categorical(Likelihood):
         return rng.integers(0, n_outputs, n)  # class indices
 
     def output(self, z, out):
-        np.subtract(z, z.max(axis=1, keepdims=True), out=out)
-        np.exp(out, out=out)
-        out /= out.sum(axis=1, keepdims=True)
+        xp = namespace(z)
+        xp.subtract(z, xp.max(z, axis=1, keepdims=True), out=out)
+        xp.exp(out, out=out)
+        out /= xp.sum(out, axis=1, keepdims=True)
 
     def loss_and_delta(self, z, T, o, delta, work, nll):
         # -log p = log sum_k e^{z_k} - T.z = (m - T.z) + log sum_k e^{z_k - m}, m = max_k z_k:
         # in this order a confident right answer (m = T.z) keeps its small loss to the
         # rounding of the log near 1, not of m (about 1e-15 for m = 10)
-        np.maximum.reduce(z, axis=1, keepdims=True, out=nll)
-        np.subtract(z, nll, out=o)
-        np.exp(o, out=o)
+        xp = namespace(z)
+        xp.maximum.reduce(z, axis=1, keepdims=True, out=nll)
+        xp.subtract(z, nll, out=o)
+        xp.exp(o, out=o)
         row = work[:, :1]
-        np.multiply(T, z, out=delta)  # delta as scratch, written last
-        np.add.reduce(delta, axis=1, keepdims=True, out=row)
+        xp.multiply(T, z, out=delta)  # delta as scratch, written last
+        xp.add.reduce(delta, axis=1, keepdims=True, out=row)
         nll -= row
-        np.add.reduce(o, axis=1, keepdims=True, out=row)
+        xp.add.reduce(o, axis=1, keepdims=True, out=row)
         o /= row
-        np.log(row, out=row)
+        xp.log(row, out=row)
         nll += row
-        np.subtract(o, T, out=delta)
+        xp.subtract(o, T, out=delta)
 
     def encode_targets(self, y, n_outputs, dtype):
         y = _as_numeric(y, dtype=dtype)
@@ -217,19 +220,21 @@ class Bernoulli(Likelihood):
 
     def output(self, z, out):
         # sigma(z) = exp(z - softplus(z)), accurate for large |z| at both ends
-        np.logaddexp(0, z, out=out)
-        np.subtract(z, out, out=out)
-        np.exp(out, out=out)
+        xp = namespace(z)
+        xp.logaddexp(0, z, out=out)
+        xp.subtract(z, out, out=out)
+        xp.exp(out, out=out)
 
     def loss_and_delta(self, z, T, o, delta, work, nll):
         # -log p = softplus(z) - y z   (the log-sigmoid form of binary cross-entropy)
-        np.logaddexp(0, z, out=work)
-        np.subtract(z, work, out=o)
-        np.exp(o, out=o)
-        np.multiply(T, z, out=delta)
+        xp = namespace(z)
+        xp.logaddexp(0, z, out=work)
+        xp.subtract(z, work, out=o)
+        xp.exp(o, out=o)
+        xp.multiply(T, z, out=delta)
         work -= delta
-        np.add.reduce(work, axis=1, keepdims=True, out=nll)
-        np.subtract(o, T, out=delta)
+        xp.add.reduce(work, axis=1, keepdims=True, out=nll)
+        xp.subtract(o, T, out=delta)
 
     def encode_targets(self, y, n_outputs, dtype):
         y = _as_matrix(_as_numeric(y, dtype=dtype), n_outputs, "y")
@@ -263,13 +268,15 @@ class Gaussian(Likelihood):
     name = "gaussian"
 
     def output(self, z, out):
-        np.copyto(out, z)
+        xp = namespace(z)
+        xp.copyto(out, z)
 
     def loss_and_delta(self, z, T, o, delta, work, nll):
-        np.copyto(o, z)
-        np.subtract(o, T, out=delta)
-        np.multiply(delta, delta, out=work)
-        np.add.reduce(work, axis=1, keepdims=True, out=nll)
+        xp = namespace(z)
+        xp.copyto(o, z)
+        xp.subtract(o, T, out=delta)
+        xp.multiply(delta, delta, out=work)
+        xp.add.reduce(work, axis=1, keepdims=True, out=nll)
         nll *= 0.5
 
     def grad_output(self, o, T):
@@ -295,15 +302,17 @@ class Poisson(Likelihood):
         return rng.poisson(1.0, (n, n_outputs))  # counts
 
     def output(self, z, out):
+        xp = namespace(z)
         with np.errstate(over="ignore"):  # an overflowing rate is caught as divergence
-            np.exp(z, out=out)
+            xp.exp(z, out=out)
 
     def loss_and_delta(self, z, T, o, delta, work, nll):
+        xp = namespace(z)
         self.output(z, o)
-        np.multiply(T, z, out=work)
-        np.subtract(o, work, out=work)  # e^z - y z
-        np.add.reduce(work, axis=1, keepdims=True, out=nll)
-        np.subtract(o, T, out=delta)
+        xp.multiply(T, z, out=work)
+        xp.subtract(o, work, out=work)  # e^z - y z
+        xp.add.reduce(work, axis=1, keepdims=True, out=nll)
+        xp.subtract(o, T, out=delta)
 
     def grad_output(self, o, T):
         return 1 - T / o  # -log p = o - y log o
@@ -378,30 +387,31 @@ class GeneralOutput(Likelihood):
         self.activation.forward(z, out)
 
     def loss_and_delta(self, z, T, o, delta, work, nll):
+        xp = namespace(z)
         self.activation.forward(z, o)
         if self.loss.name == "squared_error":
             self.activation.derivative(z, o, delta, work)  # delta = o'(z) for now
-            np.subtract(o, T, out=work)  # grad_o J = o - y
+            xp.subtract(o, T, out=work)  # grad_o J = o - y
             delta *= work
             work *= work
-            np.add.reduce(work, axis=1, keepdims=True, out=nll)
+            xp.add.reduce(work, axis=1, keepdims=True, out=nll)
             nll *= 0.5
             return
         with np.errstate(divide="ignore", invalid="ignore"):  # log 0 = -inf is divergence
             # -log p = -(y log o + (1 - y) log(1 - o)) = -(y (log o - log(1 - o)) + log(1 - o))
-            np.log(o, out=work)
-            np.negative(o, out=delta)
-            np.log1p(delta, out=delta)
+            xp.log(o, out=work)
+            xp.negative(o, out=delta)
+            xp.log1p(delta, out=delta)
             work -= delta
             work *= T
             work += delta
-            np.add.reduce(work, axis=1, keepdims=True, out=nll)
-            np.negative(nll, out=nll)
+            xp.add.reduce(work, axis=1, keepdims=True, out=nll)
+            xp.negative(nll, out=nll)
             # grad_o J = (o - y) / (o (1 - o))
             self.activation.derivative(z, o, delta, work)
-            np.subtract(o, T, out=work)
+            xp.subtract(o, T, out=work)
             delta *= work
-            np.subtract(1, o, out=work)
+            xp.subtract(1, o, out=work)
             work *= o
             delta /= work
 

@@ -19,9 +19,9 @@ import numpy as np
 
 from ..validation import bad_entries, check_int, check_memory, check_values, check_weights, is_sparse
 from .activations import Activation, get_activation
+from .backend import NUMPY, Backend, get_backend
 from .engine import WorkspacePool, forward, mean_output, output_delta, views
 from .initializers import check_init, init_weights
-from .kernels import Ops, resolve_kernels
 from .likelihoods import Likelihood, get_likelihood
 from .objective import Objective
 
@@ -113,6 +113,9 @@ class Network:
         own units of the layer below).
     theta : ndarray of shape (n_params,)
         All parameters, flat.
+    backend : Backend
+        Where ``theta`` and every buffer of the passes live (:mod:`deltaprop.core.backend`):
+        NumPy's, unless :meth:`to` moved the network.
 
     Examples
     --------
@@ -122,6 +125,8 @@ class Network:
     >>> net.forward(X).shape
     (5, 3)
     """
+
+    backend: Backend = NUMPY  # (a class default: networks saved before backends existed load onto NumPy)
 
     def __init__(
         self,
@@ -206,9 +211,9 @@ class Network:
         """Where each layer lies in ``theta``: ``(slice, n_weights)`` for l = 1..L, the
         first ``n_weights`` entries being weights and the last row the bias."""
         out, start = [], 0
-        for W in self.W[1:]:
-            out.append((slice(start, start + W.size), W.size - W.shape[1]))
-            start += W.size
+        for rows, cols in self.shapes:
+            out.append((slice(start, start + rows * cols), (rows - 1) * cols))
+            start += rows * cols
         return out
 
     def copy(self, dtype=None) -> "Network":
@@ -216,10 +221,28 @@ class Network:
         new = Network.__new__(Network)
         new.__dict__.update(self.__dict__)
         new.dtype = check_dtype(dtype if dtype is not None else self.dtype)
-        new.theta = self.theta.astype(new.dtype, copy=True)
+        be = self.backend
+        new.theta = (self.theta.astype(new.dtype, copy=True) if be.host
+                     else be.from_host(be.to_host(self.theta), new.dtype))
         new.W = views(new.theta, self.shapes)
         new._pool, new._sparse_pool = new._inference_pool(), None
         return new
+
+    def to(self, backend: str | Backend) -> "Network":
+        """Move the parameters to another array backend (:data:`deltaprop.BACKENDS`), in
+        place; every later pass runs there. Returns the network.
+
+        Examples
+        --------
+        >>> net = deltaprop.Network([4, 8, 3], seed=0).to("numpy")  # doctest: +SKIP
+        """
+        be = get_backend(backend)
+        if be is not self.backend:
+            theta = be.from_host(self.backend.to_host(self.theta), self.dtype)
+            self.backend, self.theta = be, theta
+            self.W = views(self.theta, self.shapes)
+            self._pool, self._sparse_pool = self._inference_pool(), None
+        return self
 
     def __deepcopy__(self, memo) -> "Network":
         return self.copy()  # a plain deep copy would turn the W[l] views into separate arrays
@@ -228,7 +251,8 @@ class Network:
         # plain data for any serializer (pickle, skops, deepcopy): theta and the architecture,
         # registered activations and likelihoods by name; the W[l] views and the buffer pool
         # (with its lock and compiled kernels) are rebuilt
-        state = {k: v for k, v in self.__dict__.items() if k not in ("W", "_pool", "_sparse_pool")}
+        state = {k: v for k, v in self.__dict__.items() if k not in ("W", "_pool", "_sparse_pool", "backend")}
+        state["theta"] = self.backend.to_host(self.theta)  # (a network comes back on NumPy)
         state["activations"] = [None] + [_by_name(a, get_activation) for a in self.activations[1:]]
         state["likelihood"] = _by_name(self.likelihood, get_likelihood)
         state["dtype"] = np.dtype(self.dtype).name
@@ -301,8 +325,8 @@ class Network:
         # them) at the first inference, not here; by the network's size alone, so that its
         # predictions do not depend on the calls before them
         return WorkspacePool(self.sizes, _CHUNK, self.dtype,
-                             lambda: Ops(self, resolve_kernels(work=float(_CHUNK) * self.n_params)),
-                             sparse=sparse, members=self.members)
+                             lambda: self.backend.ops(self, work=float(_CHUNK) * self.n_params),
+                             sparse=sparse, members=self.members, backend=self.backend)
 
     def _chunks(self, X: Array):
         """Yield (workspace, start, b) after eq. (3) on rows start..start+b of checked X.
@@ -311,7 +335,7 @@ class Network:
         """
         n, sparse = X.shape[0], is_sparse(X)
         # rows of the network's dtype are read where they are; others are converted chunk by chunk
-        direct = not sparse and X.dtype == self.dtype and X.flags.c_contiguous
+        direct = not sparse and X.dtype == self.dtype and X.flags.c_contiguous and self.backend.host
         if sparse and self._sparse_pool is None:  # (buffers without room for dense inputs)
             self._sparse_pool = self._inference_pool(sparse=True)
         with (self._sparse_pool if sparse else self._pool).lend() as ws:
@@ -324,6 +348,7 @@ class Network:
                         ws.Xd = X[start:start + b]
                     else:
                         ws.X[:b] = X[start:start + b]
+                        ws.upload(b, targets=False)
                     forward(self, ws, b)
                     yield ws, start, b
             finally:
@@ -342,16 +367,22 @@ class Network:
         o : ndarray of shape (n_samples, D_L)
         """
         X = self.check_X(X)
-        k, K = self.members, self.sizes[-1]
+        k, K, be = self.members, self.sizes[-1], self.backend
+        xp = be.xp
         o = np.empty((X.shape[0], K), dtype=self.dtype)
         with np.errstate(under="ignore"):  # (see UNDERFLOW)
             for ws, start, b in self._chunks(X):
-                if k == 1:
-                    self.likelihood.output(ws.z[self.n_layers][:b], o[start:start + b])
+                z = ws.z[self.n_layers][:b]
+                if k == 1:  # (on the host, straight into the result)
+                    out = o[start:start + b] if be.host else ws.o[:b]
+                    self.likelihood.output(z, out)
                 else:  # each member's output, then their mean
-                    members = ws.o[:b].reshape(b * k, K)
-                    self.likelihood.output(ws.z[self.n_layers][:b].reshape(b * k, K), members)
-                    np.mean(members.reshape(b, k, K), axis=1, out=o[start:start + b])
+                    members = xp.reshape(ws.o[:b], (b * k, K))
+                    self.likelihood.output(xp.reshape(z, (b * k, K)), members)
+                    out = o[start:start + b] if be.host else ws.mean_o[:b]
+                    xp.mean(xp.reshape(members, (b, k, K)), axis=1, out=out)
+                if not be.host:
+                    o[start:start + b] = be.to_host(out)
         return o
 
     def predict_proba(self, X) -> Array:
@@ -376,7 +407,10 @@ class Network:
         labels = np.empty(X.shape[0], dtype=np.intp)
         with np.errstate(under="ignore"):  # (see UNDERFLOW)
             for ws, start, b in self._chunks(X):
-                np.argmax(ws.z[self.n_layers][:b], axis=1, out=labels[start:start + b])
+                if self.backend.host:
+                    np.argmax(ws.z[self.n_layers][:b], axis=1, out=labels[start:start + b])
+                else:
+                    labels[start:start + b] = self.backend.to_host(self.backend.xp.argmax(ws.z[self.n_layers][:b], axis=1))
         return labels
 
     def loss(self, X, y, sample_weight=None) -> float:
@@ -394,12 +428,14 @@ class Network:
         with np.errstate(under="ignore"):  # (see UNDERFLOW)
             for ws, start, b in self._chunks(X):
                 ws.weighted = w is not None
+                ws.T[:b] = T[start:start + b]
                 if ws.weighted:
                     ws.w[:b] = w[start:start + b]
-                mean = output_delta(self, ws, b, T[start:start + b])
+                ws.upload(b, inputs=False)
+                mean = self.backend.scalars(output_delta(self, ws, b))[0]
                 part = b if w is None else float(ws.w[:b].sum())
                 total, weights = total + mean * part, weights + part
-                o[start:start + b] = mean_output(self, ws, b)
+                o[start:start + b] = self.backend.to_host(mean_output(self, ws, b))
         return total / weights, o
 
     def gradients(self, X, y, sample_weight=None) -> list:
@@ -409,7 +445,7 @@ class Network:
         T = self.encode_targets(y, X.shape[0])
         batch = (X, T) if sample_weight is None else (X, T, check_weights(sample_weight, X.shape[0]))
         _, grad = Objective(self).value_and_grad(self.theta, batch)
-        return views(grad.copy(), self.shapes)
+        return views(np.array(self.backend.to_host(grad)), self.shapes)
 
 
 def _check_sizes(sizes) -> list[int]:

@@ -33,7 +33,6 @@ import numpy as np
 
 from ..validation import check_fraction, is_sparse
 from .engine import Workspace, backward, forward, output_delta, views
-from .kernels import Ops
 
 Array = np.ndarray
 
@@ -99,17 +98,18 @@ class Objective:
         if self.label_smoothing and net.likelihood.uniform_target(net.sizes[-1]) is None:
             raise ValueError(f"label_smoothing: the {net.likelihood.name} likelihood has no classes to smooth; "
                              "it is for categorical and bernoulli outputs")
-        self.ops = Ops(net, kernels)
+        self.backend = be = net.backend
+        self.ops = be.ops(net, kernels)
         self.l2 = float(l2)
         self.alpha = float(alpha)
         self.dropout = float(dropout)
         # the gradient, then ``carry`` numbers that travel with it (one allreduce for all)
-        self.buffer = np.zeros(net.n_params + int(carry), dtype=net.dtype)
+        self.buffer = be.zeros(net.n_params + int(carry), net.dtype)
         self.grad = self.buffer[:net.n_params]
         self.G = views(self.grad, net.shapes)
         self._workspaces: dict[tuple[int, bool], Workspace] = {}
         penalized = self.l2 > 0 or self.alpha > 0
-        self._l2_work = [np.empty_like(W) for W in net.weight_rows()] if penalized else None
+        self._l2_work = [be.xp.empty_like(W) for W in net.weight_rows()] if penalized else None
         self._lam = self.l2  # the penalty of the batch being evaluated
 
     # -- buffers -----------------------------------------------------------------
@@ -123,17 +123,18 @@ class Objective:
         ws = self._workspaces.get((B, sparse))
         if ws is None:
             net = self.net
-            ws = Workspace(net.sizes, B, net.dtype, self.ops, sparse, net.members)
+            ws = Workspace(net.sizes, B, net.dtype, self.ops, sparse, net.members, self.backend)
             ws.masks = None
             if self.dropout > 0 and net.n_layers > 1:
-                ws.masks = [None] + [np.empty_like(ws.z[l]) for l in range(1, net.n_layers)]
+                ws.masks = [None] + [self.backend.xp.empty_like(ws.z[l]) for l in range(1, net.n_layers)]
             while len(self._workspaces) >= 4:  # a few sizes at most (e.g. train, short batch, check)
                 self._workspaces.pop(next(iter(self._workspaces)))
             self._workspaces[B, sparse] = ws
         return ws
 
     def _load(self, batch) -> tuple[Workspace, int]:
-        if isinstance(batch, Workspace):
+        if isinstance(batch, Workspace):  # filled by a data source
+            batch.upload(batch.n, inputs=batch.Xs is None)
             return batch, batch.n
         X, T, *w = batch
         b, K = X.shape[0], self.net.sizes[-1]
@@ -152,24 +153,24 @@ class Objective:
         if ws.weighted:
             ws.w[:b] = w[0]
         ws.n = b
+        ws.upload(b, inputs=not sparse)
         return ws, b
 
-    def _targets(self, ws: Workspace, b: int) -> Array:
-        """The batch's targets for J: smoothed in place when there is label smoothing (a
-        batch's targets are written afresh for every evaluation)."""
+    def _smooth(self, ws: Workspace, b: int) -> None:
+        """The batch's targets for J, smoothed in place when there is label smoothing (a
+        batch's targets are loaded afresh for every evaluation)."""
         if self.label_smoothing:
-            self.net.likelihood.smooth_targets(ws.T[:b], self.label_smoothing)
-        return ws.T
+            self.net.likelihood.smooth_targets(ws.targets[:b], self.label_smoothing)
 
     def _forward(self, ws: Workspace, b: int, rng) -> bool:
         """Eq. (3), with fresh dropout masks when training; True when phi' is ready."""
         masks = ws.masks if rng is not None else None
         if masks is not None:
-            keep = 1.0 - self.dropout
+            keep, be = 1.0 - self.dropout, self.backend
             for mask in masks[1:]:
                 m = mask[:b]
-                rng.random(out=m, dtype=m.dtype)
-                np.less(m, keep, out=m)  # inverted dropout: keep with probability 1 - p ...
+                be.random(rng, m)
+                be.xp.less(m, keep, out=m)  # inverted dropout: keep with probability 1 - p ...
                 m *= 1.0 / keep  # ... and scale, so that prediction needs no rescaling
         forward(self.net, ws, b, masks)
         return masks is not None
@@ -181,28 +182,40 @@ class Objective:
             self._lam = self.l2 + self.alpha / total_weight
 
     def _penalize(self, l: int, scale: float) -> float:
-        """Add ``scale * lambda * W[l]`` to the weight rows of ``G[l]``; return lambda/2 ||W[l][:-1]||^2."""
+        """Add ``scale * lambda * W[l]`` to the weight rows of ``G[l]``; return lambda/2 ||W[l][:-1]||^2
+        (:meth:`~deltaprop.core.backend.Backend.deferred`)."""
         if self._l2_work is None:
             return 0.0
+        be = self.backend
         W = self.net.W[l][:-1]
         work = self._l2_work[l - 1]
-        np.multiply(W, scale * self._lam, out=work)
+        be.xp.multiply(W, scale * self._lam, out=work)
         self.G[l][:-1] += work
-        flat = W.reshape(-1)
-        return 0.5 * self._lam * float(np.dot(flat, flat))
+        return 0.5 * self._lam * self._sq_norm(W)
+
+    def _sq_norm(self, a: Array) -> float:
+        """||a||^2, deferred until the step's transfer."""
+        xp = self.backend.xp
+        flat = xp.reshape(a, (-1,))
+        return self.backend.deferred(xp.dot(flat, flat))
 
     # -- the two routes -------------------------------------------------------------
     def value(self, theta: Array, batch) -> float:
         """J at ``theta`` on one batch (no dropout), without the backward pass."""
-        if theta is not self.net.theta:
-            np.copyto(self.net.theta, theta)
+        self._set_theta(theta)
         ws, b = self._load(batch)
         forward(self.net, ws, b)
-        J = output_delta(self.net, ws, b, self._targets(ws, b))
+        self._smooth(ws, b)
+        J = output_delta(self.net, ws, b)
         self._set_penalty(ws.total_weight)
         if self._l2_work is not None:
-            J += sum(0.5 * self._lam * float(np.vdot(W, W)) for W in self.net.weight_rows())
-        return J
+            J += sum(0.5 * self._lam * self._sq_norm(W) for W in self.net.weight_rows())
+        return self.backend.scalars(J)[0]
+
+    def _set_theta(self, theta: Array) -> None:
+        if theta is not self.net.theta:
+            self.backend.xp.copyto(self.net.theta, self.backend.from_host(theta, self.net.dtype)
+                                   if isinstance(theta, np.ndarray) and not self.backend.host else theta)
 
     def value_and_grad(self, theta: Array, batch, rng: np.random.Generator | None = None) -> tuple[float, Array]:
         """J and its gradient at ``theta`` on one batch.
@@ -224,16 +237,21 @@ class Objective:
         grad : ndarray of shape (n_params,)
             This objective's own buffer: copy it to keep it past the next call.
         """
-        if theta is not self.net.theta:
-            np.copyto(self.net.theta, theta)
+        J = self._value_and_grad(theta, batch, rng)
+        return self.backend.scalars(J)[0], self.grad
+
+    def _value_and_grad(self, theta: Array, batch, rng) -> float:
+        """:meth:`value_and_grad`'s J, :meth:`~deltaprop.core.backend.Backend.deferred`."""
+        self._set_theta(theta)
         ws, b = self._load(batch)
         dphi_ready = self._forward(ws, b, rng)
-        J = output_delta(self.net, ws, b, self._targets(ws, b))
+        self._smooth(ws, b)
+        J = output_delta(self.net, ws, b)
         self._set_penalty(ws.total_weight)
         backward(self.net, ws, b, self.G, dphi_ready)
         for l in range(1, self.net.n_layers + 1):
             J += self._penalize(l, 1.0)
-        return J, self.grad
+        return J
 
     def sum_and_grad(self, theta: Array, batch, rng: np.random.Generator | None = None) -> tuple[float, float, Array]:
         """The data term of J summed over one part of a batch (eq. (1), weighted), and its gradient.
@@ -252,13 +270,13 @@ class Objective:
         grad : ndarray of shape (n_params,)
             This objective's own buffer, holding the gradient of ``loss_sum``.
         """
-        if theta is not self.net.theta:
-            np.copyto(self.net.theta, theta)
+        self._set_theta(theta)
         ws, b = self._load(batch)
         dphi_ready = self._forward(ws, b, rng)
-        loss_sum = output_delta(self.net, ws, b, self._targets(ws, b), mean=False)
+        self._smooth(ws, b)
+        loss_sum = output_delta(self.net, ws, b, mean=False)
         backward(self.net, ws, b, self.G, dphi_ready)
-        return loss_sum, ws.total_weight, self.grad
+        return self.backend.scalars(loss_sum)[0], ws.total_weight, self.grad
 
     def finish(self, loss_sum: float, total_weight: float) -> float:
         """Turn the summed gradient in :attr:`grad` into the gradient of J for a batch of
@@ -268,7 +286,7 @@ class Objective:
         J = loss_sum / total_weight
         for l in range(1, self.net.n_layers + 1):
             J += self._penalize(l, 1.0)
-        return J
+        return self.backend.scalars(J)[0]
 
     def value_and_step(self, batch, optimizer, state, rng: np.random.Generator | None = None,
                        norm: bool = False) -> tuple[float, float]:
@@ -284,12 +302,17 @@ class Objective:
             Including the L2 penalty, at the weights before the step.
         grad_norm_sq : float
             ||grad J||^2 when ``norm`` (one more pass over the gradient), else NaN.
+
+        Off the host, J's data term comes to the host before the update (whether to take
+        the step depends on it), and the penalty and norm after it, in one more transfer
+        when there are any.
         """
-        net = self.net
+        net, be = self.net, self.backend
         ws, b = self._load(batch)
         dphi_ready = self._forward(ws, b, rng)
         scale = optimizer.prescale(state)
-        J = output_delta(net, ws, b, self._targets(ws, b), scale)
+        self._smooth(ws, b)
+        J = be.scalars(output_delta(net, ws, b, scale))[0]
         if not math.isfinite(J):
             return J, math.nan
         optimizer.begin_step(state)
@@ -297,7 +320,10 @@ class Objective:
         self._step = (optimizer, state, scale, norm)
         self._penalty = self._g2 = 0.0
         backward(net, ws, b, self.G, dphi_ready, self._update_layer)
-        return J + self._penalty, (self._g2 / (scale * scale) if norm else math.nan)
+        if self._l2_work is not None or norm:
+            penalty, g2 = be.scalars(self._penalty, self._g2)
+            return J + penalty, (g2 / (scale * scale) if norm else math.nan)
+        return J, math.nan
 
     def step(self, batch, optimizer, state, transforms: Sequence = (), rng: np.random.Generator | None = None,
              norm: bool = False) -> Step:
@@ -342,10 +368,9 @@ class Objective:
                 loss_sum, weight, rows = t(self.buffer, loss_sum, weight, rows)
             if not math.isfinite(loss_sum):
                 return Step(loss_sum, math.nan, rows, False)
-            J = self.finish(loss_sum, weight)
-        else:
-            J, _ = self.value_and_grad(theta, ws, rng)
-        g2 = float(np.dot(self.grad, self.grad))
+            J, g2 = self.finish(loss_sum, weight), self._sq_norm(self.grad)
+        else:  # J and ||grad J||^2 come to the host together
+            J, g2 = self.backend.scalars(self._value_and_grad(theta, ws, rng), self._sq_norm(self.grad))
         if not (math.isfinite(J) and math.isfinite(g2)):
             return Step(J, g2, rows, False)
         for t in transforms:
@@ -359,6 +384,5 @@ class Objective:
         if self._l2_work is not None:
             self._penalty += self._penalize(l, scale)
         if norm:
-            flat = self.G[l].reshape(-1)
-            self._g2 += float(np.dot(flat, flat))
+            self._g2 += self._sq_norm(self.G[l])
         optimizer.update_layer(self.net.theta, self.grad, state, l - 1, scale)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..core.backend import backend_of, namespace
 from ..core.kernels import update_kernel
 from ..registry import lookup
 from ..validation import check_float
@@ -70,8 +71,10 @@ class OptimizerState:
 
     def __deepcopy__(self, memo) -> "OptimizerState":
         # the fused update is shared, not copied (a compiled function is no state)
-        return OptimizerState(self.t, self.learning_rate, {k: v.copy() for k, v in self.arrays.items()},
-                              list(self.layers), None if self.work is None else self.work.copy(), self.fused_update)
+        def copy(a):
+            return namespace(a).copy(a)
+        return OptimizerState(self.t, self.learning_rate, {k: copy(v) for k, v in self.arrays.items()},
+                              list(self.layers), None if self.work is None else copy(self.work), self.fused_update)
 
     def load_state_dict(self, scalars: dict, arrays: dict) -> None:
         """Restore what :meth:`state_dict` returned into this (same-shaped) state."""
@@ -82,7 +85,10 @@ class OptimizerState:
         for k, v in self.arrays.items():
             if np.shape(arrays[k]) != v.shape:
                 raise ValueError(f"optimizer state: {k} has shape {np.shape(arrays[k])}, expected {v.shape}")
-            np.copyto(v, arrays[k])
+            if isinstance(v, np.ndarray):
+                np.copyto(v, arrays[k])
+            else:  # (a state on another backend, from host arrays)
+                backend_of(v).upload(v, arrays[k])
 
 
 class Optimizer:
@@ -111,12 +117,14 @@ class Optimizer:
         ``kernels`` chooses the update's path (:mod:`deltaprop.core.kernels`): with
         ``"numba"``, one fused pass per layer.
         """
-        arrays = {name: np.zeros_like(theta) for name in self._state}
+        xp = namespace(theta)
+        arrays = {name: xp.zeros_like(theta) for name in self._state}
         # a fused kernel stands for a registered optimizer, not for a subclass of one
-        fused = update_kernel(self.name, kernels) if self._state and OPTIMIZERS.get(self.name) is type(self) else None
+        fused = (update_kernel(self.name, kernels) if self._state and OPTIMIZERS.get(self.name) is type(self)
+                 and isinstance(theta, np.ndarray) else None)
         return OptimizerState(0, self.learning_rate, arrays,
-                              list(layers) if layers else [(slice(0, theta.size), theta.size)],
-                              np.empty_like(theta) if self._uses_work and fused is None else None, fused)
+                              list(layers) if layers else [(slice(0, theta.shape[0]), theta.shape[0])],
+                              xp.empty_like(theta) if self._uses_work and fused is None else None, fused)
 
     def prescale(self, state: OptimizerState) -> float:
         """The factor the gradient may arrive multiplied by (see the module docstring)."""
@@ -178,8 +186,9 @@ def _flush_subnormals(a: Array, work: Array) -> None:
     to slow down epoch after epoch. A flush every few steps keeps it out, at the
     cost of three passes every ``flush_every`` steps.
     """
-    np.abs(a, out=work)
-    np.greater_equal(work, np.finfo(a.dtype).tiny, out=work)
+    xp = namespace(a)
+    xp.abs(a, out=work)
+    xp.greater_equal(work, float(xp.finfo(a.dtype).smallest_normal), out=work)
     a *= work
 
 
@@ -240,7 +249,7 @@ class Nesterov(Momentum):
         grad *= lr
         v -= grad
         theta -= grad
-        np.multiply(v, self.momentum, out=grad)
+        namespace(v).multiply(v, self.momentum, out=grad)
         theta += grad
 
 
@@ -256,13 +265,13 @@ class AdaGrad(Optimizer):
         self.eps = check_float("eps", eps, 0.0, strict=True)
 
     def _accumulate(self, grad, s, work):
-        np.multiply(grad, grad, out=work)
+        namespace(grad).multiply(grad, grad, out=work)
         s += work
 
     def _update(self, theta, grad, lr, t, arrays, work, n_weights):
         s = arrays["sum_sq"]
         self._accumulate(grad, s, work)
-        np.sqrt(s, out=work)
+        namespace(s).sqrt(s, out=work)
         work += self.eps
         grad /= work
         grad *= lr
@@ -282,7 +291,7 @@ class RMSProp(AdaGrad):
         self.rho = check_float("rho", rho, 0.0, below=1.0)
 
     def _accumulate(self, grad, s, work):
-        np.multiply(grad, grad, out=work)
+        namespace(grad).multiply(grad, grad, out=work)
         work *= 1 - self.rho
         s *= self.rho
         s += work
@@ -317,16 +326,17 @@ class Adam(Optimizer):
 
     def _update(self, theta, grad, lr, t, arrays, work, n_weights):
         b1, b2, M, V, w = self.beta1, self.beta2, arrays["m"], arrays["v"], work
+        xp = namespace(theta)
         M *= b1
         M += grad  # M = m / (1 - b1)
         V *= b2
-        np.multiply(grad, grad, out=w)
+        xp.multiply(grad, grad, out=w)
         V += w  # V = v / (1 - b2)
         e, inv_c = self._scalars(lr, t)
-        np.sqrt(V, out=w)
+        xp.sqrt(V, out=w)
         w += e
         w *= inv_c
-        np.divide(M, w, out=w)
+        xp.divide(M, w, out=w)
         theta -= w
 
     def _scalars(self, lr, t):

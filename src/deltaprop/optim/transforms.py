@@ -65,12 +65,14 @@ class MaxNorm:
     def __init__(self, net, max_norm: float):
         self.max_norm = check_float("max_norm", max_norm, 0.0, strict=True)
         self.weight_rows = net.weight_rows()
-        self._norms = [np.empty(W.shape[1], dtype=net.dtype) for W in self.weight_rows]
+        self.xp = net.backend.xp
+        self._norms = [net.backend.empty(W.shape[1], net.dtype) for W in self.weight_rows]
 
     def __call__(self) -> None:
+        xp = self.xp
         for W, norms in zip(self.weight_rows, self._norms):
-            np.einsum("ij,ij->j", W, W, out=norms)
-            np.sqrt(norms, out=norms)
-            np.maximum(norms, self.max_norm, out=norms)
-            np.divide(self.max_norm, norms, out=norms)
+            xp.einsum("ij,ij->j", W, W, out=norms)
+            xp.sqrt(norms, out=norms)
+            xp.maximum(norms, self.max_norm, out=norms)
+            xp.divide(self.max_norm, norms, out=norms)
             W *= norms
