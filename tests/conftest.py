@@ -64,3 +64,26 @@ def need(module: str):
     if os.environ.get("DELTAPROP_CI"):
         return importlib.import_module(module)
     return pytest.importorskip(module)
+
+
+def backend_or_skip(name: str):
+    """The named array backend (:mod:`deltaprop.core.backend`), if it can run here: NumPy
+    always; PyTorch's CPU tensors where torch and array-api-compat are installed (in CI
+    they are, and a missing one fails); CuPy only on a machine with a GPU and CuPy."""
+    from deltaprop import get_backend
+
+    if name == "torch":
+        need("torch"), need("array_api_compat")
+    elif name == "cupy":
+        cupy = pytest.importorskip("cupy", reason="the cupy backend needs CuPy and an NVIDIA GPU")
+        try:
+            cupy.zeros(1)
+        except Exception as e:  # (installed, but no GPU or driver)
+            pytest.skip(f"the cupy backend needs an NVIDIA GPU: {e}")
+    return get_backend(name)
+
+
+@pytest.fixture(params=["numpy", "torch", "cupy"])
+def backend(request):
+    """Each array backend present here (see :func:`backend_or_skip`)."""
+    return backend_or_skip(request.param)

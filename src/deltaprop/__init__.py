@@ -4,7 +4,8 @@ The pieces, each with one job (see the README's layout section):
 
 - :class:`Network` (``core``): architecture and the flat parameters ``theta``;
   the passes of eqs. (3)-(12) are in ``core.engine``, the criterion J and its
-  gradient in :class:`Objective`.
+  gradient in :class:`Objective`; the array library they run on is a
+  :class:`Backend` (NumPy, CuPy on a GPU: :data:`BACKENDS`).
 - optimizers and schedules (``optim``): settings, with state kept apart.
 - :func:`train` / :class:`Trainer` (``training``): the loop (its settings a
   :class:`TrainSettings`), returning a
@@ -24,6 +25,7 @@ The pieces, each with one job (see the README's layout section):
 """
 
 from .core.activations import ACTIVATIONS, Activation, get_activation
+from .core.backend import BACKENDS, Backend, get_backend
 from .core.kernels import KERNELS
 from .core.likelihoods import LIKELIHOODS, GeneralOutput, Likelihood, get_likelihood
 from .core.network import Network
@@ -54,14 +56,14 @@ from .version import __version__
 
 
 __all__ = [
-    "ACTIVATIONS", "Activation", "AdaGrad", "Adam", "AdamW", "Blocks", "Callback", "Columns", "Communicator",
+    "ACTIVATIONS", "Activation", "AdaGrad", "Adam", "AdamW", "BACKENDS", "Backend", "Blocks", "Callback", "Columns", "Communicator",
     "Constant", "Cosine", "DataError", "Diagnostics", "DivergenceError", "EarlyStopping", "Exponential",
     "GeneralOutput", "GradcheckResult", "HeldOut", "History", "InverseTime", "KERNELS", "LIKELIHOODS", "LayerTrace",
     "Likelihood", "MLPClassifier", "MLPRegressor", "Model", "ModelFileError", "Momentum", "Nesterov",
     "Network", "OPTIMIZERS", "Objective", "Optimizer", "OptimizerState", "RMSProp", "ReduceOnPlateau",
     "SCHEDULES", "SGD", "Standardizer", "StepDecay", "StepTrace", "TableNotice", "TabularClassifier",
     "TabularRegressor", "TrainSettings", "TrainState", "Trainer", "TrainingInterrupted", "__version__",
-    "diagnose", "explain_step", "fit", "from_sklearn", "get_activation", "get_communicator", "get_likelihood",
+    "diagnose", "explain_step", "fit", "from_sklearn", "get_activation", "get_backend", "get_communicator", "get_likelihood",
     "get_optimizer", "gradcheck", "load", "load_checkpoint", "load_data", "open_blocks", "trace", "train",
 ]
 

@@ -49,7 +49,7 @@ def _fmt():
 
 # --- the parser ---------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    from .. import KERNELS, OPTIMIZERS, SCHEDULES, __version__
+    from .. import BACKENDS, KERNELS, OPTIMIZERS, SCHEDULES, __version__
     from ..data.datasets import BUILTIN_NAMES
     from ..training.recipe import TABLE_RECIPE
 
@@ -134,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--kernels", choices=list(KERNELS),
                    help="who does the element-wise work: numba (fused kernels, deltaprop[fast]) or numpy "
                         "(the reference) (default: $DELTAPROP_KERNELS, else numba when installed)")
+    t.add_argument("--backend", choices=list(BACKENDS),
+                   help="the array library training runs on: numpy (default), cupy (an NVIDIA GPU, "
+                        "deltaprop[gpu]) or torch (PyTorch CPU tensors, which prove the seam)")
     t.add_argument("--out", help="model file (default: DATA-model.safetensors, named after the data set)")
     t.add_argument("--plot", help="learning-curve PNG (default: DATA-curves.png); '' for none")
     t.add_argument("--checkpoint", help="checkpoint file, written every --checkpoint-every epochs and on Ctrl-C")

@@ -117,7 +117,7 @@ def _train(args, comm) -> int:
                 early_stopping=args.early_stopping or None, diagnostics=args.diagnostics or bool(args.report),
                 callbacks=[Announce(), progress] + ([snapshots] if snapshots else []),
                 checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume,
-                distributed=comm, kernels=args.kernels)
+                distributed=comm, kernels=args.kernels, backend=args.backend)
     except TrainingInterrupted as e:
         progress.close()
         if args.log:  # the epochs it did are real: keep their record

@@ -186,10 +186,10 @@ class EarlyStopping(Callback):
         monitored = history.loss[-1] if math.isnan(val) else val
         if monitored < self.best - self.min_delta:
             self.best, self.best_epoch, self.wait = float(monitored), epoch, 0
-            if self.restore_best:
+            if self.restore_best:  # (kept on the host, whatever the network's backend)
                 if self.best_theta is None:
-                    self.best_theta = np.empty_like(net.theta)
-                np.copyto(self.best_theta, net.theta)
+                    self.best_theta = np.empty(net.n_params, net.dtype)
+                np.copyto(self.best_theta, net.backend.to_host(net.theta))
             return False
         self.wait += 1
         if self.wait >= self.patience:
@@ -201,7 +201,7 @@ class EarlyStopping(Callback):
 
     def on_train_end(self, net, history):
         if self.restore_best and self.best_theta is not None:
-            np.copyto(net.theta, self.best_theta)
+            net.backend.upload(net.theta, self.best_theta)
             history.best_epoch = self.best_epoch + 1
 
     def state_dict(self):

@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from ..core.backend import backend_of
 from ..io.files import CHECKSUM_KEY, ModelFileError, atomic_safetensors, json_safe, read_safetensors
 from ..optim.optimizers import OptimizerState
 from .callbacks import History
@@ -30,7 +31,7 @@ def save_checkpoint(path, net, state: TrainState, optimizer) -> None:
     tensors = {"theta": state.theta, "last_good": state.last_good}
     if state.order is not None:
         tensors["order"] = state.order
-    tensors.update({f"optimizer.{k}": v for k, v in opt_arrays.items()})
+    tensors.update({f"optimizer.{k}": backend_of(v).to_host(v) for k, v in opt_arrays.items()})
     callbacks = {}
     for key, (scalars, arrays) in state.callbacks.items():
         callbacks[key] = scalars
@@ -116,7 +117,7 @@ def _state_from(config: dict, st: dict, tensors: dict, net) -> TrainState:
         raise _Invalid("tensors 'theta' and 'last_good' are missing")
     theta = tensors["theta"]
     if theta.ndim != 1 or theta.dtype.kind != "f" or (net is not None and
-                                                      (theta.shape != net.theta.shape or theta.dtype != net.theta.dtype)):
+                                                      (theta.shape != (net.n_params,) or theta.dtype != net.dtype)):
         raise _Invalid(f"its parameters (shape {theta.shape}, {theta.dtype}) do not fit the network")
     theta = _array(tensors, "theta", theta)
     last_good = _array(tensors, "last_good", theta)

@@ -35,6 +35,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..core.backend import get_backend
 from ..core.engine import Workspace
 from ..core.kernels import resolve_kernels
 from ..core.network import root_seed
@@ -127,6 +128,11 @@ class Trainer:
             raise TypeError(f"settings: expected TrainSettings, found {type(s).__name__}")
         self.comm = comm = get_communicator(distributed)
         self.parallel = comm.size > 1
+        self.backend = be = get_backend(s.backend if s.backend is not None else net.backend)
+        if not be.host and (self.parallel or s.diagnostics):
+            raise ValueError(f"backend: {'data-parallel training' if self.parallel else 'diagnostics'} "
+                             f"runs on the numpy backend only, not on {be.name!r}")
+        net.to(be)  # (for the run: train() brings it back)
         self.optimizer = s.optimizer
         self.schedule = copy.deepcopy(s.schedule)  # its state is the run's, not the caller's
         # rank 0 alone validates, logs and checkpoints: the callbacks are its own
@@ -151,7 +157,8 @@ class Trainer:
                                         rng=np.random.default_rng(split_seq))
         self.source, self.validation = data.source, data.validation
         # (from the whole set's size: every rank of a data-parallel run takes the same path)
-        self.kernels = resolve_kernels(s.kernels, work=float(data.n_samples) * net.n_params)
+        self.kernels = resolve_kernels(s.kernels, work=float(data.n_samples) * net.n_params) if be.host \
+            else s.kernels or "numpy"  # (off the host, the reference's arithmetic on the backend's arrays)
         if self.parallel:
             self.source.shard(comm.rank, comm.size)
         # the gradient's way to the weights: transforms in order, the optimizer, then constraints
@@ -176,16 +183,17 @@ class Trainer:
 
         if state is None:
             self.state = TrainState(
-                theta=net.theta.copy(), optimizer=self.optimizer.init_state(net.theta, net.layer_slices(), self.kernels),
+                theta=np.array(be.to_host(net.theta)),
+                optimizer=self.optimizer.init_state(net.theta, net.layer_slices(), self.kernels),
                 schedule=self.schedule.state_dict(), seed=root, rng=np.random.default_rng(loop_seq).bit_generator.state,
-                history=History(metric=metric_name(net.task)), last_good=np.empty_like(net.theta),
+                history=History(metric=metric_name(net.task)), last_good=np.empty(net.n_params, net.dtype),
                 data_shape=data_shape)
         else:
             if resume is not None:
                 check_resume(state, resume, data_shape, self.data_digest(), s.record())
             self.state = continued_state(state, net, self.optimizer, self.kernels, data_shape, self.source,
                                          processes=comm.size if self.parallel else 0)
-            np.copyto(net.theta, self.state.theta)
+            be.upload(net.theta, self.state.theta)
             if state.settings.get("schedule", {}).get("name", self.schedule.name) == self.schedule.name:
                 self.schedule.load_state_dict(self.state.schedule)
         self.state.settings = s.record()
@@ -226,8 +234,8 @@ class Trainer:
 
     def _diverged(self, J):
         net, st = self.net, self.state
-        if not np.all(np.isfinite(net.theta)):
-            np.copyto(net.theta, st.last_good)
+        if not self._finite():
+            self.backend.upload(net.theta, st.last_good)
         st.history.stop_reason = "diverged"
         self._sync()
         raise DivergenceError(
@@ -280,7 +288,7 @@ class Trainer:
             if st.batch == 0:
                 st.optimizer.learning_rate = self.schedule(self.optimizer.learning_rate, st.epoch, end)
                 st.order = self.source.order(self.rng if self.settings.shuffle else None)
-                np.copyto(st.last_good, net.theta)
+                np.copyto(st.last_good, self.backend.to_host(net.theta))  # (the state is on the host)
                 st.loss_sum = st.grad_norm_sq = st.epoch_time = 0.0
             for cb in self.callbacks:
                 if hasattr(cb, "on_epoch_begin"):
@@ -298,7 +306,7 @@ class Trainer:
                 if self.interrupted and st.batch < n_batches:
                     st.epoch_time += time.perf_counter() - t0
                     self._interrupt()
-            if not np.all(np.isfinite(net.theta)):
+            if not self._finite():
                 self._diverged(float("nan"))
             # (a signal during the epoch's last batch: the epoch ends first, so that the state
             # saved is at a batch boundary of the next epoch, as every checkpoint is)
@@ -321,6 +329,11 @@ class Trainer:
         if self.parallel:  # (early stopping restored its best weights on rank 0)
             self.comm.broadcast(net.theta)
         return st
+
+    def _finite(self) -> bool:
+        """Whether every weight is finite."""
+        xp = self.backend.xp
+        return bool(self.backend.scalars(xp.all(xp.isfinite(self.net.theta)))[0])
 
     def _interrupt(self, saved: bool = False):
         """Stop at this batch boundary: the checkpoint written (if there is one), then
@@ -371,7 +384,7 @@ class Trainer:
         """Bring the state up to date: the iterate, the RNGs and the callbacks' states
         (collective under data-parallel training: every rank's dropout generator)."""
         st = self.state
-        np.copyto(st.theta, self.net.theta)
+        np.copyto(st.theta, self.backend.to_host(self.net.theta))
         st.rng = self.rng.bit_generator.state
         if self.parallel:
             st.rank_rngs = self.comm.allgather_object(self.mask_rng.bit_generator.state)

@@ -37,7 +37,7 @@ def continued_state(state: TrainState, net, optimizer, kernels: str, data_shape:
     run's kernel path) on ``source``, checked first: parameters that fit and are finite,
     the optimizer's own state, and for a state stopped mid-epoch the same data shape, row
     order and number of processes (``processes``: 0 for one process alone)."""
-    if state.theta.shape != net.theta.shape or state.theta.dtype != net.theta.dtype:
+    if state.theta.shape != (net.n_params,) or state.theta.dtype != net.dtype:
         raise ValueError(f"state: its parameters ({state.theta.size}, {state.theta.dtype}) do not fit "
                          f"the network ({net.n_params}, {np.dtype(net.dtype).name})")
     if not np.all(np.isfinite(state.theta)):

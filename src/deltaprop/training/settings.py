@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.backend import BACKENDS
 from ..core.kernels import KERNELS
 from ..io.files import json_safe
 from ..optim.optimizers import Optimizer, get_optimizer
@@ -72,6 +73,8 @@ class TrainSettings:
         With Blocks: how many blocks are read and shuffled together.
     kernels : {"numpy", "numba"}, optional
         Who does the element-wise work (:mod:`deltaprop.core.kernels`).
+    backend : {"numpy", "cupy", "torch"}, optional
+        The array library the run's arrays live in (:mod:`deltaprop.core.backend`).
     diagnostics : bool
         Measure every layer at each epoch's end.
     """
@@ -94,6 +97,7 @@ class TrainSettings:
     blas_threads: int | None = None
     buffer_blocks: int = 4
     kernels: str | None = None
+    backend: str | None = None
     diagnostics: bool = False
 
     def __post_init__(self):
@@ -116,6 +120,7 @@ class TrainSettings:
         self.blas_threads = None if self.blas_threads is None else check_int("blas_threads", self.blas_threads, 1)
         self.buffer_blocks = check_int("buffer_blocks", self.buffer_blocks, 1)
         self.kernels = None if self.kernels is None else lookup("kernels", KERNELS, self.kernels)
+        self.backend = None if self.backend is None else lookup("backend", BACKENDS, self.backend)
         self.diagnostics = bool(self.diagnostics)
 
     def early_stopping_callback(self) -> EarlyStopping | None:

@@ -33,7 +33,7 @@ def train(net, X, y=None, *, epochs: int = 100, sample_weight=None, optimizer: s
           state: TrainState | None = None, checkpoint: str | None = None, checkpoint_every: int = 1,
           resume: str | None = None, diagnostics: bool = False, blas_threads: int | None = None,
           distributed=None, buffer_blocks: int = 4, kernels: str | None = None,
-          label_smoothing: float = 0.0) -> TrainState:
+          label_smoothing: float = 0.0, backend: str | None = None) -> TrainState:
     """Train ``net`` in place by backpropagation and gradient descent.
 
     Parameters
@@ -141,6 +141,12 @@ def train(net, X, y=None, *, epochs: int = 100, sample_weight=None, optimizer: s
         Train on class targets moved this far towards the uniform distribution,
         ``(1 - s) T + s / K`` (categorical and Bernoulli outputs); validation losses are on
         the true targets.
+    backend : {"numpy", "cupy", "torch"}, optional
+        The array library the run's arrays live in (:data:`deltaprop.BACKENDS`): NumPy by
+        default; ``"cupy"`` trains on an NVIDIA GPU (``pip install 'deltaprop[gpu]'``).
+        The network moves there for the run and comes back where it was; the data stays
+        on the host and goes over a batch at a time. One process only, without
+        ``diagnostics``.
 
     Returns
     -------
@@ -166,10 +172,14 @@ def train(net, X, y=None, *, epochs: int = 100, sample_weight=None, optimizer: s
             label_smoothing=label_smoothing, clip_norm=clip_norm, max_norm=max_norm, grad_tol=grad_tol,
             early_stopping=early_stopping, shuffle=shuffle, seed=seed, checkpoint=checkpoint,
             checkpoint_every=checkpoint_every, blas_threads=blas_threads, buffer_blocks=buffer_blocks,
-            kernels=kernels, diagnostics=diagnostics)
-        trainer = Trainer(net, X, y, sample_weight=sample_weight, validation=validation, settings=settings,
-                          callbacks=callbacks, state=state, distributed=comm,
-                          resume=None if first_call or resume is None else str(resume))
-        if resume is None:
-            return trainer.run(epochs)
-        return trainer.run_until(check_int("epochs", epochs, 1))
+            kernels=kernels, backend=backend, diagnostics=diagnostics)
+        home = net.backend
+        try:
+            trainer = Trainer(net, X, y, sample_weight=sample_weight, validation=validation, settings=settings,
+                              callbacks=callbacks, state=state, distributed=comm,
+                              resume=None if first_call or resume is None else str(resume))
+            if resume is None:
+                return trainer.run(epochs)
+            return trainer.run_until(check_int("epochs", epochs, 1))
+        finally:
+            net.to(home)
