@@ -15,9 +15,10 @@ def batch_of(net, n, seed=0, likelihood="categorical"):
 
 @pytest.mark.parametrize("name", list(dp.OPTIMIZERS))
 @pytest.mark.parametrize("l2,alpha", [(0.0, 0.0), (0.01, 0.0), (0.0, 0.5)])
-def test_the_fused_step_is_the_general_route(name, l2, alpha):
-    """value_and_step = value_and_grad, then optimizer.step: same J, same new theta."""
-    net = dp.Network([5, 7, 6, 3], activation="tanh", seed=0, dtype="float64")
+def test_the_fused_step_is_the_general_route(name, l2, alpha, backend):
+    """value_and_step = value_and_grad, then optimizer.step: same J, same new theta (on
+    every array backend present)."""
+    net = dp.Network([5, 7, 6, 3], activation="tanh", seed=0, dtype="float64").to(backend)
     other = net.copy()
     opt = dp.OPTIMIZERS[name]()
     fused, general = dp.Objective(net, l2=l2, alpha=alpha), dp.Objective(other, l2=l2, alpha=alpha)
@@ -29,7 +30,7 @@ def test_the_fused_step_is_the_general_route(name, l2, alpha):
         assert g2 == pytest.approx(float(grad @ grad), rel=1e-10)
         opt.step(other.theta, grad, s2)
         assert J1 == pytest.approx(J2, rel=1e-12)
-        np.testing.assert_allclose(net.theta, other.theta, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(backend.to_host(net.theta), backend.to_host(other.theta), rtol=1e-12, atol=1e-15)
 
 
 def test_no_update_when_the_loss_is_not_finite():

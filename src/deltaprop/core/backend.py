@@ -16,8 +16,8 @@ A :class:`Backend` adds what a namespace does not say:
 - :meth:`~Backend.scalars`: a step's few numbers (J, ||grad J||^2) brought to the host in
   one transfer, the only synchronisation a step needs; until then they stay
   :meth:`~Backend.deferred` on the device;
-- which element-wise kernels run (:meth:`~Backend.ops`): NumPy's, or Numba's fused ones,
-  which only the NumPy backend has.
+- whether Numba's fused element-wise kernels can run on its arrays (``fused_kernels``:
+  the NumPy backend's alone; :func:`~deltaprop.core.kernels.make_ops` chooses them).
 
 A :class:`~deltaprop.core.engine.Workspace` owns its backend. Code that is handed arrays
 finds their namespace with :func:`namespace` (a lookup by the array's type, as
@@ -55,10 +55,13 @@ class Backend:
     host : bool
         Whether its arrays are NumPy arrays in host memory (data sources then write a
         batch straight into the buffers the passes read).
+    fused_kernels : bool
+        Whether Numba's fused kernels (:mod:`deltaprop.core.fused`) work on its arrays.
     """
 
     name = "numpy"
     host = True
+    fused_kernels = True
     xp = np
 
     def dtype(self, dtype):
@@ -100,14 +103,6 @@ class Backend:
         """Fill ``out`` with uniform numbers in [0, 1) drawn from ``rng``."""
         rng.random(out=out, dtype=out.dtype)
 
-    def ops(self, net, kernels: str | None = None, work: float | None = None):
-        """The element-wise steps of ``net``'s passes on this backend: NumPy's, or Numba's
-        fused kernels (:mod:`deltaprop.core.kernels`; ``work`` is the problem's size, which
-        chooses the default)."""
-        from .kernels import Ops, resolve_kernels
-
-        return Ops(net, resolve_kernels(kernels, work), self)
-
     def __repr__(self) -> str:
         return f"Backend({self.name!r})"
 
@@ -116,13 +111,7 @@ class _Device(Backend):
     """A backend whose arrays are not NumPy's: its element-wise work is the reference's."""
 
     host = False
-
-    def ops(self, net, kernels=None, work=None):
-        from .kernels import KERNELS, Ops
-
-        if kernels is not None and lookup("kernels", KERNELS, kernels) == "numba":
-            raise ValueError(f"kernels: 'numba' runs on the numpy backend only, not on {self.name!r}")
-        return Ops(net, "numpy", self)
+    fused_kernels = False
 
 
 class ArrayAPIBackend(_Device):
@@ -174,7 +163,10 @@ class CuPyBackend(_Device):
     def __init__(self):
         import cupy
 
-        self.xp, self._streams = cupy, {}
+        # CuPy is NumPy's API; the few calls it may not take with out= go through the adapter's way
+        self.xp = _Module(cupy, add=_Reduce(cupy.add, cupy.sum), maximum=_Reduce(cupy.maximum, cupy.max),
+                          einsum=lambda spec, *operands, out=None: _into(out, cupy.einsum(spec, *operands)))
+        self._streams = {}
 
     def dtype(self, dtype):
         return np.dtype(dtype)
@@ -186,7 +178,7 @@ class CuPyBackend(_Device):
         return self.xp.asnumpy(a)
 
     def upload(self, out, a) -> None:
-        out.set(np.ascontiguousarray(a, dtype=out.dtype))
+        out[...] = self.xp.asarray(np.ascontiguousarray(a, dtype=out.dtype))  # (out may be a strided view)
 
     def deferred(self, x):
         return x
@@ -201,6 +193,17 @@ class CuPyBackend(_Device):
         if key not in self._streams:  # (the generator kept beside it, so its id stays its own)
             self._streams[key] = (rng, self.xp.random.default_rng(int(rng.integers(2**63))))
         self._streams[key][1].random(out=out, dtype=out.dtype)
+
+
+class _Module:
+    """A module with a few of its functions replaced."""
+
+    def __init__(self, module, **replaced):
+        self._module = module
+        self.__dict__.update(replaced)
+
+    def __getattr__(self, name):
+        return getattr(self._module, name)
 
 
 class _Reduce:

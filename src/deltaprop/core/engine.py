@@ -42,7 +42,7 @@ from typing import Sequence
 import numpy as np
 
 from .backend import NUMPY, Backend, namespace
-from .kernels import Ops
+from .kernels import Ops, make_ops
 
 Array = np.ndarray
 
@@ -156,7 +156,7 @@ class WorkspacePool:
 
 def _ops(net, ws: Workspace) -> Ops:
     if ws.ops is None:
-        ws.ops = ws.backend.ops(net)
+        ws.ops = make_ops(net, ws.backend)
     return ws.ops
 
 

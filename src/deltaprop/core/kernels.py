@@ -86,6 +86,24 @@ def resolve_kernels(kernels: str | None = None, work: float | None = None) -> st
     return key
 
 
+def make_ops(net, backend=None, kernels: str | None = None, work: float | None = None) -> "Ops":
+    """The element-wise steps of ``net``'s passes on an array ``backend`` (NumPy's by
+    default): :func:`resolve_kernels`'s choice where the backend can run the fused kernels,
+    else the reference's.
+
+    Raises
+    ------
+    ValueError
+        If ``numba`` is asked for on a backend whose arrays the fused kernels cannot take.
+    """
+    backend = NUMPY if backend is None else backend
+    if backend.fused_kernels:
+        return Ops(net, resolve_kernels(kernels, work), backend)
+    if kernels is not None and lookup("kernels", KERNELS, kernels) == "numba":
+        raise ValueError(f"kernels: 'numba' runs on the numpy backend only, not on {backend.name!r}")
+    return Ops(net, "numpy", backend)
+
+
 def _fused():
     from . import fused
 

@@ -22,6 +22,7 @@ from .activations import Activation, get_activation
 from .backend import NUMPY, Backend, get_backend
 from .engine import WorkspacePool, forward, mean_output, output_delta, views
 from .initializers import check_init, init_weights
+from .kernels import make_ops
 from .likelihoods import Likelihood, get_likelihood
 from .objective import Objective
 
@@ -325,7 +326,7 @@ class Network:
         # them) at the first inference, not here; by the network's size alone, so that its
         # predictions do not depend on the calls before them
         return WorkspacePool(self.sizes, _CHUNK, self.dtype,
-                             lambda: self.backend.ops(self, work=float(_CHUNK) * self.n_params),
+                             lambda: make_ops(self, self.backend, work=float(_CHUNK) * self.n_params),
                              sparse=sparse, members=self.members, backend=self.backend)
 
     def _chunks(self, X: Array):

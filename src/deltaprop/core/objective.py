@@ -33,6 +33,7 @@ import numpy as np
 
 from ..validation import check_fraction, is_sparse
 from .engine import Workspace, backward, forward, output_delta, views
+from .kernels import make_ops
 
 Array = np.ndarray
 
@@ -99,7 +100,7 @@ class Objective:
             raise ValueError(f"label_smoothing: the {net.likelihood.name} likelihood has no classes to smooth; "
                              "it is for categorical and bernoulli outputs")
         self.backend = be = net.backend
-        self.ops = be.ops(net, kernels)
+        self.ops = make_ops(net, be, kernels)
         self.l2 = float(l2)
         self.alpha = float(alpha)
         self.dropout = float(dropout)
