@@ -2,6 +2,7 @@
 
 import csv
 import gzip
+import importlib.util
 import json
 import os
 import re
@@ -658,6 +659,25 @@ def test_train_on_each_kernel_path(tmp_path):
                           cwd=tmp_path, capture_output=True, text=True, timeout=300,
                           env={**ENV, "PYTHONPATH": os.pathsep.join([hidden, ENV.get("PYTHONPATH", "")])})
     assert_clean_error(proc, "kernels: 'numba' needs Numba", "deltaprop[fast]")
+
+
+def test_train_on_another_array_backend(tmp_path):
+    """--backend torch (PyTorch's CPU tensors, which prove the backend seam) trains the network
+    --kernels numpy trains, to float32 rounding, and says so in the model; an unknown backend,
+    or one whose library is missing, is a one-line error that says what to do."""
+    need("torch"), need("array_api_compat")
+    thetas = {}
+    for args in (["--kernels", "numpy"], ["--backend", "torch"]):
+        cli("train", "--epochs", "2", "--early-stopping", "0", *args, "--out", f"{args[1]}.safetensors",
+            "--plot", "", cwd=tmp_path, check=0)
+        model = dp.load(tmp_path / f"{args[1]}.safetensors")
+        assert model.metadata["backend"] == ("torch" if args[1] == "torch" else "numpy")
+        thetas[args[1]] = model.network.theta
+    np.testing.assert_allclose(thetas["torch"], thetas["numpy"], rtol=1e-3, atol=1e-4)
+    assert_clean_error(cli("train", "--backend", "jax", cwd=tmp_path), "--backend", "jax")
+    if importlib.util.find_spec("cupy") is None:
+        assert_clean_error(cli("train", "--epochs", "1", "--backend", "cupy", cwd=tmp_path),
+                           "backend: 'cupy' needs cupy", "deltaprop[gpu]")
 
 
 def test_option_values_follow_the_librarys_rules_for_names_and_numbers():

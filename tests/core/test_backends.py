@@ -172,6 +172,11 @@ def test_a_model_trained_on_the_backend_saves_and_loads(backend, tmp_path):
     model, _ = dp.fit(X, y, hidden=[6], epochs=3, seed=0, backend=backend.name)
     model.save(tmp_path / "m.safetensors")
     np.testing.assert_array_equal(dp.load(tmp_path / "m.safetensors").predict(X), model.predict(X))
+    model.network.to(backend)  # a model predicting on the backend: same answers, and it saves too
+    np.testing.assert_array_equal(model.predict(X), dp.load(tmp_path / "m.safetensors").predict(X))
+    model.save(tmp_path / "again.safetensors")
+    np.testing.assert_array_equal(dp.load(tmp_path / "again.safetensors").predict(X), model.predict(X))
+    assert dp.gradcheck(model.network, X[:8], y[:8]).passed  # (checked on a host copy)
 
 
 def test_what_a_backend_cannot_do_is_refused_by_name(backend):
