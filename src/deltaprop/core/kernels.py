@@ -13,7 +13,9 @@ environment variable ``DELTAPROP_KERNELS`` if set, else ``numba`` when Numba is
 installed (``pip install 'deltaprop[fast]'``) and the run is large enough to gain from
 it (:data:`NUMBA_MIN_WORK`), else ``numpy``. Anything without a
 fused kernel (a custom activation, a general output likelihood, a custom
-optimizer) takes the NumPy route on either path.
+optimizer) takes the NumPy route on either path. The fused kernels take NumPy arrays: on
+another array backend (:mod:`deltaprop.core.backend`) the reference's arithmetic runs, in
+the backend's namespace (:func:`make_ops`).
 """
 
 from __future__ import annotations
@@ -124,6 +126,9 @@ class Ops:
     ----------
     kernels : str
         ``"numpy"`` or ``"numba"``.
+    backend : Backend
+        The array backend the passes run on (:mod:`deltaprop.core.backend`; the fused
+        kernels are the NumPy backend's alone: :func:`make_ops`).
     phi : list
         ``phi[l](z, out)`` writes phi(z[l]) (slot 0 unused).
     backprop : list
