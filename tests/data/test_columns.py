@@ -48,7 +48,7 @@ def test_an_unnamed_array_is_taken_in_order_and_must_have_the_width(iris_model):
     model, X, _ = iris_model
     np.testing.assert_array_equal(model.predict(X.to_numpy()), model.predict(X))
     np.testing.assert_array_equal(model.predict(pd.DataFrame(X.to_numpy())), model.predict(X))  # columns 0..3
-    with pytest.raises(ValueError, match="expected 4 features"):
+    with pytest.raises(ValueError, match=r"expected a table of 4 columns \('sepal length \(cm\)'.*found shape \(150, 3\)"):
         model.predict(X.to_numpy()[:, :3])
 
 

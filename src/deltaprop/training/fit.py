@@ -40,10 +40,11 @@ def fit(X, y=None, *, hidden: Sequence[int] | None = None, activation: str | Seq
         **train_options) -> tuple[Model, TrainState]:
     """Train a network on raw rows and targets; return the Model and the final TrainState.
 
-    On a table of mixed columns (text, booleans or gaps), every setting not given takes
+    On a table (columns named by strings: a DataFrame, a dict of columns, a pyarrow Table),
+    of numbers or of mixed columns (text, booleans or gaps), every setting not given takes
     the tabular recipe's value (:data:`~deltaprop.training.recipe.TABLE_RECIPE`: an
     ensemble, bins, a held-out tenth to keep the best epoch, label smoothing for
-    classes); otherwise the defaults below.
+    classes); on arrays, the defaults below.
 
     Parameters
     ----------
@@ -118,9 +119,10 @@ def fit(X, y=None, *, hidden: Sequence[int] | None = None, activation: str | Seq
         columns = _columns(columns, table_names(X), _target_names(y))
         if table_names(X) is not None:  # (then columns holds its names)
             raw = columns.pick(X)
-            if needs_encoding(raw):  # a real table: what is not given comes from the tabular recipe
-                hidden, members, bins, validation = _recipe(given, validation, train_options)
-                smooth = "label_smoothing" not in train_options
+            # a table (a DataFrame, columns by name), of numbers or not: what is not given comes
+            # from the tabular recipe, which won on the development suite's tables of numbers too
+            hidden, members, bins, validation = _recipe(given, validation, train_options)
+            smooth = "label_smoothing" not in train_options
             if needs_encoding(raw) or bins:  # text, booleans or gaps (or bins): each column learns its encoding
                 table, notices = TableEncoder.fit(raw, list(columns.features), bins=check_int("bins", bins, 0))
                 for notice in notices:

@@ -4,8 +4,8 @@ One set of settings, chosen by measurement on the development suite of real tabl
 (``benchmarks/tabular.py``; the ablation table in ``benchmarks/README.md`` gives each
 ingredient's effect on the mean score and the fit time). It is the default of
 :class:`~deltaprop.TabularClassifier` and :class:`~deltaprop.TabularRegressor`, of
-:func:`~deltaprop.fit` for a table of mixed columns, and of ``deltaprop train`` on a
-CSV or Parquet file of mixed columns:
+:func:`~deltaprop.fit` for a table (a DataFrame: numbers or mixed columns), and of
+``deltaprop train`` on a CSV or Parquet file of mixed columns:
 
 - inputs (:mod:`deltaprop.data.tables`): robust scaling and smooth clipping of numbers,
   plus their piecewise-linear encoding over ``bins`` quantile bins; one-hot categories;
