@@ -224,3 +224,20 @@ def test_category_values_are_looked_up_by_type_and_text_whatever_their_order():
     new = np.array([False, 0, 0.0, "0", None, ["unhashable"], "x"], dtype=object)  # False == 0, but not as text
     out = encoder.transform([new])
     assert list(np.argmax(out, axis=1)) == [1, 0, 0, 0, 3, 3, 2]
+
+
+def test_a_table_of_numbers_takes_the_recipe_too_and_an_array_the_plain_defaults():
+    """dp.fit's default for a table is the tabular recipe whatever its columns hold (it won on
+    the development suite's tables of numbers as on mixed ones); an array keeps the plain defaults."""
+    from deltaprop.training.recipe import TABLE_RECIPE as R
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"size": rng.lognormal(3, 1, 300), "rooms": rng.integers(1, 6, 300).astype(float)})
+    y = np.where(df["size"] > 20, "big", "small")
+    model, state = dp.fit(df, y, seed=0, epochs=8)
+    assert model.network.members == R["members"] and model.network.sizes[1:-1] == list(R["hidden"])
+    assert model.table is not None and len(model.table.columns[0].edges) == R["bins"] + 1
+    assert state.settings["label_smoothing"] == R["label_smoothing"] and not np.isnan(state.history.val_loss).any()
+    plain, plain_state = dp.fit(df.to_numpy(), y, seed=0, epochs=8)
+    assert plain.network.members == 1 and plain.table is None and plain.network.sizes[1:-1] == [128, 64]
+    assert "label_smoothing" not in plain_state.settings and np.isnan(plain_state.history.val_loss).all()

@@ -79,7 +79,8 @@ class Trainer:
     Parameters
     ----------
     net : Network
-        Trained in place.
+        Trained in place, on the array backend of ``settings.backend`` (it moves there when
+        the Trainer is made; :func:`train` brings it back after the run).
     X : array-like or Blocks
         The inputs (or Blocks, which carry their targets).
     y : array-like, optional
