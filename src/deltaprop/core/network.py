@@ -408,10 +408,11 @@ class Network:
         labels = np.empty(X.shape[0], dtype=np.intp)
         with np.errstate(under="ignore"):  # (see UNDERFLOW)
             for ws, start, b in self._chunks(X):
-                if self.backend.host:
-                    np.argmax(ws.z[self.n_layers][:b], axis=1, out=labels[start:start + b])
+                z, be = ws.z[self.n_layers][:b], self.backend
+                if be.host:
+                    np.argmax(z, axis=1, out=labels[start:start + b])
                 else:
-                    labels[start:start + b] = self.backend.to_host(self.backend.xp.argmax(ws.z[self.n_layers][:b], axis=1))
+                    labels[start:start + b] = be.to_host(be.xp.argmax(z, axis=1))
         return labels
 
     def loss(self, X, y, sample_weight=None) -> float:
