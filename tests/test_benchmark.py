@@ -71,3 +71,18 @@ def test_startup_benchmark_runs_whole_processes():
     deltaprop, sklearn, ratio = (float(v) for v in row.strip("| ").split(" | ")[1:])
     assert deltaprop > 0 and sklearn > 0 and ratio > 0
     assert "scikit-learn" in proc.stdout and "machine:" in proc.stdout
+
+
+def test_the_backend_epoch_benchmark_trains_on_each_backend_beside_numpy():
+    """The check a GPU machine runs (numpy and cupy), here on the CPU's proof backend: each
+    backend's epoch time, its ratio to NumPy's and how far its weights are from NumPy's."""
+    from conftest import need
+
+    need("torch"), need("array_api_compat")
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "backend_epoch.py"), "--backends", "numpy",
+                           "torch", "--n", "600", "--epochs", "1"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in proc.stdout.splitlines()[-2:]}
+    assert set(rows) == {"numpy", "torch"} and float(rows["numpy"][1]) == 1.0
+    assert float(rows["torch"][0]) > 0 and float(rows["torch"][3]) < 1e-3  # (float32 rounding over one epoch)
+    assert "machine:" in proc.stdout and "versions:" in proc.stdout
