@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import importlib.metadata
 import importlib.util
 import os
 import pickle
@@ -47,9 +48,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     X, y, source = mnist(args.n)
     versions = {"python": platform.python_version(), "numpy": np.__version__, "deltaprop": dp.__version__}
-    for name in ("cupy", "torch", "array_api_compat", "numba"):
-        if importlib.util.find_spec(name) is not None:
-            versions[name] = __import__(name).__version__
+    for name in ("cupy-cuda12x", "torch", "array-api-compat", "numba"):  # (installed or not, never imported here)
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}")
     print("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     print(f"data: {source}, {len(X)} rows; 784-256-128-10 relu, Adam, batch 128; kernels: numpy on every backend\n")
