@@ -73,9 +73,11 @@ class Backend:
         return self.xp.empty(shape, dtype=self.dtype(dtype))
 
     def zeros(self, shape, dtype):
+        """An array of zeros of a NumPy ``dtype``, on this backend."""
         return self.xp.zeros(shape, dtype=self.dtype(dtype))
 
     def ones(self, shape, dtype):
+        """An array of ones of a NumPy ``dtype``, on this backend."""
         return self.xp.ones(shape, dtype=self.dtype(dtype))
 
     def from_host(self, a, dtype=None):
