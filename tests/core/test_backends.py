@@ -13,6 +13,7 @@ import pytest
 
 import deltaprop as dp
 from deltaprop.core.backend import backend_of
+from deltaprop.optim.transforms import ClipNorm
 
 CASES = [("categorical", "relu", 3, 1), ("bernoulli", "gelu", 2, 1), ("gaussian", "tanh", 2, 1),
          ("poisson", "softplus", 1, 1), ("sigmoid+squared_error", "elu", 2, 1), ("categorical", "leaky_relu", 3, 3),
@@ -83,7 +84,7 @@ def test_every_optimizer_steps_as_on_numpy_fused_or_not(backend, name):
     X, y, _ = problem("categorical", 3)
     T = net.encode_targets(y)
     opt = dp.OPTIMIZERS[name]()
-    clip = [dp.Trainer.__module__ and __import__("deltaprop.optim.transforms", fromlist=["ClipNorm"]).ClipNorm(0.5)]
+    clip = [ClipNorm(0.5)]
     for transforms in ([], clip):
         a, b = net.copy(), dev.copy()
         oa, ob = dp.Objective(a, l2=0.01), dp.Objective(b, l2=0.01)
@@ -106,7 +107,7 @@ def test_a_step_brings_one_transfer_to_the_host(backend, monkeypatch):
     net = dp.Network([5, 7, 3], seed=0).to(backend)
     X, y, _ = problem("categorical", 3)
     batch = (net.check_X(X), net.encode_targets(y))
-    clip = __import__("deltaprop.optim.transforms", fromlist=["ClipNorm"]).ClipNorm(1.0)
+    clip = ClipNorm(1.0)
     for l2, transforms, norm, expected in [(0.0, [], False, 1), (0.0, [clip], False, 1), (0.01, [clip], True, 1),
                                            (0.01, [], False, 2), (0.0, [], True, 2)]:
         obj, opt = dp.Objective(net, l2=l2), dp.Adam()
