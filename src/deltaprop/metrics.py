@@ -62,7 +62,6 @@ def score_source(net, source, ws) -> tuple[float, float]:
     start = 0
     for k in range(source.steps(order)):
         b = source.fill(ws, order, k)
-        ws.upload(b, inputs=ws.Xs is None)
         forward(net, ws, b)
         loss += ws.backend.scalars(output_delta(net, ws, b, mean=False))[0]
         weight += ws.total_weight

@@ -236,7 +236,7 @@ class Model:
         built): what :func:`load` would refuse is never written.
         """
         self._check()
-        net = self.network if self.network.backend.host else self.network.copy().to("numpy")  # (a file is host data)
+        net = self.network if self.network.backend.host else self.network.copy(backend="numpy")  # (a file is host data)
         if not np.all(np.isfinite(net.theta)):
             raise ValueError("save: the network's weights contain NaN or inf")
         tensors = {f"W.{l}": net.W[l] for l in range(1, net.n_layers + 1)}

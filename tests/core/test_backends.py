@@ -178,6 +178,8 @@ def test_a_model_trained_on_the_backend_saves_and_loads(backend, tmp_path):
     model.save(tmp_path / "again.safetensors")
     np.testing.assert_array_equal(dp.load(tmp_path / "again.safetensors").predict(X), model.predict(X))
     assert dp.gradcheck(model.network, X[:8], y[:8]).passed  # (checked on a host copy)
+    told = dp.trace(model.network, X[0], int(y[0]), 0.1)  # (every quantity a host array)
+    assert isinstance(told.layers[-1].W, np.ndarray) and backend_of(model.network.theta) is backend
 
 
 def test_what_a_backend_cannot_do_is_refused_by_name(backend):
@@ -193,6 +195,13 @@ def test_what_a_backend_cannot_do_is_refused_by_name(backend):
         dp.train(net, scipy.sparse.csr_matrix(X), y, epochs=1, backend=backend.name)
     with pytest.raises(ValueError, match="backend: diagnostics runs on the numpy backend only"):
         dp.train(net, X, y, epochs=1, backend=backend.name, diagnostics=True)
+
+    class TwoRanks(dp.Communicator):  # (refused before any collective is called)
+        size = 2
+
+    with pytest.raises(ValueError, match="backend: data-parallel training runs on the numpy backend only"):
+        dp.Trainer(net, X, y, settings=dp.TrainSettings(backend=backend.name), distributed=TwoRanks())
+    net.to("numpy")
     assert net.backend.host  # (each refused run left the network where it was)
 
 

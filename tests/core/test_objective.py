@@ -126,6 +126,19 @@ def test_label_smoothing_is_eq_1_on_smoothed_targets_and_passes_gradcheck(likeli
     assert dp.gradcheck(net, X, y, label_smoothing=0.1).passed
 
 
+def test_label_smoothing_smooths_each_evaluation_once_even_of_a_batch_loaded_once(backend):
+    """A single batch is gathered once for the whole run: smoothing must not compound epoch
+    after epoch (it once did, in place, on the NumPy backend). With a learning rate too small
+    to move the weights, every epoch's J is the smoothed J of the first."""
+    rng = np.random.default_rng(2)
+    X, y = rng.normal(size=(30, 4)), rng.integers(0, 3, 30)
+    net = dp.Network([4, 5, 3], seed=0, dtype="float64")
+    expected, _ = dp.Objective(net.copy(), label_smoothing=0.2).value_and_grad(net.theta, (X, net.encode_targets(y)))
+    state = dp.train(net, X, y, epochs=4, batch_size=None, label_smoothing=0.2, optimizer=dp.SGD(1e-12), seed=0,
+                     kernels="numpy", backend=backend.name)
+    np.testing.assert_allclose(state.history.loss, expected, rtol=1e-9)
+
+
 def test_label_smoothing_is_refused_without_classes_and_leaves_validation_on_true_targets():
     rng = np.random.default_rng(1)
     X = rng.normal(size=(40, 3))

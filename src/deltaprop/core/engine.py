@@ -193,9 +193,9 @@ def forward(net, ws: Workspace, b: int, masks=None) -> None:
                 a *= mask
 
 
-def output_delta(net, ws: Workspace, b: int, scale: float = 1.0, mean: bool = True) -> float:
-    """Eqs. (7)-(8) on the first b rows against ``ws.targets``: writes ``o``, ``nll`` and
-    ``delta[L]``; returns J.
+def output_delta(net, ws: Workspace, b: int, scale: float = 1.0, mean: bool = True, targets=None) -> float:
+    """Eqs. (7)-(8) on the first b rows against ``targets`` (``ws.targets`` by default, the
+    loaded batch's): writes ``o``, ``nll`` and ``delta[L]``; returns J.
 
     J is the mean over the rows of -log p(y|x), or with ``ws.weighted`` the weighted
     mean sum_i w_i nll_i / sum_i w_i. ``delta[L]`` is the gradient of ``scale * J``
@@ -210,7 +210,7 @@ def output_delta(net, ws: Workspace, b: int, scale: float = 1.0, mean: bool = Tr
     L, ops, k, be = net.n_layers, _ops(net, ws), net.members, ws.backend
     xp = be.xp
     z, o, delta, work, nll = ws.z[L][:b], ws.o[:b], ws.delta[L][:b], ws.work[:b], ws.nll[:b * k]
-    T = ws.targets[:b]
+    T = (ws.targets if targets is None else targets)[:b]
     if k > 1:  # an ensemble: each member's rows against the same targets, J their mean
         K = net.sizes[L]
         Tk = ws.Tk[:b]

@@ -56,10 +56,11 @@ it tens (1.2e9: about 30). ``python benchmarks/kernel_threshold.py`` measures bo
 (``benchmarks/results/kernel-threshold.txt``)."""
 
 
-def resolve_kernels(kernels: str | None = None, work: float | None = None) -> str:
+def resolve_kernels(kernels: str | None = None, work: float | None = None, backend=None) -> str:
     """The path a run takes: ``kernels`` if given, else ``$DELTAPROP_KERNELS``, else
     ``numba`` when it is installed and the problem is large enough to gain from it, else
-    ``numpy``.
+    ``numpy``. On an array ``backend`` whose arrays the fused kernels cannot take
+    (:mod:`deltaprop.core.backend`), ``numpy``: the reference's arithmetic there.
 
     Parameters
     ----------
@@ -68,14 +69,20 @@ def resolve_kernels(kernels: str | None = None, work: float | None = None) -> st
         The problem's size, rows times parameters per epoch: below
         :data:`NUMBA_MIN_WORK` the default is ``numpy`` (the same size gives the same
         path, so a given seed still gives the same bits). None: unknown, no limit.
+    backend : Backend, optional
+        Where the run's arrays live (NumPy's by default).
 
     Raises
     ------
     ValueError
-        If the name is unknown.
+        If the name is unknown, or ``numba`` is asked for on a backend that cannot run it.
     ImportError
         If ``numba`` is asked for and Numba is not installed.
     """
+    if backend is not None and not backend.fused_kernels:
+        if kernels is not None and lookup("kernels", KERNELS, kernels) == "numba":
+            raise ValueError(f"kernels: 'numba' runs on the numpy backend only, not on {backend.name!r}")
+        return "numpy"
     if kernels is None:
         kernels = os.environ.get("DELTAPROP_KERNELS")
     if kernels is None:  # (the size first: a small problem never imports Numba)
@@ -90,20 +97,9 @@ def resolve_kernels(kernels: str | None = None, work: float | None = None) -> st
 
 def make_ops(net, backend=None, kernels: str | None = None, work: float | None = None) -> "Ops":
     """The element-wise steps of ``net``'s passes on an array ``backend`` (NumPy's by
-    default): :func:`resolve_kernels`'s choice where the backend can run the fused kernels,
-    else the reference's.
-
-    Raises
-    ------
-    ValueError
-        If ``numba`` is asked for on a backend whose arrays the fused kernels cannot take.
-    """
+    default), on the path :func:`resolve_kernels` chooses for it."""
     backend = NUMPY if backend is None else backend
-    if backend.fused_kernels:
-        return Ops(net, resolve_kernels(kernels, work), backend)
-    if kernels is not None and lookup("kernels", KERNELS, kernels) == "numba":
-        raise ValueError(f"kernels: 'numba' runs on the numpy backend only, not on {backend.name!r}")
-    return Ops(net, "numpy", backend)
+    return Ops(net, resolve_kernels(kernels, work, backend), backend)
 
 
 def _fused():
@@ -173,9 +169,9 @@ def _no_op(z, h, delta):
     """phi' = 1 (identity): delta is already delta * phi'."""
 
 
-def update_kernel(name: str, kernels: str | None = None):
-    """The fused update of the optimizer registered as ``name`` on the given path, or None
-    (the NumPy reference)."""
-    if resolve_kernels(kernels) != "numba":
+def update_kernel(name: str, kernels: str | None = None, backend=None):
+    """The fused update of the optimizer registered as ``name`` on the given path and
+    backend, or None (the NumPy reference)."""
+    if resolve_kernels(kernels, backend=backend) != "numba":
         return None
     return _fused().UPDATE.get(name)

@@ -217,14 +217,16 @@ class Network:
             start += rows * cols
         return out
 
-    def copy(self, dtype=None) -> "Network":
-        """A deep copy, optionally in another dtype (gradcheck uses a float64 copy)."""
+    def copy(self, dtype=None, backend: str | Backend | None = None) -> "Network":
+        """A deep copy, optionally in another dtype and on another array backend (gradcheck
+        checks a float64 copy on the host)."""
         new = Network.__new__(Network)
         new.__dict__.update(self.__dict__)
         new.dtype = check_dtype(dtype if dtype is not None else self.dtype)
         be = self.backend
-        new.theta = (self.theta.astype(new.dtype, copy=True) if be.host
-                     else be.from_host(be.to_host(self.theta), new.dtype))
+        new.backend = to = be if backend is None else get_backend(backend)
+        new.theta = (self.theta.astype(new.dtype, copy=True) if be.host and to.host
+                     else to.from_host(be.to_host(self.theta), new.dtype))
         new.W = views(new.theta, self.shapes)
         new._pool, new._sparse_pool = new._inference_pool(), None
         return new

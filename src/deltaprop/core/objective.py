@@ -118,14 +118,18 @@ class Objective:
         """This objective's buffers for batches of up to B rows (allocated once), for
         dense inputs or, with ``sparse``, sparse ones (``ws.Xs``).
 
-        A data source may fill ``ws.X``, ``ws.T`` (and ``ws.w``, ``ws.weighted``) and
-        set ``ws.n``; the workspace is then a batch for the two methods below.
+        A data source may fill ``ws.X``, ``ws.T`` (and ``ws.w``, ``ws.weighted``), set
+        ``ws.n`` and :meth:`~deltaprop.core.engine.Workspace.upload` them; the workspace is
+        then a batch for the two methods below.
         """
         ws = self._workspaces.get((B, sparse))
         if ws is None:
             net = self.net
             ws = Workspace(net.sizes, B, net.dtype, self.ops, sparse, net.members, self.backend)
             ws.masks = None
+            # label smoothing writes the smoothed targets here, never over the loaded ones (a
+            # batch loaded once, the whole set in one batch, is evaluated many times)
+            ws.smoothed = self.backend.empty((B, net.sizes[-1]), net.dtype) if self.label_smoothing else None
             if self.dropout > 0 and net.n_layers > 1:
                 ws.masks = [None] + [self.backend.xp.empty_like(ws.z[l]) for l in range(1, net.n_layers)]
             while len(self._workspaces) >= 4:  # a few sizes at most (e.g. train, short batch, check)
@@ -134,8 +138,7 @@ class Objective:
         return ws
 
     def _load(self, batch) -> tuple[Workspace, int]:
-        if isinstance(batch, Workspace):  # filled by a data source
-            batch.upload(batch.n, inputs=batch.Xs is None)
+        if isinstance(batch, Workspace):  # filled by a data source (which uploaded it)
             return batch, batch.n
         X, T, *w = batch
         b, K = X.shape[0], self.net.sizes[-1]
@@ -157,11 +160,15 @@ class Objective:
         ws.upload(b, inputs=not sparse)
         return ws, b
 
-    def _smooth(self, ws: Workspace, b: int) -> None:
-        """The batch's targets for J, smoothed in place when there is label smoothing (a
-        batch's targets are loaded afresh for every evaluation)."""
-        if self.label_smoothing:
-            self.net.likelihood.smooth_targets(ws.targets[:b], self.label_smoothing)
+    def _targets(self, ws: Workspace, b: int) -> Array:
+        """The batch's targets for J: the loaded ones, or with label smoothing a smoothed copy
+        of them (``ws.smoothed``)."""
+        if not self.label_smoothing:
+            return ws.targets
+        smoothed = ws.smoothed[:b]
+        self.backend.xp.copyto(smoothed, ws.targets[:b])
+        self.net.likelihood.smooth_targets(smoothed, self.label_smoothing)
+        return ws.smoothed
 
     def _forward(self, ws: Workspace, b: int, rng) -> bool:
         """Eq. (3), with fresh dropout masks when training; True when phi' is ready."""
@@ -206,17 +213,20 @@ class Objective:
         self._set_theta(theta)
         ws, b = self._load(batch)
         forward(self.net, ws, b)
-        self._smooth(ws, b)
-        J = output_delta(self.net, ws, b)
+        J = output_delta(self.net, ws, b, targets=self._targets(ws, b))
         self._set_penalty(ws.total_weight)
         if self._l2_work is not None:
             J += sum(0.5 * self._lam * self._sq_norm(W) for W in self.net.weight_rows())
         return self.backend.scalars(J)[0]
 
     def _set_theta(self, theta: Array) -> None:
-        if theta is not self.net.theta:
-            self.backend.xp.copyto(self.net.theta, self.backend.from_host(theta, self.net.dtype)
-                                   if isinstance(theta, np.ndarray) and not self.backend.host else theta)
+        """Evaluate at ``theta``: host values or the backend's own array."""
+        if theta is self.net.theta:
+            return
+        if isinstance(theta, np.ndarray):
+            self.backend.upload(self.net.theta, theta)
+        else:
+            self.backend.xp.copyto(self.net.theta, theta)
 
     def value_and_grad(self, theta: Array, batch, rng: np.random.Generator | None = None) -> tuple[float, Array]:
         """J and its gradient at ``theta`` on one batch.
@@ -246,8 +256,7 @@ class Objective:
         self._set_theta(theta)
         ws, b = self._load(batch)
         dphi_ready = self._forward(ws, b, rng)
-        self._smooth(ws, b)
-        J = output_delta(self.net, ws, b)
+        J = output_delta(self.net, ws, b, targets=self._targets(ws, b))
         self._set_penalty(ws.total_weight)
         backward(self.net, ws, b, self.G, dphi_ready)
         for l in range(1, self.net.n_layers + 1):
@@ -274,8 +283,7 @@ class Objective:
         self._set_theta(theta)
         ws, b = self._load(batch)
         dphi_ready = self._forward(ws, b, rng)
-        self._smooth(ws, b)
-        loss_sum = output_delta(self.net, ws, b, mean=False)
+        loss_sum = output_delta(self.net, ws, b, mean=False, targets=self._targets(ws, b))
         backward(self.net, ws, b, self.G, dphi_ready)
         return self.backend.scalars(loss_sum)[0], ws.total_weight, self.grad
 
@@ -312,8 +320,7 @@ class Objective:
         ws, b = self._load(batch)
         dphi_ready = self._forward(ws, b, rng)
         scale = optimizer.prescale(state)
-        self._smooth(ws, b)
-        J = be.scalars(output_delta(net, ws, b, scale))[0]
+        J = be.scalars(output_delta(net, ws, b, scale, targets=self._targets(ws, b)))[0]
         if not math.isfinite(J):
             return J, math.nan
         optimizer.begin_step(state)

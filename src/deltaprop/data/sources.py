@@ -122,7 +122,13 @@ class ArraySource:
         return self.n_batches
 
     def fill(self, ws, order: Array, k: int) -> int:
-        """Gather this rank's part of batch k of an epoch in ``order`` into ``ws``; return its rows."""
+        """Gather this rank's part of batch k of an epoch in ``order`` into ``ws`` and make it
+        the passes' inputs (:meth:`~deltaprop.core.engine.Workspace.upload`); return its rows."""
+        b = self._fill(ws, order, k)
+        ws.upload(b, inputs=ws.Xs is None)
+        return b
+
+    def _fill(self, ws, order: Array, k: int) -> int:
         start = k * self.batch_size
         b = min(self.batch_size, self.n_samples - start)
         ws.weighted = self.w is not None
@@ -343,8 +349,8 @@ class BlockSource:
         self._loaded = {}
 
     def fill(self, ws, order: Array, k: int) -> int:
-        """Gather this rank's part of batch k into ``ws``; return its rows (0 when this
-        rank's blocks are used up before the others')."""
+        """Gather this rank's part of batch k into ``ws`` and make it the passes' inputs;
+        return its rows (0 when this rank's blocks are used up before the others')."""
         groups, starts = self._plan(order)
         b = self.local_batch()
         total = int(starts[-1])
@@ -368,6 +374,7 @@ class BlockSource:
             np.copyto(ws.X[:n], self._stage[:n], casting="unsafe")
             if self.transform is not None:
                 self.transform(ws.X[:n])
+        ws.upload(n)
         return n
 
     def close(self) -> None:

@@ -176,7 +176,7 @@ def gradcheck(
     tolerance = check_float("tolerance", tolerance, 0.0, strict=True)
     if max_per_layer is not None:
         max_per_layer = check_int("max_per_layer", max_per_layer, 1)
-    net64 = net.copy(dtype=np.float64).to("numpy")  # (checked on the host: tests check the other backends)
+    net64 = net.copy(dtype=np.float64, backend="numpy")  # (checked on the host: tests check the other backends)
     X64 = net64.check_X(X)
     T = net64.encode_targets(y, X64.shape[0])
     batch = (X64, T) if sample_weight is None else (X64, T, check_weights(sample_weight, X64.shape[0]).astype(np.float64))

@@ -223,7 +223,7 @@ def trace(model_or_network, X, y, learning_rate: float = 0.1, *, check: bool | i
     if net.members > 1:
         raise ValueError(f"trace: the network is an ensemble of {net.members} members; a step of the "
                          "lecture is traced on one network (members=1)")
-    net64 = net.copy(dtype=np.float64)
+    net64 = net.copy(dtype=np.float64, backend="numpy")  # (every quantity shown is host data)
     X = net64.check_X(X)
     T = np.asarray(T, dtype=np.float64)
     B, L = X.shape[0], net64.n_layers

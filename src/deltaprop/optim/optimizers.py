@@ -120,8 +120,8 @@ class Optimizer:
         xp = namespace(theta)
         arrays = {name: xp.zeros_like(theta) for name in self._state}
         # a fused kernel stands for a registered optimizer, not for a subclass of one
-        fused = (update_kernel(self.name, kernels) if self._state and OPTIMIZERS.get(self.name) is type(self)
-                 and isinstance(theta, np.ndarray) else None)
+        fused = (update_kernel(self.name, kernels, backend_of(theta))
+                 if self._state and OPTIMIZERS.get(self.name) is type(self) else None)
         return OptimizerState(0, self.learning_rate, arrays,
                               list(layers) if layers else [(slice(0, theta.shape[0]), theta.shape[0])],
                               xp.empty_like(theta) if self._uses_work and fused is None else None, fused)

@@ -158,8 +158,7 @@ class Trainer:
                                         rng=np.random.default_rng(split_seq))
         self.source, self.validation = data.source, data.validation
         # (from the whole set's size: every rank of a data-parallel run takes the same path)
-        self.kernels = resolve_kernels(s.kernels, work=float(data.n_samples) * net.n_params) if be.host \
-            else s.kernels or "numpy"  # (off the host, the reference's arithmetic on the backend's arrays)
+        self.kernels = resolve_kernels(s.kernels, work=float(data.n_samples) * net.n_params, backend=be)
         if self.parallel:
             self.source.shard(comm.rank, comm.size)
         # the gradient's way to the weights: transforms in order, the optimizer, then constraints
