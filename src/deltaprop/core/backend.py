@@ -115,6 +115,9 @@ class _Device(Backend):
     host = False
     fused_kernels = False
 
+    def deferred(self, x):
+        return x  # (a 0-d array on the device, or a float where the host computed it)
+
 
 class ArrayAPIBackend(_Device):
     """Any library of the Python array API standard, through a NumPy-shaped adapter.
@@ -141,13 +144,10 @@ class ArrayAPIBackend(_Device):
     def upload(self, out, a) -> None:
         out[...] = self.array_api.asarray(np.ascontiguousarray(a))
 
-    def deferred(self, x):
-        return x  # (a 0-d array, or a float where the host computed it)
-
     def scalars(self, *values):
         xp = self.array_api
-        parts = [xp.reshape(xp.asarray(v), (1,)) if not isinstance(v, float) else xp.asarray([v]) for v in values]
-        return tuple(float(v) for v in np.from_dlpack(xp.concat([xp.astype(p, xp.float64) for p in parts])))
+        both = xp.stack([xp.asarray(v, dtype=xp.float64) for v in values])
+        return tuple(float(v) for v in np.from_dlpack(both))
 
     def random(self, rng, out) -> None:
         out[...] = self.array_api.asarray(rng.random(tuple(out.shape), dtype=np.dtype(str(out.dtype).split(".")[-1])))
@@ -170,9 +170,6 @@ class CuPyBackend(_Device):
                           einsum=lambda spec, *operands, out=None: _into(out, cupy.einsum(spec, *operands)))
         self._streams = {}
 
-    def dtype(self, dtype):
-        return np.dtype(dtype)
-
     def from_host(self, a, dtype=None):
         return self.xp.array(np.asarray(a, dtype=dtype), order="C")
 
@@ -182,9 +179,6 @@ class CuPyBackend(_Device):
     def upload(self, out, a) -> None:
         out[...] = self.xp.asarray(np.ascontiguousarray(a, dtype=out.dtype))  # (out may be a strided view)
 
-    def deferred(self, x):
-        return x
-
     def scalars(self, *values):
         xp = self.xp
         both = xp.stack([xp.asarray(v, dtype=xp.float64) for v in values])
@@ -193,6 +187,8 @@ class CuPyBackend(_Device):
     def random(self, rng, out) -> None:
         key = id(rng)
         if key not in self._streams:  # (the generator kept beside it, so its id stays its own)
+            while len(self._streams) >= 8:  # the last few runs' (a Generator takes no weak reference)
+                self._streams.pop(next(iter(self._streams)))
             self._streams[key] = (rng, self.xp.random.default_rng(int(rng.integers(2**63))))
         self._streams[key][1].random(out=out, dtype=out.dtype)
 
