@@ -217,6 +217,22 @@ class Network:
             start += rows * cols
         return out
 
+    def stack_members(self, vectors: Sequence[Array]) -> Array:
+        """Flat vectors laid out as ``theta`` of one member (its weights, or an optimizer's
+        moments), one per member, as one vector laid out as this ensemble's ``theta``:
+        member m's ``W[l]`` in columns ``m D_l`` to ``(m + 1) D_l`` of every ``W[l]``."""
+        k = self.members
+        if len(vectors) != k:
+            raise ValueError(f"vectors: expected one per member ({k}), found {len(vectors)}")
+        single = [(rows, cols // k) for rows, cols in self.shapes]
+        out = np.empty(self.n_params, dtype=np.result_type(*vectors))
+        parts = [views(v, single) for v in vectors]
+        for l, W in enumerate(views(out, self.shapes)[1:], start=1):
+            d = self.sizes[l]
+            for m in range(k):
+                W[:, m * d:(m + 1) * d] = parts[m][l]
+        return out
+
     def copy(self, dtype=None, backend: str | Backend | None = None) -> "Network":
         """A deep copy, optionally in another dtype and on another array backend (gradcheck
         checks a float64 copy on the host)."""

@@ -13,13 +13,20 @@ from ..validation import check_fraction, check_int
 Array = np.ndarray
 
 
+def _strata(T: Array) -> Array:
+    """The stratum of each row of the encoded targets T: its class, or for several labels
+    per row its pattern of labels."""
+    labels = np.argmax(T, axis=1) if T.shape[1] > 1 else T[:, 0]
+    if T.shape[1] > 1 and not np.all(T.sum(axis=1) == 1):
+        labels = np.unique(T, axis=0, return_inverse=True)[1].reshape(-1)
+    return labels
+
+
 def split_validation(T: Array, fraction: float, rng: np.random.Generator, stratify: bool):
     """Indices (train, validation), with ``fraction`` of the rows held out, per class when stratified."""
     n = T.shape[0]
     if stratify:
-        labels = np.argmax(T, axis=1) if T.shape[1] > 1 else T[:, 0]
-        if T.shape[1] > 1 and not np.all(T.sum(axis=1) == 1):  # several labels per row: by label pattern
-            labels = np.unique(T, axis=0, return_inverse=True)[1].reshape(-1)
+        labels = _strata(T)
         val = []
         for c in np.unique(labels):
             idx = rng.permutation(np.flatnonzero(labels == c))
@@ -32,6 +39,24 @@ def split_validation(T: Array, fraction: float, rng: np.random.Generator, strati
     mask = np.ones(n, dtype=bool)
     mask[val] = False
     return np.flatnonzero(mask), val
+
+
+def fold_rows(T: Array, k: int, rng: np.random.Generator, stratify: bool) -> list[Array]:
+    """The rows of each of ``k`` disjoint folds that together cover every row (sorted
+    indices), their sizes within one of each other; per class when stratified: each
+    class's rows, shuffled, are dealt to the folds in turn, the deal going on from one
+    class to the next."""
+    n = T.shape[0]
+    k = check_int("k", k, 2)
+    if n < k:
+        raise ValueError(f"validation: {n} samples cannot make {k} folds")
+    groups = [np.flatnonzero(_strata(T) == c) for c in np.unique(_strata(T))] if stratify else [np.arange(n)]
+    fold = np.empty(n, dtype=np.intp)
+    start = int(rng.integers(k))
+    for idx in groups:
+        fold[rng.permutation(idx)] = (start + np.arange(len(idx))) % k
+        start = (start + len(idx)) % k
+    return [np.flatnonzero(fold == m) for m in range(k)]
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,8 @@ from ..core.network import root_seed
 from ..data.tables import TableNotice
 from ..optim.optimizers import Adam, AdamW
 from ..training.callbacks import EarlyStopping
-from ..training.fit import fit
+from ..training.crossfit import CROSS_FIT
+from ..training.fit import cross_fits, fit
 from ..training.recipe import TABLE_RECIPE
 from .params import Interval, StrOptions
 from .signature import constructor
@@ -64,6 +65,11 @@ _SHARED = {
         The share of rows held out (stratified by class for a classifier) to choose
         the best epoch, whose weights the model keeps; None trains ``max_epochs`` epochs
         on every row.
+    cross_fit : bool, default=%(cross_fit)s
+        With a validation fraction and two members or more: instead, each member holds
+        out a fold of its own (1/members of the rows, stratified by class for a
+        classifier) to choose its best epoch, so that every row trains all members but
+        one; False: all members share the held-out ``validation_fraction``.
     patience : int, default=%(early_stopping)s
         Epochs without a better validation loss before training stops.
 """.strip() % {k: repr(v) for k, v in R.items()},
@@ -101,7 +107,7 @@ TABULAR_PARAMETERS = {
     "hidden_layer_sizes": R["hidden"], "activation": "relu", "members": R["members"], "bins": R["bins"],
     "max_epochs": R["epochs"], "batch_size": R["batch_size"], "learning_rate": R["learning_rate"],
     "weight_decay": 0.0, "dropout": R["dropout"], "validation_fraction": R["validation"],
-    "patience": R["early_stopping"],
+    "cross_fit": R["cross_fit"], "patience": R["early_stopping"],
 }
 TABULAR_END = {"random_state": None, "verbose": False}
 
@@ -120,6 +126,7 @@ class TabularMLP(BaseEstimator):
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither"), None],
+        "cross_fit": ["boolean"],
         "patience": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "verbose": ["boolean"],
@@ -161,8 +168,9 @@ class TabularMLP(BaseEstimator):
         held = self.validation_fraction
         if held and int(n * held) < MIN_HELD_OUT:  # too few rows to judge an epoch by: train on all
             held = None
+        validation = CROSS_FIT if held and self.cross_fit and cross_fits(self.members, n, {}) else held
         # every setting given, so that fit's recipe for mixed tables fills none of them in
-        options = dict(validation=held, early_stopping=EarlyStopping(self.patience) if held else None)
+        options = dict(validation=validation, early_stopping=EarlyStopping(self.patience) if held else None)
         if task == "classification":
             options["label_smoothing"] = self.label_smoothing
         with warnings.catch_warnings():

@@ -27,9 +27,15 @@ from ..data.tables import TableEncoder, TableNotice, needs_encoding
 from ..model import Model
 from ..optim.optimizers import Adam
 from ..validation import check_int
+from .crossfit import CROSS_FIT, train_cross_fit
 from .recipe import TABLE_RECIPE
 from .state import TrainState
 from .train import train
+
+
+MIN_FOLD = 5
+"""The fewest rows a member's fold may hold for the recipe to cross-fit (else it holds out
+a fraction, as :class:`~deltaprop.TabularClassifier` trains on every row below 5 held-out rows)."""
 
 
 def fit(X, y=None, *, hidden: Sequence[int] | None = None, activation: str | Sequence[str] = "relu",
@@ -83,8 +89,12 @@ def fit(X, y=None, *, hidden: Sequence[int] | None = None, activation: str | Seq
         For a named table: also encode each number column piecewise-linearly over at
         most this many quantile bins (:class:`~deltaprop.data.tables.TableEncoder`), a
         table of numbers alone included; 0 for none.
-    validation : float, (X_val, y_val) or (X_val, y_val, sample_weight_val), optional
-        As for :func:`train`, with raw validation rows.
+    validation : float, (X_val, y_val), (X_val, y_val, sample_weight_val) or "cross-fit", optional
+        As for :func:`train`, with raw validation rows; or ``"cross-fit"`` for an ensemble:
+        each member holds out a fold of its own (1/members of the rows, stratified),
+        where its best epoch is chosen (:mod:`deltaprop.training.crossfit`). The tabular
+        recipe cross-fits when it can: with two members or more, at least
+        :data:`MIN_FOLD` rows a fold, and no ``checkpoint``, ``resume`` or ``state``.
     columns : Columns or sequence of str, optional
         The names of X's columns when X is an array (a named table brings its own, and
         a pandas Series as y its name as the target's); the model records them.
@@ -121,7 +131,7 @@ def fit(X, y=None, *, hidden: Sequence[int] | None = None, activation: str | Seq
             raw = columns.pick(X)
             # a table (a DataFrame, columns by name), of numbers or not: what is not given comes
             # from the tabular recipe, which won on the development suite's tables of numbers too
-            hidden, members, bins, validation = _recipe(given, validation, train_options)
+            hidden, members, bins, validation = _recipe(given, validation, train_options, len(raw[0]))
             smooth = "label_smoothing" not in train_options
             if needs_encoding(raw) or bins:  # text, booleans or gaps (or bins): each column learns its encoding
                 table, notices = TableEncoder.fit(raw, list(columns.features), bins=check_int("bins", bins, 0))
@@ -159,7 +169,11 @@ def fit(X, y=None, *, hidden: Sequence[int] | None = None, activation: str | Seq
 
     if isinstance(validation, Blocks):
         validation = prepared(validation)
-    elif validation is not None and not isinstance(validation, (float, np.floating)):
+    elif validation == CROSS_FIT and blocks is not None:
+        raise ValueError(f"validation: {CROSS_FIT!r} needs rows in memory, not Blocks; give a fraction")
+    elif isinstance(validation, str) and validation != CROSS_FIT:
+        raise ValueError(f"validation: expected a fraction, rows or {CROSS_FIT!r}, found {validation!r}")
+    elif validation is not None and not isinstance(validation, (float, np.floating, str)):
         if not isinstance(validation, (tuple, list)) or len(validation) not in (2, 3):
             raise TypeError("validation: expected a fraction, a pair (X_val, y_val), a triple "
                             "(X_val, y_val, sample_weight_val) or Blocks")
@@ -170,7 +184,10 @@ def fit(X, y=None, *, hidden: Sequence[int] | None = None, activation: str | Seq
         data = (prepared(blocks),)
     else:  # (a mixed table's X is already its encoding)
         data = (model.transform(X) if table is None else net.check_X(X), model.encode_targets(targets))
-    state = train(net, *data, validation=validation, seed=seed, **train_options)
+    if validation == CROSS_FIT:  # each member its own held-out fold
+        state = train_cross_fit(net, *data, seed=seed, **train_options)
+    else:
+        state = train(net, *data, validation=validation, seed=seed, **train_options)
     return model, state
 
 
@@ -187,7 +204,7 @@ def _from_dataset(ds, y, columns, task, standardize) -> tuple:
     return X, ds.y, columns, task or ds.task, ds.standardize_inputs if standardize is None else standardize
 
 
-def _recipe(given: dict, validation, options: dict) -> tuple:
+def _recipe(given: dict, validation, options: dict, n_samples: int) -> tuple:
     """The tabular recipe's settings for those not given (``options`` completed in place):
     (hidden, members, bins, validation)."""
     r = TABLE_RECIPE
@@ -197,7 +214,20 @@ def _recipe(given: dict, validation, options: dict) -> tuple:
     options.setdefault("optimizer", Adam(r["learning_rate"]))
     if validation is None and "early_stopping" not in options:
         validation, options["early_stopping"] = r["validation"], r["early_stopping"]
+        if r["cross_fit"] and cross_fits(members, n_samples, options):
+            validation = CROSS_FIT
     return hidden, members, bins, validation
+
+
+def cross_fits(members: int, n_samples: int, options: dict) -> bool:
+    """Whether the recipe cross-fits an ensemble of ``members`` on ``n_samples`` rows with
+    these options of :func:`train`: with at least two members, enough rows for a fold of
+    :data:`MIN_FOLD` each, and a run of one process, neither continued nor checkpointed
+    (a cross-fitted ensemble is one run per member)."""
+    distributed = options.get("distributed")
+    return (members >= 2 and n_samples >= MIN_FOLD * members
+            and all(options.get(o) is None for o in ("state", "checkpoint", "resume"))
+            and (distributed is None or getattr(distributed, "size", 2) == 1))
 
 
 def _check_options(options: dict) -> None:

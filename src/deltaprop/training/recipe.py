@@ -12,9 +12,13 @@ ingredient's effect on the mean score and the fit time). It is the default of
   gaps filled and marked;
 - an ensemble of ``members`` networks trained together (one product per layer), its
   prediction their mean;
-- Adam at ``learning_rate``, batches of ``batch_size`` rows, ``validation`` of the rows
-  held out (stratified for classes) to keep the best epoch's weights, stopping after
-  ``early_stopping`` epochs without improvement (``epochs`` at most);
+- Adam at ``learning_rate``, batches of ``batch_size`` rows, stopping after
+  ``early_stopping`` epochs without a better validation loss (``epochs`` at most), the
+  best epoch's weights kept;
+- ``cross_fit``: each member holds out a fold of its own (1/members of the rows,
+  stratified for classes) to choose its best epoch, so that every row trains all members
+  but one (:mod:`deltaprop.training.crossfit`); where that cannot be (one member, a few
+  rows, a checkpointed run), all members hold out the same ``validation`` share;
 - classification: label smoothing (which also gives the loss a floor, so that a table
   learned perfectly stops early).
 
@@ -35,6 +39,7 @@ TABLE_RECIPE: dict = {
     "batch_size": 128,
     "learning_rate": 2e-3,
     "validation": 0.1,
+    "cross_fit": True,
     "early_stopping": 10,
     "label_smoothing": 0.1,
     "dropout": 0.0,
