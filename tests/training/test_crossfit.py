@@ -1,0 +1,124 @@
+"""Cross-fitting: each member of an ensemble holds out a fold of its own (training/crossfit.py)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import deltaprop as dp
+from deltaprop.data.splits import fold_rows
+from deltaprop.training.crossfit import CROSS_FIT, mean_history, train_cross_fit
+
+
+def _data(n=120, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3))
+    y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(int) + (X[:, 2] > 1)  # three classes, the last one rare
+    return X, y
+
+
+def test_folds_are_disjoint_cover_every_row_and_keep_each_class_share():
+    _, y = _data(203)
+    T = np.eye(3)[y]
+    folds = fold_rows(T, 4, np.random.default_rng(1), stratify=True)
+    rows = np.concatenate(folds)
+    assert sorted(rows.tolist()) == list(range(203))  # every row once
+    assert max(map(len, folds)) - min(map(len, folds)) <= 1
+    for c in range(3):  # each class dealt evenly: within one row of its share in every fold
+        counts = [int(np.sum(y[f] == c)) for f in folds]
+        assert max(counts) - min(counts) <= 1, (c, counts)
+    again = fold_rows(T, 4, np.random.default_rng(1), stratify=True)
+    assert all(np.array_equal(a, b) for a, b in zip(folds, again))
+    with pytest.raises(ValueError, match="3 samples cannot make 4 folds"):
+        fold_rows(T[:3], 4, np.random.default_rng(0), stratify=False)
+
+
+def test_stacked_members_predict_as_the_mean_of_the_single_networks():
+    X, _ = _data(50)
+    singles = [dp.Network([3, 8, 5, 3], seed=s, dtype="float64") for s in range(3)]
+    ensemble = dp.Network([3, 8, 5, 3], members=3, seed=9, dtype="float64")
+    ensemble.theta[...] = ensemble.stack_members([net.theta for net in singles])
+    mean = np.mean([net.predict_proba(X) for net in singles], axis=0)
+    np.testing.assert_allclose(ensemble.predict_proba(X), mean, rtol=1e-12, atol=1e-14)
+    with pytest.raises(ValueError, match="one per member"):
+        ensemble.stack_members([net.theta for net in singles[:2]])
+
+
+def test_each_member_is_the_run_of_a_single_network_on_the_rows_outside_its_fold():
+    X, y = _data()
+    net = dp.Network([3, 16, 3], members=3, dtype="float64", seed=0)
+    options = dict(epochs=30, batch_size=16, early_stopping=3, optimizer=dp.Adam(1e-2))
+    state = train_cross_fit(net, X, y, seed=7, **options)
+    # the same folds and member seeds, drawn as train_cross_fit draws them
+    seeds = np.random.SeedSequence(7).spawn(4)
+    folds = fold_rows(np.eye(3)[y], 3, np.random.default_rng(seeds[0]), stratify=True)
+    singles, histories = [], []
+    for m, held in enumerate(folds):
+        rows = np.setdiff1d(np.arange(len(y)), held)
+        s = int(seeds[m + 1].generate_state(1)[0])
+        single = dp.Network([3, 16, 3], dtype="float64", seed=s)
+        histories.append(dp.train(single, X[rows], y[rows], validation=(X[held], y[held]), seed=s, **options).history)
+        singles.append(single)
+    np.testing.assert_array_equal(net.theta, net.stack_members([s.theta for s in singles]))
+    assert state.history.epochs == max(h.epochs for h in histories)
+    np.testing.assert_allclose(state.history.loss[0], np.mean([h.loss[0] for h in histories]))
+    assert state.history.stop_reason.startswith("cross-fit: 3 members")
+    # the state continues the whole ensemble, on all rows
+    more = dp.train(net, X, y, epochs=2, batch_size=16, optimizer=dp.Adam(1e-2), state=state)
+    assert more.history.epochs == state.history.epochs + 2
+
+
+def test_the_mean_history_averages_the_members_still_training():
+    a, b = dp.History(), dp.History()
+    for h, losses in ((a, [1.0, 0.5, 0.25]), (b, [3.0])):
+        for v in losses:
+            for name in ("loss", "val_loss", "val_metric", "grad_norm", "learning_rate", "time"):
+                getattr(h, name).append(v)
+    h = mean_history([a, b])
+    assert h.loss == [2.0, 0.5, 0.25] and h.time == [4.0, 0.5, 0.25]  # (times add up)
+
+
+def test_cross_fitting_is_refused_where_it_cannot_be(tmp_path):
+    X, y = _data()
+    with pytest.raises(ValueError, match="one fold per member"):
+        train_cross_fit(dp.Network([3, 4, 3]), X, y)
+    with pytest.raises(ValueError, match="checkpoint: not with validation='cross-fit'"):
+        train_cross_fit(dp.Network([3, 4, 3], members=2), X, y, checkpoint=str(tmp_path / "ck"))
+    with pytest.raises(ValueError, match="expected 240 targets"):
+        train_cross_fit(dp.Network([3, 4, 3], members=2), np.r_[X, X], y)
+    with pytest.raises(ValueError, match="expected a fraction, rows or 'cross-fit', found 'folds'"):
+        dp.fit(X, y, members=2, validation="folds")
+
+
+def test_the_recipe_cross_fits_a_table_with_rows_enough_and_otherwise_holds_out_a_share(tmp_path):
+    X, y = _data(200)
+    df = pd.DataFrame(X, columns=["a", "b", "c"])
+    _, state = dp.fit(df, y, seed=0, epochs=5)
+    assert state.history.stop_reason.startswith("cross-fit: 4 members")
+    model, state = dp.fit(df.head(16), y[:16], seed=0, epochs=5)  # 4 rows a fold: too few
+    assert model.network.members == 4 and not state.history.stop_reason.startswith("cross-fit")
+    _, state = dp.fit(df, y, seed=0, epochs=5, checkpoint=str(tmp_path / "ck"))  # one run, checkpointed
+    assert not state.history.stop_reason.startswith("cross-fit") and not np.isnan(state.history.val_loss).any()
+    _, state = dp.fit(df, y, seed=0, epochs=5, members=1)
+    assert not state.history.stop_reason.startswith("cross-fit")
+    a, _ = dp.fit(df, y, seed=3, epochs=5)
+    b, _ = dp.fit(df, y, seed=3, epochs=5)
+    np.testing.assert_array_equal(a.network.theta, b.network.theta)  # the same seed, the same bits
+
+
+def test_the_tabular_estimators_cross_fit_unless_told_not_to():
+    X, y = _data(200)
+    df = pd.DataFrame(X, columns=["a", "b", "c"])
+    crossed = dp.TabularClassifier(max_epochs=6, random_state=0).fit(df, y)
+    shared = dp.TabularClassifier(max_epochs=6, random_state=0, cross_fit=False).fit(df, y)
+    assert crossed.get_params()["cross_fit"] is True
+    assert not np.array_equal(crossed.model_.network.theta, shared.model_.network.theta)
+    assert len(crossed.validation_loss_curve_) == crossed.n_iter_
+    reg = dp.TabularRegressor(max_epochs=6, random_state=0).fit(df, X[:, 0] * 3)
+    assert reg.score(df, X[:, 0] * 3) > 0.5
+
+
+def test_fit_refuses_cross_fitting_blocks():
+    X, y = _data(60)
+    blocks = dp.Blocks.from_arrays(X, y, block_rows=20)
+    with pytest.raises(ValueError, match="needs rows in memory"):
+        dp.fit(blocks, members=2, validation=CROSS_FIT, epochs=1)
