@@ -37,6 +37,9 @@ def test_stacked_members_predict_as_the_mean_of_the_single_networks():
     singles = [dp.Network([3, 8, 5, 3], seed=s, dtype="float64") for s in range(3)]
     ensemble = dp.Network([3, 8, 5, 3], members=3, seed=9, dtype="float64")
     ensemble.theta[...] = ensemble.stack_members([net.theta for net in singles])
+    for l, d in ((1, 8), (2, 5), (3, 3)):  # member m in its own columns of every W[l]
+        for m, net in enumerate(singles):
+            np.testing.assert_array_equal(ensemble.W[l][:, m * d:(m + 1) * d], net.W[l])
     mean = np.mean([net.predict_proba(X) for net in singles], axis=0)
     np.testing.assert_allclose(ensemble.predict_proba(X), mean, rtol=1e-12, atol=1e-14)
     with pytest.raises(ValueError, match="one per member"):
