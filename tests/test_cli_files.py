@@ -43,7 +43,7 @@ def iris_files(tmp_path_factory):
     (d / "iris.csv").write_text(",".join(NAMES) + ",species\n" + rows)
     (d / "inputs.csv").write_text(",".join(NAMES) + "\n" + "".join(
         ",".join(f"{v:g}" for v in x) + "\n" for x in X[::10]))
-    assert main(["train", "--data", str(d / "iris.csv"), "--target", "species", "--hidden", "8", "--epochs", "30",
+    assert main(["train", "--data", str(d / "iris.csv"), "--target", "species", "--hidden", "8",
                  "--out", str(d / "model.safetensors"), "--plot", "", "--quiet"]) == 0
     return d
 

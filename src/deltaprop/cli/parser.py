@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="NAME[:K=V,...]",
                    help=f"{', '.join(OPTIMIZERS)}, with settings if wanted, e.g. momentum:momentum=0.95 "
                         "or adamw:weight_decay=0.05 (default: adam; learning rate "
-                        f"{TABLE_RECIPE['learning_rate']:g} for a table of mixed columns)")
+                        f"{TABLE_RECIPE['learning_rate']:g} for a table: a CSV or Parquet file)")
     t.add_argument("--lr", type=_POSITIVE, help="learning rate mu (default: the optimizer's)")
     t.add_argument("--clip-norm", type=_POSITIVE, metavar="NORM",
                    help="rescale the gradient when its norm exceeds NORM (default: no clipping)")
@@ -99,18 +99,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop when the epoch's gradient norm falls below TOL (default: off)")
     t.add_argument("--batch-size", type=_int_at_least(0),
                    help="mini-batch size; 0 for full-batch gradient descent "
-                        f"(default: 32; {TABLE_RECIPE['batch_size']} for a table of mixed columns)")
+                        f"(default: 32; {TABLE_RECIPE['batch_size']} for a table: a CSV or Parquet file)")
     t.add_argument("--epochs", type=_int_at_least(1),
-                   help=f"maximum epochs (default: 100; {TABLE_RECIPE['epochs']} for a table of mixed columns)")
+                   help=f"maximum epochs (default: 100; {TABLE_RECIPE['epochs']} for a table: a CSV or Parquet file)")
     t.add_argument("--members", type=_int_at_least(1),
                    help="train an ensemble of this many networks together, predicting with their mean "
-                        f"(default: 1; {TABLE_RECIPE['members']} for a table of mixed columns)")
+                        f"(default: 1; {TABLE_RECIPE['members']} for a table: a CSV or Parquet file)")
     t.add_argument("--bins", type=_int_at_least(0),
                    help="also encode each number column piecewise-linearly over this many quantile bins, for a "
-                        f"table with column names (default: 0; {TABLE_RECIPE['bins']} for a table of mixed columns)")
+                        f"table with column names (default: 0; {TABLE_RECIPE['bins']} for a table: a CSV or Parquet file)")
     t.add_argument("--label-smoothing", type=_RATE,
                    metavar="S", help="train on class targets (1 - S) T + S / K (default: 0; "
-                                     f"{TABLE_RECIPE['label_smoothing']} for a table of mixed columns)"),
+                                     f"{TABLE_RECIPE['label_smoothing']} for a table: a CSV or Parquet file)"),
     t.add_argument("--schedule", default="constant", type=_with_settings(SCHEDULES, "--schedule"),
                    metavar="NAME[:K=V,...]",
                    help=f"learning-rate schedule: {', '.join(SCHEDULES)}, with settings if wanted, e.g. "
@@ -118,11 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--l2", type=_NON_NEGATIVE, default=0.0, help="L2 weight decay (default: 0)")
     t.add_argument("--dropout", type=_RATE, default=0.0,
                    help="dropout rate on the hidden layers, in [0, 1) (default: 0)")
-    t.add_argument("--early-stopping", type=_int_at_least(0), default=10, metavar="PATIENCE",
+    t.add_argument("--early-stopping", type=_int_at_least(0), metavar="PATIENCE",
                    help="stop after PATIENCE epochs without validation improvement; 0 turns it off (default: 10)")
     t.add_argument("--validation-fraction", type=_RATE,
-                   default=0.1,
-                   help="fraction of the training data held out for validation (default: 0.1)")
+                   help="fraction of the training data held out for validation (default: 0.1; for a table, "
+                        "with neither this nor --early-stopping given, each member of the ensemble holds out "
+                        "a fold of its own instead: cross-fit)")
     t.add_argument("--test-fraction", type=_FRACTION, default=0.2,
                    help="fraction held out for the final test (default: 0.2; MNIST has its own)")
     t.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=None,

@@ -80,23 +80,34 @@ def _train(args, comm) -> int:
     if args.animate and not (classification and Xtr.shape[1] == 2 and ds.y.ndim == 1):
         raise CLIError(f"--animate: needs 2-D data with class labels (xor, moons, circles, spirals or a CSV of "
                        f"two features); {ds.name} has {Xtr.shape[1]} features")
-    # a table of mixed columns (text, gaps) trains with the tabular recipe, unless told otherwise
-    mixed = blocks is None and Xtr.dtype == object
-    recipe = {"epochs": args.epochs or (TABLE_RECIPE["epochs"] if mixed else 100)}
+    # a table (a CSV or Parquet file: named columns) trains with the tabular recipe, unless told otherwise
+    table = blocks is None and bool(ds.feature_names)
+    recipe = {"epochs": args.epochs or (TABLE_RECIPE["epochs"] if table else 100)}
     if args.batch_size is None:
-        args.batch_size = TABLE_RECIPE["batch_size"] if mixed else 32
-    if mixed and args.optimizer is None and not args.lr:
+        args.batch_size = TABLE_RECIPE["batch_size"] if table else 32
+    if table and args.optimizer is None and not args.lr:
         optimizer = get_optimizer("adam", learning_rate=TABLE_RECIPE["learning_rate"])
+    members = args.members or (TABLE_RECIPE["members"] if table else 1)
+    # (an animation follows one network's weights epoch by epoch: cross-fitting trains a member at a time)
+    if not (table and args.validation_fraction is None and args.early_stopping is None and not args.animate):
+        recipe.update(validation=0.1 if args.validation_fraction is None else args.validation_fraction or None,
+                      early_stopping=10 if args.early_stopping is None else args.early_stopping or None)
+    # (else the recipe's: each member of the ensemble holds out a fold of its own where it can)
     recipe.update({k: v for k, v in (("members", args.members), ("bins", args.bins),
                                      ("label_smoothing", args.label_smoothing)) if v is not None})
     progress = Progress(recipe["epochs"], quiet=args.quiet)
     snapshots = WeightSnapshots() if args.animate else None
 
     class Announce:  # the network exists once fit has chosen its outputs
-        def on_train_begin(self, net, state):
-            say(f"network: {'-'.join(map(str, net.sizes))}{f' x {net.members}' if net.members > 1 else ''} "
+        said = False
+
+        def on_train_begin(self, net, state):  # (once: a cross-fitted ensemble trains a member at a time)
+            if self.said:
+                return
+            self.said, k = True, max(net.members, members)
+            say(f"network: {'-'.join(map(str, net.sizes))}{f' x {k}' if k > 1 else ''} "
                 f"({args.activation}, {net.likelihood.name}), "
-                f"{net.n_params:,} parameters, {np.dtype(net.dtype).name}; optimizer {optimizer!r}")
+                f"{net.n_params // net.members * k:,} parameters, {np.dtype(net.dtype).name}; optimizer {optimizer!r}")
 
     metadata = {
         "data": args.data, "seed": args.seed,
@@ -112,9 +123,9 @@ def _train(args, comm) -> int:
                 hidden=args.hidden, activation=args.activation, likelihood=args.likelihood, task=task,
                 standardize=args.standardize, dtype=args.dtype, seed=args.seed, metadata=metadata,
                 optimizer=optimizer, batch_size=args.batch_size or None, **recipe,
-                validation=args.validation_fraction or None, schedule=schedule, l2=args.l2, dropout=args.dropout,
+                schedule=schedule, l2=args.l2, dropout=args.dropout,
                 clip_norm=args.clip_norm, max_norm=args.max_norm, grad_tol=args.grad_tol,
-                early_stopping=args.early_stopping or None, diagnostics=args.diagnostics or bool(args.report),
+                diagnostics=args.diagnostics or bool(args.report),
                 callbacks=[Announce(), progress] + ([snapshots] if snapshots else []),
                 checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume,
                 distributed=comm, kernels=args.kernels, backend=args.backend)

@@ -193,13 +193,13 @@ def fit(X, y=None, *, hidden: Sequence[int] | None = None, activation: str | Seq
 
 def _from_dataset(ds, y, columns, task, standardize) -> tuple:
     """What a Dataset says of itself, as fit's arguments: (X, y, columns, task, standardize);
-    a table of mixed columns as its named columns, which each learn their encoding."""
+    a table (a CSV or Parquet file, of numbers or mixed) as its named columns."""
     if y is not None:
         raise TypeError("y: a Dataset carries its own targets; pass X=dataset alone")
     if columns is None and ds.feature_names:
         columns = Columns(tuple(ds.feature_names), (ds.target_name,) if ds.target_name else ())
     X = ds.X
-    if X.dtype == object and ds.feature_names:
+    if ds.feature_names:  # a table (CSV, Parquet): by name, so that the tabular recipe applies
         X = dict(zip(ds.feature_names, X.T))
     return X, ds.y, columns, task or ds.task, ds.standardize_inputs if standardize is None else standardize
 
