@@ -111,3 +111,24 @@ def test_a_parquet_file_of_mixed_columns_is_read_whole(capsys, shop_csv, tmp_pat
     status, out, err = run(capsys, "train", "--data", tmp_path / "numbers.parquet", "--target", "buy", "--epochs", "2",
                            "--plot", "", "--out", tmp_path / "n.safetensors")
     assert status == 0 and "test samples in blocks" in out, err
+
+
+def test_a_csv_of_numbers_takes_the_recipe_cross_fitted_unless_told(capsys, tmp_path):
+    """The tabular recipe is train's default for any CSV table, numbers alone included; its
+    ensemble is cross-fitted unless a validation share or a patience is given."""
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"size": np.round(rng.lognormal(3, 1, 300), 1), "rooms": rng.integers(1, 6, 300)})
+    df["big"] = np.where(df["size"] > 20, "yes", "no")
+    df.to_csv(tmp_path / "rooms.csv", index=False)
+    status, out, err = run(capsys, "train", "--data", tmp_path / "rooms.csv", "--target", "big", "--plot", "",
+                           "--out", tmp_path / "a.safetensors")
+    assert status == 0, err
+    assert "x 4 (relu, bernoulli)" in out and out.count("network: ") == 1
+    assert "stopped: cross-fit: 4 members, each stopped on its own fold" in out
+    model = dp.load(tmp_path / "a.safetensors")
+    assert model.network.members == 4 and model.table is not None
+    assert float(out.split("test accuracy: ")[1].split()[0]) > 0.9
+    status, out, err = run(capsys, "train", "--data", tmp_path / "rooms.csv", "--target", "big", "--plot", "",
+                           "--validation-fraction", "0.2", "--out", tmp_path / "b.safetensors")
+    assert status == 0, err
+    assert "cross-fit" not in out and dp.load(tmp_path / "b.safetensors").network.members == 4
