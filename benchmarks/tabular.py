@@ -80,6 +80,7 @@ MAX_ROWS = 20_000
 # the recipe with one ingredient changed at a time (TabularClassifier/Regressor parameters)
 ABLATION = {
     "recipe": {},
+    "no cross-fit": {"cross_fit": False},
     "members=1": {"members": 1},
     "bins=0": {"bins": 0},
     "no held-out": {"validation_fraction": None, "max_epochs": 40},

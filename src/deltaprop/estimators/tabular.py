@@ -47,7 +47,8 @@ _SHARED = {
     activation : str, default='relu'
         The hidden activation, any name of :data:`deltaprop.ACTIVATIONS`.
     members : int, default=%(members)s
-        Networks in the ensemble, trained together (one product per layer).
+        Networks in the ensemble: cross-fitted one after another (see ``cross_fit``),
+        or trained together (one product per layer) when they share held-out rows.
     bins : int, default=%(bins)s
         Quantile bins of each number column's piecewise-linear encoding (0: none).
     max_epochs : int, default=%(epochs)s
@@ -224,8 +225,9 @@ class TabularClassifier(ClassifierMixin, TabularMLP):
     Takes a pandas DataFrame (or a 2-D array) with numeric, boolean, text and missing
     values as it is; learns each column's encoding (robust scaling, smooth clipping and
     piecewise-linear bins for numbers; one-hot categories with a shared slot for rare
-    and unseen values; gaps filled and marked); trains an ensemble of networks together
-    and predicts with the mean of their class probabilities.
+    and unseen values; gaps filled and marked); trains an ensemble of networks, each
+    keeping its best epoch on a fold of rows it did not train on, and predicts with the
+    mean of their class probabilities.
 
     Parameters
     ----------

@@ -10,8 +10,7 @@ ingredient's effect on the mean score and the fit time). It is the default of
 - inputs (:mod:`deltaprop.data.tables`): robust scaling and smooth clipping of numbers,
   plus their piecewise-linear encoding over ``bins`` quantile bins; one-hot categories;
   gaps filled and marked;
-- an ensemble of ``members`` networks trained together (one product per layer), its
-  prediction their mean;
+- an ensemble of ``members`` networks, its prediction their mean;
 - Adam at ``learning_rate``, batches of ``batch_size`` rows, stopping after
   ``early_stopping`` epochs without a better validation loss (``epochs`` at most), the
   best epoch's weights kept;
