@@ -699,3 +699,17 @@ def test_option_values_follow_the_librarys_rules_for_names_and_numbers():
         with pytest.raises(CLIError) as refused:
             parser.parse_args(["train", *argv])
         assert str(said.value).split(": ", 1)[1].split(" found")[0] in str(refused.value), (argv, refused.value)
+
+
+def test_evaluate_held_out_draws_a_generated_set_again_with_the_models_held_out_seed(tmp_path):
+    """A generated set (moons) is drawn from the seed train was given; evaluate --held-out draws
+    it again from the model's typed HeldOut (not from free-form metadata) and finds the same rows."""
+    train = cli("train", "--data", "moons", "--seed", "3", "--epochs", "5", "--plot", "", cwd=tmp_path, check=0)
+    accuracy = train.stdout.split("test accuracy: ")[1].split()[0]
+    model = dp.load(tmp_path / "moons-model.safetensors")
+    assert model.held_out.seed == 3
+    del model.metadata["seed"]  # (so that only the typed field can say it)
+    model.save(tmp_path / "moons-model.safetensors")
+    ev = cli("evaluate", "moons-model.safetensors", "--data", "moons", "--held-out", "--plot", "", cwd=tmp_path,
+             check=0).stdout
+    assert ev.split("accuracy: ")[1].split()[0] == accuracy

@@ -25,7 +25,7 @@ def cmd_evaluate(args) -> int:
         raise CLIError("--held-out: the model does not record rows held out of its data")
     # --held-out: cut into the blocks train cut, to find its test rows
     data = load_data(args.data, args.target or model_target(model), features=args.features,
-                     seed=model.metadata.get("seed", 0) or 0,
+                     seed=held_out.seed if held_out is not None else 0,
                      block_rows=args.block_rows or (held_out.block_rows if args.held_out else None))
     blocks = data if isinstance(data, Blocks) else None
     if blocks is not None:  # read a block at a time; --held-out: the blocks train held out

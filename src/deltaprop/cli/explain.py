@@ -54,7 +54,8 @@ def _explained_sample(args):
     data = args.data or model.metadata.get("data")
     if not data:
         raise CLIError("--data: needed with this model (it does not record the data it was trained on)")
-    ds = load_dataset(data, args.target or model_target(model), seed=model.metadata.get("seed", 0) or 0)
+    seed = model.held_out.seed if model.held_out is not None else 0  # (a generated set: drawn as train drew it)
+    ds = load_dataset(data, args.target or model_target(model), seed=seed)
     show_notices(ds, quiet=False)
     X, y = (ds.X_test, ds.y_test) if ds.X_test is not None else (ds.X, ds.y)
     X = as_model_input(model, X, ds.feature_names, "--data")

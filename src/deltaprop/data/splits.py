@@ -72,7 +72,9 @@ class HeldOut:
     fraction : float
         The share of the rows held out, in (0, 1).
     seed : int
-        Draws them (the same seed and data give the same rows).
+        Draws them (the same seed and data give the same rows). ``deltaprop train`` draws a
+        generated data set (:func:`~deltaprop.load_data` of ``xor``, ``moons``...) with the
+        same seed, so that ``evaluate --held-out`` and ``explain`` make the same rows again.
     block_rows : int, optional
         For data read in blocks: the rows per block it was cut into (whole blocks are held
         out, so the same cut finds them again).
