@@ -82,6 +82,7 @@ ABLATION = {
     "recipe": {},
     "no cross-fit": {"cross_fit": False},
     "members=1": {"members": 1},
+    "members=8": {"members": 8},
     "bins=0": {"bins": 0},
     "no held-out": {"validation_fraction": None, "max_epochs": 40},
     "no smoothing": {"label_smoothing": 0.0},
