@@ -28,6 +28,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..core.network import Network, root_seed
+from ..data.blocks import Blocks
 from ..data.splits import fold_rows
 from ..optim.optimizers import OptimizerState
 from .callbacks import History
@@ -43,7 +44,7 @@ CROSS_FIT = "cross-fit"
 _SINGLE_RUN_ONLY = ("state", "checkpoint", "resume", "distributed")
 
 
-def train_cross_fit(net: Network, X, T, *, sample_weight=None, seed=None, callbacks=(), **options) -> TrainState:
+def train_cross_fit(net: Network, X, T=None, *, sample_weight=None, seed=None, callbacks=(), **options) -> TrainState:
     """Train each member of the ensemble ``net`` on the rows outside its own fold, its
     best epoch chosen on that fold; write their weights into ``net``.
 
@@ -52,7 +53,7 @@ def train_cross_fit(net: Network, X, T, *, sample_weight=None, seed=None, callba
     net : Network
         An ensemble (``members >= 2``): one fold per member.
     X : array of shape (n_samples, D_0)
-        The rows, as the network takes them.
+        The rows, as the network takes them (in memory: not Blocks).
     T : array-like
         Targets for the network's likelihood, as :func:`train` takes them (folds are
         stratified by class for a classifier).
@@ -74,6 +75,8 @@ def train_cross_fit(net: Network, X, T, *, sample_weight=None, seed=None, callba
         members' mean history.
     """
     k = net.members
+    if isinstance(X, Blocks):
+        raise ValueError(f"validation: {CROSS_FIT!r} needs rows in memory, not Blocks; give a fraction")
     if k < 2:
         raise ValueError(f"validation: {CROSS_FIT!r} holds out one fold per member of an ensemble; "
                          f"this network has {k} member (give members >= 2, or a validation fraction)")

@@ -169,8 +169,6 @@ def fit(X, y=None, *, hidden: Sequence[int] | None = None, activation: str | Seq
 
     if isinstance(validation, Blocks):
         validation = prepared(validation)
-    elif validation == CROSS_FIT and blocks is not None:
-        raise ValueError(f"validation: {CROSS_FIT!r} needs rows in memory, not Blocks; give a fraction")
     elif isinstance(validation, str) and validation != CROSS_FIT:
         raise ValueError(f"validation: expected a fraction, rows or {CROSS_FIT!r}, found {validation!r}")
     elif validation is not None and not isinstance(validation, (float, np.floating, str)):
