@@ -65,6 +65,9 @@ def test_each_member_is_the_run_of_a_single_network_on_the_rows_outside_its_fold
     assert state.history.epochs == max(h.epochs for h in histories)
     np.testing.assert_allclose(state.history.loss[0], np.mean([h.loss[0] for h in histories]))
     assert state.history.stop_reason.startswith("cross-fit: 3 members")
+    assert state.history.member_best_epochs == [h.best_epoch or h.epochs for h in histories]
+    assert state.history.best_epoch is None
+    assert dp.History.from_dict(state.history.to_dict()) == state.history  # (as a checkpoint keeps it)
     # the state continues the whole ensemble, on all rows
     more = dp.train(net, X, y, epochs=2, batch_size=16, optimizer=dp.Adam(1e-2), state=state)
     assert more.history.epochs == state.history.epochs + 2

@@ -116,8 +116,9 @@ def test_a_data_set_goes_in_whole_and_images_keep_their_own_scale(tmp_path):
     assert dp.fit(images, hidden=[8], epochs=2, seed=0, standardize=True)[0].preprocessor is not None
     table = Dataset("table", pixels, labels, "classification", feature_names=[f"f{i}" for i in range(16)],
                     target_name="label")
-    model, _ = dp.fit(table, hidden=[8], epochs=2, seed=0)
-    assert model.preprocessor is not None and model.columns.features[0] == "f0" and model.columns.target == ("label",)
+    model, _ = dp.fit(table, hidden=[8], epochs=2, seed=0)  # a table (a CSV file's): by name, the tabular recipe
+    assert model.table is not None and model.network.members == 4
+    assert model.columns.features[0] == "f0" and model.columns.target == ("label",)
     with pytest.raises(TypeError, match="a Dataset carries its own targets"):
         dp.fit(table, labels)
     # a file's mixed columns arrive by name, each learning its encoding

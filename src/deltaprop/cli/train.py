@@ -149,7 +149,7 @@ def _train(args, comm) -> int:
     metric = "accuracy" if classification else "R^2"
     model.held_out = held_out
     model.metadata.update({"kernels": state.kernels, "backend": args.backend or "numpy", "epochs": history.epochs, "stop_reason": history.stop_reason,
-                           "weights_of_epoch": history.best_epoch or history.epochs,
+                           "weights_of_epoch": history.member_best_epochs or history.best_epoch or history.epochs,
                            f"test_{'accuracy' if classification else 'r2'}": score,
                            "train_seconds": round(seconds, 3)})
     replaced = Path(out).exists()

@@ -88,9 +88,11 @@ _SHARED = {
     n_iter_ : int
         The epochs trained.
     loss_curve_ : list of float
-        The training loss of each epoch.
+        The training loss of each epoch (cross-fitted members: their mean, over the
+        members still training).
     validation_loss_curve_ : list of float or None
-        The validation loss of each epoch (None without validation).
+        The validation loss of each epoch (None without validation; cross-fitted
+        members: the mean of each member's on its own fold).
 
 """.strip(),
     "label_smoothing": repr(R["label_smoothing"]),

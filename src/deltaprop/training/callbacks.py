@@ -43,6 +43,9 @@ class History:
         checkpoint of it is not resumed.
     best_epoch : int or None
         The epoch whose weights were restored by early stopping.
+    member_best_epochs : list of int
+        For a cross-fitted ensemble (:mod:`deltaprop.training.crossfit`), each member's
+        best epoch, whose weights it keeps (``best_epoch`` is then None); else empty.
     train_metric : list of float
         With diagnostics on: the metric on the probe of training rows after each epoch
         (what the network gets right of the data it learns from); else empty.
@@ -64,6 +67,7 @@ class History:
     best_epoch: int | None = None
     train_metric: list = field(default_factory=list)
     layers: dict = field(default_factory=dict)
+    member_best_epochs: list = field(default_factory=list)
 
     _per_epoch = ("loss", "val_loss", "val_metric", "grad_norm", "learning_rate", "time")
     _scalars = ("metric", "stop_reason", "stopped", "best_epoch")
@@ -91,14 +95,17 @@ class History:
         return new
 
     def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in (*self._per_epoch, *self._scalars, "train_metric", "layers")}
+        return {k: getattr(self, k) for k in (*self._per_epoch, *self._scalars, "train_metric", "layers",
+                                              "member_best_epochs")}
 
     @classmethod
     def from_dict(cls, d: dict) -> "History":
         """The inverse of :meth:`to_dict`, with every field checked (ValueError otherwise)."""
-        if not isinstance(d, dict) or set(d) - {"layers", "train_metric"} != {*cls._per_epoch, *cls._scalars}:
+        optional = {"layers", "train_metric", "member_best_epochs"}
+        if not isinstance(d, dict) or set(d) - optional != {*cls._per_epoch, *cls._scalars}:
             raise ValueError("history: expected the fields of History.to_dict()")
-        d = {"layers": {}, "train_metric": [], **d}  # (a checkpoint of version 3 has neither)
+        # (a checkpoint of version 3 has none of the optional fields, and older ones no member_best_epochs)
+        d = {"layers": {}, "train_metric": [], "member_best_epochs": [], **d}
         layers = d["layers"]
         epochs = len(d["loss"]) if isinstance(d["loss"], list) else -1
         if not (isinstance(layers, dict) and all(
@@ -114,6 +121,9 @@ class History:
         if not (isinstance(train, list) and len(train) in (0, len(lists[0])) and all(
                 isinstance(x, (int, float)) and not isinstance(x, bool) for x in train)):
             raise ValueError("history: malformed train_metric (expected none, or a number per epoch)")
+        members = d["member_best_epochs"]
+        if not (isinstance(members, list) and all(type(e) is int and 1 <= e <= len(lists[0]) for e in members)):
+            raise ValueError("history: malformed member_best_epochs (expected epochs, 1-based)")
         best = d["best_epoch"]
         if not (isinstance(d["metric"], str) and isinstance(d["stop_reason"], str) and isinstance(d["stopped"], bool)
                 and (best is None or type(best) is int and 1 <= best <= len(lists[0]))):  # 1-based

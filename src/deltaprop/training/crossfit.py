@@ -139,7 +139,7 @@ def mean_history(histories: list[History]) -> History:
             out[name] = mean([r[name] for r in records], total=name == "time")
     out["layers"] = {q: mean([r["layers"].get(q, []) for r in records]) for q in records[0]["layers"]}
     best = [h.best_epoch or h.epochs for h in histories]
-    out.update(stopped=all(h.stopped for h in histories), best_epoch=None,
+    out.update(stopped=all(h.stopped for h in histories), best_epoch=None, member_best_epochs=best,
                stop_reason=f"cross-fit: {len(histories)} members, each stopped on its own fold (best epochs "
                            f"{', '.join(map(str, best))})")
     return History.from_dict(out)

@@ -197,7 +197,7 @@ def _from_dataset(ds, y, columns, task, standardize) -> tuple:
     if columns is None and ds.feature_names:
         columns = Columns(tuple(ds.feature_names), (ds.target_name,) if ds.target_name else ())
     X = ds.X
-    if ds.feature_names:  # a table (CSV, Parquet): by name, so that the tabular recipe applies
+    if ds.feature_names and not ds.images:  # a table (CSV, Parquet): by name, so that the tabular recipe applies
         X = dict(zip(ds.feature_names, X.T))
     return X, ds.y, columns, task or ds.task, ds.standardize_inputs if standardize is None else standardize
 
