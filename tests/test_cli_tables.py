@@ -125,6 +125,7 @@ def test_a_csv_of_numbers_takes_the_recipe_cross_fitted_unless_told(capsys, tmp_
     assert status == 0, err
     assert "x 4 (relu, bernoulli)" in out and out.count("network: ") == 1
     assert "stopped: cross-fit: 4 members, each stopped on its own fold" in out
+    assert "member 1/4, epoch 1/300" in err and "member 4/4, epoch 1/300" in err  # (progress, member by member)
     model = dp.load(tmp_path / "a.safetensors")
     assert model.network.members == 4 and model.table is not None
     assert float(out.split("test accuracy: ")[1].split()[0]) > 0.9

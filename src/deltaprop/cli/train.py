@@ -148,7 +148,8 @@ def _train(args, comm) -> int:
     score = model.score(Xte) if blocks is not None else model.score(Xte, yte)
     metric = "accuracy" if classification else "R^2"
     model.held_out = held_out
-    model.metadata.update({"kernels": state.kernels, "backend": args.backend or "numpy", "epochs": history.epochs, "stop_reason": history.stop_reason,
+    model.metadata.update({"kernels": state.kernels, "backend": args.backend or "numpy", "epochs": history.epochs,
+                           "stop_reason": history.stop_reason,
                            "weights_of_epoch": history.member_best_epochs or history.best_epoch or history.epochs,
                            f"test_{'accuracy' if classification else 'r2'}": score,
                            "train_seconds": round(seconds, 3)})

@@ -62,7 +62,8 @@ def train_cross_fit(net: Network, X, T=None, *, sample_weight=None, seed=None, c
     seed : int, optional
         Draws the folds and each member's seed (weights, shuffling, dropout).
     callbacks : sequence of Callback
-        Called by each member's run in turn.
+        Called by each member's run in turn, and ``on_member_begin(m, k)`` before member
+        m's run, where a callback has it.
     **options
         Any other argument of :func:`train` but ``validation``; ``early_stopping``
         should be given (else each member trains every epoch and keeps the last).
@@ -93,6 +94,9 @@ def train_cross_fit(net: Network, X, T=None, *, sample_weight=None, seed=None, c
     members, states = [], []
     for m, held in enumerate(folds):
         rows = np.setdiff1d(np.arange(T.shape[0]), held, assume_unique=True)
+        for cb in callbacks:
+            if hasattr(cb, "on_member_begin"):
+                cb.on_member_begin(m, k)
         member_seed = int(seeds[m + 1].generate_state(1)[0])
         member = Network(net.sizes, activation=net.activation_names, likelihood=net.likelihood, init=net.init,
                          seed=member_seed, dtype=net.dtype)
