@@ -128,6 +128,8 @@ def test_a_csv_of_numbers_takes_the_recipe_cross_fitted_unless_told(capsys, tmp_
     assert "member 1/4, epoch 1/300" in err and "member 4/4, epoch 1/300" in err  # (progress, member by member)
     model = dp.load(tmp_path / "a.safetensors")
     assert model.network.members == 4 and model.table is not None
+    best = model.metadata["weights_of_epoch"]  # (each member's own best epoch)
+    assert len(best) == 4 and all(1 <= e <= model.metadata["epochs"] for e in best)
     assert float(out.split("test accuracy: ")[1].split()[0]) > 0.9
     status, out, err = run(capsys, "train", "--data", tmp_path / "rooms.csv", "--target", "big", "--plot", "",
                            "--validation-fraction", "0.2", "--out", tmp_path / "b.safetensors")
