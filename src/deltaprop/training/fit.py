@@ -34,8 +34,8 @@ from .train import train
 
 
 MIN_FOLD = 5
-"""The fewest rows a member's fold may hold for the recipe to cross-fit (else it holds out
-a fraction, as :class:`~deltaprop.TabularClassifier` trains on every row below 5 held-out rows)."""
+"""The fewest rows a member's fold may hold for the recipe to cross-fit; with fewer, the
+members share one held-out share of the rows."""
 
 
 def fit(X, y=None, *, hidden: Sequence[int] | None = None, activation: str | Sequence[str] = "relu",
