@@ -211,6 +211,7 @@ def test_explain_draws_targets_of_the_likelihoods_kind(tmp_path):
 def test_explain_a_trained_model_on_a_real_sample(trained, tmp_path):
     d, _ = trained
     model = d / "digits-model.safetensors"
+    assert dp.load(model).source == "digits" and "data" not in dp.load(model).metadata  # (a typed field)
     out = cli("explain", "--model", model, "--sample", "7", "--units", "0", "5", cwd=tmp_path, check=0).stdout
     assert out.startswith("One step of backpropagation: network 64-128-64-10")
     assert "W[1]: shape (65, 128)" in out and "unit 5: bias" in out and "(eq. 12)" in out

@@ -74,6 +74,25 @@ def test_the_held_out_rows_travel_in_the_file_and_older_files_metadata_is_taken_
         dp.Model(net.network, held_out=0.2)
 
 
+def test_the_data_trained_on_travels_in_the_file_and_older_files_metadata_is_taken_as_it(tmp_path, net):
+    path = tmp_path / "m.safetensors"
+    net.model.source = "moons"
+    net.save(path)
+    assert dp.load(path).source == "moons"
+    # a file of version 6 or older: the command line named its data in the metadata
+    data, n, header = header_of(path)
+    meta = header["__metadata__"]
+    config = json.loads(meta["config"])
+    del config["source"]
+    meta.update({"format_version": "6", "config": json.dumps(config), "metadata": json.dumps({"data": "xor"})})
+    rewrite(tmp_path / "old.safetensors", header, data, n)
+    assert dp.load(tmp_path / "old.safetensors").source == "xor"
+    meta.update({"format_version": "7", "config": json.dumps({**config, "source": 3})})
+    rewrite(tmp_path / "bad.safetensors", header, data, n)
+    with pytest.raises(ModelFileError, match="source: expected the name or path of a data set"):
+        dp.load(tmp_path / "bad.safetensors")
+
+
 def test_preprocessing_arrays_are_tensors_not_json(tmp_path, net):
     path = tmp_path / "m.safetensors"
     net.save(path)

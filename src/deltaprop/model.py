@@ -37,7 +37,7 @@ from .version import __version__
 Array = np.ndarray
 
 MODEL_FORMAT = "deltaprop-model"
-MODEL_VERSION = "6"  # 6: the rows held out; 5: the encoding of mixed tables; 4: the input columns' names;
+MODEL_VERSION = "7"  # 7: the data trained on (source); 6: the rows held out; 5: the encoding of mixed tables; 4: the input columns' names;
 # 3: a checksum of header and tensors (2 had none)
 
 
@@ -64,6 +64,10 @@ class Model:
     held_out : HeldOut, optional
         The rows of its data the model never trained on (its test rows), as the rule that
         draws them again: ``model.held_out.split(X, y)`` gives them back.
+    source : str, optional
+        The data it was trained on, as :func:`deltaprop.load_data` names it (a file's path,
+        or a built-in set's name: ``digits``, ``moons``...): the data ``deltaprop explain``
+        reads unless told otherwise.
     metadata : dict, optional
         Free-form information saved with the model (never applied to predictions).
 
@@ -79,9 +83,10 @@ class Model:
     def __init__(self, network: Network, *, preprocessor: Standardizer | None = None, classes=None,
                  target_scaler: Standardizer | None = None, columns: Columns | None = None,
                  table: TableEncoder | None = None, held_out: HeldOut | None = None,
-                 metadata: dict | None = None):
+                 source: str | None = None, metadata: dict | None = None):
         self.network = network
         self.held_out = held_out
+        self.source = source
         self.columns = columns
         self.table = table
         self.preprocessor = preprocessor
@@ -94,6 +99,8 @@ class Model:
         net, K = self.network, self.network.sizes[-1]
         if self.held_out is not None and not isinstance(self.held_out, HeldOut):
             raise TypeError(f"held_out: expected a HeldOut, found {type(self.held_out).__name__}")
+        if self.source is not None and not (isinstance(self.source, str) and self.source):
+            raise TypeError(f"source: expected the name or path of a data set, found {self.source!r}")
         if self.table is not None:
             if self.columns is None or list(self.columns.features) != self.table.names:
                 raise ValueError("table: expected the encodings of the model's columns, in their order")
@@ -247,7 +254,7 @@ class Model:
                   "columns": None if self.columns is None else self.columns.to_config(),
                   "table": None if self.table is None else self.table.to_config(),
                   "held_out": None if self.held_out is None else self.held_out.to_config(),
-                  "deltaprop_version": __version__}
+                  "source": self.source, "deltaprop_version": __version__}
         atomic_safetensors(path, tensors, {"format": MODEL_FORMAT, "format_version": MODEL_VERSION,
                                            "config": json.dumps(json_safe(config)),
                                            "metadata": json.dumps(json_safe(self.metadata))})
@@ -264,7 +271,8 @@ def load(path) -> Model:
     written for CSV data, is taken as them), and version 5 the encoding of a table of
     mixed columns (kinds, medians, scales and vocabularies, in the checksummed header), and version
     6 the rows held out (:class:`~deltaprop.data.splits.HeldOut`; older files' ``test_fraction``,
-    ``seed`` and ``block_rows`` metadata, written by the command line, is taken as them).
+    ``seed`` and ``block_rows`` metadata, written by the command line, is taken as them), and
+    version 7 the data it was trained on (:attr:`Model.source`; older files' ``data`` metadata).
 
     Raises
     ------
@@ -277,10 +285,10 @@ def load(path) -> Model:
     if header.get("format") != MODEL_FORMAT:
         raise ModelFileError(f"{source} is not a deltaprop model (format {header.get('format')!r})")
     version = header.get("format_version")
-    if version not in ("1", "2", "3", "4", "5", MODEL_VERSION):
+    if version not in ("1", "2", "3", "4", "5", "6", MODEL_VERSION):
         raise ModelFileError(f"{source} has format version {version!r}; this deltaprop reads versions 1 to "
                              f"{MODEL_VERSION} (a newer deltaprop wrote it?)")
-    if version in ("3", "4", "5", MODEL_VERSION) and CHECKSUM_KEY not in header:
+    if version in ("3", "4", "5", "6", MODEL_VERSION) and CHECKSUM_KEY not in header:
         raise ModelFileError(f"{source} is corrupted: its checksum is missing")
     try:
         config = json.loads(header.get("config", ""))
@@ -310,8 +318,10 @@ def load(path) -> Model:
         table = TableEncoder.from_config(table) if table is not None else None
         held_out = config.get("held_out")
         held_out = HeldOut.from_config(held_out) if held_out is not None else _held_out_of_metadata(metadata)
+        # (files of version 6 and older named their data in the free-form metadata)
+        trained_on = config["source"] if "source" in config else metadata.get("data")
         return Model(net, preprocessor=scalers[0], classes=config.get("classes"), target_scaler=scalers[1],
-                     columns=columns, table=table, held_out=held_out, metadata=metadata)
+                     columns=columns, table=table, held_out=held_out, source=trained_on, metadata=metadata)
     except (ValueError, TypeError, KeyError) as e:
         raise ModelFileError(f"{source}: inconsistent model: {e}") from None
 

@@ -51,7 +51,7 @@ def _explained_sample(args):
     from ..data.datasets import load_dataset
 
     model = load(args.model)
-    data = args.data or model.metadata.get("data")
+    data = args.data or model.source
     if not data:
         raise CLIError("--data: needed with this model (it does not record the data it was trained on)")
     seed = model.held_out.seed if model.held_out is not None else 0  # (a generated set: drawn as train drew it)

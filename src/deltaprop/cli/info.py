@@ -33,6 +33,8 @@ def cmd_info(args) -> int:
             print(f"  {c.name}: {c.describe()}")
     if model.target_scaler is not None:
         print("targets: standardized for training; predictions are mapped back to target units")
+    if model.source is not None:
+        print(f"data: {model.source}")
     if model.held_out is not None:
         h = model.held_out
         print(f"held out: {h.fraction:.0%} of the rows, drawn with seed {h.seed}"

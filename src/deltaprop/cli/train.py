@@ -110,7 +110,7 @@ def _train(args, comm) -> int:
                 f"{net.n_params // net.members * k:,} parameters, {np.dtype(net.dtype).name}; optimizer {optimizer!r}")
 
     metadata = {
-        "data": args.data, "seed": args.seed,
+        "seed": args.seed,
         "target": args.target if blocks is not None else ds.target_name or args.target,
         "optimizer": repr(optimizer), "schedule": repr(schedule), "batch_size": args.batch_size,
         "trained_with": f"deltaprop {__version__}",
@@ -147,7 +147,7 @@ def _train(args, comm) -> int:
     classification = model.task == "classification"
     score = model.score(Xte) if blocks is not None else model.score(Xte, yte)
     metric = "accuracy" if classification else "R^2"
-    model.held_out = held_out
+    model.held_out, model.source = held_out, args.data
     model.metadata.update({"kernels": state.kernels, "backend": args.backend or "numpy", "epochs": history.epochs,
                            "stop_reason": history.stop_reason,
                            "weights_of_epoch": history.member_best_epochs or history.best_epoch or history.epochs,
