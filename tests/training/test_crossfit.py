@@ -128,3 +128,14 @@ def test_fit_refuses_cross_fitting_blocks():
     blocks = dp.Blocks.from_arrays(X, y, block_rows=20)
     with pytest.raises(ValueError, match="needs rows in memory"):
         dp.fit(blocks, members=2, validation=CROSS_FIT, epochs=1)
+
+
+def test_a_small_table_is_cross_fitted_where_a_held_out_tenth_would_be_too_few_rows():
+    """30 rows: a tenth is 3 rows, too few to choose an epoch by, but four folds hold 7 or 8 each."""
+    X, y = _data(30)
+    df = pd.DataFrame(X, columns=["a", "b", "c"])
+    crossed = dp.TabularClassifier(max_epochs=5, random_state=0).fit(df, y)
+    assert crossed.validation_loss_curve_ is not None
+    assert crossed.model_.network.members == 4
+    shared = dp.TabularClassifier(max_epochs=5, random_state=0, cross_fit=False).fit(df, y)
+    assert shared.validation_loss_curve_ is None and shared.n_iter_ == 5  # (every row trains, every epoch)

@@ -70,7 +70,8 @@ _SHARED = {
         With a validation fraction and two members or more: instead, each member holds
         out a fold of its own (1/members of the rows, stratified by class for a
         classifier) to choose its best epoch, so that every row trains all members but
-        one; False: all members share the held-out ``validation_fraction``.
+        one (folds of at least 5 rows); False: all members share the held-out
+        ``validation_fraction``.
     patience : int, default=%(early_stopping)s
         Epochs without a better validation loss before training stops.
 """.strip() % {k: repr(v) for k, v in R.items()},
@@ -168,12 +169,13 @@ class TabularMLP(BaseEstimator):
         n = len(X) if not isinstance(table, dict) else len(next(iter(table.values())))
         optimizer = AdamW(self.learning_rate, weight_decay=self.weight_decay) if self.weight_decay \
             else Adam(self.learning_rate)
-        held = self.validation_fraction
-        if held and int(n * held) < MIN_HELD_OUT:  # too few rows to judge an epoch by: train on all
-            held = None
-        validation = CROSS_FIT if held and self.cross_fit and cross_fits(self.members, n, {}) else held
+        validation = self.validation_fraction
+        if validation and self.cross_fit and cross_fits(self.members, n, {}):  # a fold of its own per member
+            validation = CROSS_FIT
+        elif validation and int(n * validation) < MIN_HELD_OUT:  # too few rows to judge an epoch by: all train
+            validation = None
         # every setting given, so that fit's recipe for mixed tables fills none of them in
-        options = dict(validation=validation, early_stopping=EarlyStopping(self.patience) if held else None)
+        options = dict(validation=validation, early_stopping=EarlyStopping(self.patience) if validation else None)
         if task == "classification":
             options["label_smoothing"] = self.label_smoothing
         with warnings.catch_warnings():
@@ -187,10 +189,10 @@ class TabularMLP(BaseEstimator):
         history = state.history
         self.n_iter_ = len(history.loss)
         self.loss_curve_ = list(history.loss)
-        self.validation_loss_curve_ = list(history.val_loss) if held else None
+        self.validation_loss_curve_ = list(history.val_loss) if validation else None
         if self.verbose:
             print(f"{type(self).__name__}: {self.n_iter_} epochs, loss {history.loss[-1]:.4g}"
-                  + (f", validation loss {min(history.val_loss):.4g} (best)" if held else ""))
+                  + (f", validation loss {min(history.val_loss):.4g} (best)" if validation else ""))
         return self
 
     def _X(self, X):
