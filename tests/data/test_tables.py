@@ -176,7 +176,7 @@ def test_fit_takes_a_mixed_table_and_the_model_is_the_whole_predictor(shop, tmp_
     model.save(tmp_path / "m.safetensors")
     loaded = dp.load(tmp_path / "m.safetensors")
     np.testing.assert_array_equal(loaded.predict_proba(df), model.predict_proba(df))
-    assert read_safetensors(tmp_path / "m.safetensors")[1]["format_version"] == "6"
+    assert read_safetensors(tmp_path / "m.safetensors")[1]["format_version"] == "7"
     # a city never seen, a gap where training had none, a renamed column
     new = df[:3].assign(city=["tokyo", None, "paris"])
     assert model.predict(new).shape == (3,)
