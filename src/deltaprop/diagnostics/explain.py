@@ -136,7 +136,7 @@ def _story(t, units, max_width: int) -> _Story:
         diff = float(np.max(np.abs(t.delta_general - t.delta_shortcut)))
         s.p(f"For this likelihood ({t.likelihood}, a canonical pair) eq. (8) simplifies to delta = o - y"
             + (f" (divided by B = {B})" if B > 1 else "") + f"; the two agree to {diff:.1e}:")
-        s.a(f"delta[{L}] = o - y", rf"\mathbf{{o}} - \mathbf{{y}}", _vec(t.delta_shortcut), out.delta)
+        s.a(f"delta[{L}] = o - y", r"\mathbf{o} - \mathbf{y}", _vec(t.delta_shortcut), out.delta)
     else:
         s.p(f"{t.likelihood} is not a canonical pair: only the general rule applies.")
 
