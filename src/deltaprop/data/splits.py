@@ -50,7 +50,8 @@ def fold_rows(T: Array, k: int, rng: np.random.Generator, stratify: bool) -> lis
     k = check_int("k", k, 2)
     if n < k:
         raise ValueError(f"validation: {n} samples cannot make {k} folds")
-    groups = [np.flatnonzero(_strata(T) == c) for c in np.unique(_strata(T))] if stratify else [np.arange(n)]
+    labels = _strata(T) if stratify else np.zeros(n)
+    groups = [np.flatnonzero(labels == c) for c in np.unique(labels)]
     fold = np.empty(n, dtype=np.intp)
     start = int(rng.integers(k))
     for idx in groups:
