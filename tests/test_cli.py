@@ -67,6 +67,7 @@ def test_info_and_evaluate(trained):
     info = cli("info", "digits-model.safetensors", cwd=d, check=0).stdout
     assert "architecture: 64-128-64-10" in info and "parameters: 17,226" in info
     assert "held out: 20% of the rows, drawn with seed 0 (evaluate --held-out finds them again)" in info
+    assert "\ndata: digits\n" in info  # (the model's source)
     ev = cli("evaluate", "digits-model.safetensors", "--data", "digits", "--held-out", "--plot", "cm.png",
              cwd=d, check=0).stdout
     assert "accuracy:" in ev and "precision" in ev and "confusion matrix" in ev

@@ -6,7 +6,7 @@ import pytest
 
 import deltaprop as dp
 from deltaprop.data.splits import fold_rows
-from deltaprop.training.crossfit import CROSS_FIT, mean_history, train_cross_fit
+from deltaprop.training.crossfit import CROSS_FIT, cross_fits, mean_history, train_cross_fit
 
 
 def _data(n=120, seed=0):
@@ -46,11 +46,13 @@ def test_stacked_members_predict_as_the_mean_of_the_single_networks():
         ensemble.stack_members([net.theta for net in singles[:2]])
 
 
-def test_each_member_is_the_run_of_a_single_network_on_the_rows_outside_its_fold():
+@pytest.mark.parametrize("weighted", [False, True])
+def test_each_member_is_the_run_of_a_single_network_on_the_rows_outside_its_fold(weighted):
     X, y = _data()
+    w = np.random.default_rng(5).uniform(0.2, 3.0, len(y)) if weighted else None
     net = dp.Network([3, 16, 3], members=3, dtype="float64", seed=0)
     options = dict(epochs=30, batch_size=16, early_stopping=3, optimizer=dp.Adam(1e-2))
-    state = train_cross_fit(net, X, y, seed=7, **options)
+    state = train_cross_fit(net, X, y, seed=7, sample_weight=w, **options)
     # the same folds and member seeds, drawn as train_cross_fit draws them
     seeds = np.random.SeedSequence(7).spawn(4)
     folds = fold_rows(np.eye(3)[y], 3, np.random.default_rng(seeds[0]), stratify=True)
@@ -59,7 +61,10 @@ def test_each_member_is_the_run_of_a_single_network_on_the_rows_outside_its_fold
         rows = np.setdiff1d(np.arange(len(y)), held)
         s = int(seeds[m + 1].generate_state(1)[0])
         single = dp.Network([3, 16, 3], dtype="float64", seed=s)
-        histories.append(dp.train(single, X[rows], y[rows], validation=(X[held], y[held]), seed=s, **options).history)
+        part = {} if w is None else {"sample_weight": w[rows]}  # each row keeps its weight, validation's too
+        validation = (X[held], y[held]) + (() if w is None else (w[held],))
+        histories.append(dp.train(single, X[rows], y[rows], validation=validation, seed=s, **part,
+                                  **options).history)
         singles.append(single)
     np.testing.assert_array_equal(net.theta, net.stack_members([s.theta for s in singles]))
     assert state.history.epochs == max(h.epochs for h in histories)
@@ -89,10 +94,31 @@ def test_cross_fitting_is_refused_where_it_cannot_be(tmp_path):
         train_cross_fit(dp.Network([3, 4, 3]), X, y)
     with pytest.raises(ValueError, match="checkpoint: not with validation='cross-fit'"):
         train_cross_fit(dp.Network([3, 4, 3], members=2), X, y, checkpoint=str(tmp_path / "ck"))
+    with pytest.raises(ValueError, match="resume: not with validation='cross-fit'"):
+        train_cross_fit(dp.Network([3, 4, 3], members=2), X, y, resume=str(tmp_path / "ck"))
+    state = dp.train(dp.Network([3, 4, 3], members=2), X, y, epochs=1)
+    with pytest.raises(ValueError, match="state: not with validation='cross-fit'"):
+        train_cross_fit(dp.Network([3, 4, 3], members=2), X, y, state=state)
+
+    class Ranks:  # (a communicator of two processes)
+        size = 2
+    with pytest.raises(ValueError, match="distributed: not with validation='cross-fit'"):
+        train_cross_fit(dp.Network([3, 4, 3], members=2), X, y, distributed=Ranks())
     with pytest.raises(ValueError, match="expected 240 targets"):
         train_cross_fit(dp.Network([3, 4, 3], members=2), np.r_[X, X], y)
     with pytest.raises(ValueError, match="expected a fraction, rows or 'cross-fit', found 'folds'"):
         dp.fit(X, y, members=2, validation="folds")
+
+
+def test_the_recipe_cross_fits_with_two_members_a_fold_of_five_rows_and_a_single_run():
+    assert cross_fits(4, 20, {}) and not cross_fits(4, 19, {}) and not cross_fits(1, 500, {})
+    for option in ("state", "checkpoint", "resume"):
+        assert not cross_fits(4, 500, {option: "given"})
+
+    class Ranks:
+        def __init__(self, size):
+            self.size = size
+    assert cross_fits(4, 500, {"distributed": Ranks(1)}) and not cross_fits(4, 500, {"distributed": Ranks(2)})
 
 
 def test_the_recipe_cross_fits_a_table_with_rows_enough_and_otherwise_holds_out_a_share(tmp_path):
@@ -139,3 +165,12 @@ def test_a_small_table_is_cross_fitted_where_a_held_out_tenth_would_be_too_few_r
     assert crossed.model_.network.members == 4
     shared = dp.TabularClassifier(max_epochs=5, random_state=0, cross_fit=False).fit(df, y)
     assert shared.validation_loss_curve_ is None and shared.n_iter_ == 5  # (every row trains, every epoch)
+
+
+def test_a_history_with_malformed_member_epochs_is_refused():
+    h = dp.History()
+    h.loss, h.val_loss, h.val_metric, h.grad_norm, h.learning_rate, h.time = ([1.0, 0.5] for _ in range(6))
+    for bad in ([0], [3], [1.5], "2"):
+        with pytest.raises(ValueError, match="member_best_epochs"):
+            dp.History.from_dict({**h.to_dict(), "member_best_epochs": bad})
+    assert dp.History.from_dict({**h.to_dict(), "member_best_epochs": [2, 1]}).member_best_epochs == [2, 1]

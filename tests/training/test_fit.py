@@ -121,6 +121,10 @@ def test_a_data_set_goes_in_whole_and_images_keep_their_own_scale(tmp_path):
     assert model.columns.features[0] == "f0" and model.columns.target == ("label",)
     with pytest.raises(TypeError, match="a Dataset carries its own targets"):
         dp.fit(table, labels)
+    named_images = Dataset("pixels", pixels, labels, "classification", feature_names=[f"p{i}" for i in range(16)],
+                           images=True)  # (images keep their own scale, names or not)
+    model, _ = dp.fit(named_images, hidden=[8], epochs=2, seed=0)
+    assert model.table is None and model.preprocessor is None and model.network.members == 1
     # a file's mixed columns arrive by name, each learning its encoding
     (tmp_path / "t.csv").write_text("size,colour,y\n" + "".join(
         f"{i % 7},{'red' if i % 3 else 'blue'},{'ab'[i % 2]}\n" for i in range(60)))

@@ -81,7 +81,7 @@ def _train(args, comm) -> int:
         raise CLIError(f"--animate: needs 2-D data with class labels (xor, moons, circles, spirals or a CSV of "
                        f"two features); {ds.name} has {Xtr.shape[1]} features")
     # a table (a CSV or Parquet file: named columns) trains with the tabular recipe, unless told otherwise
-    table = blocks is None and bool(ds.feature_names)
+    table = blocks is None and ds.is_table
     recipe = {"epochs": args.epochs or (TABLE_RECIPE["epochs"] if table else 100)}
     if args.batch_size is None:
         args.batch_size = TABLE_RECIPE["batch_size"] if table else 32

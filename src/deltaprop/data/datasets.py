@@ -56,6 +56,12 @@ class Dataset:
         other data set."""
         return not self.images
 
+    @property
+    def is_table(self) -> bool:
+        """Whether this is a table (a CSV or Parquet file's named columns, not images):
+        :func:`deltaprop.fit` takes it by its columns, with the tabular recipe."""
+        return bool(self.feature_names) and not self.images
+
     def split(self, held_out, advice: str | None = None) -> tuple["Dataset", "Dataset"]:
         """The training part and the test part of the data set.
 

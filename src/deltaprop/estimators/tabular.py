@@ -29,8 +29,8 @@ from ..core.network import root_seed
 from ..data.tables import TableNotice
 from ..optim.optimizers import Adam, AdamW
 from ..training.callbacks import EarlyStopping
-from ..training.crossfit import CROSS_FIT
-from ..training.fit import cross_fits, fit
+from ..training.crossfit import CROSS_FIT, cross_fits
+from ..training.fit import fit
 from ..training.recipe import TABLE_RECIPE
 from .params import Interval, StrOptions
 from .signature import constructor

@@ -27,15 +27,10 @@ from ..data.tables import TableEncoder, TableNotice, needs_encoding
 from ..model import Model
 from ..optim.optimizers import Adam
 from ..validation import check_int
-from .crossfit import CROSS_FIT, train_cross_fit
+from .crossfit import CROSS_FIT, cross_fits, train_cross_fit
 from .recipe import TABLE_RECIPE
 from .state import TrainState
 from .train import train
-
-
-MIN_FOLD = 5
-"""The fewest rows a member's fold may hold for the recipe to cross-fit; with fewer, the
-members share one held-out share of the rows."""
 
 
 def fit(X, y=None, *, hidden: Sequence[int] | None = None, activation: str | Sequence[str] = "relu",
@@ -94,7 +89,8 @@ def fit(X, y=None, *, hidden: Sequence[int] | None = None, activation: str | Seq
         each member holds out a fold of its own (1/members of the rows, stratified),
         where its best epoch is chosen (:mod:`deltaprop.training.crossfit`). The tabular
         recipe cross-fits when it can: with two members or more, at least
-        :data:`MIN_FOLD` rows a fold, and no ``checkpoint``, ``resume`` or ``state``.
+        :data:`~deltaprop.training.crossfit.MIN_FOLD` rows a fold, and no ``checkpoint``,
+        ``resume`` or ``state``.
     columns : Columns or sequence of str, optional
         The names of X's columns when X is an array (a named table brings its own, and
         a pandas Series as y its name as the target's); the model records them.
@@ -197,7 +193,7 @@ def _from_dataset(ds, y, columns, task, standardize) -> tuple:
     if columns is None and ds.feature_names:
         columns = Columns(tuple(ds.feature_names), (ds.target_name,) if ds.target_name else ())
     X = ds.X
-    if ds.feature_names and not ds.images:  # a table (CSV, Parquet): by name, so that the tabular recipe applies
+    if ds.is_table:  # by name, so that the tabular recipe applies
         X = dict(zip(ds.feature_names, X.T))
     return X, ds.y, columns, task or ds.task, ds.standardize_inputs if standardize is None else standardize
 
@@ -215,17 +211,6 @@ def _recipe(given: dict, validation, options: dict, n_samples: int) -> tuple:
         if r["cross_fit"] and cross_fits(members, n_samples, options):
             validation = CROSS_FIT
     return hidden, members, bins, validation
-
-
-def cross_fits(members: int, n_samples: int, options: dict) -> bool:
-    """Whether the recipe cross-fits an ensemble of ``members`` on ``n_samples`` rows with
-    these options of :func:`train`: with at least two members, enough rows for a fold of
-    :data:`MIN_FOLD` each, and a run of one process, neither continued nor checkpointed
-    (a cross-fitted ensemble is one run per member)."""
-    distributed = options.get("distributed")
-    return (members >= 2 and n_samples >= MIN_FOLD * members
-            and all(options.get(o) is None for o in ("state", "checkpoint", "resume"))
-            and (distributed is None or getattr(distributed, "size", 2) == 1))
 
 
 def _check_options(options: dict) -> None:
