@@ -42,17 +42,22 @@ def check_fraction(name: str, value, closed_low: bool = False) -> float:
     return float(value)
 
 
-def check_weights(sample_weight, n: int, name: str = "sample_weight") -> np.ndarray:
+def check_weights(sample_weight, n: int, name: str = "sample_weight", members: int = 1) -> np.ndarray:
     """``n`` finite, non-negative sample weights with a positive sum, or a ValueError
-    naming them as ``name``."""
+    naming them as ``name``. With ``members`` > 1 (an ensemble's), shape (n, members) is
+    taken too: a column of weights for each member, each with a positive sum."""
     w = np.asarray(sample_weight)
-    if w.dtype.kind not in "biuf" or w.shape != (n,):
-        raise ValueError(f"{name}: expected {n} numbers (one per row of X), found shape {w.shape}, "
-                         f"dtype {w.dtype}")
+    shapes = [(n,)] + ([(n, members)] if members > 1 else [])
+    if w.dtype.kind not in "biuf" or w.shape not in shapes:
+        expected = f"{n} numbers (one per row of X)" + (f", or {n} rows of {members} (one per member)"
+                                                        if members > 1 else "")
+        raise ValueError(f"{name}: expected {expected}, found shape {w.shape}, dtype {w.dtype}")
     if not np.all(np.isfinite(w)) or np.any(w < 0):
         raise ValueError(f"{name}: expected finite, non-negative weights with a positive sum")
-    if not w.sum() > 0:
-        raise ValueError(f"{name}: every weight is zero; expected finite, non-negative weights with a "
+    sums = w.sum(axis=0)
+    if not np.all(sums > 0):
+        whose = "" if w.ndim == 1 else f" of member {int(np.argmin(sums > 0))}"
+        raise ValueError(f"{name}: every weight{whose} is zero; expected finite, non-negative weights with a "
                          "positive sum")
     return w
 

@@ -48,6 +48,58 @@ def test_an_ensemble_is_its_members_side_by_side(likelihood, K, weighted):
             np.testing.assert_allclose(G[l][:, m * d:(m + 1) * d], Gm[l] / 3, rtol=1e-10, atol=1e-14)
 
 
+@pytest.mark.parametrize("likelihood,K", [("categorical", 3), ("bernoulli", 2), ("gaussian", 2), ("poisson", 1)])
+def test_each_member_with_weights_of_its_own_is_its_network_with_those_weights(likelihood, K):
+    # weights (n, k): member m's J is its own weighted mean, the ensemble's the mean of those;
+    # a member whose weights are zero on some rows never learns from them (cross-fitting)
+    rng = np.random.default_rng(7)
+    X, y = rng.normal(size=(40, 5)), targets(likelihood, rng, 40)
+    W = rng.uniform(0.5, 2.0, (40, 3)) * (rng.random((40, 3)) < 0.7)
+    ens = dp.Network(SIZES + [K], activation="tanh", likelihood=likelihood, seed=1, dtype="float64", members=3)
+    nets = members_of(ens)
+    np.testing.assert_allclose(dp.Objective(ens).value_and_grad(ens.theta, (ens.check_X(X), ens.encode_targets(y), W))[0],
+                               np.mean([n.loss(X, y, W[:, m]) for m, n in enumerate(nets)]), rtol=1e-12)
+    T = ens.encode_targets(y)
+    _, g = dp.Objective(ens).value_and_grad(ens.theta, (ens.check_X(X), T, W))
+    G = dp.core.engine.views(g.copy(), ens.shapes)
+    for m, net in enumerate(nets):
+        Gm = net.gradients(X, y, W[:, m])
+        for l in range(1, ens.n_layers + 1):
+            d = ens.sizes[l]
+            np.testing.assert_allclose(G[l][:, m * d:(m + 1) * d], Gm[l] / 3, rtol=1e-10, atol=1e-14)
+
+
+def test_weights_of_each_member_pass_gradcheck_and_are_checked():
+    rng = np.random.default_rng(8)
+    X, y = rng.normal(size=(12, 5)), rng.integers(0, 3, 12)
+    ens = dp.Network(SIZES + [3], activation=["gelu", "tanh"], seed=2, members=2)
+    W = rng.uniform(0.0, 2.0, (12, 2))
+    assert dp.gradcheck(ens, X, y, sample_weight=W).passed
+    with pytest.raises(ValueError, match=r"expected 12 numbers \(one per row of X\), or 12 rows of 2"):
+        dp.train(ens, X, y, sample_weight=np.ones((12, 3)), epochs=1)
+    W[:, 1] = 0
+    with pytest.raises(ValueError, match="every weight of member 1 is zero"):
+        dp.train(ens, X, y, sample_weight=W, epochs=1)
+    with pytest.raises(ValueError, match="expected 12 numbers"):  # (a single network: one column)
+        dp.train(dp.Network(SIZES + [3]), X, y, sample_weight=np.ones((12, 1)), epochs=1)
+
+
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_training_together_with_weights_of_each_member_is_training_each_alone(kernels):
+    rng = np.random.default_rng(9)
+    X, y = rng.normal(size=(90, 5)), rng.integers(0, 3, 90)
+    W = (rng.random((90, 3)) < 0.75).astype(float)
+    ens = dp.Network(SIZES + [3], activation="relu", seed=4, dtype="float64", members=3)
+    nets = members_of(ens)
+    opt = dict(optimizer=dp.Adam(1e-2, eps=1e-300), epochs=4, batch_size=16, seed=5, kernels=kernels)
+    dp.train(ens, X, y, sample_weight=W, **opt)
+    for m, net in enumerate(nets):
+        dp.train(net, X, y, sample_weight=W[:, m], **opt)
+        for l in range(1, ens.n_layers + 1):
+            d = ens.sizes[l]
+            np.testing.assert_allclose(ens.W[l][:, m * d:(m + 1) * d], net.W[l], rtol=1e-7, atol=1e-9)
+
+
 @pytest.mark.parametrize("likelihood,K", [("categorical", 3), ("bernoulli", 1), ("gaussian", 2)])
 def test_an_ensemble_passes_gradcheck(likelihood, K):
     rng = np.random.default_rng(1)

@@ -94,12 +94,16 @@ class Workspace:
         self.Tk = be.empty((B, width[L]), dtype) if k > 1 else None
         self.mean_o = be.empty((B, sizes[L]), dtype) if k > 1 else None
         self.weights = be.empty(B, dtype)
+        # an ensemble's rows may weigh differently for each member (cross-fitting): (B, k)
+        self.member_weights = be.empty((B, k), dtype) if k > 1 else None
         if be.host:
-            self.X, self.T, self.w = self.a[0], self.targets, self.weights
+            self.X, self.T, self.w, self.mw = self.a[0], self.targets, self.weights, self.member_weights
         else:  # the batch is loaded on the host, then uploaded
             self.X = np.empty((B, sizes[0]), dtype)
             self.T, self.w = np.empty((B, sizes[L]), dtype), np.empty(B, dtype)
+            self.mw = np.empty((B, k), dtype) if k > 1 else None
         self.weighted = False
+        self.per_member = False
         self.n = 0
         self.total_weight = 0.0
         self.Xs = None
@@ -115,7 +119,9 @@ class Workspace:
             be.upload(self.a[0][:b], self.X[:b])
         if targets:
             be.upload(self.targets[:b], self.T[:b])
-            if self.weighted:
+            if self.per_member:
+                be.upload(self.member_weights[:b], self.mw[:b])
+            elif self.weighted:
                 be.upload(self.weights[:b], self.w[:b])
 
 
@@ -222,6 +228,8 @@ def output_delta(net, ws: Workspace, b: int, scale: float = 1.0, mean: bool = Tr
                                    scale / (b * k) if mean else scale / k) / k
         return total / b if mean else total
     ops.loss_and_delta(z, T, o, xp.reshape(delta, z.shape), work, nll, 1.0)
+    if ws.per_member:
+        return _member_weighted(ws, b, k, delta, scale, mean)
     w = ws.weights[:b]
     # the total weight from the loaded weights, on the host: no transfer from the device
     ws.total_weight = total_w = float(np.add.reduce(ws.w[:b]))
@@ -232,6 +240,26 @@ def output_delta(net, ws: Workspace, b: int, scale: float = 1.0, mean: bool = Tr
     if k == 1:
         return be.deferred(xp.dot(w, nll[:, 0])) / divisor
     return be.deferred(xp.dot(w, xp.sum(xp.reshape(nll, (b, k)), axis=1))) / divisor
+
+
+def _member_weighted(ws: Workspace, b: int, k: int, delta: Array, scale: float, mean: bool):
+    """:func:`output_delta`'s weighting when each member of an ensemble has weights of its own
+    (``ws.member_weights``, (b, k)): J is the mean over the members of each member's weighted
+    mean (or with ``mean=False`` of its weighted sum), so member m's rows are scaled by
+    w_im / (k sum_i w_im). A member whose rows in the batch all weigh 0 learns nothing from it.
+    ``ws.total_weight`` is the members' mean total weight."""
+    xp, be = ws.backend.xp, ws.backend
+    W = ws.member_weights[:b]
+    totals = np.add.reduce(ws.mw[:b], axis=0, dtype=np.float64)  # on the host: no transfer
+    ws.total_weight = float(totals.mean())
+    divisors = (np.where(totals > 0, totals, 1.0) if mean else np.ones(k)) * k
+    factor = xp.reshape(ws.work[:b], (b, k, -1))[:, :, 0]  # (scratch: the loss is done with it)
+    xp.multiply(W, be.from_host(scale / divisors, W.dtype), out=factor)
+    delta = xp.reshape(delta, (b, k, -1))  # (member m's outputs: columns m K .. (m + 1) K)
+    delta *= factor[:, :, None]
+    xp.multiply(W, xp.reshape(ws.nll[:b * k], (b, k)), out=factor)
+    sums = xp.add.reduce(factor, axis=0)  # each member's weighted sum
+    return be.deferred(xp.dot(sums, be.from_host(1.0 / divisors, W.dtype)))
 
 
 def mean_output(net, ws: Workspace, b: int) -> Array:

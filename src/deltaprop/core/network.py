@@ -460,10 +460,11 @@ class Network:
 
     def gradients(self, X, y, sample_weight=None) -> list:
         """The gradient of J with respect to each ``W[l]``: a list indexed like ``W``
-        (slot 0 None), each entry a new array of shape ``W[l].shape``."""
+        (slot 0 None), each entry a new array of shape ``W[l].shape``. An ensemble's
+        ``sample_weight`` may hold a column for each member (shape (n_samples, members))."""
         X = self.check_X(X)
         T = self.encode_targets(y, X.shape[0])
-        batch = (X, T) if sample_weight is None else (X, T, check_weights(sample_weight, X.shape[0]))
+        batch = (X, T) if sample_weight is None else (X, T, check_weights(sample_weight, X.shape[0], members=self.members))
         _, grad = Objective(self).value_and_grad(self.theta, batch)
         return views(np.array(self.backend.to_host(grad)), self.shapes)
 

@@ -154,8 +154,9 @@ class Objective:
             ws.X[:b] = X
         ws.T[:b] = T
         ws.weighted = bool(w) and w[0] is not None
+        ws.per_member = ws.weighted and np.ndim(w[0]) == 2  # (an ensemble's weights, a column a member)
         if ws.weighted:
-            ws.w[:b] = w[0]
+            (ws.mw if ws.per_member else ws.w)[:b] = w[0]
         ws.n = b
         ws.upload(b, inputs=not sparse)
         return ws, b
@@ -237,7 +238,8 @@ class Objective:
             Copied into the network's parameters unless it is ``net.theta`` itself.
         batch : (X, T) or (X, T, w), or a filled :meth:`workspace`
             Inputs (checked, as :meth:`Network.check_X` returns them), encoded targets
-            (:meth:`Network.encode_targets`) and optional sample weights.
+            (:meth:`Network.encode_targets`) and optional sample weights: (b,), or for an
+            ensemble (b, members), each member's own (:func:`~deltaprop.core.engine.output_delta`).
         rng : numpy Generator, optional
             Draws the dropout masks (training only).
 

@@ -132,13 +132,15 @@ class ArraySource:
         start = k * self.batch_size
         b = min(self.batch_size, self.n_samples - start)
         ws.weighted = self.w is not None
+        ws.per_member = ws.weighted and self.w.ndim == 2  # (an ensemble's weights, a column a member)
+        weights = ws.mw if ws.per_member else ws.w
         ws.Xs = None
         if self._whole:
             ws.n = b
             self._put_all(ws, b)
             np.copyto(ws.T[:b], self.T)
             if ws.weighted:
-                np.copyto(ws.w[:b], self.w)
+                np.copyto(weights[:b], self.w)
             return b
         if self._idx is None:  # allocated once, at the first batch
             self._idx = np.empty(self.batch_size, dtype=np.int64)
@@ -150,7 +152,7 @@ class ArraySource:
         self._gather(ws, idx, b)
         np.take(self.T, idx, axis=0, out=ws.T[:b], mode="clip")
         if ws.weighted:
-            np.take(self.w, idx, out=ws.w[:b], mode="clip")
+            np.take(self.w, idx, axis=0, out=weights[:b], mode="clip")
         return b
 
     def _put_all(self, ws, b: int) -> None:
@@ -356,7 +358,7 @@ class BlockSource:
         total = int(starts[-1])
         start = k * b
         n = max(0, min(b, total - start))
-        ws.n, ws.weighted, ws.Xs = n, self.blocks.weighted, None
+        ws.n, ws.weighted, ws.per_member, ws.Xs = n, self.blocks.weighted, False, None
         pos = 0
         while pos < n:
             g = bisect.bisect_right(starts, start + pos) - 1

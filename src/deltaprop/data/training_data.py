@@ -73,7 +73,7 @@ class TrainingData:
                 raise TypeError("y: expected the targets of X (or X as Blocks, which carry their own)")
             X = net.check_X(X, convert=False)
             T = net.encode_targets(y, X.shape[0])
-            w = None if sample_weight is None else check_weights(sample_weight, X.shape[0])
+            w = None if sample_weight is None else check_weights(sample_weight, X.shape[0], members=net.members)
             if _is_fraction(validation):
                 check_fraction("validation", validation)
                 train_rows, val_rows = split_validation(T, float(validation), rng, net.task == "classification")
@@ -108,7 +108,7 @@ class TrainingData:
         Tv = net.encode_targets(validation[1], Xv.shape[0])
         wv = None
         if len(validation) == 3 and validation[2] is not None:
-            wv = check_weights(validation[2], Xv.shape[0], "validation sample_weight")
+            wv = check_weights(validation[2], Xv.shape[0], "validation sample_weight", net.members)
         return array_source(Xv, Tv, wv, VALIDATION_BATCH, net.dtype)
 
     def digest(self) -> str:

@@ -152,7 +152,8 @@ def gradcheck(
     net : Network
     X, y : array-like
         A (small) batch and its targets.
-    sample_weight : array-like of shape (n_samples,), optional
+    sample_weight : array-like of shape (n_samples,) or (n_samples, members), optional
+        For an ensemble, a column for each member is taken too.
     l2 : float
         The L2 penalty of the objective.
     alpha : float
@@ -179,7 +180,8 @@ def gradcheck(
     net64 = net.copy(dtype=np.float64, backend="numpy")  # (checked on the host: tests check the other backends)
     X64 = net64.check_X(X)
     T = net64.encode_targets(y, X64.shape[0])
-    batch = (X64, T) if sample_weight is None else (X64, T, check_weights(sample_weight, X64.shape[0]).astype(np.float64))
+    w = None if sample_weight is None else check_weights(sample_weight, X64.shape[0], members=net.members)
+    batch = (X64, T) if w is None else (X64, T, w.astype(np.float64))
     objective = Objective(net64, l2=l2, alpha=alpha, label_smoothing=label_smoothing)
     theta = net64.theta
     objective.value_and_grad(theta, batch)

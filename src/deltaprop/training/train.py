@@ -50,8 +50,11 @@ def train(net, X, y=None, *, epochs: int = 100, sample_weight=None, optimizer: s
         stopped mid-epoch, finishing that epoch is the first). With ``resume``, the run's
         total instead, as in Keras' ``BackupAndRestore``: the same call, repeated after a
         crash, finishes the same run.
-    sample_weight : array-like of shape (n_samples,), optional
-        Per-sample weights: J becomes the weighted mean of -log p(y|x).
+    sample_weight : array-like of shape (n_samples,) or (n_samples, members), optional
+        Per-sample weights: J becomes the weighted mean of -log p(y|x). An ensemble
+        (``net.members`` > 1) also takes a column for each member: member m's J is then
+        its own weighted mean, and a row of weight 0 in its column never trains it (how
+        cross-fitting trains its members together).
     optimizer : str or Optimizer, default "adam"
         An optimizer object (``deltaprop.SGD(learning_rate=0.1)``) or a name with
         default settings (``sgd``, ``momentum``, ``nesterov``, ``adagrad``, ``rmsprop``,
