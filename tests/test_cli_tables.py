@@ -124,8 +124,8 @@ def test_a_csv_of_numbers_takes_the_recipe_cross_fitted_unless_told(capsys, tmp_
                            "--out", tmp_path / "a.safetensors")
     assert status == 0, err
     assert "x 4 (relu, bernoulli)" in out and out.count("network: ") == 1
-    assert "stopped: cross-fit: 4 members, each stopped on its own fold" in out
-    assert "member 1/4, epoch 1/300" in err and "member 4/4, epoch 1/300" in err  # (progress, member by member)
+    assert "stopped: cross-fit: 4 members, each on its own fold: no validation loss improvement" in out
+    assert "epoch 1/300" in err and "member" not in err  # (one run: the members train together)
     model = dp.load(tmp_path / "a.safetensors")
     assert model.network.members == 4 and model.table is not None
     best = model.metadata["weights_of_epoch"]  # (each member's own best epoch)

@@ -6,7 +6,7 @@ import pytest
 
 import deltaprop as dp
 from deltaprop.data.splits import fold_rows
-from deltaprop.training.crossfit import CROSS_FIT, cross_fits, mean_history, train_cross_fit
+from deltaprop.training.crossfit import CROSS_FIT, FoldStopping, cross_fits, train_cross_fit
 
 
 def _data(n=120, seed=0):
@@ -46,31 +46,46 @@ def test_stacked_members_predict_as_the_mean_of_the_single_networks():
         ensemble.stack_members([net.theta for net in singles[:2]])
 
 
+def _members_of(ens):
+    """Each member of an ensemble as a network of its own, with the same weights."""
+    out = []
+    for m in range(ens.members):
+        net = dp.Network(ens.sizes, likelihood=ens.likelihood.name, dtype=ens.dtype)
+        for l in range(1, ens.n_layers + 1):
+            d = ens.sizes[l]
+            net.W[l][...] = ens.W[l][:, m * d:(m + 1) * d]
+        out.append(net)
+    return out
+
+
 @pytest.mark.parametrize("weighted", [False, True])
-def test_each_member_is_the_run_of_a_single_network_on_the_rows_outside_its_fold(weighted):
+def test_each_member_trains_as_a_single_network_that_never_sees_its_fold_and_stops_on_it(weighted):
+    """The members train together, in one run; member m's steps are those of one network
+    trained with weight 0 on fold m, validated on fold m, with its own early stopping."""
     X, y = _data()
     w = np.random.default_rng(5).uniform(0.2, 3.0, len(y)) if weighted else None
     net = dp.Network([3, 16, 3], members=3, dtype="float64", seed=0)
-    options = dict(epochs=30, batch_size=16, early_stopping=3, optimizer=dp.Adam(1e-2))
+    singles = _members_of(net)
+    # Adam's step does not depend on the gradient's scale (each member gets 1/k of its own) but for eps
+    options = dict(epochs=40, batch_size=16, early_stopping=3, optimizer=dp.Adam(3e-2, eps=1e-300))
     state = train_cross_fit(net, X, y, seed=7, sample_weight=w, **options)
-    # the same folds and member seeds, drawn as train_cross_fit draws them
-    seeds = np.random.SeedSequence(7).spawn(4)
-    folds = fold_rows(np.eye(3)[y], 3, np.random.default_rng(seeds[0]), stratify=True)
-    singles, histories = [], []
-    for m, held in enumerate(folds):
-        rows = np.setdiff1d(np.arange(len(y)), held)
-        s = int(seeds[m + 1].generate_state(1)[0])
-        single = dp.Network([3, 16, 3], dtype="float64", seed=s)
-        part = {} if w is None else {"sample_weight": w[rows]}  # each row keeps its weight, validation's too
+    # the same folds and the same shuffles, drawn as train_cross_fit draws them
+    folds_seed, run_seed = np.random.SeedSequence(7).spawn(2)
+    folds = fold_rows(np.eye(3)[y], 3, np.random.default_rng(folds_seed), stratify=True)
+    seed = int(run_seed.generate_state(1)[0])
+    histories = []
+    for m, (single, held) in enumerate(zip(singles, folds)):
+        mine = np.ones(len(y)) if w is None else w.copy()
+        mine[held] = 0  # never trained on its fold, but validated on it (each row keeping its weight)
         validation = (X[held], y[held]) + (() if w is None else (w[held],))
-        histories.append(dp.train(single, X[rows], y[rows], validation=validation, seed=s, **part,
+        histories.append(dp.train(single, X, y, sample_weight=mine, validation=validation, seed=seed,
                                   **options).history)
-        singles.append(single)
-    np.testing.assert_array_equal(net.theta, net.stack_members([s.theta for s in singles]))
+    np.testing.assert_allclose(net.theta, net.stack_members([s.theta for s in singles]), rtol=1e-7, atol=1e-9)
+    assert state.history.member_best_epochs == [h.best_epoch for h in histories]
+    assert len(set(state.history.member_best_epochs)) > 1  # (each stopped on its own)
     assert state.history.epochs == max(h.epochs for h in histories)
-    np.testing.assert_allclose(state.history.loss[0], np.mean([h.loss[0] for h in histories]))
-    assert state.history.stop_reason.startswith("cross-fit: 3 members")
-    assert state.history.member_best_epochs == [h.best_epoch or h.epochs for h in histories]
+    np.testing.assert_allclose(state.history.val_loss[0], np.mean([h.val_loss[0] for h in histories]))
+    assert state.history.stop_reason.startswith("cross-fit: 3 members, each on its own fold: no validation")
     assert state.history.best_epoch is None
     assert dp.History.from_dict(state.history.to_dict()) == state.history  # (as a checkpoint keeps it)
     # the state continues the whole ensemble, on all rows
@@ -78,14 +93,29 @@ def test_each_member_is_the_run_of_a_single_network_on_the_rows_outside_its_fold
     assert more.history.epochs == state.history.epochs + 2
 
 
-def test_the_mean_history_averages_the_members_still_training():
-    a, b = dp.History(), dp.History()
-    for h, losses in ((a, [1.0, 0.5, 0.25]), (b, [3.0])):
-        for v in losses:
-            for name in ("loss", "val_loss", "val_metric", "grad_norm", "learning_rate", "time"):
-                getattr(h, name).append(v)
-    h = mean_history([a, b])
-    assert h.loss == [2.0, 0.5, 0.25] and h.time == [4.0, 0.5, 0.25]  # (times add up)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_each_member_is_scored_on_its_own_fold_and_the_metric_on_the_out_of_fold_predictions(weighted):
+    X, y = _data(2500)  # (more rows than one validation batch)
+    w = np.random.default_rng(3).uniform(0.2, 3.0, len(y)) if weighted else None
+    net = dp.Network([3, 16, 3], members=3, dtype="float64", seed=1)
+    fold = np.random.default_rng(4).integers(0, 3, len(y))
+    stopping = FoldStopping(X, np.eye(3)[y], fold, w)
+    stopping.on_train_begin(net, None)
+    losses, metric = stopping.fold_scores(net)
+    oof = np.empty(len(y), dtype=int)
+    for m, single in enumerate(_members_of(net)):
+        held = fold == m
+        assert losses[m] == pytest.approx(single.loss(X[held], y[held], None if w is None else w[held]), rel=1e-12)
+        oof[held] = single.predict(X[held])
+    assert metric == pytest.approx(np.average(oof == y, weights=w), rel=1e-12)
+
+
+def test_a_run_that_reaches_its_epochs_keeps_each_members_best_and_says_so():
+    X, y = _data()
+    net = dp.Network([3, 16, 3], members=3, seed=1)
+    state = train_cross_fit(net, X, y, seed=2, epochs=3, batch_size=16)  # (no patience: every epoch, best kept)
+    assert len(state.history.member_best_epochs) == 3 and all(1 <= e <= 3 for e in state.history.member_best_epochs)
+    assert state.history.stop_reason.startswith("cross-fit: 3 members, each on its own fold: reached the maximum")
 
 
 def test_cross_fitting_is_refused_where_it_cannot_be(tmp_path):

@@ -32,7 +32,6 @@ class Progress:
         self.epochs, self.interval = epochs, interval  # epochs: of the whole run, a resumed one included
         self.bar = None
         self.n_samples = self.batch_size = self.n_batches = 0
-        self.member = ""  # "member m/k, " while a cross-fitted ensemble trains member m
 
     def on_train_begin(self, net, state):
         self.n_samples, _, _, self.batch_size = state.data_shape
@@ -43,17 +42,13 @@ class Progress:
             done = state.epoch * self.n_samples + min(state.batch * self.batch_size, self.n_samples)
             self.bar = tqdm(total=self.epochs * self.n_samples, initial=done, unit="sample", unit_scale=True,
                             file=self.stream, dynamic_ncols=True,
-                            desc=f"{self.member}epoch {state.epoch + 1}/{self.epochs}",
+                            desc=f"epoch {state.epoch + 1}/{self.epochs}",
                             mininterval=0.2)
         self.t_last = self.t_epoch = time.perf_counter()
 
-    def on_member_begin(self, member, members):  # (a cross-fitted ensemble: one run per member)
-        self.close()
-        self.member = f"member {member + 1}/{members}, "
-
     def on_epoch_begin(self, epoch, net, state):
         if self.bar is not None:
-            self.bar.set_description_str(f"{self.member}epoch {epoch + 1}/{self.epochs}", refresh=False)
+            self.bar.set_description_str(f"epoch {epoch + 1}/{self.epochs}", refresh=False)
         self.t_last = self.t_epoch = time.perf_counter()
 
     def on_batch_end(self, batch, loss, net, state):
@@ -68,14 +63,14 @@ class Progress:
             self.t_last = now
             done = (batch + 1) / self.n_batches
             rate = (batch + 1) * self.batch_size / (now - self.t_epoch)
-            print(f"{self.member}epoch {state.epoch + 1}/{self.epochs}: batch {batch + 1}/{self.n_batches}, "
+            print(f"epoch {state.epoch + 1}/{self.epochs}: batch {batch + 1}/{self.n_batches}, "
                   f"{rate:,.0f} samples/s, epoch ETA {(now - self.t_epoch) * (1 / done - 1):.0f} s",
                   file=self.stream, flush=True)
 
     def on_epoch_end(self, epoch, history, net):
         if self.quiet:
             return False
-        line = (f"{self.member}epoch {epoch + 1}/{self.epochs}  {_describe(history, epoch)}  "
+        line = (f"epoch {epoch + 1}/{self.epochs}  {_describe(history, epoch)}  "
                 f"{history.time[epoch] * 1000:.0f} ms")
         if self.bar is not None:
             self.bar.write(line)  # a summary line per epoch above the bar

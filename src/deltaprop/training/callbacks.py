@@ -143,10 +143,6 @@ class Callback:
         on_epoch_end(epoch, history, net)     # return True to stop training
         on_train_end(net, history)
 
-    A cross-fitted ensemble (:mod:`deltaprop.training.crossfit`) trains its members as runs
-    one after another; before each, it calls ``on_member_begin(member, members)`` (member
-    counts from 0) of the callbacks that have it.
-
     A callback that stops training may set ``stop_reason``. One with
     ``state_dict()``/``load_state_dict(scalars, arrays)`` has its state saved in the
     :class:`TrainState` and in checkpoints, so that a continued run goes on where

@@ -14,28 +14,36 @@ held-out tenth (``benchmarks/README.md``, the recipe's ablation): a higher mean 
 lower mean log loss in both runs (5 folds and 3), for 15% and 7% more fit time; the mean
 accuracy moved within the noise between runs (+0.0013 at 5 folds, -0.0010 at 3).
 
-The members train one after another, each a network of its own, and their weights are
-then written side by side into the ensemble (:meth:`Network.stack_members`). The state
-returned holds the ensemble's weights, the members' optimizer states side by side, and a
-history whose epochs are the means over the members still training then.
+The members train together, in one run of the ensemble: one product per layer for all of
+them, not a run per member. Each batch is shared, and each member has a column of sample
+weights of its own (:func:`~deltaprop.core.engine.output_delta`) that is 0 on its fold: so
+member m's gradient is its mean over the batch's rows outside fold m, and a row of its fold
+never trains it. After every epoch, :class:`FoldStopping` scores each member on its own
+fold, keeps each member's weights of its best epoch, stops the run when every member has
+waited ``patience`` epochs, and writes back each member's best weights at the end.
+The history's validation loss is the members' mean loss on their folds, and its metric
+that of the out-of-fold predictions (each row predicted by the one member that never
+trained on it).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 import numpy as np
 
+from ..core.engine import Workspace, forward, output_delta
 from ..core.network import Network, root_seed
 from ..data.blocks import Blocks
 from ..data.splits import fold_rows
-from ..optim.optimizers import OptimizerState
-from .callbacks import History
+from ..data.training_data import VALIDATION_BATCH
+from ..metrics import score_outputs
+from ..validation import check_float, check_int, check_weights
+from .callbacks import Callback, EarlyStopping
 from .state import TrainState
 from .train import train
 
-__all__ = ["CROSS_FIT", "MIN_FOLD", "cross_fits", "mean_history", "train_cross_fit"]
+__all__ = ["CROSS_FIT", "MIN_FOLD", "FoldStopping", "cross_fits", "train_cross_fit"]
 
 CROSS_FIT = "cross-fit"
 """The ``validation`` of :func:`~deltaprop.fit` that cross-fits an ensemble's members."""
@@ -53,8 +61,8 @@ def cross_fits(members: int, n_samples: int, options: dict) -> bool:
 
 
 def _single_run_option(options: dict) -> str | None:
-    """The first option given that a cross-fitted ensemble cannot take, its members being
-    separate runs one after another: continuing a state, checkpoints, several processes."""
+    """The first option given that a cross-fitted ensemble does not take: continuing a state,
+    checkpoints (its members' early stopping is not kept in one), several processes."""
     for name in ("state", "checkpoint", "resume", "distributed"):
         given = options.get(name)
         if given is not None and not (name == "distributed" and getattr(given, "size", 2) == 1):
@@ -62,9 +70,10 @@ def _single_run_option(options: dict) -> str | None:
     return None
 
 
-def train_cross_fit(net: Network, X, T=None, *, sample_weight=None, seed=None, callbacks=(), **options) -> TrainState:
-    """Train each member of the ensemble ``net`` on the rows outside its own fold, its
-    best epoch chosen on that fold; write their weights into ``net``.
+def train_cross_fit(net: Network, X, T=None, *, sample_weight=None, seed=None, callbacks=(),
+                    early_stopping: int | EarlyStopping | None = None, **options) -> TrainState:
+    """Train the members of the ensemble ``net`` together, each on the rows outside its own
+    fold, each member's best epoch chosen on its fold; ``net`` ends with those weights.
 
     Parameters
     ----------
@@ -76,22 +85,24 @@ def train_cross_fit(net: Network, X, T=None, *, sample_weight=None, seed=None, c
         Targets for the network's likelihood, as :func:`train` takes them (folds are
         stratified by class for a classifier).
     sample_weight : array of shape (n_samples,), optional
-        Split with the rows: each member's training and validation rows keep theirs.
+        Each row keeps its weight, in training and on its fold.
     seed : int, optional
-        Draws the folds and each member's seed (weights, shuffling, dropout).
+        Draws the folds, and seeds the run (weights, shuffling, dropout).
     callbacks : sequence of Callback
-        Called by each member's run in turn, and ``on_member_begin(m, k)`` before member
-        m's run, where a callback has it.
+        Called by the run after :class:`FoldStopping`, which has written the epoch's
+        validation loss and metric into the history.
+    early_stopping : int or EarlyStopping, optional
+        Each member's patience (and ``min_delta``) on its fold. None: every member trains
+        every epoch and keeps its best one.
     **options
-        Any other argument of :func:`train` but ``validation``; ``early_stopping``
-        should be given (else each member trains every epoch and keeps the last).
+        Any other argument of :func:`train` but ``validation``.
 
     Returns
     -------
     TrainState
-        The ensemble's: its weights, the members' optimizer states side by side (a run
-        continued from it trains the whole ensemble on the rows it is given), and the
-        members' mean history.
+        The run's: the ensemble's weights, its optimizer state (a run continued from it
+        trains the whole ensemble on the rows it is given), and its history, with each
+        member's best epoch in ``member_best_epochs``.
     """
     k = net.members
     if isinstance(X, Blocks):
@@ -101,73 +112,115 @@ def train_cross_fit(net: Network, X, T=None, *, sample_weight=None, seed=None, c
                          f"this network has {k} member (give members >= 2, or a validation fraction)")
     name = _single_run_option(options)
     if name is not None:
-        raise ValueError(f"{name}: not with validation={CROSS_FIT!r}, whose members train as separate "
-                         "runs; give a validation fraction")
+        raise ValueError(f"{name}: not with validation={CROSS_FIT!r}, whose members stop each on its own "
+                         "fold; give a validation fraction")
     options.pop("distributed", None)
+    X = net.check_X(X, convert=False)
     T = net.encode_targets(T, X.shape[0])  # (one target per row, checked before the folds are cut)
-    seeds = np.random.SeedSequence(root_seed(seed)).spawn(k + 1)
-    folds = fold_rows(T, k, np.random.default_rng(seeds[0]), stratify=net.task == "classification")
-    w = None if sample_weight is None else np.asarray(sample_weight)
-    members, states = [], []
-    for m, held in enumerate(folds):
-        rows = np.setdiff1d(np.arange(T.shape[0]), held, assume_unique=True)
-        for cb in callbacks:
-            if hasattr(cb, "on_member_begin"):
-                cb.on_member_begin(m, k)
-        member_seed = int(seeds[m + 1].generate_state(1)[0])
-        member = Network(net.sizes, activation=net.activation_names, likelihood=net.likelihood, init=net.init,
-                         seed=member_seed, dtype=net.dtype)
-        validation = (X[held], T[held]) + (() if w is None else (w[held],))
-        states.append(train(member, X[rows], T[rows], sample_weight=None if w is None else w[rows],
-                            validation=validation, seed=member_seed, callbacks=callbacks, **options))
-        members.append(member)
-    net.theta[...] = net.stack_members([member.theta for member in members])
-    return _ensemble_state(net, states, root_seed(seed), T.shape[0])
+    n = T.shape[0]
+    w = np.ones(n) if sample_weight is None else check_weights(sample_weight, n).astype(np.float64)
+    fold = np.empty(n, dtype=np.intp)
+    folds_seed, run_seed = np.random.SeedSequence(root_seed(seed)).spawn(2)
+    for m, rows in enumerate(fold_rows(T, k, np.random.default_rng(folds_seed),
+                                       stratify=net.task == "classification")):
+        fold[rows] = m
+    # member m's column: each row's weight, but 0 on fold m
+    weights = w[:, None] * (fold[:, None] != np.arange(k))
+    stopping = FoldStopping(X, T, fold, None if sample_weight is None else w, early_stopping)
+    return train(net, X, T, sample_weight=weights, seed=int(run_seed.generate_state(1)[0]),
+                 callbacks=[stopping, *callbacks], **options)
 
 
-def _ensemble_state(net: Network, states: list[TrainState], seed: int, n_samples: int) -> TrainState:
-    """The members' final states as one state of the ensemble."""
-    first = states[0]
-    optimizer = OptimizerState(
-        t=max(s.optimizer.t for s in states), learning_rate=first.optimizer.learning_rate,
-        arrays={name: net.stack_members([s.optimizer.arrays[name] for s in states]) for name in first.optimizer.arrays},
-        layers=net.layer_slices())
-    _, D, K, batch = first.data_shape
-    return replace(first, theta=net.stack_members([s.theta for s in states]), optimizer=optimizer, seed=seed,
-                   history=mean_history([s.history for s in states]),
-                   last_good=net.stack_members([s.last_good for s in states]), data_shape=[n_samples, D, K, batch],
-                   epoch=max(s.epoch for s in states), batch=0, order=None, loss_sum=0.0, grad_norm_sq=0.0,
-                   epoch_time=0.0, callbacks={}, data_digest="")
+class FoldStopping(Callback):
+    """Early stopping for the members of a cross-fitted ensemble, each on its own fold.
 
+    After every epoch it scores each member on the rows of its fold (the data term of J,
+    the mean -log p(y|x), weighted when there are weights), writes their mean into the
+    history's validation loss and the metric of the out-of-fold predictions into its
+    validation metric, and keeps each member's weights of its best epoch. A member that
+    has not improved by ``min_delta`` for ``patience`` epochs is done: its best epoch is
+    final (it trains on with the others, and its best weights come back at the end). The
+    run stops when every member is done.
 
-def mean_history(histories: list[History]) -> History:
-    """The members' histories as one: each epoch's numbers the mean over the members that
-    trained it (their time the sum), and a stop reason that gives each member's best epoch."""
-    epochs = max(h.epochs for h in histories)
+    Parameters
+    ----------
+    X : array of shape (n_samples, D_0)
+        The training rows, checked.
+    T : array of shape (n_samples, D_L)
+        Their encoded targets.
+    fold : array of shape (n_samples,)
+        Each row's fold: the member that never trains on it.
+    sample_weight : array of shape (n_samples,), optional
+    early_stopping : int or EarlyStopping, optional
+        The patience (and ``min_delta``); None: no stopping, the best epochs restored.
+    """
 
-    def mean(series: list[list], total: bool = False) -> list:
-        if not any(series):
-            return []
-        padded = np.full((len(series), epochs) + np.shape(next(s for s in series if s)[0]), np.nan)
-        for i, s in enumerate(series):
-            padded[i, :len(s)] = s
-        return (np.nansum(padded, axis=0) if total else _nanmean(padded)).tolist()
+    def __init__(self, X, T, fold, sample_weight=None, early_stopping: int | EarlyStopping | None = None):
+        self.X, self.T, self.fold = X, T, np.asarray(fold, dtype=np.intp)
+        self.w = np.ones(len(self.fold)) if sample_weight is None else np.asarray(sample_weight, np.float64)
+        self.weighted = sample_weight is not None
+        if isinstance(early_stopping, EarlyStopping):
+            self.patience, self.min_delta = early_stopping.patience, early_stopping.min_delta
+        else:
+            self.patience = math.inf if early_stopping is None else check_int("early_stopping", early_stopping, 1)
+            self.min_delta = 0.0
+        self.min_delta = check_float("min_delta", self.min_delta, 0.0)
+        self.stop_reason = ""
 
-    records = [h.to_dict() for h in histories]
-    out = {name: value for name, value in records[0].items() if not isinstance(value, (list, dict))}
-    for name, value in records[0].items():  # the per-epoch series
-        if isinstance(value, list):
-            out[name] = mean([r[name] for r in records], total=name == "time")
-    out["layers"] = {q: mean([r["layers"].get(q, []) for r in records]) for q in records[0]["layers"]}
-    best = [h.best_epoch or h.epochs for h in histories]
-    out.update(stopped=all(h.stopped for h in histories), best_epoch=None, member_best_epochs=best,
-               stop_reason=f"cross-fit: {len(histories)} members, each stopped on its own fold (best epochs "
-                           f"{', '.join(map(str, best))})")
-    return History.from_dict(out)
+    def on_train_begin(self, net, state):
+        k = net.members
+        self.best, self.wait = np.full(k, math.inf), np.zeros(k, dtype=np.int64)
+        self.best_epoch = np.full(k, -1, dtype=np.int64)
+        self.best_theta = np.array(net.backend.to_host(net.theta))
+        single = sum(rows * (cols // k) for rows, cols in net.shapes)
+        # which member each entry of theta belongs to
+        self.owner = net.stack_members([np.full(single, m, dtype=np.int64) for m in range(k)])
+        self.ws = Workspace(net.sizes, min(VALIDATION_BATCH, len(self.fold)), net.dtype, members=k,
+                            backend=net.backend)
+        self.stop_reason = ""
 
+    def fold_scores(self, net) -> tuple[np.ndarray, float]:
+        """Each member's loss on its own fold, and the metric of the out-of-fold predictions."""
+        k, K, ws, be = net.members, net.sizes[-1], self.ws, net.backend
+        n = len(self.fold)
+        sums, o = np.zeros(k), np.empty((n, K), net.dtype)
+        for start in range(0, n, ws.B):
+            rows = slice(start, min(start + ws.B, n))
+            b = rows.stop - start
+            ws.X[:b], ws.T[:b] = self.X[rows], self.T[rows]
+            ws.weighted = ws.per_member = False
+            ws.upload(b)
+            forward(net, ws, b)
+            output_delta(net, ws, b, mean=False)
+            nll = be.to_host(ws.nll[:b * k]).reshape(b, k)
+            mine = self.fold[rows]  # each row's own member: the one that never trained on it
+            np.add.at(sums, mine, self.w[rows] * nll[np.arange(b), mine])
+            o[rows] = be.to_host(ws.o[:b]).reshape(b, k, K)[np.arange(b), mine]
+        losses = sums / np.bincount(self.fold, weights=self.w, minlength=k)
+        return losses, score_outputs(net.likelihood, o, self.T, self.w if self.weighted else None)
 
-def _nanmean(a: np.ndarray) -> np.ndarray:
-    """The mean over axis 0 of the numbers that are not NaN (NaN where there are none)."""
-    count = np.sum(~np.isnan(a), axis=0)
-    total = np.nansum(a, axis=0)
-    return np.where(count > 0, total / np.maximum(count, 1), math.nan)
+    def on_epoch_end(self, epoch, history, net):
+        losses, metric = self.fold_scores(net)
+        history.val_loss[-1], history.val_metric[-1] = float(np.mean(losses)), metric
+        going = self.wait < self.patience
+        better = going & (losses < self.best - self.min_delta)
+        self.best[better], self.best_epoch[better], self.wait[better] = losses[better], epoch, 0
+        self.wait[going & ~better] += 1
+        if better.any():
+            np.copyto(self.best_theta, net.backend.to_host(net.theta), where=better[self.owner])
+        if np.all(self.wait >= self.patience):
+            self.stop_reason = f"no validation loss improvement on its own fold for {self.patience} epochs"
+            return True
+        return False
+
+    def on_train_end(self, net, history):
+        kept = self.best_epoch >= 0
+        if kept.any():  # each member's best weights (its last, where no epoch ever improved)
+            theta = np.array(net.backend.to_host(net.theta))
+            np.copyto(theta, self.best_theta, where=kept[self.owner])
+            net.backend.upload(net.theta, theta)
+        best = history.member_best_epochs = [int(e) + 1 if e >= 0 else history.epochs for e in self.best_epoch]
+        history.best_epoch = None
+        if not history.stop_reason.startswith("cross-fit"):  # (a run ended again: said once)
+            history.stop_reason = (f"cross-fit: {net.members} members, each on its own fold: {history.stop_reason} "
+                                   f"(best epochs {', '.join(map(str, best))})")
