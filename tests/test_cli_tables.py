@@ -137,9 +137,9 @@ def test_a_csv_of_numbers_takes_the_recipe_cross_fitted_unless_told(capsys, tmp_
     assert "cross-fit" not in out and dp.load(tmp_path / "b.safetensors").network.members == 4
 
 
-def test_an_animation_follows_one_ensemble_so_its_members_share_the_held_out_rows(capsys, tmp_path):
-    """--animate draws the network epoch by epoch: on a CSV of two features the recipe's members
-    then train together on a shared held-out share, not cross-fitted one after another."""
+def test_an_animation_follows_the_cross_fitted_ensemble_epoch_by_epoch(capsys, tmp_path):
+    """--animate draws the network epoch by epoch: the recipe's cross-fitted members train
+    together, in one run, so it follows them all; its last frame has each member's best epoch."""
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 2))
     pd.DataFrame({"u": X[:, 0], "v": X[:, 1], "c": np.where(X[:, 0] * X[:, 1] > 0, "a", "b")}).to_csv(
@@ -147,5 +147,6 @@ def test_an_animation_follows_one_ensemble_so_its_members_share_the_held_out_row
     status, out, err = run(capsys, "train", "--data", tmp_path / "two.csv", "--target", "c", "--epochs", "4",
                            "--plot", "", "--animate", tmp_path / "two.gif", "--out", tmp_path / "two.safetensors")
     assert status == 0, err
-    assert "x 4" in out and "cross-fit" not in out and "member 1/4" not in err
+    assert "x 4" in out and "stopped: cross-fit: 4 members" in out and out.count("network: ") == 1
+    assert "animation: " in out and "(5 frames)" in out  # (4 epochs, then the final weights)
     assert (tmp_path / "two.gif").read_bytes()[:3] == b"GIF"

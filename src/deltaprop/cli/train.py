@@ -87,9 +87,7 @@ def _train(args, comm) -> int:
         args.batch_size = TABLE_RECIPE["batch_size"] if table else 32
     if table and args.optimizer is None and not args.lr:
         optimizer = get_optimizer("adam", learning_rate=TABLE_RECIPE["learning_rate"])
-    members = args.members or (TABLE_RECIPE["members"] if table else 1)
-    # (an animation follows one network's weights epoch by epoch: cross-fitting trains a member at a time)
-    if not (table and args.validation_fraction is None and args.early_stopping is None and not args.animate):
+    if not (table and args.validation_fraction is None and args.early_stopping is None):
         recipe.update(validation=0.1 if args.validation_fraction is None else args.validation_fraction or None,
                       early_stopping=10 if args.early_stopping is None else args.early_stopping or None)
     # (else the recipe's: each member of the ensemble holds out a fold of its own where it can)
@@ -99,15 +97,11 @@ def _train(args, comm) -> int:
     snapshots = WeightSnapshots() if args.animate else None
 
     class Announce:  # the network exists once fit has chosen its outputs
-        said = False
-
-        def on_train_begin(self, net, state):  # (once: a cross-fitted ensemble trains a member at a time)
-            if self.said:
-                return
-            self.said, k = True, max(net.members, members)
+        def on_train_begin(self, net, state):
+            k = net.members
             say(f"network: {'-'.join(map(str, net.sizes))}{f' x {k}' if k > 1 else ''} "
                 f"({args.activation}, {net.likelihood.name}), "
-                f"{net.n_params // net.members * k:,} parameters, {np.dtype(net.dtype).name}; optimizer {optimizer!r}")
+                f"{net.n_params:,} parameters, {np.dtype(net.dtype).name}; optimizer {optimizer!r}")
 
     metadata = {
         "seed": args.seed,

@@ -185,5 +185,6 @@ class WeightSnapshots:
             predicts.append(lambda G, f=frame: f.predict(model.transform(G)))
             shown.append(str(k + 1))
         predicts.append(lambda G: net.predict(model.transform(G)))
-        shown.append(f"{history.best_epoch or history.epochs} (final weights)")
+        best = ", ".join(map(str, history.member_best_epochs)) or history.best_epoch or history.epochs
+        shown.append(f"{best} (final weights)")
         return shown, predicts

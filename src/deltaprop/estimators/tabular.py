@@ -47,8 +47,8 @@ _SHARED = {
     activation : str, default='relu'
         The hidden activation, any name of :data:`deltaprop.ACTIVATIONS`.
     members : int, default=%(members)s
-        Networks in the ensemble: cross-fitted one after another (see ``cross_fit``),
-        or trained together (one product per layer) when they share held-out rows.
+        Networks in the ensemble, trained together (one product per layer for all of
+        them): cross-fitted (see ``cross_fit``), or sharing held-out rows.
     bins : int, default=%(bins)s
         Quantile bins of each number column's piecewise-linear encoding (0: none).
     max_epochs : int, default=%(epochs)s

@@ -32,11 +32,9 @@ import math
 
 import numpy as np
 
-from ..core.engine import Workspace, forward, output_delta
 from ..core.network import Network, root_seed
 from ..data.blocks import Blocks
 from ..data.splits import fold_rows
-from ..data.training_data import VALIDATION_BATCH
 from ..metrics import score_outputs
 from ..validation import check_float, check_int, check_weights
 from .callbacks import Callback, EarlyStopping
@@ -173,30 +171,28 @@ class FoldStopping(Callback):
         self.best_epoch = np.full(k, -1, dtype=np.int64)
         self.best_theta = np.array(net.backend.to_host(net.theta))
         single = sum(rows * (cols // k) for rows, cols in net.shapes)
-        # which member each entry of theta belongs to
-        self.owner = net.stack_members([np.full(single, m, dtype=np.int64) for m in range(k)])
-        self.ws = Workspace(net.sizes, min(VALIDATION_BATCH, len(self.fold)), net.dtype, members=k,
-                            backend=net.backend)
+        # where each member's own parameters lie in theta: member m's j-th at positions[m, j]
+        ids = net.stack_members([np.arange(single) + m * single for m in range(k)])
+        self.positions = np.empty(k * single, dtype=np.int64)
+        self.positions[ids] = np.arange(net.n_params)
+        self.positions = self.positions.reshape(k, single)
+        self.owner = np.empty(net.n_params, dtype=np.int64)  # which member each entry of theta belongs to
+        self.owner[self.positions] = np.arange(k)[:, None]
+        # a member is scored alone, on its fold alone: a network of its own, its weights copied in
+        self.member = Network(net.sizes, activation=net.activation_names, likelihood=net.likelihood,
+                              dtype=net.dtype, seed=0)  # (its own weights are never used)
+        self.rows = [np.flatnonzero(self.fold == m) for m in range(k)]
+        self.parts = [(np.ascontiguousarray(self.X[r], dtype=net.dtype), self.T[r],
+                       self.w[r] if self.weighted else None) for r in self.rows]
         self.stop_reason = ""
 
     def fold_scores(self, net) -> tuple[np.ndarray, float]:
         """Each member's loss on its own fold, and the metric of the out-of-fold predictions."""
-        k, K, ws, be = net.members, net.sizes[-1], self.ws, net.backend
-        n = len(self.fold)
-        sums, o = np.zeros(k), np.empty((n, K), net.dtype)
-        for start in range(0, n, ws.B):
-            rows = slice(start, min(start + ws.B, n))
-            b = rows.stop - start
-            ws.X[:b], ws.T[:b] = self.X[rows], self.T[rows]
-            ws.weighted = ws.per_member = False
-            ws.upload(b)
-            forward(net, ws, b)
-            output_delta(net, ws, b, mean=False)
-            nll = be.to_host(ws.nll[:b * k]).reshape(b, k)
-            mine = self.fold[rows]  # each row's own member: the one that never trained on it
-            np.add.at(sums, mine, self.w[rows] * nll[np.arange(b), mine])
-            o[rows] = be.to_host(ws.o[:b]).reshape(b, k, K)[np.arange(b), mine]
-        losses = sums / np.bincount(self.fold, weights=self.w, minlength=k)
+        theta = net.backend.to_host(net.theta)
+        losses, o = np.empty(net.members), np.empty(self.T.shape, net.dtype)
+        for m, (rows, (X, T, w)) in enumerate(zip(self.rows, self.parts)):
+            np.take(theta, self.positions[m], out=self.member.theta)
+            losses[m], o[rows] = self.member.loss_and_outputs(X, T, w)
         return losses, score_outputs(net.likelihood, o, self.T, self.w if self.weighted else None)
 
     def on_epoch_end(self, epoch, history, net):
