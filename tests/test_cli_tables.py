@@ -137,6 +137,20 @@ def test_a_csv_of_numbers_takes_the_recipe_cross_fitted_unless_told(capsys, tmp_
     assert "cross-fit" not in out and dp.load(tmp_path / "b.safetensors").network.members == 4
 
 
+def test_a_checkpointed_table_is_cross_fitted_as_one_that_is_not(capsys, tmp_path):
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame({"size": rng.lognormal(3, 1, 200).round(1), "kind": rng.choice(["a", "b"], 200)})
+    df["big"] = np.where(df["size"] > 20, "yes", "no")
+    df.to_csv(tmp_path / "t.csv", index=False)
+    common = ("train", "--data", tmp_path / "t.csv", "--target", "big", "--epochs", "12", "--plot", "")
+    status, out, err = run(capsys, *common, "--checkpoint", tmp_path / "ck", "--out", tmp_path / "a.safetensors")
+    assert status == 0 and "stopped: cross-fit: 4 members" in out, err
+    status, out, err = run(capsys, *common, "--out", tmp_path / "b.safetensors")
+    assert status == 0, err
+    a, b = dp.load(tmp_path / "a.safetensors"), dp.load(tmp_path / "b.safetensors")
+    assert a.network.theta.tobytes() == b.network.theta.tobytes()
+
+
 def test_an_animation_follows_the_cross_fitted_ensemble_epoch_by_epoch(capsys, tmp_path):
     """--animate draws the network epoch by epoch: the recipe's cross-fitted members train
     together, in one run, so it follows them all; its last frame has each member's best epoch."""

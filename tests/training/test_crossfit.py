@@ -6,7 +6,7 @@ import pytest
 
 import deltaprop as dp
 from deltaprop.data.splits import fold_rows
-from deltaprop.training.crossfit import CROSS_FIT, FoldStopping, cross_fits, train_cross_fit
+from deltaprop.training.crossfit import CROSS_FIT, FoldStopping, cross_fits, folds_rng, train_cross_fit
 
 
 def _data(n=120, seed=0):
@@ -70,9 +70,8 @@ def test_each_member_trains_as_a_single_network_that_never_sees_its_fold_and_sto
     options = dict(epochs=40, batch_size=16, early_stopping=3, optimizer=dp.Adam(3e-2, eps=1e-300))
     state = train_cross_fit(net, X, y, seed=7, sample_weight=w, **options)
     # the same folds and the same shuffles, drawn as train_cross_fit draws them
-    folds_seed, run_seed = np.random.SeedSequence(7).spawn(2)
-    folds = fold_rows(np.eye(3)[y], 3, np.random.default_rng(folds_seed), stratify=True)
-    seed = int(run_seed.generate_state(1)[0])
+    folds = fold_rows(np.eye(3)[y], 3, folds_rng(7), stratify=True)
+    seed = 7
     histories = []
     for m, (single, held) in enumerate(zip(singles, folds)):
         mine = np.ones(len(y)) if w is None else w.copy()
@@ -122,13 +121,6 @@ def test_cross_fitting_is_refused_where_it_cannot_be(tmp_path):
     X, y = _data()
     with pytest.raises(ValueError, match="one fold per member"):
         train_cross_fit(dp.Network([3, 4, 3]), X, y)
-    with pytest.raises(ValueError, match="checkpoint: not with validation='cross-fit'"):
-        train_cross_fit(dp.Network([3, 4, 3], members=2), X, y, checkpoint=str(tmp_path / "ck"))
-    with pytest.raises(ValueError, match="resume: not with validation='cross-fit'"):
-        train_cross_fit(dp.Network([3, 4, 3], members=2), X, y, resume=str(tmp_path / "ck"))
-    state = dp.train(dp.Network([3, 4, 3], members=2), X, y, epochs=1)
-    with pytest.raises(ValueError, match="state: not with validation='cross-fit'"):
-        train_cross_fit(dp.Network([3, 4, 3], members=2), X, y, state=state)
 
     class Ranks:  # (a communicator of two processes)
         size = 2
@@ -140,10 +132,10 @@ def test_cross_fitting_is_refused_where_it_cannot_be(tmp_path):
         dp.fit(X, y, members=2, validation="folds")
 
 
-def test_the_recipe_cross_fits_with_two_members_a_fold_of_five_rows_and_a_single_run():
+def test_the_recipe_cross_fits_with_two_members_a_fold_of_five_rows_and_one_process():
     assert cross_fits(4, 20, {}) and not cross_fits(4, 19, {}) and not cross_fits(1, 500, {})
-    for option in ("state", "checkpoint", "resume"):
-        assert not cross_fits(4, 500, {option: "given"})
+    for option in ("state", "checkpoint", "resume"):  # (one run: its members' stopping is saved with it)
+        assert cross_fits(4, 500, {option: "given"})
 
     class Ranks:
         def __init__(self, size):
@@ -158,13 +150,38 @@ def test_the_recipe_cross_fits_a_table_with_rows_enough_and_otherwise_holds_out_
     assert state.history.stop_reason.startswith("cross-fit: 4 members")
     model, state = dp.fit(df.head(16), y[:16], seed=0, epochs=5)  # 4 rows a fold: too few
     assert model.network.members == 4 and not state.history.stop_reason.startswith("cross-fit")
-    _, state = dp.fit(df, y, seed=0, epochs=5, checkpoint=str(tmp_path / "ck"))  # one run, checkpointed
-    assert not state.history.stop_reason.startswith("cross-fit") and not np.isnan(state.history.val_loss).any()
+    _, state = dp.fit(df, y, seed=0, epochs=5, checkpoint=str(tmp_path / "ck"))  # checkpointed too
+    assert state.history.stop_reason.startswith("cross-fit: 4 members") and not np.isnan(state.history.val_loss).any()
     _, state = dp.fit(df, y, seed=0, epochs=5, members=1)
     assert not state.history.stop_reason.startswith("cross-fit")
     a, _ = dp.fit(df, y, seed=3, epochs=5)
     b, _ = dp.fit(df, y, seed=3, epochs=5)
     np.testing.assert_array_equal(a.network.theta, b.network.theta)  # the same seed, the same bits
+
+
+def test_a_cross_fitted_run_resumes_from_its_checkpoint_bit_for_bit(tmp_path):
+    """Each member's early stopping is saved with the run: k epochs, then resume=ck for n in
+    all, is one run of n; with no seed given, the folds are the checkpointed run's own."""
+    X, y = _data()
+    call = dict(batch_size=16, early_stopping=2, optimizer=dp.Adam(3e-2))
+
+    def run(epochs, seed=4, **more):
+        net = dp.Network([3, 16, 3], members=3, seed=0)
+        return net, train_cross_fit(net, X, y, epochs=epochs, seed=seed, **call, **more)
+
+    straight, expected = run(60)
+    assert expected.history.stopped and len(set(expected.history.member_best_epochs)) > 1
+    ck = str(tmp_path / "cf.ckpt")
+    _, part = run(3, checkpoint=ck)
+    assert not part.history.stopped
+    net, state = run(60, seed=None, resume=ck)
+    assert net.theta.tobytes() == straight.theta.tobytes()
+    assert state.history.loss == expected.history.loss
+    assert state.history.member_best_epochs == expected.history.member_best_epochs
+    again = dp.Network([3, 16, 3], members=3, seed=0)  # a state continued in memory, likewise
+    first = train_cross_fit(again, X, y, epochs=3, seed=4, **call)
+    train_cross_fit(again, X, y, epochs=57, state=first, **call)
+    assert again.theta.tobytes() == straight.theta.tobytes()
 
 
 def test_the_tabular_estimators_cross_fit_unless_told_not_to():
@@ -204,3 +221,20 @@ def test_a_history_with_malformed_member_epochs_is_refused():
         with pytest.raises(ValueError, match="member_best_epochs"):
             dp.History.from_dict({**h.to_dict(), "member_best_epochs": bad})
     assert dp.History.from_dict({**h.to_dict(), "member_best_epochs": [2, 1]}).member_best_epochs == [2, 1]
+
+
+def test_a_malformed_state_of_the_members_stopping_is_refused():
+    X, y = _data(30)
+    net = dp.Network([3, 4, 3], members=2)
+    stopping = FoldStopping(X, np.eye(3)[y], np.arange(30) % 2, early_stopping=2)
+    stopping.on_train_begin(net, None)
+    scalars, arrays = stopping.state_dict()
+    assert scalars["members"] == 2 and scalars["wait_1"] == 0 and scalars["best_epoch_0"] == -1
+    for bad in ({**scalars, "members": 3}, {**scalars, "wait_1": -1}, {**scalars, "best_epoch_0": 1.5},
+                {k: v for k, v in scalars.items() if k != "best_1"}, {**scalars, "best_0": float("nan")}):
+        with pytest.raises(ValueError, match="malformed state of its early stopping for 2 members"):
+            stopping.load_state_dict(bad, arrays)
+    with pytest.raises(ValueError, match="malformed"):
+        stopping.load_state_dict(scalars, {"best_theta": arrays["best_theta"][:-1]})
+    stopping.load_state_dict({**scalars, "wait_1": 1}, arrays)
+    assert stopping.wait.tolist() == [0, 1]

@@ -29,6 +29,7 @@ trained on it).
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 
@@ -38,6 +39,7 @@ from ..data.splits import fold_rows
 from ..metrics import score_outputs
 from ..validation import check_float, check_int, check_weights
 from .callbacks import Callback, EarlyStopping
+from .checkpoints import load_checkpoint
 from .state import TrainState
 from .train import train
 
@@ -59,13 +61,11 @@ def cross_fits(members: int, n_samples: int, options: dict) -> bool:
 
 
 def _single_run_option(options: dict) -> str | None:
-    """The first option given that a cross-fitted ensemble does not take: continuing a state,
-    checkpoints (its members' early stopping is not kept in one), several processes."""
-    for name in ("state", "checkpoint", "resume", "distributed"):
-        given = options.get(name)
-        if given is not None and not (name == "distributed" and getattr(given, "size", 2) == 1):
-            return name
-    return None
+    """The option given that a cross-fitted ensemble does not take: several processes (the
+    members' weights would be summed over the ranks before they are divided by each member's
+    own total)."""
+    given = options.get("distributed")
+    return "distributed" if given is not None and getattr(given, "size", 2) != 1 else None
 
 
 def train_cross_fit(net: Network, X, T=None, *, sample_weight=None, seed=None, callbacks=(),
@@ -85,7 +85,8 @@ def train_cross_fit(net: Network, X, T=None, *, sample_weight=None, seed=None, c
     sample_weight : array of shape (n_samples,), optional
         Each row keeps its weight, in training and on its fold.
     seed : int, optional
-        Draws the folds, and seeds the run (weights, shuffling, dropout).
+        Seeds the run (shuffling, dropout) and draws the folds from it. Continuing a
+        ``state`` or a checkpoint (``resume``), None means the run's own: the same folds.
     callbacks : sequence of Callback
         Called by the run after :class:`FoldStopping`, which has written the epoch's
         validation loss and metric into the history.
@@ -93,7 +94,8 @@ def train_cross_fit(net: Network, X, T=None, *, sample_weight=None, seed=None, c
         Each member's patience (and ``min_delta``) on its fold. None: every member trains
         every epoch and keeps its best one.
     **options
-        Any other argument of :func:`train` but ``validation``.
+        Any other argument of :func:`train` but ``validation``: ``state``,
+        ``checkpoint`` and ``resume`` too (the members' early stopping is saved with the run).
 
     Returns
     -------
@@ -110,23 +112,42 @@ def train_cross_fit(net: Network, X, T=None, *, sample_weight=None, seed=None, c
                          f"this network has {k} member (give members >= 2, or a validation fraction)")
     name = _single_run_option(options)
     if name is not None:
-        raise ValueError(f"{name}: not with validation={CROSS_FIT!r}, whose members stop each on its own "
-                         "fold; give a validation fraction")
+        raise ValueError(f"{name}: not with validation={CROSS_FIT!r} (each member's weights are its own "
+                         "mean over its rows); give a validation fraction")
     options.pop("distributed", None)
+    root = _run_seed(net, seed, options)
     X = net.check_X(X, convert=False)
     T = net.encode_targets(T, X.shape[0])  # (one target per row, checked before the folds are cut)
     n = T.shape[0]
     w = np.ones(n) if sample_weight is None else check_weights(sample_weight, n).astype(np.float64)
     fold = np.empty(n, dtype=np.intp)
-    folds_seed, run_seed = np.random.SeedSequence(root_seed(seed)).spawn(2)
-    for m, rows in enumerate(fold_rows(T, k, np.random.default_rng(folds_seed),
-                                       stratify=net.task == "classification")):
+    for m, rows in enumerate(fold_rows(T, k, folds_rng(root), stratify=net.task == "classification")):
         fold[rows] = m
     # member m's column: each row's weight, but 0 on fold m
     weights = w[:, None] * (fold[:, None] != np.arange(k))
     stopping = FoldStopping(X, T, fold, None if sample_weight is None else w, early_stopping)
-    return train(net, X, T, sample_weight=weights, seed=int(run_seed.generate_state(1)[0]),
-                 callbacks=[stopping, *callbacks], **options)
+    return train(net, X, T, sample_weight=weights, seed=root, callbacks=[stopping, *callbacks], **options)
+
+
+def folds_rng(seed: int) -> np.random.Generator:
+    """The generator that draws the folds of a cross-fitted run of root seed ``seed``: its own
+    stream, apart from those the run draws from the same seed (shuffling, dropout)."""
+    return np.random.default_rng([seed, _FOLDS_STREAM])
+
+
+_FOLDS_STREAM = 0xF01D5
+
+
+def _run_seed(net: Network, seed, options: dict) -> int:
+    """The run's root seed: ``seed``'s, or where none is given and a run is continued (a state,
+    or a checkpoint that exists), that run's, so that the folds are drawn again the same."""
+    if seed is None:
+        state, resume = options.get("state"), options.get("resume")
+        if state is None and resume is not None and os.path.exists(resume):
+            state = load_checkpoint(resume, net)
+        if state is not None:
+            return state.seed
+    return root_seed(seed)
 
 
 class FoldStopping(Callback):
@@ -208,6 +229,32 @@ class FoldStopping(Callback):
             self.stop_reason = f"no validation loss improvement on its own fold for {self.patience} epochs"
             return True
         return False
+
+    def state_dict(self):
+        """Each member's best loss, best epoch (-1: none yet) and epochs waited (``best_m``,
+        ``best_epoch_m``, ``wait_m``), and the best weights: what a checkpoint keeps, so that a
+        resumed run stops each member as this one would."""
+        scalars = {"members": len(self.best)}
+        for m in range(len(self.best)):
+            scalars.update({f"best_{m}": float(self.best[m]), f"best_epoch_{m}": int(self.best_epoch[m]),
+                            f"wait_{m}": int(self.wait[m])})
+        return scalars, {"best_theta": self.best_theta}
+
+    def load_state_dict(self, scalars, arrays):
+        k = len(self.best)
+        try:
+            ok = scalars["members"] == k and arrays["best_theta"].shape == self.best_theta.shape
+            best = [scalars[f"best_{m}"] for m in range(k)]
+            best_epoch, wait = ([scalars[f"{name}_{m}"] for m in range(k)] for name in ("best_epoch", "wait"))
+        except (KeyError, TypeError, AttributeError):
+            ok = False
+        ok = ok and all(isinstance(v, (int, float)) and not math.isnan(v) for v in best) \
+            and all(type(e) is int and e >= -1 for e in best_epoch) and all(type(w) is int and w >= 0 for w in wait)
+        if not ok:
+            raise ValueError(f"cross-fit: malformed state of its early stopping for {k} members: {scalars!r}")
+        self.best = np.array(best, dtype=np.float64)
+        self.best_epoch, self.wait = np.array(best_epoch, dtype=np.int64), np.array(wait, dtype=np.int64)
+        np.copyto(self.best_theta, arrays["best_theta"])
 
     def on_train_end(self, net, history):
         kept = self.best_epoch >= 0
