@@ -89,8 +89,7 @@ def fit(X, y=None, *, hidden: Sequence[int] | None = None, activation: str | Seq
         each member holds out a fold of its own (1/members of the rows, stratified),
         where its best epoch is chosen (:mod:`deltaprop.training.crossfit`). The tabular
         recipe cross-fits when it can: with two members or more, at least
-        :data:`~deltaprop.training.crossfit.MIN_FOLD` rows a fold, and no ``checkpoint``,
-        ``resume`` or ``state``.
+        :data:`~deltaprop.training.crossfit.MIN_FOLD` rows a fold, and one process.
     columns : Columns or sequence of str, optional
         The names of X's columns when X is an array (a named table brings its own, and
         a pandas Series as y its name as the target's); the model records them.

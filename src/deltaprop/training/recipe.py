@@ -17,7 +17,7 @@ ingredient's effect on the mean score and the fit time). It is the default of
 - ``cross_fit``: each member holds out a fold of its own (1/members of the rows,
   stratified for classes) to choose its best epoch, so that every row trains all members
   but one (:mod:`deltaprop.training.crossfit`); where that cannot be (one member, a few
-  rows, a checkpointed run), all members hold out the same ``validation`` share;
+  rows, several processes), all members hold out the same ``validation`` share;
 - classification: label smoothing (which also gives the loss a floor, so that a table
   learned perfectly stops early).
 
