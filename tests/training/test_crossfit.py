@@ -238,3 +238,14 @@ def test_a_malformed_state_of_the_members_stopping_is_refused():
         stopping.load_state_dict(scalars, {"best_theta": arrays["best_theta"][:-1]})
     stopping.load_state_dict({**scalars, "wait_1": 1}, arrays)
     assert stopping.wait.tolist() == [0, 1]
+
+
+def test_without_restore_best_each_member_keeps_its_last_weights():
+    X, y = _data()
+    call = dict(epochs=30, batch_size=16, optimizer=dp.Adam(3e-2), seed=4)
+    kept = dp.Network([3, 16, 3], members=3, seed=0)
+    state = train_cross_fit(kept, X, y, early_stopping=dp.EarlyStopping(2, restore_best=False), **call)
+    assert state.history.member_best_epochs == [state.history.epochs] * 3
+    restored = dp.Network([3, 16, 3], members=3, seed=0)
+    train_cross_fit(restored, X, y, early_stopping=2, **call)
+    assert not np.array_equal(kept.theta, restored.theta)

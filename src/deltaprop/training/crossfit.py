@@ -173,15 +173,18 @@ class FoldStopping(Callback):
         Each row's fold: the member that never trains on it.
     sample_weight : array of shape (n_samples,), optional
     early_stopping : int or EarlyStopping, optional
-        The patience (and ``min_delta``); None: no stopping, the best epochs restored.
+        The patience (and ``min_delta``, ``restore_best``); None: no stopping, each
+        member's best epoch restored.
     """
 
     def __init__(self, X, T, fold, sample_weight=None, early_stopping: int | EarlyStopping | None = None):
         self.X, self.T, self.fold = X, T, np.asarray(fold, dtype=np.intp)
         self.w = np.ones(len(self.fold)) if sample_weight is None else np.asarray(sample_weight, np.float64)
         self.weighted = sample_weight is not None
+        self.restore_best = True
         if isinstance(early_stopping, EarlyStopping):
             self.patience, self.min_delta = early_stopping.patience, early_stopping.min_delta
+            self.restore_best = early_stopping.restore_best
         else:
             self.patience = math.inf if early_stopping is None else check_int("early_stopping", early_stopping, 1)
             self.min_delta = 0.0
@@ -259,12 +262,14 @@ class FoldStopping(Callback):
         np.copyto(self.best_theta, arrays["best_theta"])
 
     def on_train_end(self, net, history):
-        kept = self.best_epoch >= 0
-        if kept.any():  # each member's best weights (its last, where no epoch ever improved)
+        # each member's best weights; its last where no epoch ever improved, or without restore_best
+        kept = (self.best_epoch >= 0) & self.restore_best
+        if kept.any():
             theta = np.array(net.backend.to_host(net.theta))
             np.copyto(theta, self.best_theta, where=kept[self.owner])
             net.backend.upload(net.theta, theta)
-        best = history.member_best_epochs = [int(e) + 1 if e >= 0 else history.epochs for e in self.best_epoch]
+        best = history.member_best_epochs = [int(e) + 1 if ok else history.epochs
+                                             for e, ok in zip(self.best_epoch, kept)]
         history.best_epoch = None
         if not history.stop_reason.startswith("cross-fit"):  # (a run ended again: said once)
             history.stop_reason = (f"cross-fit: {net.members} members, each on its own fold: {history.stop_reason} "
