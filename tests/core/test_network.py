@@ -298,6 +298,21 @@ def test_inputs_must_be_finite_in_the_networks_dtype(value, dtype, message):
         assert np.all(np.isfinite(net.check_X(X)))
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_inputs_of_the_networks_own_dtype_are_checked_by_their_row_sums(dtype, value):
+    """Input already in the network's dtype is checked by one pass (its row sums): a NaN or an
+    infinity anywhere is found and named; finite values whose sum overflows still pass."""
+    net = dp.Network([300, 2, 2], seed=0, dtype=dtype)
+    X = np.ones((500, 300), dtype=dtype)
+    X[417, 123] = value
+    with pytest.raises(ValueError, match=f"found {value} at row 417, column 123"):
+        net.predict(X)
+    X[417, 123] = np.finfo(dtype).max  # (the row's sum overflows to inf)
+    X[417, 124] = np.finfo(dtype).max
+    assert net.predict(X).shape == (500,)
+
+
 def test_a_network_larger_than_memory_is_refused_up_front():
     with pytest.raises(ValueError, match=r"sizes: the parameters of a 784-10000000-10000000-10 network would "
                                          r"need 400 TB of memory, more than this machine's"):
