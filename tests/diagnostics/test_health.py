@@ -5,7 +5,7 @@ import pytest
 from sklearn.datasets import load_digits
 
 import deltaprop as dp
-from deltaprop.diagnostics.health import QUANTITIES, diagnose
+from deltaprop.diagnostics.health import QUANTITIES, diagnose, probe_rows
 
 
 @pytest.fixture(scope="module")
@@ -171,3 +171,14 @@ def test_vanishing_gradients_in_a_deep_sigmoid_stack_are_reported(digits):
     net = dp.Network([64] + [64] * 5 + [10], activation="sigmoid", seed=0)
     _, findings = _findings(net, digits, optimizer=dp.Adam(learning_rate=1e-4), epochs=2)
     assert any(f.startswith("gradients vanish across depth: layer 1's RMS gradient is") for f in findings), findings
+
+
+def test_an_ensembles_training_metric_is_that_of_its_mean_prediction():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4))
+    y = (X[:, 0] + 0.3 * rng.normal(size=300) > 0).astype(int)
+    model, state = dp.fit(X, y, members=3, epochs=3, seed=0, diagnostics=True)  # (no early stopping)
+    probe = probe_rows(len(X))  # (evenly spaced training rows)
+    assert state.history.train_metric[-1] == pytest.approx(np.mean(model.predict(X[probe]) == y[probe]))
+    _, crossed = dp.fit(X, y, members=3, epochs=3, seed=0, diagnostics=True, validation="cross-fit")
+    assert len(crossed.history.train_metric) == 3 and 0.5 < crossed.history.train_metric[-1] <= 1.0

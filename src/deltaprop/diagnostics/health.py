@@ -26,6 +26,7 @@ import math
 
 import numpy as np
 
+from ..core.engine import mean_output
 from ..core.objective import Objective
 from ..data.sources import block_check
 from ..metrics import score_outputs
@@ -124,7 +125,8 @@ class Diagnostics:
             row["saturated"].append(saturated)
         for q in QUANTITIES:
             history.layers[q].append(row[q])
-        history.train_metric.append(score_outputs(net.likelihood, ws.o[:b], ws.T[:b]))
+        # (an ensemble's members averaged, as it predicts)
+        history.train_metric.append(score_outputs(net.likelihood, mean_output(net, ws, b), ws.T[:b]))
         return False
 
 
