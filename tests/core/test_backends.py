@@ -61,6 +61,21 @@ def test_J_and_its_gradient_are_numpys(backend, likelihood, activation, K, membe
         np.testing.assert_allclose(host(g2), g1, rtol=1e-10, atol=1e-13)
 
 
+def test_weights_of_each_member_give_numpys_J_gradient_and_training(backend):
+    """An ensemble's column of weights per member (cross-fitting), on the backend."""
+    net, dev = pair(backend, members=3)
+    X, y, _ = problem("categorical", 3)
+    W = np.random.default_rng(2).random((len(X), 3)) * (np.arange(len(X))[:, None] % 3 != np.arange(3))
+    batch = (X, net.encode_targets(y, len(X)), W)
+    J1, g1 = dp.Objective(net).value_and_grad(net.theta, batch)
+    J2, g2 = dp.Objective(dev).value_and_grad(dev.theta, batch)
+    assert J2 == pytest.approx(J1, rel=1e-12)
+    np.testing.assert_allclose(host(g2), g1, rtol=1e-10, atol=1e-13)
+    for n in (net, dev):
+        dp.train(n, X, y, sample_weight=W, epochs=2, batch_size=16, seed=0)
+    np.testing.assert_allclose(host(dev.theta), net.theta, rtol=1e-9, atol=1e-12)
+
+
 def test_the_gradient_passes_central_differences_on_the_backend(backend):
     net = dp.Network([4, 5, 3], activation="tanh", seed=0, dtype="float64").to(backend)
     X, y, w = problem("categorical", 3, n=12)
