@@ -76,6 +76,17 @@ def test_weights_of_each_member_give_numpys_J_gradient_and_training(backend):
     np.testing.assert_allclose(host(dev.theta), net.theta, rtol=1e-9, atol=1e-12)
 
 
+def test_a_cross_fitted_run_on_the_backend_is_numpys(backend):
+    from deltaprop.training.crossfit import train_cross_fit
+
+    X, y, _ = problem("categorical", 3, n=90)
+    nets = [dp.Network([5, 7, 3], members=3, seed=0, dtype="float64") for _ in range(2)]
+    states = [train_cross_fit(net, X, y, seed=1, epochs=12, batch_size=16, early_stopping=2, backend=b)
+              for net, b in zip(nets, ("numpy", backend.name))]
+    np.testing.assert_allclose(nets[1].theta, nets[0].theta, rtol=1e-9, atol=1e-12)
+    assert states[1].history.member_best_epochs == states[0].history.member_best_epochs
+
+
 def test_the_gradient_passes_central_differences_on_the_backend(backend):
     net = dp.Network([4, 5, 3], activation="tanh", seed=0, dtype="float64").to(backend)
     X, y, w = problem("categorical", 3, n=12)
