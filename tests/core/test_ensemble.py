@@ -176,3 +176,31 @@ def test_trace_explains_one_network_and_says_so_for_an_ensemble():
     ens = dp.Network([3, 4, 2], seed=0, members=2)
     with pytest.raises(ValueError, match="ensemble of 2 members"):
         dp.trace(ens, np.zeros((2, 3)), [0, 1])
+
+
+def test_a_workspace_keeps_its_batched_views_for_the_weights_they_were_made_from():
+    """The engine keeps an ensemble's per-member views in the workspace; passes with other
+    weights (another network on the same buffers) must not read the first one's."""
+    from deltaprop.core.engine import Workspace, forward
+
+    rng = np.random.default_rng(10)
+    X = rng.normal(size=(20, 5))
+    nets = [dp.Network(SIZES + [3], activation="tanh", seed=s, dtype="float64", members=3) for s in (1, 2)]
+    ws = Workspace(nets[0].sizes, 32, np.float64, members=3)
+    for net in nets + nets:  # each in turn, twice, on the one workspace
+        ws.X[:20] = X
+        forward(net, ws, 20)
+        np.testing.assert_allclose(ws.z[net.n_layers][:20], logits_member_by_member(net, X), rtol=1e-12)
+    assert len(ws.member_views) > 0
+
+
+def logits_member_by_member(net, X):
+    """z[L] of each member, side by side, computed member by member with NumPy alone."""
+    out = []
+    for m, single in enumerate(members_of(net)):
+        h = X
+        for l in range(1, single.n_layers + 1):
+            z = h @ single.W[l][:-1] + single.W[l][-1]
+            h = np.tanh(z) if l < single.n_layers else z
+        out.append(h)
+    return np.hstack(out)

@@ -108,6 +108,7 @@ class Workspace:
         self.total_weight = 0.0
         self.Xs = None
         self.Xd = None
+        self.member_views: dict = {}  # an ensemble's batched views, by pass, layer and rows (engine._members)
 
     def upload(self, b: int, inputs: bool = True, targets: bool = True) -> None:
         """Make the first b loaded rows (``X``, and ``T`` and ``w``) the passes' inputs: a
@@ -183,7 +184,7 @@ def forward(net, ws: Workspace, b: int, masks=None) -> None:
                 np.matmul(ws.Xd, net.W[1][:-1], out=z)
             z += net.W[1][-1]
         elif l > 1 and net.members > 1:  # each member's own units: one batched product
-            a, W, out = _members(net, ws.a[l - 1][:b], net.W[l][:-1], z)
+            a, W, out = _members(net, ws, ("forward", l, b), net.W[l], ws.a[l - 1][:b], net.W[l][:-1], z)
             xp.matmul(a, W, out=out)
             z += net.W[l][-1]
         else:
@@ -274,11 +275,23 @@ def mean_output(net, ws: Workspace, b: int) -> Array:
     return out
 
 
-def _members(net, a: Array, W: Array, out: Array) -> tuple[Array, Array, Array]:
+def _members(net, ws: Workspace, key: tuple, owner, a: Array, W: Array, out: Array) -> tuple[Array, Array, Array]:
     """(k, rows, D) views of an ensemble's inputs ``a``, weights ``W`` and products ``out``
-    (members side by side in their columns), for one batched product over the members."""
+    (members side by side in their columns), for one batched product over the members.
+
+    Made once per ``key`` (the pass, the layer, the rows) and kept in the workspace: every
+    step would otherwise spend more time making them than a small table's products take.
+    ``owner`` is the array the views not of the workspace's own buffers come from (a ``W[l]``
+    or a gradient's ``G[l]``): other weights (a copied network) make them anew."""
+    hit = ws.member_views.get(key)
+    if hit is not None and hit[0] is owner:
+        return hit[1]
     k, xp = net.members, namespace(a)
-    return tuple(xp.transpose(xp.reshape(v, (v.shape[0], k, -1)), (1, 0, 2)) for v in (a, W, out))
+    views = tuple(xp.transpose(xp.reshape(v, (v.shape[0], k, -1)), (1, 0, 2)) for v in (a, W, out))
+    if len(ws.member_views) >= 64:  # (inference meets any number of rows: a few sizes are kept)
+        ws.member_views.clear()
+    ws.member_views[key] = (owner, views)
+    return views
 
 
 def backward(net, ws: Workspace, b: int, G: Sequence, dphi_ready: bool = False, after_layer=None) -> None:
@@ -296,7 +309,7 @@ def backward(net, ws: Workspace, b: int, G: Sequence, dphi_ready: bool = False, 
             np.copyto(G[1][:-1], ws.Xs.T @ ws.delta[1][:b])
             np.add.reduce(ws.delta[1][:b], axis=0, out=G[1][-1])
         elif l > 1 and net.members > 1:  # each member's h^T delta, batched; the bias row apart
-            a, d, g = _members(net, ws.a[l - 1][:b], ws.delta[l][:b], G[l][:-1])
+            a, d, g = _members(net, ws, ("gradient", l, b), G[l], ws.a[l - 1][:b], ws.delta[l][:b], G[l][:-1])
             xp.matmul(xp.transpose(a, (0, 2, 1)), d, out=g)
             xp.add.reduce(ws.delta[l][:b], axis=0, out=G[l][-1])
         else:
@@ -309,7 +322,7 @@ def backward(net, ws: Workspace, b: int, G: Sequence, dphi_ready: bool = False, 
                 net.activations[l - 1].derivative(z, a, dphi, below)
             # hidden-layer recursion: delta[l-1] = phi'(z[l-1]) * (delta[l] W[l][:-1]^T)
             if net.members > 1:  # each member's delta times its own W^T
-                d, W, out = _members(net, ws.delta[l][:b], net.W[l][:-1], below)
+                d, W, out = _members(net, ws, ("delta", l, b), net.W[l], ws.delta[l][:b], net.W[l][:-1], below)
                 xp.matmul(d, xp.transpose(W, (0, 2, 1)), out=out)
             else:
                 xp.matmul(ws.delta[l][:b], net.W[l][:-1].T, out=below)
