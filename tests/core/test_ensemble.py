@@ -204,3 +204,12 @@ def logits_member_by_member(net, X):
             h = np.tanh(z) if l < single.n_layers else z
         out.append(h)
     return np.hstack(out)
+
+
+def test_a_workspace_keeps_a_bounded_number_of_batched_views():
+    ens = dp.Network(SIZES + [3], seed=0, members=3)
+    X = np.random.default_rng(0).normal(size=(100, 5))
+    for n in range(1, 100):  # (inference meets any number of rows)
+        ens.predict(X[:n])
+    with ens._pool.lend() as ws:
+        assert 0 < len(ws.member_views) <= 64

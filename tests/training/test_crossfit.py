@@ -249,3 +249,41 @@ def test_without_restore_best_each_member_keeps_its_last_weights():
     restored = dp.Network([3, 16, 3], members=3, seed=0)
     train_cross_fit(restored, X, y, early_stopping=2, **call)
     assert not np.array_equal(kept.theta, restored.theta)
+
+
+def test_sparse_rows_are_cross_fitted_as_the_same_rows_dense():
+    """Sparse inputs (TF-IDF, say) train and are scored on their folds as they are."""
+    sp = pytest.importorskip("scipy.sparse")
+    X = sp.random(200, 30, density=0.2, format="csr", random_state=0)
+    y = (np.asarray(X[:, :5].sum(axis=1)).ravel() > 0.4).astype(int)
+    nets = [dp.Network([30, 8, 2], members=3, seed=0, dtype="float64") for _ in range(2)]
+    states = [train_cross_fit(net, rows, y, seed=1, epochs=6, batch_size=32, early_stopping=2)
+              for net, rows in zip(nets, (X, X.toarray()))]
+    np.testing.assert_allclose(nets[0].theta, nets[1].theta, rtol=1e-9, atol=1e-12)
+    assert states[0].history.member_best_epochs == states[1].history.member_best_epochs
+
+
+def test_each_member_waits_out_its_own_patience_by_min_delta_and_keeps_its_best_weights():
+    X, y = _data(30)
+    net = dp.Network([3, 4, 3], members=2, seed=0)
+    stopping = FoldStopping(X, np.eye(3)[y], np.arange(30) % 2, early_stopping=dp.EarlyStopping(2, min_delta=0.1))
+    stopping.on_train_begin(net, None)
+    h = dp.History()
+    losses = iter([[1.0, 1.0], [0.95, 0.5], [0.5, 0.45], [0.45, 0.44], [0.44, 0.3]])  # member 1 stalls first (then is done)
+    stopping.fold_scores = lambda n: (np.array(next(losses)), 0.5)
+    thetas, stopped = [], []
+    for epoch in range(5):
+        net.theta[...] = epoch  # (each epoch's weights told apart)
+        h.val_loss.append(float("nan"))
+        h.val_metric.append(float("nan"))
+        h.loss.append(1.0)
+        stopped.append(stopping.on_epoch_end(epoch, h, net))
+        thetas.append(net.theta.copy())
+    # member 0: better by more than 0.1 at epochs 0 and 2; member 1: at 0 and 1, then done after epoch 3
+    assert stopping.best_epoch.tolist() == [2, 1] and stopping.wait.tolist() == [2, 2]
+    assert stopped == [False, False, False, False, True]
+    assert h.val_loss[1] == pytest.approx(0.725)
+    stopping.on_train_end(net, h)
+    assert h.member_best_epochs == [3, 2]
+    positions = net.member_positions()
+    assert np.all(net.theta[positions[0]] == 2) and np.all(net.theta[positions[1]] == 1)

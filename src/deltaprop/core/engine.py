@@ -255,13 +255,15 @@ def _member_weighted(ws: Workspace, b: int, k: int, delta: Array, scale: float, 
     ws.total_weight = float(totals.mean())
     divisors = (np.where(totals > 0, totals, 1.0) if mean else np.ones(k)) * k
     factor = xp.reshape(ws.work[:b], (b, k, -1))[:, :, 0]  # (scratch: the loss is done with it)
-    dtype = ws.mw.dtype  # (NumPy's name of it: W's own may be another library's)
-    xp.multiply(W, be.from_host(scale / divisors, dtype), out=factor)
+    # k numbers a batch, made on the host; moved (in NumPy's name of the dtype) only off it
+    scales, inverse = (scale / divisors).astype(ws.mw.dtype), (1.0 / divisors).astype(ws.mw.dtype)
+    if not be.host:
+        scales, inverse = be.from_host(scales), be.from_host(inverse)
+    xp.multiply(W, scales, out=factor)
     delta = xp.reshape(delta, (b, k, -1))  # (member m's outputs: columns m K .. (m + 1) K)
     delta *= factor[:, :, None]
     xp.multiply(W, xp.reshape(ws.nll[:b * k], (b, k)), out=factor)
-    sums = xp.add.reduce(factor, axis=0)  # each member's weighted sum
-    return be.deferred(xp.dot(sums, be.from_host(1.0 / divisors, dtype)))
+    return be.deferred(xp.dot(xp.add.reduce(factor, axis=0), inverse))  # the members' weighted sums, scaled
 
 
 def mean_output(net, ws: Workspace, b: int) -> Array:

@@ -217,20 +217,22 @@ class Network:
             start += rows * cols
         return out
 
+    def member_positions(self) -> Array:
+        """Where each member's parameters lie in this ensemble's ``theta``: row m holds, for
+        each entry of one member's own flat ``theta``, its index here (member m's ``W[l]`` is
+        columns ``m D_l`` to ``(m + 1) D_l`` of every ``W[l]``); shape (members, n_params / members)."""
+        index = views(np.arange(self.n_params), self.shapes)
+        return np.stack([np.concatenate([index[l][:, m * d:(m + 1) * d].ravel() for l, d in
+                                         enumerate(self.sizes[1:], start=1)]) for m in range(self.members)])
+
     def stack_members(self, vectors: Sequence[Array]) -> Array:
         """Flat vectors laid out as ``theta`` of one member (its weights, or an optimizer's
-        moments), one per member, as one vector laid out as this ensemble's ``theta``:
-        member m's ``W[l]`` in columns ``m D_l`` to ``(m + 1) D_l`` of every ``W[l]``."""
-        k = self.members
-        if len(vectors) != k:
-            raise ValueError(f"vectors: expected one per member ({k}), found {len(vectors)}")
-        single = [(rows, cols // k) for rows, cols in self.shapes]
+        moments), one per member, as one vector laid out as this ensemble's ``theta``
+        (:meth:`member_positions`)."""
+        if len(vectors) != self.members:
+            raise ValueError(f"vectors: expected one per member ({self.members}), found {len(vectors)}")
         out = np.empty(self.n_params, dtype=np.result_type(*vectors))
-        parts = [views(v, single) for v in vectors]
-        for l, W in enumerate(views(out, self.shapes)[1:], start=1):
-            d = self.sizes[l]
-            for m in range(k):
-                W[:, m * d:(m + 1) * d] = parts[m][l]
+        out[self.member_positions()] = np.stack(vectors)
         return out
 
     def copy(self, dtype=None, backend: str | Backend | None = None) -> "Network":

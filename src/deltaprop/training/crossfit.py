@@ -59,10 +59,10 @@ def cross_fits(members: int, n_samples: int, options: dict) -> bool:
     """Whether the tabular recipe cross-fits an ensemble of ``members`` on ``n_samples`` rows
     with these options of :func:`train`: with at least two members, a fold of at least
     :data:`MIN_FOLD` rows each, and none of the options that need one single run."""
-    return members >= 2 and n_samples >= MIN_FOLD * members and _single_run_option(options) is None
+    return members >= 2 and n_samples >= MIN_FOLD * members and _refused_option(options) is None
 
 
-def _single_run_option(options: dict) -> str | None:
+def _refused_option(options: dict) -> str | None:
     """The option given that a cross-fitted ensemble does not take: several processes (the
     members' weights would be summed over the ranks before they are divided by each member's
     own total)."""
@@ -112,7 +112,7 @@ def train_cross_fit(net: Network, X, T=None, *, sample_weight=None, seed=None, c
     if k < 2:
         raise ValueError(f"validation: {CROSS_FIT!r} holds out one fold per member of an ensemble; "
                          f"this network has {k} member (give members >= 2, or a validation fraction)")
-    name = _single_run_option(options)
+    name = _refused_option(options)
     if name is not None:
         raise ValueError(f"{name}: not with validation={CROSS_FIT!r} (each member's weights are its own "
                          "mean over its rows); give a validation fraction")
@@ -196,20 +196,15 @@ class FoldStopping(Callback):
         self.best, self.wait = np.full(k, math.inf), np.zeros(k, dtype=np.int64)
         self.best_epoch = np.full(k, -1, dtype=np.int64)
         self.best_theta = np.array(net.backend.to_host(net.theta))
-        single = sum(rows * (cols // k) for rows, cols in net.shapes)
-        # where each member's own parameters lie in theta: member m's j-th at positions[m, j]
-        ids = net.stack_members([np.arange(single) + m * single for m in range(k)])
-        self.positions = np.empty(k * single, dtype=np.int64)
-        self.positions[ids] = np.arange(net.n_params)
-        self.positions = self.positions.reshape(k, single)
+        self.positions = net.member_positions()
         self.owner = np.empty(net.n_params, dtype=np.int64)  # which member each entry of theta belongs to
         self.owner[self.positions] = np.arange(k)[:, None]
         # a member is scored alone, on its fold alone: a network of its own, its weights copied in
         self.member = Network(net.sizes, activation=net.activation_names, likelihood=net.likelihood,
                               dtype=net.dtype, seed=0)  # (its own weights are never used)
         self.rows = [np.flatnonzero(self.fold == m) for m in range(k)]
-        self.parts = [(np.ascontiguousarray(self.X[r], dtype=net.dtype), self.T[r],
-                       self.w[r] if self.weighted else None) for r in self.rows]
+        self.parts = [(net.check_X(self.X[r]), self.T[r], self.w[r] if self.weighted else None)
+                      for r in self.rows]  # (dense or sparse, in the network's dtype)
         self.stop_reason = ""
 
     def fold_scores(self, net) -> tuple[np.ndarray, float]:
